@@ -1,0 +1,431 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Refresher exchanges a refresh token at the OAuth token endpoint. The codex
+// package implements it; errors for which errors.As finds a
+// `Permanent() bool` method returning true mean the refresh token is dead
+// and the user must log in again.
+type Refresher interface {
+	Refresh(ctx context.Context, refreshToken string) (RefreshedTokens, error)
+}
+
+// RefreshedTokens is a token endpoint's answer. Every field is optional:
+// what is empty keeps its previous value.
+type RefreshedTokens struct {
+	IDToken      string
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+}
+
+// String describes the answer without its tokens.
+func (r RefreshedTokens) String() string {
+	return fmt.Sprintf("RefreshedTokens{IDToken:%s AccessToken:%s RefreshToken:%s ExpiresIn:%s}",
+		redacted(r.IDToken), redacted(r.AccessToken), redacted(r.RefreshToken), r.ExpiresIn)
+}
+
+// GoString is String, so %#v does not print the tokens either.
+func (r RefreshedTokens) GoString() string { return r.String() }
+
+// Refresh policy.
+const (
+	// refreshAttempts is how often a transient failure is tried in total.
+	refreshAttempts = 3
+	// staleWithoutExpiry is when a token whose expiry is unknown is
+	// refreshed anyway, counted from its last refresh (the official client's
+	// fallback).
+	staleWithoutExpiry = 8 * 24 * time.Hour
+	// maxReasonLen bounds the stored re-link reason.
+	maxReasonLen = 300
+)
+
+// refreshBackoff is the wait before the 2nd and 3rd attempt.
+var refreshBackoff = [refreshAttempts - 1]time.Duration{time.Second, 2 * time.Second}
+
+// tokenState is the broker's per-user state: the decrypted bundle and the
+// refresh in flight, if any.
+type tokenState struct {
+	cur    atomic.Pointer[cachedBundle] // nil if the stored bundle did not decrypt
+	mu     sync.Mutex                   // guards flight
+	flight *flight
+}
+
+// cachedBundle is a decrypted bundle with its freshness precomputed, so the
+// hot path only compares times.
+type cachedBundle struct {
+	b TokenBundle
+	// staleAt is when a refresh is due; zero means now.
+	staleAt time.Time
+	// expiresAt is when the access token stops working; zero if unknown.
+	expiresAt time.Time
+}
+
+// flight is one refresh that concurrent callers wait on together.
+type flight struct {
+	done chan struct{}
+	cb   *cachedBundle // set before done closes
+	err  error
+}
+
+// fresh reports whether the access token can be used without refreshing.
+func (c *cachedBundle) fresh(now time.Time) bool {
+	return !c.staleAt.IsZero() && now.Before(c.staleAt)
+}
+
+// newCached precomputes the freshness of b.
+func (v *Vault) newCached(b TokenBundle) *cachedBundle {
+	c := &cachedBundle{b: b}
+	switch {
+	case b.AccessToken == "" || b.RelinkNeeded:
+	case !b.Expiry.IsZero():
+		c.expiresAt = b.Expiry
+		c.staleAt = b.Expiry.Add(-v.opts.RefreshSkew)
+	case !b.LastRefresh.IsZero():
+		c.staleAt = b.LastRefresh.Add(staleWithoutExpiry)
+	}
+	return c
+}
+
+// store installs c unless a newer version is already cached, and returns
+// what is cached afterwards.
+func (st *tokenState) store(c *cachedBundle) *cachedBundle {
+	for {
+		old := st.cur.Load()
+		if old != nil && old.b.Version > c.b.Version {
+			return old
+		}
+		if st.cur.CompareAndSwap(old, c) {
+			return c
+		}
+	}
+}
+
+// AccessToken returns a usable ChatGPT access token and account id for the
+// user, refreshing it when it is stale or when force is set (after the
+// upstream answered 401).
+//
+// Concurrent callers for one user share one refresh. The refresh runs
+// detached from ctx with its own timeout, so a caller giving up never loses
+// a rotated refresh token; the new refresh token is committed to disk before
+// any caller sees the new access token. Errors: ErrNotLinked,
+// ErrRelinkNeeded (fails fast, no refresh attempted), ErrRefreshUnavailable
+// (after retries), ErrTokenUndecryptable, or ctx's error.
+func (v *Vault) AccessToken(ctx context.Context, userID string, force bool) (token, accountID string, err error) {
+	st := v.tokenStateOf(userID)
+	if st == nil {
+		return "", "", ErrNotLinked
+	}
+	seen := st.cur.Load()
+	if seen != nil {
+		if seen.b.RelinkNeeded {
+			return "", "", relinkErr(seen.b.RelinkReason, nil)
+		}
+		if !force && seen.fresh(v.now()) {
+			return seen.b.AccessToken, seen.b.AccountID, nil
+		}
+	}
+	f, cb, err := v.joinRefresh(ctx, userID, st, seen)
+	if err != nil {
+		return "", "", err
+	}
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		}
+		cb, err = f.cb, f.err
+	}
+	if err != nil {
+		// A token endpoint outage should not fail requests while the old
+		// access token is still valid: the skew leaves minutes to spare.
+		if prev := st.cur.Load(); !force && errors.Is(err, ErrRefreshUnavailable) && prev != nil &&
+			!prev.b.RelinkNeeded && v.now().Before(prev.expiresAt) {
+			return prev.b.AccessToken, prev.b.AccountID, nil
+		}
+		return "", "", err
+	}
+	return cb.b.AccessToken, cb.b.AccountID, nil
+}
+
+// joinRefresh returns the user's refresh in flight, starting one if needed,
+// or a bundle that became fresh since the caller looked (seen).
+func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, seen *cachedBundle) (*flight, *cachedBundle, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.flight != nil {
+		return st.flight, nil, nil
+	}
+	// Someone refreshed between our look and the lock: a forced caller's 401
+	// was for the old token, so the new one is what it wants.
+	if cur := st.cur.Load(); cur != nil && cur != seen {
+		if cur.b.RelinkNeeded {
+			return nil, nil, relinkErr(cur.b.RelinkReason, nil)
+		}
+		if cur.fresh(v.now()) {
+			return nil, cur, nil
+		}
+	}
+	v.life.RLock()
+	defer v.life.RUnlock()
+	if v.closed {
+		return nil, nil, ErrClosed
+	}
+	v.flights.Add(1)
+	f := &flight{done: make(chan struct{})}
+	st.flight = f
+	go func() {
+		defer v.flights.Done()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.opts.RefreshTimeout)
+		defer cancel()
+		cb, err := v.refresh(rctx, userID, st)
+		f.cb, f.err = cb, err
+		st.mu.Lock()
+		st.flight = nil
+		st.mu.Unlock()
+		close(f.done)
+	}()
+	return f, nil, nil
+}
+
+// refresh runs one flight: re-read the store, call the token endpoint with
+// retries, commit the result.
+func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*cachedBundle, error) {
+	// Another writer may have rotated the tokens since we cached them; using
+	// our stale copy would spend a refresh token that is already used.
+	stored, err := v.readBundle(userID)
+	if err != nil {
+		return nil, err
+	}
+	cur := st.cur.Load()
+	if cur == nil || stored.Version > cur.b.Version {
+		cur = st.store(v.newCached(stored))
+		if cur.b.RelinkNeeded {
+			return nil, relinkErr(cur.b.RelinkReason, nil)
+		}
+		if cur.fresh(v.now()) {
+			return cur, nil
+		}
+	}
+	if v.opts.Refresher == nil {
+		return nil, fmt.Errorf("%w: no token refresher is configured", ErrRefreshUnavailable)
+	}
+	var last error
+	for attempt := 0; attempt < refreshAttempts; attempt++ {
+		if attempt > 0 {
+			if err := v.opts.Sleep(ctx, refreshBackoff[attempt-1]); err != nil {
+				break
+			}
+		}
+		got, err := v.opts.Refresher.Refresh(ctx, cur.b.RefreshToken)
+		if err == nil {
+			return v.commitRefresh(userID, st, stored, cur.b, got)
+		}
+		err = scrub(err, cur.b)
+		if isPermanent(err) {
+			return v.markRelink(userID, st, stored, cur.b, err)
+		}
+		last = err
+		v.logf("vault: ChatGPT token refresh failed", "user", userID, "attempt", attempt+1, "error", err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("%w: %w", ErrRefreshUnavailable, last)
+}
+
+// commitRefresh stores the refreshed tokens, replacing stored only if it
+// is still what is on disk.
+func (v *Vault) commitRefresh(userID string, st *tokenState, stored, base TokenBundle, got RefreshedTokens) (*cachedBundle, error) {
+	if v.testHookAfterRefresh != nil {
+		v.testHookAfterRefresh()
+	}
+	now := v.now().UTC()
+	nb := base
+	if got.IDToken != "" {
+		nb.IDToken = got.IDToken
+	}
+	if got.AccessToken != "" {
+		nb.AccessToken = got.AccessToken
+		nb.Expiry = time.Time{}
+		if got.ExpiresIn > 0 {
+			nb.Expiry = now.Add(got.ExpiresIn)
+		}
+	}
+	// No new refresh token means the old one stays valid.
+	if got.RefreshToken != "" {
+		nb.RefreshToken = got.RefreshToken
+	}
+	nb = withClaims(nb, true)
+	nb.LastRefresh = now
+	nb.Version = max(base.Version, stored.Version) + 1
+	nb.RelinkNeeded, nb.RelinkReason = false, ""
+	ok, err := v.replaceBundle(userID, stored, func(bk *bolt.Bucket) error {
+		return v.putBundle(bk, userID, nb)
+	})
+	if err != nil {
+		// Not durable, but keep it in memory: the old refresh token is spent
+		// and this one is the only one that still works.
+		st.store(v.newCached(nb))
+		v.logf("vault: saving the refreshed ChatGPT token failed", "user", userID, "error", err)
+		return nil, fmt.Errorf("vault: saving the refreshed ChatGPT token: %w", err)
+	}
+	if !ok {
+		v.logf("vault: tokens changed during refresh; keeping the stored ones", "user", userID)
+		return v.adoptStored(userID, st)
+	}
+	if v.testHookAfterPersist != nil {
+		v.testHookAfterPersist()
+	}
+	return st.store(v.newCached(nb)), nil
+}
+
+// markRelink records that the user must log in again, so later calls fail
+// fast without touching the token endpoint.
+func (v *Vault) markRelink(userID string, st *tokenState, stored, base TokenBundle, cause error) (*cachedBundle, error) {
+	reason := cause.Error()
+	if len(reason) > maxReasonLen {
+		reason = strings.ToValidUTF8(reason[:maxReasonLen], "")
+	}
+	nb := base
+	nb.Version = max(base.Version, stored.Version) + 1
+	nb.RelinkNeeded, nb.RelinkReason = true, reason
+	ok, err := v.replaceBundle(userID, stored, func(bk *bolt.Bucket) error {
+		return v.putBundle(bk, userID, nb)
+	})
+	if err == nil && !ok {
+		// Re-linked meanwhile: the dead token was not the current one.
+		return v.adoptStored(userID, st)
+	}
+	st.store(v.newCached(nb))
+	if err != nil {
+		v.logf("vault: saving the re-link flag failed", "user", userID, "error", err)
+	}
+	v.logf("vault: ChatGPT refresh token rejected; user must re-link", "user", userID, "reason", reason)
+	return nil, relinkErr(reason, cause)
+}
+
+// replaceBundle runs put in a write transaction if the stored bundle is
+// still expected (same version and refresh token); ok is false otherwise.
+func (v *Vault) replaceBundle(userID string, expected TokenBundle, put func(*bolt.Bucket) error) (ok bool, err error) {
+	err = v.update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketTokens)
+		rec, err := getTokenRecord(bk, userID)
+		if errors.Is(err, ErrNotLinked) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if rec.Version != expected.Version {
+			return nil
+		}
+		// Re-encryption keeps the version: compare the secret itself.
+		b, err := v.openRecord(userID, rec)
+		if err != nil || b.RefreshToken != expected.RefreshToken {
+			return nil
+		}
+		ok = true
+		return put(bk)
+	})
+	return ok, err
+}
+
+// adoptStored caches what is on disk and returns it if it can be used.
+func (v *Vault) adoptStored(userID string, st *tokenState) (*cachedBundle, error) {
+	b, err := v.readBundle(userID)
+	if err != nil {
+		return nil, err
+	}
+	cb := st.store(v.newCached(b))
+	switch {
+	case cb.b.RelinkNeeded:
+		return nil, relinkErr(cb.b.RelinkReason, nil)
+	case cb.fresh(v.now()):
+		return cb, nil
+	}
+	return nil, fmt.Errorf("%w: the stored tokens changed during the refresh", ErrRefreshUnavailable)
+}
+
+// relinkErr is ErrRelinkNeeded with the reason, wrapping the refresher's
+// error when there is one.
+func relinkErr(reason string, cause error) error {
+	if reason == "" {
+		reason = "refresh token rejected"
+	}
+	if cause != nil {
+		return fmt.Errorf("%w (reason: %s): %w", ErrRelinkNeeded, reason, cause)
+	}
+	return fmt.Errorf("%w (reason: %s)", ErrRelinkNeeded, reason)
+}
+
+// isPermanent reports whether err says the refresh token is dead.
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// scrub wraps err so its message cannot leak b's tokens, whatever the
+// refresher put in it; errors.Is/As still see the original.
+func scrub(err error, b TokenBundle) error {
+	msg := err.Error()
+	clean := msg
+	for _, s := range []string{b.RefreshToken, b.AccessToken, b.IDToken} {
+		if len(s) >= 8 {
+			clean = strings.ReplaceAll(clean, s, "[redacted]")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return &scrubbedError{msg: clean, err: err}
+}
+
+// scrubbedError is an error with secrets cut out of its message.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// tokenStateOf returns the user's broker state, or nil if not linked.
+func (v *Vault) tokenStateOf(userID string) *tokenState {
+	v.tokMu.RLock()
+	st := v.tokens[userID]
+	v.tokMu.RUnlock()
+	return st
+}
+
+// stateFor returns the user's broker state, creating it.
+func (v *Vault) stateFor(userID string) *tokenState {
+	if st := v.tokenStateOf(userID); st != nil {
+		return st
+	}
+	v.tokMu.Lock()
+	defer v.tokMu.Unlock()
+	st := v.tokens[userID]
+	if st == nil {
+		st = &tokenState{}
+		v.tokens[userID] = st
+	}
+	return st
+}
+
+// dropTokenState forgets the user's cached tokens.
+func (v *Vault) dropTokenState(userID string) {
+	v.tokMu.Lock()
+	delete(v.tokens, userID)
+	v.tokMu.Unlock()
+}

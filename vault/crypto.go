@@ -1,0 +1,144 @@
+package vault
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// keyLen is the AES-256 key size.
+const keyLen = 32
+
+// ParseKey decodes a 32-byte encryption key given as 64 hex characters,
+// base64url or standard base64 (padding optional). Errors describe the
+// problem by length only and never contain the key.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("vault: encryption key is empty; give 32 bytes as base64url, standard base64 or 64 hex characters (e.g. `openssl rand -base64 32`)")
+	}
+	if isHex(s) {
+		if len(s) == 2*keyLen {
+			return hex.DecodeString(s)
+		}
+		// 43 or 44 characters is a base64 key that happens to look like hex.
+		if len(s) != 43 && len(s) != 44 {
+			return nil, fmt.Errorf("vault: encryption key has %d hex characters, need exactly %d", len(s), 2*keyLen)
+		}
+	}
+	for _, enc := range []*base64.Encoding{
+		base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding,
+	} {
+		b, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if len(b) != keyLen {
+			return nil, fmt.Errorf("vault: encryption key decodes to %d bytes, need exactly %d (AES-256)", len(b), keyLen)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("vault: encryption key (%d characters) is neither base64url, standard base64 nor hex; give 32 bytes, e.g. `openssl rand -base64 32`", len(s))
+}
+
+// isHex reports whether s is made only of hex digits.
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// aeadKey is one configured encryption key.
+type aeadKey struct {
+	id   string // first 8 hex of sha256(key): names the key in stored records
+	aead cipher.AEAD
+}
+
+// keyring holds the configured keys; keys[0] encrypts, all decrypt.
+type keyring struct {
+	keys []aeadKey
+}
+
+// newKeyring parses the configured keys.
+func newKeyring(encoded []string) (*keyring, error) {
+	kr := &keyring{}
+	seen := map[string]bool{}
+	for i, s := range encoded {
+		raw, err := ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("encryption key #%d: %w", i+1, err)
+		}
+		sum := sha256.Sum256(raw)
+		id := hex.EncodeToString(sum[:4])
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		block, err := aes.NewCipher(raw)
+		if err != nil {
+			return nil, fmt.Errorf("vault: encryption key #%d: %w", i+1, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("vault: encryption key #%d: %w", i+1, err)
+		}
+		kr.keys = append(kr.keys, aeadKey{id: id, aead: aead})
+	}
+	return kr, nil
+}
+
+// primaryID names the key new ciphertexts are sealed with.
+func (kr *keyring) primaryID() string { return kr.keys[0].id }
+
+// sealed is an encrypted blob and the key that sealed it.
+type sealed struct {
+	KeyID      string `json:"key_id"`
+	Nonce      []byte `json:"nonce"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+// seal encrypts plaintext with the primary key and a random 96-bit nonce.
+// The associated data binds the ciphertext to context and the key id.
+func (kr *keyring) seal(plaintext []byte, context string) (sealed, error) {
+	k := kr.keys[0]
+	nonce := make([]byte, k.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return sealed{}, fmt.Errorf("vault: random nonce: %w", err)
+	}
+	ct := k.aead.Seal(nil, nonce, plaintext, associatedData(context, k.id))
+	return sealed{KeyID: k.id, Nonce: nonce, Ciphertext: ct}, nil
+}
+
+// open decrypts s; it fails when the key is unknown, the blob was changed
+// or it was sealed for another context.
+func (kr *keyring) open(s sealed, context string) ([]byte, error) {
+	for _, k := range kr.keys {
+		if k.id != s.KeyID {
+			continue
+		}
+		if len(s.Nonce) != k.aead.NonceSize() {
+			return nil, ErrTokenUndecryptable
+		}
+		pt, err := k.aead.Open(nil, s.Nonce, s.Ciphertext, associatedData(context, k.id))
+		if err != nil {
+			return nil, ErrTokenUndecryptable
+		}
+		return pt, nil
+	}
+	return nil, ErrTokenUndecryptable
+}
+
+// associatedData is what a ciphertext is bound to besides its key.
+func associatedData(context, keyID string) []byte {
+	return []byte("codex-proxy/vault/v1\x00" + context + "\x00" + keyID)
+}

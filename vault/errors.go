@@ -1,0 +1,40 @@
+package vault
+
+import "errors"
+
+// ErrNotFound reports a user, key, or other record that does not exist.
+var ErrNotFound = errors.New("vault: not found")
+
+// ErrEmailTaken reports a CreateUser for an email that already has a user.
+var ErrEmailTaken = errors.New("vault: a user with this email already exists")
+
+// ErrKeyInvalid reports an API key that is unknown or revoked. Both cases
+// share this error so callers cannot tell them apart.
+var ErrKeyInvalid = errors.New("vault: invalid API key")
+
+// ErrNotLinked reports a user who has no ChatGPT tokens stored.
+var ErrNotLinked = errors.New("vault: no ChatGPT account is linked for this user; link one in the dashboard")
+
+// ErrRelinkNeeded reports a user whose refresh token was rejected for good
+// (reused, expired or revoked). No refresh is attempted until new tokens are
+// stored with PutTokens.
+var ErrRelinkNeeded = errors.New("vault: the ChatGPT login has expired; the user must re-link their ChatGPT account in the dashboard")
+
+// ErrRefreshUnavailable reports a refresh that failed for a reason that may
+// pass (token endpoint down, network error) after all retries.
+var ErrRefreshUnavailable = errors.New("vault: could not refresh the ChatGPT token right now; try again shortly")
+
+// ErrTokenUndecryptable reports a stored token bundle that none of the
+// configured encryption keys can open (wrong key, tampering, or a bundle
+// that belongs to another user).
+var ErrTokenUndecryptable = errors.New("vault: stored ChatGPT tokens cannot be decrypted with the configured encryption keys")
+
+// ErrInvalidToken reports a dashboard session, login token or OAuth state
+// that is unknown, already used or expired.
+var ErrInvalidToken = errors.New("vault: unknown, used or expired token")
+
+// ErrClosed reports a call on a closed Vault.
+var ErrClosed = errors.New("vault: closed")
+
+// ErrSchemaTooNew reports a file written by a newer version of the proxy.
+var ErrSchemaTooNew = errors.New("vault: the database was written by a newer version of the proxy")

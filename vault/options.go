@@ -1,0 +1,126 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults for the zero values in Options.
+const (
+	DefaultLogRetention     = 30 * 24 * time.Hour
+	DefaultRefreshSkew      = 5 * time.Minute
+	DefaultRefreshTimeout   = 30 * time.Second
+	DefaultOpenTimeout      = time.Second
+	DefaultLogFlushInterval = 200 * time.Millisecond
+	DefaultLogBatchSize     = 512
+	DefaultLogBuffer        = 16384
+	DefaultKeyFlushInterval = 15 * time.Second
+)
+
+// minPepperLen keeps the API-key HMAC from being keyed by a guessable word.
+const minPepperLen = 16
+
+// Options configures a Vault. EncryptionKeys and Pepper are required; every
+// other field has a default.
+type Options struct {
+	// EncryptionKeys are AES-256 keys for token bundles, each 32 bytes given
+	// as base64url, standard base64 or 64 hex characters (see ParseKey). The
+	// first encrypts; all decrypt, so a new key can be put first and the old
+	// one kept second until ReencryptAll has run.
+	EncryptionKeys []string
+	// Pepper keys the HMAC-SHA-256 that API keys are stored under; at least
+	// 16 bytes. Changing it invalidates every API key.
+	Pepper string
+	// LogRetention is how long request-log records are kept (default 30 days).
+	LogRetention time.Duration
+	// Now is the clock; tests pass a fake one (default time.Now).
+	Now func() time.Time
+	// Refresher exchanges refresh tokens; without one, stale tokens fail
+	// with ErrRefreshUnavailable.
+	Refresher Refresher
+	// Log receives operational messages with key/value pairs; it never gets
+	// secrets (default: discard).
+	Log func(msg string, kv ...any)
+	// RefreshSkew is how long before the access token's expiry it counts as
+	// stale (default 5 minutes).
+	RefreshSkew time.Duration
+	// RefreshTimeout bounds one refresh including retries, independent of the
+	// caller's context (default 30 s).
+	RefreshTimeout time.Duration
+	// Sleep waits between refresh retries; tests replace it to avoid real
+	// back-off (default: a timer that also stops when ctx ends).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// OpenTimeout is how long Open waits for the file lock that another
+	// process may hold (default 1 s).
+	OpenTimeout time.Duration
+	// LogFlushInterval is the longest a request-log record waits in memory
+	// before it is committed (default 200 ms).
+	LogFlushInterval time.Duration
+	// LogBatchSize commits a batch early once it has this many records
+	// (default 512).
+	LogBatchSize int
+	// LogBuffer is how many records may wait for the writer before
+	// LogRequest starts dropping them (default 16384).
+	LogBuffer int
+	// KeyFlushInterval is how often API-key last-used times are written
+	// (default 15 s).
+	KeyFlushInterval time.Duration
+}
+
+// withDefaults validates o and fills in its zero values.
+func (o Options) withDefaults() (Options, error) {
+	if len(o.EncryptionKeys) == 0 {
+		return o, errors.New("vault: Options.EncryptionKeys needs at least one 32-byte key")
+	}
+	if len(o.Pepper) < minPepperLen {
+		return o, fmt.Errorf("vault: Options.Pepper must be at least %d bytes", minPepperLen)
+	}
+	if o.LogRetention <= 0 {
+		o.LogRetention = DefaultLogRetention
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+	if o.RefreshSkew <= 0 {
+		o.RefreshSkew = DefaultRefreshSkew
+	}
+	if o.RefreshTimeout <= 0 {
+		o.RefreshTimeout = DefaultRefreshTimeout
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleepCtx
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = DefaultOpenTimeout
+	}
+	if o.LogFlushInterval <= 0 {
+		o.LogFlushInterval = DefaultLogFlushInterval
+	}
+	if o.LogBatchSize <= 0 {
+		o.LogBatchSize = DefaultLogBatchSize
+	}
+	if o.LogBuffer <= 0 {
+		o.LogBuffer = DefaultLogBuffer
+	}
+	if o.KeyFlushInterval <= 0 {
+		o.KeyFlushInterval = DefaultKeyFlushInterval
+	}
+	return o, nil
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

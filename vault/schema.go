@@ -1,0 +1,100 @@
+package vault
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names. Keys inside are documented where each bucket is used.
+var (
+	bucketMeta          = []byte("meta")
+	bucketUsers         = []byte("users")          // user id → User
+	bucketUsersByEmail  = []byte("users_by_email") // normalised email → user id
+	bucketKeys          = []byte("keys")           // key id → keyRecord
+	bucketKeysByUser    = []byte("keys_by_user")   // user id \x00 key id → nil
+	bucketTokens        = []byte("tokens")         // user id → tokenRecord
+	bucketSessions      = []byte("sessions")       // sha256(token) → sessionRecord
+	bucketLoginTokens   = []byte("login_tokens")   // sha256(token) → loginRecord
+	bucketOAuthSessions = []byte("oauth_sessions") // sha256(state) → oauthRecord
+	bucketRequests      = []byte("requests")       // time ‖ seq → LogRecord
+	bucketRequestsByUsr = []byte("requests_by_user")
+	bucketUsage         = []byte("usage") // user id \x00 YYYY-MM-DD → DayUsage
+)
+
+// keySchemaVersion stores the version the file has been migrated to.
+var keySchemaVersion = []byte("schema_version")
+
+// migration moves a file from version to-1 to version to.
+type migration struct {
+	to   uint64
+	name string
+	fn   func(tx *bolt.Tx) error
+}
+
+// migrations run in order, each in its own transaction. Append only: a
+// released migration never changes.
+var migrations = []migration{
+	{to: 1, name: "create buckets", fn: func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{
+			bucketUsers, bucketUsersByEmail, bucketKeys, bucketKeysByUser,
+			bucketTokens, bucketSessions, bucketLoginTokens, bucketOAuthSessions,
+			bucketRequests, bucketRequestsByUsr, bucketUsage,
+		} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
+}
+
+// latestSchema is the version a file has once every migration ran.
+func latestSchema() uint64 { return migrations[len(migrations)-1].to }
+
+// schemaVersion reads the stored version; 0 for a new file.
+func schemaVersion(tx *bolt.Tx) uint64 {
+	b := tx.Bucket(bucketMeta)
+	if b == nil {
+		return 0
+	}
+	v := b.Get(keySchemaVersion)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// migrate brings the file up to latestSchema, refusing files from the future.
+func (v *Vault) migrate() error {
+	var cur uint64
+	if err := v.db.View(func(tx *bolt.Tx) error { cur = schemaVersion(tx); return nil }); err != nil {
+		return err
+	}
+	if cur > latestSchema() {
+		return fmt.Errorf("%w (file schema %d, this build knows %d)", ErrSchemaTooNew, cur, latestSchema())
+	}
+	for _, m := range migrations {
+		if m.to <= cur {
+			continue
+		}
+		err := v.update(func(tx *bolt.Tx) error {
+			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := m.fn(tx); err != nil {
+				return err
+			}
+			var buf [8]byte
+			binary.BigEndian.PutUint64(buf[:], m.to)
+			return meta.Put(keySchemaVersion, buf[:])
+		})
+		if err != nil {
+			return fmt.Errorf("vault: migration to schema %d (%s): %w", m.to, m.name, err)
+		}
+		v.logf("vault schema migrated", "version", m.to, "migration", m.name)
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// User is a person allowed to use the proxy.
+type User struct {
+	ID      string    `json:"id"`
+	Email   string    `json:"email"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// maxNameLen bounds display names.
+const maxNameLen = 200
+
+// NormalizeEmail returns the form emails are stored and looked up in:
+// trimmed and lower-case. It fails for strings that are not plausibly an
+// email address.
+func NormalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	at := strings.LastIndexByte(e, '@')
+	if len(e) > 254 || at < 1 || at == len(e)-1 {
+		return "", errors.New("vault: not a valid email address")
+	}
+	for _, r := range e {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return "", errors.New("vault: not a valid email address")
+		}
+	}
+	return e, nil
+}
+
+// CreateUser adds a user with a new UUID. Emails are unique after
+// normalisation; a duplicate fails with ErrEmailTaken.
+func (v *Vault) CreateUser(email, name string) (User, error) {
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	name = strings.TrimSpace(name)
+	if len(name) > maxNameLen {
+		return User{}, fmt.Errorf("vault: name is longer than %d bytes", maxNameLen)
+	}
+	u := User{ID: uuid.NewString(), Email: e, Name: name, Created: v.now().UTC()}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.emails[e]; ok {
+		return User{}, ErrEmailTaken
+	}
+	data, err := json.Marshal(u)
+	if err != nil {
+		return User{}, err
+	}
+	err = v.update(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketUsersByEmail)
+		if idx.Get([]byte(e)) != nil {
+			return ErrEmailTaken
+		}
+		if err := idx.Put([]byte(e), []byte(u.ID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsers).Put([]byte(u.ID), data)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	v.users[u.ID] = u
+	v.emails[e] = u.ID
+	return u, nil
+}
+
+// User returns the user with the given id, or ErrNotFound.
+func (v *Vault) User(id string) (User, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	u, ok := v.users[id]
+	if !ok {
+		return User{}, ErrNotFound
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with the given email (any case), or
+// ErrNotFound.
+func (v *Vault) UserByEmail(email string) (User, error) {
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		return User{}, ErrNotFound
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	id, ok := v.emails[e]
+	if !ok {
+		return User{}, ErrNotFound
+	}
+	return v.users[id], nil
+}
+
+// ListUsers returns all users sorted by email.
+func (v *Vault) ListUsers() ([]User, error) {
+	v.mu.RLock()
+	out := make([]User, 0, len(v.users))
+	for _, u := range v.users {
+		out = append(out, u)
+	}
+	v.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Email < out[j].Email })
+	return out, nil
+}
+
+// DeleteUser removes a user with their API keys, tokens, dashboard sessions
+// and OAuth sessions. Request logs and usage roll-ups stay as history and
+// age out with the log retention.
+func (v *Vault) DeleteUser(id string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	u, ok := v.users[id]
+	if !ok {
+		return ErrNotFound
+	}
+	var keyIDs []string
+	err := v.update(func(tx *bolt.Tx) error {
+		var err error
+		if keyIDs, err = deleteUserKeys(tx, id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTokens).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteSessionsOf(tx, id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUsersByEmail).Delete([]byte(u.Email)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsers).Delete([]byte(id))
+	})
+	if err != nil {
+		return err
+	}
+	for _, kid := range keyIDs {
+		if e, ok := v.keysByID[kid]; ok {
+			delete(v.keysByHash, e.hash)
+			delete(v.keysByID, kid)
+		}
+	}
+	delete(v.users, id)
+	delete(v.emails, u.Email)
+	v.dropTokenState(id)
+	return nil
+}
+
+// loadUsers fills the in-memory user maps.
+func (v *Vault) loadUsers() error {
+	return v.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(k, data []byte) error {
+			var u User
+			if err := json.Unmarshal(data, &u); err != nil {
+				return fmt.Errorf("user record %q: %w", k, err)
+			}
+			v.users[u.ID] = u
+			v.emails[u.Email] = u.ID
+			return nil
+		})
+	})
+}
