@@ -1,0 +1,224 @@
+package codex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults used when the matching Config field is empty.
+const (
+	// DefaultUpstream is the Codex backend base URL for ChatGPT-token auth (§1).
+	DefaultUpstream = "https://chatgpt.com/backend-api/codex"
+	// DefaultOriginator is the official CLI's originator header value (§3.1).
+	DefaultOriginator = "codex_cli_rs"
+	// DefaultClientVersion is the Codex CLI version announced in the version
+	// header, the User-Agent and the models query.
+	DefaultClientVersion = "0.171.0"
+	// DefaultIdleTimeout is the official client's idle limit between stream
+	// events (§5.1).
+	DefaultIdleTimeout = 300 * time.Second
+	// DefaultMaxRetries bounds the retries of connection errors and 5xx.
+	DefaultMaxRetries = 2
+	// DefaultRetryBase is the first back-off delay; it doubles per retry (§8.3).
+	DefaultRetryBase = 200 * time.Millisecond
+)
+
+// RelayTokenHeader carries Config.RelayToken to the relay.
+const RelayTokenHeader = "X-Relay-Token"
+
+// Config configures a Client. The zero value talks to chatgpt.com directly.
+type Config struct {
+	// Upstream is the backend base URL; DefaultUpstream when empty.
+	Upstream string
+	// Originator is sent as the originator header and starts the
+	// User-Agent; DefaultOriginator when empty.
+	Originator string
+	// ClientVersion is the Codex CLI version to announce;
+	// DefaultClientVersion when empty.
+	ClientVersion string
+	// UserAgent overrides the Codex-style User-Agent built from Originator
+	// and ClientVersion.
+	UserAgent string
+	// RelayURL, when set, receives all upstream traffic instead of Upstream:
+	// a request for {Upstream}/responses goes to {RelayURL}/responses. It must
+	// be https unless it points at a loopback host.
+	RelayURL string
+	// RelayToken is sent to the relay in the X-Relay-Token header; required
+	// with RelayURL so the relay is never an open proxy for bearer tokens.
+	RelayToken string
+	// IdleTimeout cancels a stream when no byte arrives for this long;
+	// DefaultIdleTimeout when zero.
+	IdleTimeout time.Duration
+	// MaxRetries bounds the retries of connection errors and 5xx answers;
+	// DefaultMaxRetries when zero, no retries when negative.
+	MaxRetries int
+	// RetryBase is the first retry delay (±10% jitter, doubling);
+	// DefaultRetryBase when zero.
+	RetryBase time.Duration
+	// DialTimeout, TLSHandshakeTimeout and ResponseHeaderTimeout tune the
+	// default transport; sensible defaults when zero.
+	DialTimeout           time.Duration
+	TLSHandshakeTimeout   time.Duration
+	ResponseHeaderTimeout time.Duration
+	// Transport replaces the tuned default transport (tests, custom TLS).
+	// Redirect policy and idle timeout still apply.
+	Transport http.RoundTripper
+}
+
+// Client calls the Codex backend. It is safe for concurrent use and holds
+// no per-user state: tokens come from the TokenSource passed to each call.
+type Client struct {
+	base       *url.URL // where requests go: the relay or the upstream
+	relay      bool
+	relayToken string
+	originator string
+	version    string
+	userAgent  string
+	idle       time.Duration
+	maxRetries int
+	retryBase  time.Duration
+	http       *http.Client
+
+	// sleep waits between retries; tests replace it to stay fast.
+	sleep func(ctx context.Context, d time.Duration) error
+	// jitter returns a factor in [0.9, 1.1).
+	jitter func() float64
+}
+
+// NewClient validates cfg and builds a Client.
+func NewClient(cfg Config) (*Client, error) {
+	upstream := cfg.Upstream
+	if upstream == "" {
+		upstream = DefaultUpstream
+	}
+	base, err := parseBaseURL("upstream", upstream)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		base:       base,
+		originator: orDefault(cfg.Originator, DefaultOriginator),
+		version:    orDefault(cfg.ClientVersion, DefaultClientVersion),
+		idle:       cfg.IdleTimeout,
+		maxRetries: cfg.MaxRetries,
+		retryBase:  cfg.RetryBase,
+		sleep:      sleepCtx,
+		jitter:     func() float64 { return 0.9 + 0.2*rand.Float64() },
+	}
+	if cfg.RelayURL != "" {
+		relay, err := parseBaseURL("relay", cfg.RelayURL)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.RelayToken == "" {
+			return nil, errors.New("codex: relay URL set without a relay token")
+		}
+		if !validHeaderValue(cfg.RelayToken) {
+			return nil, errors.New("codex: relay token contains characters not allowed in a header")
+		}
+		c.base, c.relay, c.relayToken = relay, true, cfg.RelayToken
+	}
+	for name, v := range map[string]string{"originator": c.originator, "client version": c.version, "user agent": cfg.UserAgent} {
+		if !validHeaderValue(v) {
+			return nil, fmt.Errorf("codex: %s contains characters not allowed in a header", name)
+		}
+	}
+	c.userAgent = cfg.UserAgent
+	if c.userAgent == "" {
+		c.userAgent = BuildUserAgent(c.originator, c.version)
+	}
+	if c.idle <= 0 {
+		c.idle = DefaultIdleTimeout
+	}
+	switch {
+	case c.maxRetries == 0:
+		c.maxRetries = DefaultMaxRetries
+	case c.maxRetries < 0:
+		c.maxRetries = 0
+	}
+	if c.retryBase <= 0 {
+		c.retryBase = DefaultRetryBase
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = newTransport(cfg)
+	}
+	c.http = &http.Client{Transport: rt, CheckRedirect: sameHostRedirects(c.base)}
+	return c, nil
+}
+
+// UserAgent returns the User-Agent sent upstream.
+func (c *Client) UserAgent() string { return c.userAgent }
+
+// BaseURL returns where requests are sent: the relay when one is
+// configured, else the upstream.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// endpoint joins the base URL and a path such as "/responses".
+func (c *Client) endpoint(path string, query url.Values) string {
+	u := *c.base
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawPath = ""
+	u.RawQuery = query.Encode()
+	return u.String()
+}
+
+// parseBaseURL checks that raw is an absolute http(s) URL, https unless the
+// host is loopback, without credentials, query or fragment.
+func parseBaseURL(what, raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("codex: %s URL %q is not an absolute URL", what, raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("codex: %s URL must use https (plain http only for loopback hosts)", what)
+		}
+	default:
+		return nil, fmt.Errorf("codex: %s URL must use https", what)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("codex: %s URL must not carry credentials", what)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("codex: %s URL must not have a query or fragment", what)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	return u, nil
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validHeaderValue rejects control characters, which would let a
+// configured value inject extra header lines.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,107 @@
+package codextest
+
+import (
+	"crypto/rand"
+	"strings"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/claims"
+)
+
+// Tokens are credentials minted by the fake, shaped like the issuer's.
+type Tokens struct {
+	IDToken      string
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+}
+
+type account struct {
+	id, email, plan, userID string
+	noCodex                 bool
+	requests                int
+}
+
+type accessRec struct {
+	account string
+	exp     time.Time
+}
+
+type refreshRec struct {
+	account string
+	family  string
+	used    bool
+	expired bool
+}
+
+// AddAccount creates (or updates) a ChatGPT account and signs it in:
+// the returned tokens are valid now, as after a fresh login.
+func (s *Server) AddAccount(accountID, email, plan string) Tokens {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[accountID]
+	if a == nil {
+		a = &account{id: accountID, userID: "user-" + accountID}
+		s.accounts[accountID] = a
+	}
+	a.email, a.plan = email, plan
+	return s.mintLocked(a, newID("fam_"))
+}
+
+// ExpireAccess makes every access token issued so far for the account
+// invalid (the backend answers 401 token_expired). The JWT exp claim is not
+// changed, as with a token revoked server-side.
+func (s *Server) ExpireAccess(accountID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	past := time.Now().Add(-time.Second)
+	for _, r := range s.access {
+		if r.account == accountID {
+			r.exp = past
+		}
+	}
+}
+
+// ExpireRefresh makes the account's unused refresh tokens fail with
+// refresh_token_expired.
+func (s *Server) ExpireRefresh(accountID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.refresh {
+		if r.account == accountID && !r.used {
+			r.expired = true
+		}
+	}
+}
+
+// DenyCodex makes /oauth/authorize refuse the account with
+// access_denied / missing_codex_entitlement.
+func (s *Server) DenyCodex(accountID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.accounts[accountID]; a != nil {
+		a.noCodex = true
+	}
+}
+
+// mintLocked issues an id/access/refresh token set in a refresh family.
+func (s *Server) mintLocked(a *account, family string) Tokens {
+	now := time.Now()
+	exp := now.Add(s.opts.AccessTTL).Truncate(time.Second)
+	c := claims.Claims{AccountID: a.id, PlanType: a.plan, UserID: a.userID, Email: a.email, Expiry: exp}
+	at := uniqueJWT(c)
+	c.Expiry = now.Add(time.Hour).Truncate(time.Second)
+	id := uniqueJWT(c)
+	rt := "rt_" + rand.Text()
+	s.access[at] = &accessRec{account: a.id, exp: exp}
+	s.refresh[rt] = &refreshRec{account: a.id, family: family}
+	return Tokens{IDToken: id, AccessToken: at, RefreshToken: rt, ExpiresIn: s.opts.AccessTTL}
+}
+
+// uniqueJWT encodes c with a random signature so that two tokens minted in
+// the same second differ.
+func uniqueJWT(c claims.Claims) string {
+	return strings.TrimSuffix(claims.Encode(c), "sig") + rand.Text()
+}
+
+func newID(prefix string) string { return prefix + strings.ToLower(rand.Text()) }

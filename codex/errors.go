@@ -1,0 +1,71 @@
+package codex
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// UpstreamError is a failure to show an API client: Err is the OpenAI-shaped
+// error to write (status, message, code), RetryAfter the delay to announce
+// in a Retry-After header (zero when none), Cause the underlying transport
+// or token-source error for logs only.
+//
+// It is a wrapper rather than an embedding of *translate.Error because an
+// embedded field named Error would hide the Error method. errors.As finds
+// both *UpstreamError and *translate.Error in it.
+type UpstreamError struct {
+	Err        *translate.Error
+	RetryAfter time.Duration
+	Cause      error
+}
+
+// Error returns the client-facing message.
+func (e *UpstreamError) Error() string {
+	if e.Err == nil {
+		return "codex: upstream error"
+	}
+	return e.Err.Message
+}
+
+// Unwrap exposes Err and, when set, Cause to errors.Is and errors.As.
+func (e *UpstreamError) Unwrap() []error {
+	if e.Err == nil {
+		return nil
+	}
+	if e.Cause != nil {
+		return []error{e.Err, e.Cause}
+	}
+	return []error{e.Err}
+}
+
+// Codes this package puts in translate.Error.Code besides upstream ones.
+const (
+	CodeUpstreamUnauthorized = "upstream_unauthorized"
+	CodeUpstreamUnreachable  = "upstream_unreachable"
+	CodeUpstreamError        = "upstream_error"
+	CodeCloudflareChallenge  = "upstream_cloudflare_challenge"
+	CodeUsageLimitReached    = "usage_limit_reached"
+	CodeUsageNotIncluded     = "usage_not_included"
+	CodeModelNotFound        = "model_not_found"
+	CodeTokenUnavailable     = "upstream_token_unavailable"
+)
+
+// newErr builds an UpstreamError.
+func newErr(status int, code, format string, args ...any) *UpstreamError {
+	return &UpstreamError{Err: &translate.Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// relinkMessage is shown whenever the linked account's credentials are dead.
+const relinkMessage = "Re-link your ChatGPT account with the proxy to continue."
+
+// unauthorizedError is the 401 shown after the forced refresh did not help.
+func unauthorizedError(upstreamMsg string) *UpstreamError {
+	msg := "The ChatGPT account linked to this API key was rejected by the Codex upstream"
+	if upstreamMsg != "" {
+		msg += " (" + upstreamMsg + ")"
+	}
+	return newErr(http.StatusUnauthorized, CodeUpstreamUnauthorized, "%s. %s", msg, relinkMessage)
+}

@@ -1,0 +1,131 @@
+package codex
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// maxModelsBody bounds the catalog size; the real one is a few hundred KiB
+// because it embeds per-model instructions.
+const maxModelsBody = 16 << 20
+
+// modelsTimeout bounds a catalog fetch; it is a small unary call.
+const modelsTimeout = 30 * time.Second
+
+// RemoteModel is one entry of the account's model catalog (§1, §7).
+type RemoteModel struct {
+	// Slug is the model id sent as "model".
+	Slug string
+	// DisplayName is the human name; the slug when the catalog has none.
+	DisplayName string
+	// Efforts lists the accepted reasoning.effort values, in catalog order.
+	Efforts []string
+	// DefaultEffort is the effort used when the request names none.
+	DefaultEffort string
+	// Verbosity reports whether text.verbosity other than medium is accepted.
+	Verbosity bool
+	// Hidden is true when the catalog does not list the model in pickers
+	// (visibility other than "list"); it is still usable.
+	Hidden bool
+}
+
+// SupportsEffort reports whether effort is one of m.Efforts.
+func (m RemoteModel) SupportsEffort(effort string) bool {
+	for _, e := range m.Efforts {
+		if e == effort {
+			return true
+		}
+	}
+	return false
+}
+
+// Models fetches the model catalog of the account behind ts:
+// GET {upstream}/models?client_version=… (§1). Errors are *UpstreamError.
+func (c *Client) Models(ctx context.Context, ts TokenSource) ([]RemoteModel, error) {
+	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
+	defer cancel()
+	s, err := c.send(ctx, ts, call{
+		method: http.MethodGet,
+		path:   "/models",
+		query:  url.Values{"client_version": {c.version}},
+		accept: "application/json",
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer s.cancel(context.Canceled)
+	defer s.resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(s.resp.Body, maxModelsBody))
+	if err != nil {
+		return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+			Message: "Reading the model catalog from the Codex upstream failed."}, Cause: err}
+	}
+	models, err := ParseModels(body)
+	if err != nil {
+		return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+			Message: "The Codex upstream returned an unreadable model catalog."}, Cause: err}
+	}
+	return models, nil
+}
+
+// ErrNoModels reports a catalog without a single usable model.
+var ErrNoModels = errors.New("codex: model catalog has no models")
+
+// ParseModels decodes a /models answer, {"models":[…]}. Entries that do not
+// decode or lack a slug are skipped, so one schema change in one entry does
+// not lose the whole catalog.
+func ParseModels(body []byte) ([]RemoteModel, error) {
+	var doc struct {
+		Models []json.RawMessage `json:"models"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(body), &doc); err != nil {
+		return nil, err
+	}
+	out := make([]RemoteModel, 0, len(doc.Models))
+	seen := make(map[string]bool, len(doc.Models))
+	for _, raw := range doc.Models {
+		var m struct {
+			Slug          string            `json:"slug"`
+			DisplayName   string            `json:"display_name"`
+			DefaultEffort string            `json:"default_reasoning_level"`
+			Levels        []json.RawMessage `json:"supported_reasoning_levels"`
+			Verbosity     bool              `json:"support_verbosity"`
+			Visibility    string            `json:"visibility"`
+		}
+		if json.Unmarshal(raw, &m) != nil || m.Slug == "" || seen[m.Slug] {
+			continue
+		}
+		seen[m.Slug] = true
+		rm := RemoteModel{
+			Slug:          m.Slug,
+			DisplayName:   orDefault(m.DisplayName, m.Slug),
+			DefaultEffort: m.DefaultEffort,
+			Verbosity:     m.Verbosity,
+			Hidden:        m.Visibility != "" && m.Visibility != "list",
+		}
+		for _, l := range m.Levels {
+			// Levels are objects {effort, description}; tolerate bare strings.
+			var lv struct {
+				Effort string `json:"effort"`
+			}
+			if e := rawString(l); e != "" {
+				rm.Efforts = append(rm.Efforts, e)
+			} else if json.Unmarshal(l, &lv) == nil && lv.Effort != "" {
+				rm.Efforts = append(rm.Efforts, lv.Effort)
+			}
+		}
+		out = append(out, rm)
+	}
+	if len(out) == 0 {
+		return nil, ErrNoModels
+	}
+	return out, nil
+}

@@ -1,0 +1,80 @@
+package codex
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+)
+
+// RequestHeaders are the per-request values the caller chooses.
+type RequestHeaders struct {
+	// PromptCacheKey is the body's prompt_cache_key; it is also sent as the
+	// session_id and session-id headers so the backend can route the turn to
+	// a warm cache (trap 21). Empty omits both headers.
+	PromptCacheKey string
+	// RequestID is sent as x-client-request-id; a random id when empty.
+	RequestID string
+}
+
+// Stream is a successful Responses call: the SSE body plus what the
+// upstream said in its headers. Close must be called.
+type Stream struct {
+	// Body is the SSE body. Reads fail with ErrIdleTimeout when the
+	// upstream stays silent for the idle timeout.
+	Body io.ReadCloser
+	// Header holds the upstream response headers.
+	Header http.Header
+	// RateLimits is the usage snapshot from the headers; nil when absent.
+	RateLimits *RateLimits
+	// AccountID is the account the request was finally sent for.
+	AccountID string
+	// RequestID is the upstream's request id (x-request-id or cf-ray).
+	RequestID string
+}
+
+// Read reads the SSE body.
+func (s *Stream) Read(p []byte) (int, error) { return s.Body.Read(p) }
+
+// Close closes the body and cancels the upstream request.
+func (s *Stream) Close() error { return s.Body.Close() }
+
+// Responses sends body (a Codex Responses request, already translated) to
+// POST {upstream}/responses and returns the event stream. Errors are
+// *UpstreamError values; the body is sent unchanged.
+func (c *Client) Responses(ctx context.Context, ts TokenSource, body []byte, h RequestHeaders) (*Stream, error) {
+	reqID := h.RequestID
+	if reqID == "" {
+		reqID = rand.Text()
+	}
+	s, err := c.send(ctx, ts, call{
+		method: http.MethodPost,
+		path:   "/responses",
+		body:   body,
+		accept: "text/event-stream",
+		header: func(hd http.Header) {
+			if h.PromptCacheKey != "" && validHeaderValue(h.PromptCacheKey) {
+				// Both spellings: older clients send session_id, newer
+				// session-id (§12.3); Set would canonicalize, so assign.
+				hd["session_id"] = []string{h.PromptCacheKey}
+				hd["Session-Id"] = []string{h.PromptCacheKey}
+			}
+			if validHeaderValue(reqID) {
+				hd.Set("x-client-request-id", reqID)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := &Stream{
+		Body:      newIdleReader(s.resp.Body, c.idle, s.cancel),
+		Header:    s.resp.Header,
+		AccountID: s.accountID,
+		RequestID: firstNonEmpty(s.resp.Header.Get("x-request-id"), s.resp.Header.Get("x-oai-request-id"), s.resp.Header.Get("cf-ray")),
+	}
+	if rl, ok := ParseRateLimits(s.resp.Header); ok {
+		st.RateLimits = &rl
+	}
+	return st, nil
+}
