@@ -1,0 +1,349 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+)
+
+// SystemMode chooses where chat system and developer messages go upstream.
+type SystemMode string
+
+const (
+	// SystemAsDeveloper (the default) sends instructions:"" and keeps
+	// system/developer messages in place as role "developer" input items,
+	// as the official client does.
+	SystemAsDeveloper SystemMode = "developer"
+	// SystemAsInstructions joins the leading system/developer messages with
+	// "\n\n" into instructions; later ones become developer items.
+	SystemAsInstructions SystemMode = "instructions"
+)
+
+// RequestOptions tunes request translation.
+type RequestOptions struct {
+	// Catalog resolves model names; nil means DefaultCatalog().
+	Catalog *Catalog
+	// SystemMode places system messages; "" means SystemAsDeveloper.
+	SystemMode SystemMode
+	// ReasoningSummary is the summary mode used when reasoning is on and the
+	// client did not choose one: "" means "auto", "none" disables summaries.
+	ReasoningSummary string
+	// CacheKeySalt is mixed into derived prompt_cache_key values (e.g. the
+	// user id) so two users never share a key.
+	CacheKeySalt string
+}
+
+// Mapped is a translated request ready to be sent upstream.
+type Mapped struct {
+	// Body is the upstream JSON body (Codex Responses dialect).
+	Body []byte
+	// ClientModel is the model name the client sent, echoed back to it.
+	ClientModel string
+	// UpstreamModel is the slug sent upstream.
+	UpstreamModel string
+	// Effort is the effective reasoning effort sent, "" when none was sent.
+	Effort string
+	// ServiceTier is "priority" or "".
+	ServiceTier string
+	// Stream is what the client asked for; upstream always streams.
+	Stream bool
+	// IncludeUsage is chat stream_options.include_usage.
+	IncludeUsage bool
+	// ResponsesShaped reports a Responses-style body (input, no messages)
+	// that arrived at /v1/chat/completions, as Cursor sends.
+	ResponsesShaped bool
+	// ToolNames maps shortened upstream tool names to the client's; nil
+	// when nothing was shortened.
+	ToolNames ToolNames
+	// PromptCacheKey is the prompt_cache_key sent upstream.
+	PromptCacheKey string
+	// Dropped lists, sorted, the client parameters not sent upstream
+	// because the backend rejects or ignores them; for logging.
+	Dropped []string
+}
+
+// rqBody is the upstream body in the official client's field order.
+type rqBody struct {
+	Model             string            `json:"model"`
+	Instructions      string            `json:"instructions"`
+	Input             []any             `json:"input"`
+	Tools             []json.RawMessage `json:"tools,omitempty"`
+	ToolChoice        json.RawMessage   `json:"tool_choice,omitempty"`
+	ParallelToolCalls *bool             `json:"parallel_tool_calls,omitempty"`
+	Reasoning         *rqReasoning      `json:"reasoning,omitempty"`
+	Store             bool              `json:"store"`
+	Stream            bool              `json:"stream"`
+	Include           []string          `json:"include"`
+	PromptCacheKey    string            `json:"prompt_cache_key,omitempty"`
+	Text              *rqText           `json:"text,omitempty"`
+	ServiceTier       string            `json:"service_tier,omitempty"`
+}
+
+// chatConsumed lists the chat parameters this translator reads. Every other
+// top-level key is dropped and reported in Mapped.Dropped: the backend
+// rejects most of them (temperature, max_tokens, …) and guessing is worse.
+var chatConsumed = map[string]bool{
+	"model": true, "messages": true, "stream": true, "reasoning_effort": true,
+	"reasoning": true, "tools": true, "functions": true, "tool_choice": true,
+	"function_call": true, "parallel_tool_calls": true, "response_format": true,
+	"verbosity": true, "service_tier": true, "prompt_cache_key": true, "n": true,
+	"previous_response_id": true,
+}
+
+// ChatToResponses translates a /v1/chat/completions body into the upstream
+// Responses body. A Responses-shaped body (input, no messages) is handed to
+// NormalizeResponses and marked ResponsesShaped. Errors are *Error with
+// status 400.
+func ChatToResponses(body []byte, opts RequestOptions) (*Mapped, error) {
+	m, err := chatToResponses(body, opts)
+	if err != nil {
+		return nil, err // keep a nil *Error from becoming a non-nil error
+	}
+	return m, nil
+}
+
+// chatToResponses is ChatToResponses with a concrete error type.
+func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
+	top, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	if isNullRaw(top["messages"]) {
+		if _, ok := top["input"]; ok {
+			mp, err := normalizeResponses(top, opts)
+			if err != nil {
+				return nil, err
+			}
+			mp.ResponsesShaped = true
+			return mp, nil
+		}
+		return nil, InvalidRequest("messages", codeMissingParam, "missing required parameter: 'messages'")
+	}
+	cat := opts.Catalog
+	if cat == nil {
+		cat = DefaultCatalog()
+	}
+	mode := opts.SystemMode
+	if mode == "" {
+		mode = SystemAsDeveloper
+	}
+	if mode != SystemAsDeveloper && mode != SystemAsInstructions {
+		mode = SystemAsDeveloper
+	}
+
+	var drops dropSet
+	for k := range top {
+		if !chatConsumed[k] {
+			drops.add(k)
+		}
+	}
+	if !isNullRaw(top["previous_response_id"]) {
+		return nil, errPreviousResponseID()
+	}
+	if e := checkN(top["n"], &drops); e != nil {
+		return nil, e
+	}
+
+	model, err := stringParam(top["model"], "model")
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(model) == "" {
+		return nil, InvalidRequest("model", codeMissingParam, "missing required parameter: 'model'")
+	}
+	res := cat.Resolve(model)
+
+	mp := &Mapped{ClientModel: model, UpstreamModel: res.Upstream}
+	if mp.Stream, _, err = boolParam(top["stream"], "stream"); err != nil {
+		return nil, err
+	}
+	if mp.IncludeUsage, err = chatIncludeUsage(top["stream_options"]); err != nil {
+		return nil, err
+	}
+
+	msgs, err := decodeMessages(top["messages"])
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, InvalidRequest("messages", codeInvalidValue, "'messages' must contain at least one message")
+	}
+
+	var names ToolNames
+	tools, err := convertChatTools(top["tools"], top["functions"], &names)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := convertMessages(msgs, mode, &names)
+	if err != nil {
+		return nil, err
+	}
+
+	out := rqBody{
+		Model:        res.Upstream,
+		Instructions: strings.Join(conv.instructions, "\n\n"),
+		Input:        conv.items,
+		Store:        false,
+		Stream:       true,
+	}
+	if len(tools.list) > 0 {
+		out.Tools = tools.list
+	}
+	choice, dropped, err := convertToolChoice(top["tool_choice"], top["function_call"], tools, &names)
+	if err != nil {
+		return nil, err
+	}
+	if dropped != "" {
+		drops.add(dropped)
+	}
+	out.ToolChoice = choice
+	ptc, ptcSet, err := boolParam(top["parallel_tool_calls"], "parallel_tool_calls")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(out.Tools) == 0:
+		if _, ok := top["parallel_tool_calls"]; ok {
+			drops.add("parallel_tool_calls")
+		}
+	case !ptcSet:
+		ptc = true
+		fallthrough
+	default:
+		out.ParallelToolCalls = &ptc
+	}
+
+	var reasoningObj struct {
+		Effort  json.RawMessage `json:"effort"`
+		Summary json.RawMessage `json:"summary"`
+	}
+	if r := top["reasoning"]; !isNullRaw(r) {
+		if err := decodeObjectField(r, &reasoningObj, "reasoning"); err != nil {
+			return nil, err
+		}
+	}
+	plan, err := planReasoning(cat, res, []effortInput{
+		{top["reasoning_effort"], "reasoning_effort"},
+		{reasoningObj.Effort, "reasoning.effort"},
+	}, reasoningObj.Summary, "reasoning.summary", opts)
+	if err != nil {
+		return nil, err
+	}
+	out.Reasoning, mp.Effort = plan.reasoning, plan.effort
+	out.Include = []string{}
+	if plan.include {
+		out.Include = []string{includeEncrypted}
+	}
+
+	var text rqText
+	if text.Format, err = convertResponseFormat(top["response_format"]); err != nil {
+		return nil, err
+	}
+	verbosity, err := stringParam(top["verbosity"], "verbosity")
+	if err != nil {
+		return nil, err
+	}
+	if verbosity != "" {
+		if err := checkVerbosity(verbosity, "verbosity"); err != nil {
+			return nil, err
+		}
+		if verbosityAllowed(res) {
+			text.Verbosity = verbosity
+		} else {
+			drops.add("verbosity")
+		}
+	}
+	if text.Format != nil || text.Verbosity != "" {
+		out.Text = &text
+	}
+
+	if out.ServiceTier, err = pickServiceTier(top["service_tier"], &drops); err != nil {
+		return nil, err
+	}
+	mp.ServiceTier = out.ServiceTier
+
+	if out.PromptCacheKey, err = stringParam(top["prompt_cache_key"], "prompt_cache_key"); err != nil {
+		return nil, err
+	}
+	if out.PromptCacheKey == "" {
+		out.PromptCacheKey = derivePromptCacheKey(opts.CacheKeySalt, conv.firstSystem, conv.firstUser)
+	}
+	mp.PromptCacheKey = out.PromptCacheKey
+
+	if out.Input == nil {
+		out.Input = []any{}
+	}
+	b, merr := marshalCompact(&out)
+	if merr != nil {
+		return nil, InvalidRequest("", codeInvalidValue, "cannot encode the upstream request: %s", merr.Error())
+	}
+	mp.Body = b
+	if len(names) > 0 {
+		mp.ToolNames = names
+	}
+	mp.Dropped = drops.sorted()
+	return mp, nil
+}
+
+// errPreviousResponseID explains why server-side conversation state is not
+// available.
+func errPreviousResponseID() *Error {
+	return InvalidRequest("previous_response_id", codeUnsupportedPar,
+		"'previous_response_id' is not supported: conversations are stateless here (store is false upstream); send the full conversation history instead")
+}
+
+// checkN accepts n = 1 (dropped: it is the only value the backend produces)
+// and rejects anything else.
+func checkN(raw json.RawMessage, drops *dropSet) *Error {
+	if raw == nil {
+		return nil
+	}
+	drops.add("n")
+	if isNullRaw(raw) {
+		return nil
+	}
+	var n float64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return InvalidRequest("n", codeInvalidType, "invalid type for 'n': expected an integer, got %s", rawKind(raw))
+	}
+	if n != math.Trunc(n) || n < 1 {
+		return InvalidRequest("n", codeInvalidValue, "invalid value for 'n': must be a positive integer")
+	}
+	if n > 1 {
+		return InvalidRequest("n", codeUnsupportedPar, "'n' greater than 1 is not supported: the backend returns one choice per request")
+	}
+	return nil
+}
+
+// chatIncludeUsage reads stream_options.include_usage.
+func chatIncludeUsage(raw json.RawMessage) (bool, *Error) {
+	if isNullRaw(raw) {
+		return false, nil
+	}
+	var so struct {
+		IncludeUsage json.RawMessage `json:"include_usage"`
+	}
+	if err := decodeObjectField(raw, &so, "stream_options"); err != nil {
+		return false, err
+	}
+	v, _, err := boolParam(so.IncludeUsage, "stream_options.include_usage")
+	return v, err
+}
+
+// pickServiceTier keeps "priority" (fast mode); other tiers are dropped because
+// the backend's handling of them is unknown.
+func pickServiceTier(raw json.RawMessage, drops *dropSet) (string, *Error) {
+	if raw == nil {
+		return "", nil
+	}
+	if r := bytes.TrimSpace(raw); len(r) > 0 && r[0] == '"' {
+		var s string
+		_ = json.Unmarshal(r, &s)
+		if s == "priority" {
+			return s, nil
+		}
+	}
+	drops.add("service_tier")
+	return "", nil
+}
