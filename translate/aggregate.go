@@ -1,0 +1,372 @@
+package translate
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// This file serves clients that asked for stream:false. The upstream always
+// streams; the events are collected into one response. Output items come from
+// response.output_item.done (the authoritative copies) because
+// response.completed may carry an empty output (trap 14); items that never got
+// their done event are rebuilt from their deltas.
+
+// outItem is an output item decoded for aggregation.
+type outItem struct {
+	Type      string `json:"type"`
+	ID        string `json:"id,omitempty"`
+	Role      string `json:"role,omitempty"`
+	Status    string `json:"status,omitempty"`
+	CallID    string `json:"call_id,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments,omitempty"`
+	Input     string `json:"input,omitempty"`
+	Content   []struct {
+		Type    string `json:"type"`
+		Text    string `json:"text,omitempty"`
+		Refusal string `json:"refusal,omitempty"`
+	} `json:"content,omitempty"`
+	Summary []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"summary,omitempty"`
+}
+
+type collectedItem struct {
+	index   int64
+	id      string
+	raw     json.RawMessage // from output_item.done
+	partial outItem         // from output_item.added and deltas
+	text    strings.Builder
+	args    strings.Builder
+	summary []strings.Builder
+}
+
+// collector gathers one response's output from its events.
+type collector struct {
+	items    []*collectedItem
+	response json.RawMessage // the terminal event's response object
+	res      StreamResult
+	finished bool
+}
+
+func (c *collector) item(e upstreamEvent) *collectedItem {
+	id, _ := unquote(e.itemID)
+	for _, it := range c.items {
+		if id != "" && it.id == id || id == "" && e.hasOutputIdx && it.index == e.outputIndex {
+			return it
+		}
+	}
+	it := &collectedItem{index: e.outputIndex, id: id}
+	c.items = append(c.items, it)
+	return it
+}
+
+// observe takes one event; it reports whether the stream reached its end.
+func (c *collector) observe(ev Event) bool {
+	if c.finished {
+		return true
+	}
+	e, ok := parseEvent(ev)
+	if !ok {
+		return false
+	}
+	switch string(e.typ) {
+	case "response.output_item.added", "response.output_item.done":
+		var item outItem
+		if json.Unmarshal(e.item, &item) != nil || item.Type == "" {
+			return false
+		}
+		e.itemID = field(e.item, "id")
+		it := c.item(e)
+		it.index = e.outputIndex
+		if string(e.typ) == "response.output_item.done" {
+			it.raw = append(json.RawMessage(nil), e.item...)
+		} else {
+			it.partial = item
+		}
+	case "response.output_text.delta", "response.refusal.delta":
+		if s, ok := unquote(e.delta); ok {
+			c.item(e).text.WriteString(s)
+		}
+	case "response.function_call_arguments.delta", "response.custom_tool_call_input.delta":
+		if s, ok := unquote(e.delta); ok {
+			c.item(e).args.WriteString(s)
+		}
+	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
+		if s, ok := unquote(e.delta); ok {
+			it := c.item(e)
+			for int64(len(it.summary)) <= e.summaryIndex && e.summaryIndex < 1024 {
+				it.summary = append(it.summary, strings.Builder{})
+			}
+			if e.summaryIndex >= 0 && e.summaryIndex < int64(len(it.summary)) {
+				it.summary[e.summaryIndex].WriteString(s)
+			}
+		}
+	case "response.created", "response.in_progress":
+		if id, ok := unquote(field(e.response, "id")); ok {
+			c.res.ResponseID = id
+		}
+	case "response.completed", "response.incomplete":
+		c.finished = true
+		c.res.Completed = true
+		c.response = append(json.RawMessage(nil), e.response...)
+		if id, ok := unquote(field(e.response, "id")); ok {
+			c.res.ResponseID = id
+		}
+		c.res.Usage, _ = parseUsage(e.response)
+		c.res.FinishReason = "stop"
+		if string(e.typ) == "response.incomplete" {
+			reason, _ := unquote(field(field(e.response, "incomplete_details"), "reason"))
+			c.res.FinishReason = incompleteFinish(reason)
+		}
+	case "response.failed", "error":
+		c.finished = true
+		c.res.Err = failureFromEvent(e)
+	}
+	return c.finished
+}
+
+// run reads the whole stream.
+func (c *collector) run(r io.Reader) {
+	rd := NewReader(r)
+	for !c.finished {
+		ev, err := rd.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				c.res.Err = errIncomplete()
+			} else {
+				c.res.Err = &Error{Status: http.StatusBadGateway, Type: "server_error",
+					Code: "upstream_read_error", Message: "reading the upstream stream failed: " + err.Error()}
+			}
+			return
+		}
+		c.observe(ev)
+	}
+}
+
+// outputItems returns the response's items in output order: the completed
+// event's output when it has one, otherwise the collected items.
+func (c *collector) outputItems() []json.RawMessage {
+	var fromCompleted []json.RawMessage
+	if out := field(c.response, "output"); len(out) > 0 {
+		_ = json.Unmarshal(out, &fromCompleted)
+	}
+	if len(fromCompleted) > 0 {
+		return fromCompleted
+	}
+	sort.SliceStable(c.items, func(i, j int) bool { return c.items[i].index < c.items[j].index })
+	items := make([]json.RawMessage, 0, len(c.items))
+	for _, it := range c.items {
+		if it.raw != nil {
+			items = append(items, it.raw)
+			continue
+		}
+		if raw := it.rebuild(); raw != nil {
+			items = append(items, raw)
+		}
+	}
+	return items
+}
+
+// rebuild makes an item from its added event and deltas.
+func (it *collectedItem) rebuild() json.RawMessage {
+	p := it.partial
+	switch p.Type {
+	case "message":
+		if it.text.Len() > 0 {
+			p.Content = p.Content[:0]
+			p.Content = append(p.Content, struct {
+				Type    string `json:"type"`
+				Text    string `json:"text,omitempty"`
+				Refusal string `json:"refusal,omitempty"`
+			}{Type: "output_text", Text: it.text.String()})
+		}
+	case "function_call":
+		if it.args.Len() > 0 {
+			p.Arguments = it.args.String()
+		}
+	case "custom_tool_call":
+		if it.args.Len() > 0 {
+			p.Input = it.args.String()
+		}
+	case "reasoning":
+		if len(it.summary) > 0 {
+			p.Summary = p.Summary[:0]
+			for i := range it.summary {
+				p.Summary = append(p.Summary, struct {
+					Type string `json:"type"`
+					Text string `json:"text"`
+				}{"summary_text", it.summary[i].String()})
+			}
+		}
+	case "":
+		return nil
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+type chatCompletion struct {
+	ID      string       `json:"id"`
+	Object  string       `json:"object"`
+	Created int64        `json:"created"`
+	Model   string       `json:"model"`
+	Choices []chatChoice `json:"choices"`
+	Usage   chatUsage    `json:"usage"`
+}
+
+type chatChoice struct {
+	Index        int         `json:"index"`
+	Message      chatMessage `json:"message"`
+	Logprobs     *struct{}   `json:"logprobs"`
+	FinishReason string      `json:"finish_reason"`
+}
+
+type chatMessage struct {
+	Role             string            `json:"role"`
+	Content          *string           `json:"content"`
+	Refusal          *string           `json:"refusal"`
+	ReasoningContent string            `json:"reasoning_content,omitempty"`
+	ToolCalls        []chatToolCallOut `json:"tool_calls,omitempty"`
+}
+
+type chatToolCallOut struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type chatUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	TotalTokens         int64 `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+// AggregateChat reads a whole upstream stream and returns one chat.completion
+// body. When the upstream failed, the body is nil and the result's Err says
+// why: a failure is never a 200 with empty content.
+func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
+	var c collector
+	c.run(r)
+	if c.res.Err != nil {
+		return nil, c.res
+	}
+	if opts.ID == "" {
+		opts.ID = NewChatCompletionID()
+	}
+	if opts.Created == 0 {
+		opts.Created = time.Now().Unix()
+	}
+	var msg chatMessage
+	msg.Role = "assistant"
+	var text, refusal, reasoning strings.Builder
+	for _, raw := range c.outputItems() {
+		var it outItem
+		if json.Unmarshal(raw, &it) != nil {
+			continue
+		}
+		switch it.Type {
+		case "message":
+			for _, part := range it.Content {
+				switch part.Type {
+				case "output_text":
+					text.WriteString(part.Text)
+				case "refusal":
+					refusal.WriteString(part.Refusal)
+				}
+			}
+		case "reasoning":
+			for _, s := range it.Summary {
+				if s.Text == "" {
+					continue
+				}
+				if reasoning.Len() > 0 {
+					reasoning.WriteString("\n\n")
+				}
+				reasoning.WriteString(s.Text)
+			}
+		case "function_call", "custom_tool_call":
+			var call chatToolCallOut
+			call.ID, call.Type = it.CallID, "function"
+			call.Function.Name = opts.ToolNames.Restore(it.Name)
+			call.Function.Arguments = it.Arguments
+			if it.Type == "custom_tool_call" {
+				call.Function.Arguments = it.Input
+			}
+			msg.ToolCalls = append(msg.ToolCalls, call)
+		}
+	}
+	if text.Len() > 0 || len(msg.ToolCalls) == 0 && refusal.Len() == 0 {
+		s := text.String()
+		msg.Content = &s
+	}
+	if refusal.Len() > 0 {
+		s := refusal.String()
+		msg.Refusal = &s
+	}
+	msg.ReasoningContent = reasoning.String()
+	finish := c.res.FinishReason
+	if len(msg.ToolCalls) > 0 && finish == "stop" {
+		finish = "tool_calls"
+	}
+	c.res.FinishReason = finish
+	u := c.res.Usage
+	out := chatCompletion{
+		ID: opts.ID, Object: "chat.completion", Created: opts.Created, Model: opts.Model,
+		Choices: []chatChoice{{Index: 0, Message: msg, FinishReason: finish}},
+	}
+	out.Usage.PromptTokens, out.Usage.CompletionTokens, out.Usage.TotalTokens = u.InputTokens, u.OutputTokens, u.TotalTokens
+	out.Usage.PromptTokensDetails.CachedTokens = u.CachedTokens
+	out.Usage.CompletionTokensDetails.ReasoningTokens = u.ReasoningTokens
+	body, err := json.Marshal(out)
+	if err != nil {
+		c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
+		return nil, c.res
+	}
+	return body, c.res
+}
+
+// AggregateResponses reads a whole upstream stream and returns the final
+// Response object, with its output rebuilt when the upstream sent it empty
+// and shortened tool names restored.
+func AggregateResponses(r io.Reader, names ToolNames) ([]byte, StreamResult) {
+	var c collector
+	c.run(r)
+	if c.res.Err != nil {
+		return nil, c.res
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(c.response, &obj); err != nil || obj == nil {
+		obj = map[string]json.RawMessage{}
+	}
+	items := c.outputItems()
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	output, _ := json.Marshal(items)
+	obj["output"] = output
+	body, err := json.Marshal(obj)
+	if err != nil {
+		c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
+		return nil, c.res
+	}
+	return names.restoreIn(body), c.res
+}

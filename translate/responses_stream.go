@@ -1,0 +1,107 @@
+package translate
+
+import "bytes"
+
+// ResponsesStream passes Codex Responses events through to a /v1/responses
+// client unchanged while noting how the response ended, so the request log
+// gets usage and a stream cut short still ends with an error event the
+// client can see.
+type ResponsesStream struct {
+	// ToolNames restores tool names the request mapping shortened.
+	ToolNames ToolNames
+
+	done    bool
+	started bool
+	res     StreamResult
+}
+
+// Translate appends ev to dst in SSE framing and records terminal events.
+func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
+	if s.done {
+		return dst
+	}
+	e, ok := parseEvent(ev)
+	if !ok {
+		return dst
+	}
+	switch string(e.typ) {
+	case "response.created", "response.in_progress":
+		if id, ok := unquote(field(e.response, "id")); ok {
+			s.res.ResponseID = id
+		}
+	case "response.completed", "response.incomplete":
+		s.done = true
+		s.res.Completed = true
+		s.res.Usage, _ = parseUsage(e.response)
+		s.res.FinishReason = "stop"
+		if string(e.typ) == "response.incomplete" {
+			reason, _ := unquote(field(field(e.response, "incomplete_details"), "reason"))
+			s.res.FinishReason = incompleteFinish(reason)
+		}
+	case "response.failed", "error":
+		s.done = true
+		s.res.Err = failureFromEvent(e)
+	default:
+		// Bookkeeping events alone do not commit the response: a failure
+		// before any output can still get a real status.
+		if !s.started && string(e.typ) != "codex.rate_limits" && string(e.typ) != "keepalive" {
+			s.started = true
+		}
+	}
+	name := ev.Name
+	if len(name) == 0 {
+		name = e.typ
+	}
+	return AppendEvent(dst, name, s.ToolNames.restoreIn(ev.Data))
+}
+
+// Started reports whether output events (beyond response.created and
+// response.in_progress) were passed on.
+func (s *ResponsesStream) Started() bool { return s.started }
+
+// Done reports whether a terminal event was seen.
+func (s *ResponsesStream) Done() bool { return s.done }
+
+// Result returns what the stream amounted to so far.
+func (s *ResponsesStream) Result() StreamResult { return s.res }
+
+// Finish appends an error event when the upstream closed the stream without
+// a terminal event.
+func (s *ResponsesStream) Finish(dst []byte) []byte {
+	if s.done {
+		return dst
+	}
+	return s.Fail(dst, errIncomplete())
+}
+
+// Fail ends the stream with an error event carrying err.
+func (s *ResponsesStream) Fail(dst []byte, err *Error) []byte {
+	if s.done {
+		return dst
+	}
+	s.done = true
+	s.res.Err = err
+	data := []byte(`{"type":"error","code":`)
+	data = appendQuoted(data, err.Code)
+	data = append(data, `,"message":`...)
+	data = appendQuoted(data, err.Message)
+	data = append(data, `,"param":null}`...)
+	return AppendEvent(dst, []byte("error"), data)
+}
+
+// restoreIn rewrites shortened tool names inside raw event data back to the
+// client's names. Shortened names end in a hash, so a plain replacement of
+// the quoted name cannot hit anything else; nothing is copied when no name
+// was shortened.
+func (t ToolNames) restoreIn(data []byte) []byte {
+	if len(t) == 0 {
+		return data
+	}
+	for short, orig := range t {
+		quoted := appendQuoted(nil, short)
+		if bytes.Contains(data, quoted) {
+			data = bytes.ReplaceAll(data, quoted, appendQuoted(nil, orig))
+		}
+	}
+	return data
+}
