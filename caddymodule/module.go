@@ -1,23 +1,123 @@
-// Package caddymodule is the Caddy glue of the codex proxy: module registration,
-// configuration and request routing. The logic lives in Caddy-free packages
-// (translate, vault); this package only wires them into Caddy.
+// Package caddymodule is the Caddy glue of the codex proxy: module
+// registration, configuration, provisioning and request routing. The logic
+// lives in Caddy-free packages (translate, vault, codex); this package only
+// wires them into Caddy.
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler is the codex_proxy HTTP handler. At this stage it is a placeholder
-// that passes every request to the next handler; the OpenAI-compatible API is
-// wired in by a later change.
-type Handler struct{}
+// Defaults applied in Provision.
+const (
+	DefaultMaxBodySize  = 32 << 20
+	DefaultKeepalive    = caddy.Duration(15 * time.Second)
+	DefaultModelsTTL    = caddy.Duration(10 * time.Minute)
+	DefaultLogRetention = caddy.Duration(30 * 24 * time.Hour)
+	defaultVaultDir     = "codex_proxy"
+)
+
+// Handler serves an OpenAI-compatible API (/v1/models, /v1/chat/completions,
+// /v1/responses) backed by each user's own ChatGPT Codex subscription.
+// Requests outside /v1/ go to the next handler.
+type Handler struct {
+	// Vault is the path of the bbolt file holding users, keys, encrypted
+	// tokens and logs. Default: codex_proxy/vault.db under Caddy's data
+	// directory.
+	Vault string `json:"vault,omitempty"`
+
+	// EncryptionKeys encrypt token bundles (AES-256-GCM): 32 bytes as
+	// base64url, standard base64 or 64 hex characters. The first encrypts,
+	// all decrypt, so a key can be rotated. Placeholders such as
+	// {env.TOKEN_ENCRYPTION_KEY} are expanded. When empty, a key is generated
+	// once and stored 0600 beside the vault.
+	EncryptionKeys []string `json:"encryption_keys,omitempty"`
+
+	// APIKeyPepper is the HMAC secret API keys are hashed with. Placeholders
+	// are expanded. When empty, one is generated once and stored 0600 beside
+	// the vault.
+	APIKeyPepper string `json:"api_key_pepper,omitempty"`
+
+	// Upstream is the Codex backend base URL. Default:
+	// https://chatgpt.com/backend-api/codex.
+	Upstream string `json:"upstream,omitempty"`
+
+	// OAuthIssuer is the ChatGPT OAuth issuer. Default: https://auth.openai.com.
+	OAuthIssuer string `json:"oauth_issuer,omitempty"`
+
+	// PublicOrigin is the origin clients reach this site at, such as
+	// https://ai.example.com; used in printed base URLs and links.
+	PublicOrigin string `json:"public_origin,omitempty"`
+
+	// RelayURL sends all upstream traffic through a relay; https unless on
+	// loopback. RelayToken is sent to it in X-Relay-Token.
+	RelayURL   string `json:"relay_url,omitempty"`
+	RelayToken string `json:"relay_token,omitempty"`
+
+	// Originator is the originator header and User-Agent product sent
+	// upstream. Default: codex_cli_rs.
+	Originator string `json:"originator,omitempty"`
+
+	// SystemPrompt chooses where system messages go: "developer" (default;
+	// developer input items, as the official client does) or "instructions".
+	SystemPrompt string `json:"system_prompt,omitempty"`
+
+	// ReasoningSummary is requested when reasoning is on: auto (default),
+	// concise, detailed or none.
+	ReasoningSummary string `json:"reasoning_summary,omitempty"`
+
+	// MaxBodySize bounds request bodies after decoding, in bytes.
+	// Default: 32 MiB (room for images).
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// Keepalive is how often an SSE comment is sent while the upstream is
+	// silent, so proxies do not cut long reasoning. Default: 15s.
+	Keepalive caddy.Duration `json:"keepalive,omitempty"`
+
+	// UpstreamIdleTimeout cancels a stream when the upstream sends nothing
+	// for this long. Default: 5m.
+	UpstreamIdleTimeout caddy.Duration `json:"upstream_idle_timeout,omitempty"`
+
+	// ModelsTTL is how long a user's model catalog is cached. Default: 10m.
+	ModelsTTL caddy.Duration `json:"models_ttl,omitempty"`
+
+	// LogRetention is how long request logs are kept. Default: 30 days.
+	LogRetention caddy.Duration `json:"log_retention,omitempty"`
+
+	// CORSOrigins are the origins allowed to call the API from a browser.
+	// Default: any origin ("*"); API keys, not cookies, authenticate.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+
+	// Aliases map extra model names to catalog models.
+	Aliases map[string]string `json:"aliases,omitempty"`
+
+	ctx     caddy.Context
+	logger  *zap.Logger
+	vaultID string
+	vault   *vault.Vault
+	client  *codex.Client
+	catalog *translate.Catalog
+	models  *codex.ModelCache
+	limiter *authLimiter
+	metrics *metrics
+}
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -27,12 +127,136 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// ServeHTTP passes the request on unchanged.
+// Provision sets defaults, opens (or shares) the vault and builds the
+// upstream client.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.ctx = ctx
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	vc, err := vaultConfigOf(*h)
+	if err != nil {
+		return err
+	}
+	h.Vault = vc.Path
+	if h.MaxBodySize <= 0 {
+		h.MaxBodySize = DefaultMaxBodySize
+	}
+	if h.Keepalive == 0 {
+		h.Keepalive = DefaultKeepalive
+	}
+	if h.ModelsTTL == 0 {
+		h.ModelsTTL = DefaultModelsTTL
+	}
+	if h.LogRetention == 0 {
+		h.LogRetention = DefaultLogRetention
+	}
+	if h.SystemPrompt == "" {
+		h.SystemPrompt = string(translate.SystemAsDeveloper)
+	}
+	if len(h.CORSOrigins) == 0 {
+		h.CORSOrigins = []string{"*"}
+	}
+
+	// The vault's directory may not exist on a first run.
+	if err := os.MkdirAll(filepath.Dir(h.Vault), 0o700); err != nil {
+		return fmt.Errorf("vault directory: %v", err)
+	}
+	keys, pepper, generated, err := vc.secrets()
+	if err != nil {
+		return err
+	}
+	if len(vc.EncryptionKeys) == 0 || vc.Pepper == "" {
+		h.logger.Warn("no encryption_key or api_key_pepper configured: using secrets generated beside the vault; set real ones with {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}",
+			zap.String("dir", filepath.Dir(h.Vault)), zap.Bool("generated_now", generated))
+	}
+
+	h.client, err = codex.NewClient(codex.Config{
+		Upstream:    repl.ReplaceAll(h.Upstream, ""),
+		Originator:  h.Originator,
+		RelayURL:    repl.ReplaceAll(h.RelayURL, ""),
+		RelayToken:  repl.ReplaceAll(h.RelayToken, ""),
+		IdleTimeout: time.Duration(h.UpstreamIdleTimeout),
+	})
+	if err != nil {
+		return fmt.Errorf("upstream client: %v", err)
+	}
+	oauth := &codex.OAuth{Issuer: repl.ReplaceAll(h.OAuthIssuer, "")}
+
+	h.vaultID = h.Vault
+	pooled, _, err := vaults.LoadOrNew(h.vaultID, func() (caddy.Destructor, error) {
+		v, err := vault.Open(h.Vault, vault.Options{
+			EncryptionKeys: keys,
+			Pepper:         pepper,
+			LogRetention:   time.Duration(h.LogRetention),
+			Refresher:      refresher{oauth},
+			Log:            zapLogFunc(h.logger.Named("vault")),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &pooledVault{Vault: v}, nil
+	})
+	if err != nil {
+		h.vaultID = ""
+		return fmt.Errorf("opening vault %s: %v", h.Vault, err)
+	}
+	h.vault = pooled.(*pooledVault).Vault
+
+	h.catalog = translate.DefaultCatalog()
+	if len(h.Aliases) > 0 {
+		h.catalog = h.catalog.With(nil, h.Aliases)
+	}
+	h.models = codex.NewModelCache(h.client.Models, time.Duration(h.ModelsTTL), nil)
+	h.limiter = newAuthLimiter()
+	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("metrics: %v", err)
+	}
+	return nil
+}
+
+// Validate checks the configuration for obvious mistakes.
+func (h *Handler) Validate() error {
+	switch translate.SystemMode(h.SystemPrompt) {
+	case translate.SystemAsDeveloper, translate.SystemAsInstructions:
+	default:
+		return fmt.Errorf("system_prompt must be developer or instructions, not %q", h.SystemPrompt)
+	}
+	switch h.ReasoningSummary {
+	case "", "auto", "concise", "detailed", "none":
+	default:
+		return fmt.Errorf("reasoning_summary must be auto, concise, detailed or none, not %q", h.ReasoningSummary)
+	}
+	if h.RelayURL != "" && h.RelayToken == "" {
+		return fmt.Errorf("relay needs a token")
+	}
+	return nil
+}
+
+// Cleanup releases this instance's hold on the shared vault; the vault is
+// closed when the last config using it is unloaded.
+func (h *Handler) Cleanup() error {
+	if h.vaultID == "" {
+		return nil
+	}
+	_, err := vaults.Delete(h.vaultID)
+	return err
+}
+
+// ServeHTTP routes /v1/ to the API and everything else to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return next.ServeHTTP(w, r)
+	if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" {
+		return next.ServeHTTP(w, r)
+	}
+	h.serveAPI(w, r)
+	return nil
 }
 
 // Interface guards
 var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -1,0 +1,224 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/vault"
+)
+
+// apiRequest is what one API call carries through the handler.
+type apiRequest struct {
+	id     string
+	route  string
+	start  time.Time
+	user   vault.User
+	key    vault.Key
+	status int
+	ttfb   time.Duration
+	mapped *translate.Mapped
+	result translate.StreamResult
+	errObj *translate.Error
+}
+
+// serveAPI handles everything under /v1/.
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
+	req := &apiRequest{id: "req_" + rand.Text(), start: time.Now()}
+	w.Header().Set("X-Request-Id", req.id)
+	h.setCORS(w, r)
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding, X-Api-Key, Api-Key, OpenAI-Organization, OpenAI-Project, OpenAI-Beta, X-Stainless-Arch, X-Stainless-Lang, X-Stainless-OS, X-Stainless-Package-Version, X-Stainless-Retry-Count, X-Stainless-Runtime, X-Stainless-Runtime-Version, X-Stainless-Timeout")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+		req.route = "models"
+	case path == "/v1/chat/completions":
+		req.route = "chat_completions"
+	case path == "/v1/responses":
+		req.route = "responses"
+	default:
+		req.route = "unknown"
+		writeError(w, &translate.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + ". This proxy serves /v1/models, /v1/chat/completions and /v1/responses."})
+		h.metrics.observe(req.route, http.StatusNotFound, "")
+		return
+	}
+	wantMethod := http.MethodPost
+	if req.route == "models" {
+		wantMethod = http.MethodGet
+	}
+	if r.Method != wantMethod {
+		w.Header().Set("Allow", wantMethod+", OPTIONS")
+		writeError(w, &translate.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + wantMethod})
+		h.metrics.observe(req.route, http.StatusMethodNotAllowed, "")
+		return
+	}
+
+	if !h.authenticate(w, r, req) {
+		h.metrics.observe(req.route, req.status, "")
+		return
+	}
+	switch req.route {
+	case "models":
+		h.serveModels(w, r, req, strings.TrimPrefix(strings.TrimPrefix(path, "/v1/models"), "/"))
+	case "chat_completions":
+		h.serveGenerate(w, r, req, true)
+	case "responses":
+		h.serveGenerate(w, r, req, false)
+	}
+	h.finish(req)
+}
+
+// authenticate checks the API key; on failure it answers 401, or 429 once
+// an address has failed too often.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiRequest) bool {
+	ip := clientIP(r)
+	if left, blocked := h.limiter.blocked(ip); blocked {
+		writeRetryAfter(w, left)
+		req.status = http.StatusTooManyRequests
+		writeError(w, &translate.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "too_many_auth_failures",
+			Message: "too many requests with invalid API keys from this address; retry later"})
+		return false
+	}
+	key, user, err := h.vault.VerifyKey(apiKey(r))
+	if err != nil {
+		h.limiter.fail(ip)
+		req.status = http.StatusUnauthorized
+		msg := "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."
+		if !errors.Is(err, vault.ErrKeyInvalid) {
+			msg = "the API key could not be checked"
+			h.logger.Error("verifying an API key failed", zap.String("request_id", req.id), zap.Error(err))
+		}
+		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: msg})
+		return false
+	}
+	req.user, req.key = user, key
+	return true
+}
+
+// setCORS allows browser clients (Open WebUI and the like) to call the API.
+func (h *Handler) setCORS(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	for _, o := range h.CORSOrigins {
+		if o == "*" || o == origin {
+			w.Header().Set("Access-Control-Allow-Origin", o)
+			if o != "*" {
+				w.Header().Add("Vary", "Origin")
+			}
+			w.Header().Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-Codex-Primary-Used-Percent, X-Codex-Secondary-Used-Percent")
+			return
+		}
+	}
+}
+
+// tokenSource gives the upstream client one user's tokens.
+func (h *Handler) tokenSource(userID string) codex.TokenSource {
+	return codex.TokenSourceFunc(func(ctx context.Context, force bool) (string, string, error) {
+		return h.vault.AccessToken(ctx, userID, force)
+	})
+}
+
+// serveModels lists the user's models in OpenAI list format: the catalog
+// the upstream reports for the user's plan, or the static catalog.
+func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *apiRequest, one string) {
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	var list []model
+	seen := map[string]bool{}
+	add := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			list = append(list, model{ID: id, Object: "model", Created: 1700000000, OwnedBy: "openai"})
+		}
+	}
+	remote, err := h.models.Get(r.Context(), req.user.ID, h.tokenSource(req.user.ID))
+	if err == nil {
+		for _, m := range remote {
+			if !m.Hidden {
+				add(m.Slug)
+			}
+		}
+	} else if c := h.logger.Check(zap.DebugLevel, "model catalog unavailable, using the static one"); c != nil {
+		c.Write(zap.String("user_id", req.user.ID), zap.Error(err))
+	}
+	for _, m := range h.catalog.Models() {
+		add(m.ID)
+	}
+	if one != "" {
+		for _, m := range list {
+			if m.ID == one {
+				req.status = http.StatusOK
+				writeJSON(w, http.StatusOK, m)
+				return
+			}
+		}
+		req.status = http.StatusNotFound
+		writeError(w, &translate.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
+			Message: "The model '" + one + "' does not exist or is not available to your ChatGPT plan."})
+		return
+	}
+	req.status = http.StatusOK
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": list})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, &translate.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// finish records the request in the log and the metrics, off the hot path.
+func (h *Handler) finish(req *apiRequest) {
+	model, effort, tier := "", "", ""
+	if req.mapped != nil {
+		model, effort, tier = req.mapped.ClientModel, req.mapped.Effort, req.mapped.ServiceTier
+	}
+	code := ""
+	if req.errObj != nil {
+		code = req.errObj.Code
+	}
+	u := req.result.Usage
+	h.vault.LogRequest(vault.LogRecord{
+		Time: req.start, UserID: req.user.ID, KeyID: req.key.ID, RequestID: req.id, Route: req.route,
+		Model: model, Effort: effort, ServiceTier: tier, Status: req.status,
+		Duration: time.Since(req.start), TTFB: req.ttfb,
+		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens,
+		ErrorCode: code,
+	})
+	h.metrics.observe(req.route, req.status, model)
+	h.metrics.firstByte(req.ttfb)
+	h.metrics.tokens(u)
+	if c := h.logger.Check(zap.InfoLevel, "api request"); c != nil {
+		c.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID),
+			zap.String("route", req.route), zap.String("model", model), zap.Int("status", req.status),
+			zap.Duration("duration", time.Since(req.start)), zap.String("error_code", code))
+	}
+}

@@ -1,0 +1,55 @@
+package caddymodule
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// readBody reads the request body, decoding gzip and zstd (the Codex CLI can
+// send zstd), and enforces the size limit on the decoded bytes so a small
+// compressed body cannot expand without bound.
+func readBody(r *http.Request, limit int64) ([]byte, *translate.Error) {
+	var src io.Reader = http.MaxBytesReader(nil, r.Body, limit)
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, translate.InvalidRequest("", "invalid_body", "the request body is not valid gzip: %v", err)
+		}
+		defer zr.Close()
+		src = zr
+	case "zstd":
+		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1<<20))
+		if err != nil {
+			return nil, translate.InvalidRequest("", "invalid_body", "the request body is not valid zstd: %v", err)
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return nil, &translate.Error{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error",
+			Code: "unsupported_content_encoding", Message: fmt.Sprintf("Content-Encoding %q is not supported; send identity, gzip or zstd", enc)}
+	}
+	body, err := io.ReadAll(io.LimitReader(src, limit+1))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) || int64(len(body)) > limit {
+		return nil, &translate.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
+			Code: "request_too_large", Message: fmt.Sprintf("the request body exceeds %d bytes", limit)}
+	}
+	if err != nil {
+		return nil, translate.InvalidRequest("", "invalid_body", "reading the request body failed: %v", err)
+	}
+	if len(body) == 0 {
+		return nil, translate.InvalidRequest("", "invalid_body", "the request body is empty; send a JSON object")
+	}
+	return body, nil
+}

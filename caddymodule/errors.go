@@ -1,0 +1,66 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/vault"
+)
+
+// writeError answers with an OpenAI-shaped error body. Caddy's own error
+// path would send an empty body, which clients show as "missing message".
+func writeError(w http.ResponseWriter, e *translate.Error) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(e.JSON())
+}
+
+// writeRetryAfter sets Retry-After in whole seconds, at least one.
+func writeRetryAfter(w http.ResponseWriter, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	secs := int64((d + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+}
+
+// clientError turns any failure into the error a client should see, plus
+// the Retry-After to announce.
+func clientError(err error) (*translate.Error, time.Duration) {
+	var ue *codex.UpstreamError
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err, ue.RetryAfter
+	}
+	var te *translate.Error
+	if errors.As(err, &te) {
+		return te, 0
+	}
+	switch {
+	case errors.Is(err, vault.ErrRelinkNeeded):
+		return &translate.Error{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "relink_needed",
+			Message: "your ChatGPT sign-in has expired or was revoked: re-link your ChatGPT account in the dashboard (or re-import auth.json) and retry"}, 0
+	case errors.Is(err, vault.ErrNotLinked):
+		return &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "chatgpt_not_linked",
+			Message: "no ChatGPT account is linked to this user yet: link one in the dashboard or import an auth.json"}, 0
+	case errors.Is(err, vault.ErrRefreshUnavailable):
+		return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "token_refresh_unavailable",
+			Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}, 5 * time.Second
+	}
+	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error",
+		Message: "the upstream request failed"}, 0
+}
+
+// respondError writes err as a client error.
+func respondError(w http.ResponseWriter, err error) *translate.Error {
+	e, retry := clientError(err)
+	writeRetryAfter(w, retry)
+	writeError(w, e)
+	return e
+}

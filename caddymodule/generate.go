@@ -1,0 +1,287 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// streamTranslator is what ChatStream and ResponsesStream have in common.
+type streamTranslator interface {
+	Translate(dst []byte, ev translate.Event) []byte
+	Finish(dst []byte) []byte
+	Fail(dst []byte, err *translate.Error) []byte
+	Started() bool
+	Done() bool
+	Result() translate.StreamResult
+}
+
+// serveGenerate handles /v1/chat/completions (chat) and /v1/responses.
+func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *apiRequest, chat bool) {
+	body, bad := readBody(r, h.MaxBodySize)
+	if bad != nil {
+		h.fail(w, req, bad, 0)
+		return
+	}
+	opts := translate.RequestOptions{
+		Catalog:          h.catalog,
+		SystemMode:       translate.SystemMode(h.SystemPrompt),
+		ReasoningSummary: h.ReasoningSummary,
+		CacheKeySalt:     req.user.ID,
+	}
+	var err error
+	if chat {
+		req.mapped, err = translate.ChatToResponses(body, opts)
+	} else {
+		req.mapped, err = translate.NormalizeResponses(body, opts)
+	}
+	if err != nil {
+		e, retry := clientError(err)
+		h.fail(w, req, e, retry)
+		return
+	}
+	m := req.mapped
+	if len(m.Dropped) > 0 {
+		if c := h.logger.Check(zap.DebugLevel, "dropped parameters the backend rejects"); c != nil {
+			c.Write(zap.String("request_id", req.id), zap.Strings("params", m.Dropped))
+		}
+	}
+
+	upStart := time.Now()
+	up, err := h.client.Responses(r.Context(), h.tokenSource(req.user.ID), m.Body,
+		codex.RequestHeaders{PromptCacheKey: m.PromptCacheKey, RequestID: req.id})
+	h.metrics.upstreamLatency(time.Since(upStart))
+	if err != nil {
+		if r.Context().Err() != nil {
+			req.status = 499
+			return
+		}
+		e, retry := clientError(err)
+		h.fail(w, req, e, retry)
+		return
+	}
+	defer up.Close()
+	codex.PassHeaders(w.Header(), up.Header)
+
+	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames}
+	if !m.Stream {
+		var out []byte
+		if chat {
+			out, req.result = translate.AggregateChat(up, chatOpts)
+		} else {
+			out, req.result = translate.AggregateResponses(up, m.ToolNames)
+		}
+		if req.result.Err != nil {
+			if r.Context().Err() != nil {
+				req.status = 499
+				return
+			}
+			h.fail(w, req, req.result.Err, 0)
+			return
+		}
+		req.ttfb = time.Since(req.start)
+		req.status = http.StatusOK
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(out)
+		return
+	}
+
+	var tr streamTranslator
+	if chat {
+		tr = translate.NewChatStream(chatOpts)
+	} else {
+		tr = &translate.ResponsesStream{ToolNames: m.ToolNames}
+	}
+	h.stream(w, r, req, up, tr)
+}
+
+// fail answers with an error before any byte of a response was sent.
+func (h *Handler) fail(w http.ResponseWriter, req *apiRequest, e *translate.Error, retry time.Duration) {
+	req.status, req.errObj = e.Status, e
+	writeRetryAfter(w, retry)
+	writeError(w, e)
+}
+
+// stream relays one upstream stream event by event. Nothing is committed
+// until the response has real output, so a failure that arrives first still
+// gets its real HTTP status; after that, failures become an error event.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest, up io.Reader, tr streamTranslator) {
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), start: req.start}
+	h.metrics.streamStarted()
+	defer h.metrics.streamEnded()
+	stopKeepalive := sw.keepalive(time.Duration(h.Keepalive))
+	defer stopKeepalive()
+
+	rd := translate.NewReader(up)
+	out := make([]byte, 0, 8<<10)
+	var pending []byte // events held until the response has real output
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if r.Context().Err() != nil {
+				req.status = 499
+				return
+			}
+			if errors.Is(err, io.EOF) {
+				out = tr.Finish(out[:0])
+			} else {
+				out = tr.Fail(out[:0], readFailure(err))
+			}
+		} else {
+			out = tr.Translate(out[:0], ev)
+		}
+		if len(out) > 0 {
+			if !sw.isCommitted() && !tr.Started() {
+				if tr.Done() {
+					if res := tr.Result(); res.Err != nil {
+						req.result = res
+						h.fail(w, req, res.Err, 0)
+						stopKeepalive()
+						return
+					}
+				} else {
+					pending = append(pending, out...)
+					continue
+				}
+			}
+			if len(pending) > 0 {
+				out = append(pending, out...)
+				pending = nil
+			}
+			if werr := sw.write(out, err != nil || tr.Done() || !rd.Pending()); werr != nil {
+				req.status = 499
+				return
+			}
+		}
+		if err != nil || tr.Done() {
+			break
+		}
+	}
+	req.result = tr.Result()
+	req.ttfb = sw.ttfb
+	req.status = http.StatusOK
+	if req.result.Err != nil {
+		req.errObj = req.result.Err
+	}
+}
+
+// readFailure maps a broken upstream read (idle timeout, reset) to the
+// error event the client gets.
+func readFailure(err error) *translate.Error {
+	msg := "the upstream connection failed mid-stream; retry the request"
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "idle") {
+		msg = "the upstream sent nothing for too long and the stream was closed; retry the request"
+	}
+	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_stream_error", Message: msg}
+}
+
+// sseWriter serialises writes from the relay loop and the keepalive timer.
+type sseWriter struct {
+	mu        sync.Mutex
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	start     time.Time
+	committed bool
+	lastWrite time.Time
+	ttfb      time.Duration
+	err       error
+}
+
+func (s *sseWriter) isCommitted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.committed
+}
+
+// commitLocked sends the stream's headers; mu must be held.
+func (s *sseWriter) commitLocked() {
+	if s.committed {
+		return
+	}
+	s.committed = true
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	s.w.WriteHeader(http.StatusOK)
+	s.ttfb = time.Since(s.start)
+}
+
+// write sends b, flushing when asked; it returns the first write error.
+func (s *sseWriter) write(b []byte, flush bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.commitLocked()
+	if _, err := s.w.Write(b); err != nil {
+		s.err = err
+		return err
+	}
+	if flush {
+		if err := s.rc.Flush(); err != nil {
+			s.err = err
+			return err
+		}
+	}
+	s.lastWrite = time.Now()
+	return nil
+}
+
+// keepalive sends an SSE comment whenever nothing was written for every
+// interval; the returned function stops it and waits, so no write happens
+// after the handler returns.
+func (s *sseWriter) keepalive(every time.Duration) (stop func()) {
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				s.mu.Lock()
+				idle := s.lastWrite
+				if idle.IsZero() {
+					idle = s.start
+				}
+				if s.err == nil && now.Sub(idle) >= every {
+					s.commitLocked()
+					if _, err := s.w.Write(translate.Keepalive); err != nil {
+						s.err = err
+					} else if err := s.rc.Flush(); err != nil {
+						s.err = err
+					}
+					s.lastWrite = now
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
+}

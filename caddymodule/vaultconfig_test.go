@@ -1,0 +1,159 @@
+package caddymodule
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func TestVaultConfigsFromJSON(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", "/xdg")
+	t.Setenv("CODEX_TEST_VAULT_DIR", "/srv/codex")
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(handlers string) string {
+		return `{"apps":{"http":{"servers":{"srv0":{"routes":[{"handle":[` + handlers + `]}]}}}}}`
+	}
+	for _, tc := range []struct {
+		name    string
+		cfg     string
+		paths   []string
+		keys    []string
+		pepper  string
+		keep    time.Duration
+		wantErr string
+	}{
+		{
+			name:  "defaults",
+			cfg:   route(`{"handler":"codex_proxy"}`),
+			paths: []string{"/xdg/caddy/codex_proxy/vault.db"},
+			keep:  time.Duration(DefaultLogRetention),
+		},
+		{
+			name:   "placeholders and relative path",
+			cfg:    route(`{"handler":"codex_proxy","vault":"data/v.db","encryption_keys":["{env.CODEX_TEST_VAULT_DIR}"," ",""],"api_key_pepper":" p ","log_retention":"48h"}`),
+			paths:  []string{filepath.Join(cwd, "data/v.db")},
+			keys:   []string{"/srv/codex"},
+			pepper: "p",
+			keep:   48 * time.Hour,
+		},
+		{
+			name:  "nested in a subroute, next to other handlers",
+			cfg:   route(`{"handler":"headers"},{"handler":"subroute","routes":[{"handle":[{"handler":"codex_proxy","vault":"{env.CODEX_TEST_VAULT_DIR}/v.db"}]}]}`),
+			paths: []string{"/srv/codex/v.db"},
+			keep:  time.Duration(DefaultLogRetention),
+		},
+		{
+			name:  "shared vault keeps the longest retention",
+			cfg:   route(`{"handler":"codex_proxy","vault":"/a.db","log_retention":3600000000000},{"handler":"codex_proxy","vault":"/a.db","log_retention":"2h"},{"handler":"codex_proxy","vault":"/b.db"}`),
+			paths: []string{"/a.db", "/b.db"},
+			keep:  2 * time.Hour,
+		},
+		{
+			name:    "shared vault with different secrets",
+			cfg:     route(`{"handler":"codex_proxy","vault":"/a.db","api_key_pepper":"one"},{"handler":"codex_proxy","vault":"/a.db","api_key_pepper":"two"}`),
+			wantErr: "different encryption keys or peppers",
+		},
+		{
+			name:    "vault path expands to nothing",
+			cfg:     route(`{"handler":"codex_proxy","vault":"{env.CODEX_TEST_UNSET}"}`),
+			wantErr: "expands to nothing",
+		},
+		{
+			name: "no handler",
+			cfg:  route(`{"handler":"static_response"}`),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vcs, err := vaultConfigsFromJSON([]byte(tc.cfg))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var paths []string
+			for _, vc := range vcs {
+				paths = append(paths, vc.Path)
+			}
+			if !slices.Equal(paths, tc.paths) {
+				t.Fatalf("paths %q, want %q", paths, tc.paths)
+			}
+			if len(vcs) == 0 {
+				return
+			}
+			if vc := vcs[0]; !slices.Equal(vc.EncryptionKeys, tc.keys) || vc.Pepper != tc.pepper || vc.LogRetention != tc.keep {
+				t.Fatalf("got keys %d, pepper set %v, retention %v", len(vc.EncryptionKeys), vc.Pepper != "", vc.LogRetention)
+			}
+		})
+	}
+}
+
+func TestSecretsFallBackLikeProvision(t *testing.T) {
+	dir := t.TempDir()
+	vc := vaultConfig{Path: filepath.Join(dir, "vault.db"), EncryptionKeys: []string{testEncKey}, keysSet: true}
+	keys, pepper, generated, err := vc.secrets()
+	if err != nil || !generated || !slices.Equal(keys, []string{testEncKey}) || len(pepper) < 16 {
+		t.Fatalf("pepper not generated: %v %v", err, generated)
+	}
+	gk, gp, _, _ := loadOrCreateSecrets(dir)
+	if gp != pepper || gk == testEncKey {
+		t.Fatal("did not take the generated pepper, or took the generated key over the configured one")
+	}
+	_, again, generated, err := vc.secrets()
+	if err != nil || generated || again != pepper {
+		t.Fatalf("second call: %v %v", err, generated)
+	}
+}
+
+func TestAdminAddress(t *testing.T) {
+	t.Setenv("CODEX_TEST_ADMIN_PORT", "2999")
+	for _, tc := range []struct {
+		cfg, want string
+	}{
+		{`{}`, caddy.DefaultAdminListen},
+		{`{"admin":{}}`, caddy.DefaultAdminListen},
+		{`{"admin":{"listen":"127.0.0.1:3000"}}`, "127.0.0.1:3000"},
+		{`{"admin":{"listen":"localhost:{env.CODEX_TEST_ADMIN_PORT}"}}`, "localhost:2999"},
+		{`{"admin":{"listen":"unix//run/caddy/admin.sock"}}`, "unix//run/caddy/admin.sock"},
+		{`{"admin":{"disabled":true,"listen":"127.0.0.1:3000"}}`, ""},
+	} {
+		got, err := adminAddress([]byte(tc.cfg))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.cfg, got, err, tc.want)
+		}
+	}
+}
+
+func TestNewAdminClient(t *testing.T) {
+	for _, tc := range []struct {
+		addr, base, origin, err string
+	}{
+		{addr: "localhost:2019", base: "http://localhost:2019", origin: "http://localhost:2019"},
+		{addr: "tcp/127.0.0.1:3000", base: "http://127.0.0.1:3000", origin: "http://127.0.0.1:3000"},
+		{addr: "unix//run/caddy.sock|0220", base: "http://127.0.0.1"},
+		{addr: "fd/3", err: "file descriptor"},
+		{addr: "localhost:2019-2020", err: "port range"},
+	} {
+		c, err := newAdminClient(tc.addr)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.addr, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c.base != tc.base || c.origin != tc.origin {
+			t.Errorf("%s: %+v %v", tc.addr, c, err)
+		}
+	}
+}
