@@ -54,6 +54,8 @@ e2e() {
 	echo "==> end to end: the built caddy lists the module"
 	./caddy list-modules | grep -x 'http.handlers.codex_proxy'
 	./caddy version
+	echo "==> end to end: real caddy, fake Codex backend, real clients"
+	CODEX_PROXY_CADDY="$PWD/caddy" go test -race -count=1 ./e2e/...
 }
 
 cmd="${1:-}"
@@ -61,7 +63,15 @@ case "$cmd" in
 build) build ;;
 run)
 	build
-	exec ./caddy run --config Caddyfile.example --adapter caddyfile
+	cat >&2 <<NEXT
+==> starting the proxy on https://localhost:8443 (Caddy's local CA)
+    Base URL for OpenAI clients:  https://localhost:8443/v1
+    Local root certificate:       ${XDG_DATA_HOME:-$HOME/.local/share}/caddy/pki/authorities/local/root.crt
+    Provision a user (another terminal, while this runs):
+      ./caddy codex-proxy provision --config Caddyfile.local --email you@example.com --auth-file ~/.codex/auth.json
+    It prints the cpk_… key to use as the API key.
+NEXT
+	exec ./caddy run --config Caddyfile.local --adapter caddyfile
 	;;
 test)
 	unit
