@@ -195,6 +195,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
+		if len(keys) > 1 {
+			// A rotation: re-seal what is still under an older key, so the
+			// old key can be removed from the config afterwards.
+			n, err := v.ReencryptAll()
+			if err != nil {
+				_ = v.Close()
+				return nil, fmt.Errorf("re-encrypting token bundles with the new key: %v", err)
+			}
+			h.logger.Info("token bundles re-encrypted with the first encryption_key", zap.Int("bundles", n))
+		}
 		return &pooledVault{Vault: v}, nil
 	})
 	if err != nil {
