@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func openTestVault(t *testing.T, path, key, pepper string) *vault.Vault {
 func poolVault(t *testing.T, pool *caddy.UsagePool, path string) *vault.Vault {
 	t.Helper()
 	val, _, err := pool.LoadOrNew(path, func() (caddy.Destructor, error) {
-		return &pooledVault{openTestVault(t, path, testEncKey, testPepper)}, nil
+		return &pooledVault{Vault: openTestVault(t, path, testEncKey, testPepper), refreshes: new(atomic.Pointer[metrics])}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +358,7 @@ func TestAcquireOutlivesCleanup(t *testing.T) {
 	pool := caddy.NewUsagePool()
 	path := filepath.Join(t.TempDir(), "vault.db")
 	if _, _, err := pool.LoadOrNew(path, func() (caddy.Destructor, error) {
-		return &pooledVault{openTestVault(t, path, testEncKey, testPepper)}, nil
+		return &pooledVault{Vault: openTestVault(t, path, testEncKey, testPepper), refreshes: new(atomic.Pointer[metrics])}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

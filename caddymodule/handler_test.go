@@ -18,6 +18,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -410,5 +411,33 @@ func TestKeyRotationReencrypts(t *testing.T) {
 	got, _, err := h.vault.AccessToken(context.Background(), u.ID, false)
 	if err != nil || got != tok.AccessToken {
 		t.Fatalf("after rotation: token ok=%v err=%v", got == tok.AccessToken, err)
+	}
+}
+
+// TestMetricsLabelsStayBounded: a client-chosen model name never becomes a
+// label, and refresh attempts are counted by outcome.
+func TestMetricsLabelsStayBounded(t *testing.T) {
+	env := newProxyEnv(t)
+	params := userMsg("hi")
+	params.Model = "totally-made-up-model-4711"
+	_, _ = env.client.Chat.Completions.New(context.Background(), params)
+	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(env.h.metrics.requests.WithLabelValues("chat_completions", "200", "gpt-5.5")); got != 1 {
+		t.Fatalf("known model counted %v times", got)
+	}
+	if n := testutil.CollectAndCount(env.h.metrics.requests); n != 2 {
+		t.Fatalf("%d request series, want 2 (gpt-5.5 and other)", n)
+	}
+	if got := testutil.ToFloat64(env.h.metrics.requests.WithLabelValues("chat_completions", "404", "other")); got != 1 {
+		t.Fatalf("unknown model not counted as other: %v", got)
+	}
+	env.fake.ExpireAccess(env.account)
+	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(env.h.metrics.refreshCount.WithLabelValues("success")); got != 1 {
+		t.Fatalf("refresh successes: %v", got)
 	}
 }

@@ -19,14 +19,21 @@ type metrics struct {
 	ttfbSeconds     prometheus.Histogram
 	tokenCount      *prometheus.CounterVec
 	activeStreams   prometheus.Gauge
+	refreshCount    *prometheus.CounterVec
+	catalog         *translate.Catalog
 }
 
 const metricsNamespace = "caddy_codex_proxy"
 
 // registerMetrics registers the collectors with the config's registry,
 // reusing ones a sibling handler (another site) already registered.
-func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
+func registerMetrics(reg prometheus.Registerer, catalog *translate.Catalog) (*metrics, error) {
 	m := &metrics{
+		catalog: catalog,
+		refreshCount: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "token_refreshes_total",
+			Help: "ChatGPT token refresh attempts by outcome (success, transient_failure, permanent_failure).",
+		}, []string{"outcome"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "requests_total",
 			Help: "API requests by route, status and model.",
@@ -66,6 +73,9 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.activeStreams, err = registerOrReuse(reg, m.activeStreams); err != nil {
 		return nil, err
 	}
+	if m.refreshCount, err = registerOrReuse(reg, m.refreshCount); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -85,9 +95,21 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C,
 	return c, nil
 }
 
+// observe counts one request. The model label is the client's name only
+// when the catalog knows it: clients choose model strings freely, and each
+// distinct label would be a new time series.
 func (m *metrics) observe(route string, status int, model string) {
+	if model != "" {
+		if r := m.catalog.Resolve(model); r.Known {
+			model = r.Model.ID
+		} else {
+			model = "other"
+		}
+	}
 	m.requests.WithLabelValues(route, strconv.Itoa(status), model).Inc()
 }
+
+func (m *metrics) refreshed(outcome string) { m.refreshCount.WithLabelValues(outcome).Inc() }
 
 func (m *metrics) upstreamLatency(d time.Duration) { m.upstreamSeconds.Observe(d.Seconds()) }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -184,12 +185,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	oauth := &codex.OAuth{Issuer: repl.ReplaceAll(h.OAuthIssuer, "")}
 
 	h.vaultID = h.Vault
+	refreshMetrics := new(atomic.Pointer[metrics])
 	pooled, _, err := vaults.LoadOrNew(h.vaultID, func() (caddy.Destructor, error) {
 		v, err := vault.Open(h.Vault, vault.Options{
 			EncryptionKeys: keys,
 			Pepper:         pepper,
 			LogRetention:   time.Duration(h.LogRetention),
-			Refresher:      refresher{oauth},
+			Refresher:      refresher{oauth: oauth, metrics: refreshMetrics},
 			Log:            zapLogFunc(h.logger.Named("vault")),
 		})
 		if err != nil {
@@ -205,13 +207,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 			h.logger.Info("token bundles re-encrypted with the first encryption_key", zap.Int("bundles", n))
 		}
-		return &pooledVault{Vault: v}, nil
+		return &pooledVault{Vault: v, refreshes: refreshMetrics}, nil
 	})
 	if err != nil {
 		h.vaultID = ""
 		return fmt.Errorf("opening vault %s: %v", h.Vault, err)
 	}
-	h.vault = pooled.(*pooledVault).Vault
+	pv := pooled.(*pooledVault)
+	h.vault = pv.Vault
 
 	h.catalog = translate.DefaultCatalog()
 	if len(h.Aliases) > 0 {
@@ -219,10 +222,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.models = codex.NewModelCache(h.client.Models, time.Duration(h.ModelsTTL), nil)
 	h.limiter = newAuthLimiter()
-	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry())
+	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry(), h.catalog)
 	if err != nil {
 		return fmt.Errorf("metrics: %v", err)
 	}
+	pv.refreshes.Store(h.metrics)
 	return nil
 }
 

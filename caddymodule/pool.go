@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -23,22 +24,47 @@ import (
 var vaults = caddy.NewUsagePool()
 
 // pooledVault closes the vault when the last handler using it is cleaned up.
-type pooledVault struct{ *vault.Vault }
+// refreshes points at the metrics of the newest config, since the vault
+// (and the refreshes it runs) outlives each config's registry.
+type pooledVault struct {
+	*vault.Vault
+	refreshes *atomic.Pointer[metrics]
+}
 
 // Destruct implements caddy.Destructor.
 func (p *pooledVault) Destruct() error { return p.Vault.Close() }
 
-// refresher adapts the OAuth client to the vault's Refresher.
-type refresher struct{ oauth *codex.OAuth }
+// refresher adapts the OAuth client to the vault's Refresher and counts
+// each attempt by outcome.
+type refresher struct {
+	oauth   *codex.OAuth
+	metrics *atomic.Pointer[metrics]
+}
 
 // Refresh exchanges a refresh token; codex.RefreshError tells the vault
 // whether the failure is permanent.
 func (r refresher) Refresh(ctx context.Context, refreshToken string) (vault.RefreshedTokens, error) {
 	t, err := r.oauth.Refresh(ctx, refreshToken)
+	if m := r.metrics.Load(); m != nil {
+		m.refreshed(refreshOutcome(err))
+	}
 	if err != nil {
 		return vault.RefreshedTokens{}, err
 	}
 	return vault.RefreshedTokens{IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresIn: t.ExpiresIn}, nil
+}
+
+// refreshOutcome names a refresh result for the metrics.
+func refreshOutcome(err error) string {
+	var perm interface{ Permanent() bool }
+	switch {
+	case err == nil:
+		return "success"
+	case errors.As(err, &perm) && perm.Permanent():
+		return "permanent_failure"
+	default:
+		return "transient_failure"
+	}
 }
 
 // zapLogFunc adapts a zap logger to the vault's key-value log function.
