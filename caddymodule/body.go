@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
-// readBody reads the request body, decoding gzip and zstd (the Codex CLI can
-// send zstd), and enforces the size limit on the decoded bytes so a small
+// readBody reads the request body, decoding gzip, br and zstd (the Codex CLI
+// can send zstd), and enforces the size limit on the decoded bytes so a small
 // compressed body cannot expand without bound.
 func readBody(r *http.Request, limit int64) ([]byte, *translate.Error) {
 	var src io.Reader = http.MaxBytesReader(nil, r.Body, limit)
@@ -28,6 +29,8 @@ func readBody(r *http.Request, limit int64) ([]byte, *translate.Error) {
 		}
 		defer zr.Close()
 		src = zr
+	case "br":
+		src = brotli.NewReader(src)
 	case "zstd":
 		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1<<20))
 		if err != nil {
@@ -37,7 +40,7 @@ func readBody(r *http.Request, limit int64) ([]byte, *translate.Error) {
 		src = zr
 	default:
 		return nil, &translate.Error{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error",
-			Code: "unsupported_content_encoding", Message: fmt.Sprintf("Content-Encoding %q is not supported; send identity, gzip or zstd", enc)}
+			Code: "unsupported_content_encoding", Message: fmt.Sprintf("Content-Encoding %q is not supported; send identity, gzip, br or zstd", enc)}
 	}
 	body, err := io.ReadAll(io.LimitReader(src, limit+1))
 	var tooBig *http.MaxBytesError

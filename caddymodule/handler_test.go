@@ -1,10 +1,14 @@
 package caddymodule
 
 import (
+	"compress/gzip"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -439,5 +443,55 @@ func TestMetricsLabelsStayBounded(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(env.h.metrics.refreshCount.WithLabelValues("success")); got != 1 {
 		t.Fatalf("refresh successes: %v", got)
+	}
+}
+
+// TestCompressedBodies: gzip, br and zstd request bodies are decoded, and
+// the size limit applies to the decoded bytes.
+func TestCompressedBodies(t *testing.T) {
+	env := newProxyEnv(t)
+	body := []byte(`{"model":"gpt-5.5","messages":[{"role":"user","content":"hi"}]}`)
+	encoders := map[string]func([]byte) []byte{
+		"gzip": func(b []byte) []byte {
+			var buf bytes.Buffer
+			w := gzip.NewWriter(&buf)
+			_, _ = w.Write(b)
+			_ = w.Close()
+			return buf.Bytes()
+		},
+		"br": func(b []byte) []byte {
+			var buf bytes.Buffer
+			w := brotli.NewWriter(&buf)
+			_, _ = w.Write(b)
+			_ = w.Close()
+			return buf.Bytes()
+		},
+		"zstd": func(b []byte) []byte {
+			enc, _ := zstd.NewWriter(nil)
+			defer enc.Close()
+			return enc.EncodeAll(b, nil)
+		},
+	}
+	post := func(enc string, payload []byte) (int, string) {
+		req, _ := http.NewRequest("POST", env.srv.URL+"/v1/chat/completions", bytes.NewReader(payload))
+		req.Header.Set("Authorization", "Bearer "+env.key)
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for enc, f := range encoders {
+		if status, b := post(enc, f(body)); status != 200 || !strings.Contains(b, `"chat.completion"`) {
+			t.Errorf("%s: %d %s", enc, status, b)
+		}
+	}
+	env.h.MaxBodySize = 1 << 10
+	bomb := encoders["zstd"]([]byte(`{"model":"gpt-5.5","messages":[{"role":"user","content":"` + strings.Repeat("a", 1<<20) + `"}]}`))
+	if status, b := post("zstd", bomb); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("decoded size not limited: %d %s", status, b)
 	}
 }
