@@ -1,14 +1,11 @@
 package caddymodule
 
 import (
-	"compress/gzip"
-
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/klauspost/compress/zstd"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
