@@ -172,16 +172,17 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 
 // durationArg reads one positive duration ("15s", "2d").
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
-		return d.WrapErr(err)
+		return d.Errf("invalid %s %s: %v", name, strconv.Quote(s), err)
 	}
 	if dur <= 0 {
-		return d.Errf("duration must be positive: %s", strconv.Quote(s))
+		return d.Errf("%s must be a positive duration, not %s", name, strconv.Quote(s))
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -1,0 +1,101 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile" // the caddyfile adapter
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/standard"
+)
+
+var updateAdapt = flag.Bool("update-adapt", false, "rewrite the adapt golden files")
+
+// TestCaddyfileAdapt compares each testdata/adapt/*.caddyfile with the JSON
+// it must adapt to, so the directive's public syntax cannot drift.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "adapt", "*.caddyfile"))
+	if len(files) == 0 {
+		t.Fatal("no adapt fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(in, map[string]any{"filename": f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) > 0 {
+				t.Fatalf("warnings: %v", warnings)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			golden := strings.TrimSuffix(f, ".caddyfile") + ".json"
+			if *updateAdapt {
+				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update-adapt)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Fatalf("adapted JSON differs from %s:\n%s", golden, pretty.String())
+			}
+		})
+	}
+}
+
+// TestCaddyfileErrors: mistakes are reported with the file and line.
+func TestCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"unknown subdirective", "codex_proxy {\n\tvalt /x\n}", `unrecognized subdirective "valt"`},
+		{"repeated subdirective", "codex_proxy {\n\tupstream http://a\n\tupstream http://b\n}", `"upstream" given more than once`},
+		{"argument on the directive", "codex_proxy extra", "wrong argument count"},
+		{"missing argument", "codex_proxy {\n\tvault\n}", "wrong argument count"},
+		{"bad duration", "codex_proxy {\n\tkeepalive soon\n}", "keepalive"},
+		{"negative duration", "codex_proxy {\n\tkeepalive -1s\n}", "positive"},
+		{"bad size", "codex_proxy {\n\tmax_body_size lots\n}", "max_body_size"},
+		{"unknown relay option", "codex_proxy {\n\trelay https://r {\n\t\tsecret x\n\t}\n}", `unrecognized relay subdirective "secret"`},
+		{"duplicate alias", "codex_proxy {\n\talias a gpt-5.5\n\talias a gpt-5.4\n}", `alias "a" given more than once`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "ai.example.com {\n" + tc.body + "\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatal("adapted without error")
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "Caddyfile:") {
+				t.Fatalf("error %q should contain %q and the file:line", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestValidateRejects covers the checks Validate makes after adapting.
+func TestValidateRejects(t *testing.T) {
+	for _, h := range []Handler{
+		{SystemPrompt: "system"},
+		{SystemPrompt: "developer", ReasoningSummary: "loud"},
+		{SystemPrompt: "developer", RelayURL: "https://relay"},
+	} {
+		if err := h.Validate(); err == nil {
+			t.Errorf("%+v validated", h)
+		}
+	}
+}
