@@ -97,6 +97,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiR
 		return false
 	}
 	key, user, err := h.vault.VerifyKey(apiKey(r))
+	redactKeyHeaders(r)
 	if err != nil {
 		h.limiter.fail(ip)
 		req.status = http.StatusUnauthorized
@@ -220,5 +221,16 @@ func (h *Handler) finish(req *apiRequest) {
 		c.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID),
 			zap.String("route", req.route), zap.String("model", model), zap.Int("status", req.status),
 			zap.Duration("duration", time.Since(req.start)), zap.String("error_code", code))
+	}
+}
+
+// redactKeyHeaders masks the headers some clients carry keys in. Caddy's
+// access log redacts Authorization by itself but not these, and it logs the
+// same header map after the handler ran.
+func redactKeyHeaders(r *http.Request) {
+	for _, name := range []string{"X-Api-Key", "Api-Key"} {
+		if _, ok := r.Header[name]; ok {
+			r.Header[name] = []string{"REDACTED"}
+		}
 	}
 }

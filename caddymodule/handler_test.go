@@ -494,3 +494,23 @@ func TestCompressedBodies(t *testing.T) {
 		t.Errorf("decoded size not limited: %d %s", status, b)
 	}
 }
+
+// TestKeyHeadersAcceptedAndRedacted: x-api-key and api-key authenticate,
+// and are masked before Caddy's access log sees the request.
+func TestKeyHeadersAcceptedAndRedacted(t *testing.T) {
+	env := newProxyEnv(t)
+	for _, name := range []string{"X-Api-Key", "Api-Key"} {
+		req := httptest.NewRequest("GET", "/v1/models", nil)
+		req.Header.Set(name, env.key)
+		rec := httptest.NewRecorder()
+		if err := env.h.ServeHTTP(rec, req, nil); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+		if got := req.Header.Get(name); got != "REDACTED" {
+			t.Fatalf("%s left as %q", name, got)
+		}
+	}
+}
