@@ -114,17 +114,8 @@ func (c *collector) observe(ev Event) bool {
 		}
 	case "response.completed", "response.incomplete":
 		c.finished = true
-		c.res.Completed = true
 		c.response = append(json.RawMessage(nil), e.response...)
-		if id, ok := unquote(field(e.response, "id")); ok {
-			c.res.ResponseID = id
-		}
-		c.res.Usage, _ = parseUsage(e.response)
-		c.res.FinishReason = "stop"
-		if string(e.typ) == "response.incomplete" {
-			reason, _ := unquote(field(field(e.response, "incomplete_details"), "reason"))
-			c.res.FinishReason = incompleteFinish(reason)
-		}
+		c.res = completedResult(e, c.res)
 	case "response.failed", "error":
 		c.finished = true
 		c.res.Err = failureFromEvent(e)

@@ -161,11 +161,8 @@ func (s *ChatStream) Translate(dst []byte, ev Event) []byte {
 		if id := field(e.response, "id"); id != nil {
 			s.res.ResponseID, _ = unquote(id)
 		}
-	case "response.completed":
-		dst = s.complete(dst, e, "")
-	case "response.incomplete":
-		reason, _ := unquote(field(field(e.response, "incomplete_details"), "reason"))
-		dst = s.complete(dst, e, incompleteFinish(reason))
+	case "response.completed", "response.incomplete":
+		dst = s.complete(dst, e)
 	case "response.failed", "error":
 		dst = s.fail(dst, failureFromEvent(e))
 	}
@@ -199,16 +196,10 @@ func (s *ChatStream) fail(dst []byte, err *Error) []byte {
 	return append(dst, "data: [DONE]\n\n"...)
 }
 
-func (s *ChatStream) complete(dst []byte, e upstreamEvent, finish string) []byte {
+func (s *ChatStream) complete(dst []byte, e upstreamEvent) []byte {
 	s.done = true
-	s.res.Completed = true
-	if id := field(e.response, "id"); id != nil {
-		s.res.ResponseID, _ = unquote(id)
-	}
-	s.res.Usage, _ = parseUsage(e.response)
-	if finish == "" {
-		finish = "stop"
-	}
+	s.res = completedResult(e, s.res)
+	finish := s.res.FinishReason
 	if len(s.calls) > 0 && finish == "stop" {
 		finish = "tool_calls"
 	}

@@ -72,3 +72,20 @@ func failureFromEvent(e upstreamEvent) *Error {
 	}
 	return err
 }
+
+// completedResult reads what a response.completed or response.incomplete
+// event says: the response id, usage and the finish reason (before tool
+// calls are taken into account).
+func completedResult(e upstreamEvent, res StreamResult) StreamResult {
+	res.Completed = true
+	if id, ok := unquote(field(e.response, "id")); ok {
+		res.ResponseID = id
+	}
+	res.Usage, _ = parseUsage(e.response)
+	res.FinishReason = "stop"
+	if string(e.typ) == "response.incomplete" {
+		reason, _ := unquote(field(field(e.response, "incomplete_details"), "reason"))
+		res.FinishReason = incompleteFinish(reason)
+	}
+	return res
+}

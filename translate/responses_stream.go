@@ -31,13 +31,7 @@ func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 		}
 	case "response.completed", "response.incomplete":
 		s.done = true
-		s.res.Completed = true
-		s.res.Usage, _ = parseUsage(e.response)
-		s.res.FinishReason = "stop"
-		if string(e.typ) == "response.incomplete" {
-			reason, _ := unquote(field(field(e.response, "incomplete_details"), "reason"))
-			s.res.FinishReason = incompleteFinish(reason)
-		}
+		s.res = completedResult(e, s.res)
 	case "response.failed", "error":
 		s.done = true
 		s.res.Err = failureFromEvent(e)
