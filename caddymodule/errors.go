@@ -34,14 +34,8 @@ func writeRetryAfter(w http.ResponseWriter, d time.Duration) {
 // clientError turns any failure into the error a client should see, plus
 // the Retry-After to announce.
 func clientError(err error) (*translate.Error, time.Duration) {
-	var ue *codex.UpstreamError
-	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err, ue.RetryAfter
-	}
-	var te *translate.Error
-	if errors.As(err, &te) {
-		return te, 0
-	}
+	// The vault's own verdicts come first: the upstream client wraps token
+	// source failures in a generic 502, but these say what the user must do.
 	switch {
 	case errors.Is(err, vault.ErrRelinkNeeded):
 		return &translate.Error{Status: http.StatusUnauthorized, Type: "authentication_error", Code: "relink_needed",
@@ -52,6 +46,14 @@ func clientError(err error) (*translate.Error, time.Duration) {
 	case errors.Is(err, vault.ErrRefreshUnavailable):
 		return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "token_refresh_unavailable",
 			Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}, 5 * time.Second
+	}
+	var ue *codex.UpstreamError
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err, ue.RetryAfter
+	}
+	var te *translate.Error
+	if errors.As(err, &te) {
+		return te, 0
 	}
 	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error",
 		Message: "the upstream request failed"}, 0

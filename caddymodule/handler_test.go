@@ -514,3 +514,29 @@ func TestKeyHeadersAcceptedAndRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestRelinkAndNotLinkedStayClear: once a user needs a re-link, every later
+// request says so (not a generic 502), and a user with no ChatGPT login is
+// told to link one.
+func TestRelinkAndNotLinkedStayClear(t *testing.T) {
+	env := newProxyEnv(t)
+	env.fake.ExpireRefresh(env.account)
+	env.fake.ExpireAccess(env.account)
+	for i := 0; i < 2; i++ {
+		if e := apiError(t, env.client, "hi"); e.StatusCode != 401 || e.Code != "relink_needed" {
+			t.Fatalf("request %d: %d %s", i+1, e.StatusCode, e.RawJSON())
+		}
+	}
+	u, err := env.h.vault.CreateUser("nolink@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := env.h.vault.CreateKey(u.ID, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openai.NewClient(option.WithBaseURL(env.srv.URL+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+	if e := apiError(t, c, "hi"); e.StatusCode != 403 || e.Code != "chatgpt_not_linked" {
+		t.Fatalf("unlinked user: %d %s", e.StatusCode, e.RawJSON())
+	}
+}
