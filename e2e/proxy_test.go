@@ -34,11 +34,8 @@ func streamText(ctx context.Context, c openai.Client, text string) (openai.ChatC
 }
 
 func TestChatOverHTTPSAndHTTP(t *testing.T) {
-	fake, err := codextest.NewServer(codextest.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
+	t.Parallel()
+	fake := newFake(t, codextest.Options{})
 	p, key := startProxy(t, fake, "")
 
 	for name, c := range map[string]openai.Client{
@@ -68,7 +65,7 @@ func TestChatOverHTTPSAndHTTP(t *testing.T) {
 	}
 
 	bad := p.openaiClient(t, p.httpURL, "cpk_wrong", nil)
-	_, err = bad.Chat.Completions.New(withTimeout(t), chatParams("x"))
+	_, err := bad.Chat.Completions.New(withTimeout(t), chatParams("x"))
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("bad key: %v", err)
@@ -78,11 +75,8 @@ func TestChatOverHTTPSAndHTTP(t *testing.T) {
 // TestReloadKeepsStreamsAlive: caddy reload while streams are in flight;
 // none may fail, and the vault stays shared across the two configs.
 func TestReloadKeepsStreamsAlive(t *testing.T) {
-	fake, err := codextest.NewServer(codextest.Options{Addr: "127.0.0.1:0", SlowDelay: 150 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
+	t.Parallel()
+	fake := newFake(t, codextest.Options{SlowDelay: 150 * time.Millisecond})
 	p, key := startProxy(t, fake, "")
 	c := p.openaiClient(t, p.httpURL, key, nil)
 

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+)
+
+// codexConfig is $CODEX_HOME/config.toml: a custom provider speaking the
+// Responses API to the proxy, with the cpk_ key in an environment variable.
+const codexConfig = `model = "gpt-5.5"
+model_provider = "codex_proxy"
+
+[model_providers.codex_proxy]
+name = "UseMySub codex proxy"
+base_url = "%s/v1"
+env_key = "CODEX_PROXY_API_KEY"
+wire_api = "responses"
+`
+
+// TestCodexCLI runs the official Codex CLI (`codex exec`) against the proxy
+// as a custom provider with wire_api = "responses". The fake backend
+// answers the first request with an exec_command call; Codex runs it and
+// sends the output back in a second request, which the fake answers with
+// text.
+func TestCodexCLI(t *testing.T) {
+	t.Parallel()
+	caddyBinary(t) // skip first when there is no caddy
+	needNodeModule(t, "@openai/codex")
+	codexBin := filepath.Join(nodeDir(t), "node_modules", ".bin", "codex")
+	timeoutBin, err := exec.LookPath("timeout")
+	if err != nil {
+		needTool(t, "timeout (coreutils)", "install coreutils")
+	}
+
+	fake := newFake(t, codextest.Options{Script: func(r codextest.Request) codextest.Scenario {
+		if hasFunctionCallOutput(r.JSON) {
+			return codextest.ScenarioPlain
+		}
+		return codextest.ScenarioToolCall
+	}})
+	p, key := startProxy(t, fake, "")
+
+	home := t.TempDir()
+	codexHome := filepath.Join(home, ".codex")
+	work := filepath.Join(home, "work")
+	for _, d := range []string{codexHome, work} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(fmt.Sprintf(codexConfig, p.httpURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	// Codex retries a dead provider forever: timeout bounds it.
+	cmd := exec.CommandContext(ctx, timeoutBin, "90", codexBin, "exec", "--skip-git-repo-check", "--json", "echo tool-ran-ok")
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "CODEX_HOME="+codexHome, "HOME="+home, "CODEX_PROXY_API_KEY="+key, "NO_COLOR=1", "RUST_LOG=warn")
+	cmd.Stdin = nil // /dev/null
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err = cmd.Run()
+	t.Logf("codex exec took %s", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+
+	// The JSONL events: the command ran and printed its output, and the
+	// turn ended with the model's text.
+	var ranCommand, agentText string
+	var completed bool
+	events := stdout.String()
+	t.Logf("codex exec --json:\n%s", events)
+	sc := bufio.NewScanner(strings.NewReader(events))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev struct {
+			Type string `json:"type"`
+			Item struct {
+				Type             string `json:"type"`
+				Command          string `json:"command"`
+				AggregatedOutput string `json:"aggregated_output"`
+				Text             string `json:"text"`
+			} `json:"item"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		switch {
+		case ev.Type == "item.completed" && ev.Item.Type == "command_execution":
+			ranCommand = ev.Item.Command + " => " + ev.Item.AggregatedOutput
+		case ev.Type == "item.completed" && ev.Item.Type == "agent_message":
+			agentText = ev.Item.Text
+		case ev.Type == "turn.completed":
+			completed = true
+		}
+	}
+	if !strings.Contains(ranCommand, "tool-ran-ok") || agentText == "" || !completed {
+		t.Errorf("codex events: command %q, agent text %q, turn completed %v\nstdout:\n%s\nstderr:\n%s",
+			ranCommand, agentText, completed, events, stderr.String())
+	}
+
+	reqs := fake.RequestsTo("/responses")
+	if len(reqs) != 2 {
+		t.Fatalf("the fake got %d Responses requests, want 2 (call, then result)", len(reqs))
+	}
+	first, second := reqs[0], reqs[1]
+	if first.Scenario != codextest.ScenarioToolCall || second.Scenario != codextest.ScenarioPlain {
+		t.Errorf("scenarios served: %s, %s", first.Scenario, second.Scenario)
+	}
+	outs := functionCallOutputs(second.JSON)
+	if len(outs) != 1 {
+		t.Fatalf("second request carries %d function_call_output items, want 1: %s", len(outs), second.Body)
+	}
+	if out, _ := json.Marshal(outs[0]["output"]); !strings.Contains(string(out), "tool-ran-ok") {
+		t.Errorf("function_call_output does not carry the command's output: %s", out)
+	}
+	// The call the output answers is the exec_command call of the first
+	// answer, re-sent in the history (store is false upstream).
+	var call map[string]any
+	input, _ := second.JSON["input"].([]any)
+	for _, it := range input {
+		if m, ok := it.(map[string]any); ok && m["type"] == "function_call" {
+			call = m
+		}
+	}
+	if call == nil || call["name"] != "exec_command" || call["call_id"] != outs[0]["call_id"] {
+		t.Errorf("function_call in the second request: %v, output call_id %v", call, outs[0]["call_id"])
+	}
+	if args, _ := call["arguments"].(string); !strings.Contains(args, `"cmd":"echo tool-ran-ok"`) {
+		t.Errorf("exec_command arguments: %v", call["arguments"])
+	}
+}
