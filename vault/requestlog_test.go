@@ -205,8 +205,10 @@ func TestLogRequestNeverBlocks(t *testing.T) {
 		t.Fatalf("LogRequest blocked for %v", d)
 	}
 	close(release)
-	if d := v.DroppedLogs(); d < 90 {
-		t.Fatalf("%d drops counted, want most of 100", d)
+	// The writer may have taken up to 16 batches before it stalled, and the
+	// queue holds 4: everything else must have been dropped and counted.
+	if d := v.DroppedLogs(); d < 100-4-16 {
+		t.Fatalf("%d drops counted, want at least %d of 100", d, 100-4-16)
 	}
 	v.Close()
 	v.LogRequest(LogRecord{UserID: "u"}) // after Close: dropped, no panic
