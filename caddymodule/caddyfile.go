@@ -38,6 +38,19 @@ func init() {
 //		log_retention         <duration>
 //		cors_origins          <origin> [<origin>...]
 //		alias                 <name> <model>
+//		dashboard             off|<path-prefix>
+//		signup                open|closed|domains <domain>...
+//		smtp                  <host:port> {
+//			username <user>
+//			password <secret>
+//			from     <address>
+//			starttls required|opportunistic|off
+//		}
+//		resend                {
+//			api_key <key>
+//			from    <address>
+//		}
+//		mail                  log [dev]
 //	}
 //
 // Secrets accept placeholders such as {env.TOKEN_ENCRYPTION_KEY}.
@@ -151,6 +164,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("alias %q given more than once", args[0])
 			}
 			h.Aliases[args[0]] = args[1]
+		case "dashboard", "signup", "smtp", "resend", "mail":
+			if err := h.unmarshalDashboard(d, name); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q", name)
 		}

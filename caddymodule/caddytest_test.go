@@ -65,7 +65,9 @@ http://localhost:9080 {
 		t.Fatal(err)
 	}
 
-	tester.AssertGetResponse("http://localhost:9080/", 200, "not the API")
+	// The dashboard serves its own pages ("/" is its landing page); other
+	// paths outside /v1/ go to the next handler.
+	tester.AssertGetResponse("http://localhost:9080/elsewhere", 200, "not the API")
 	c := openai.NewClient(option.WithBaseURL("http://localhost:9080/v1/"), option.WithAPIKey(key),
 		option.WithHTTPClient(tester.Client), option.WithMaxRetries(0))
 	cc, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/dashboard"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -109,6 +110,10 @@ type Handler struct {
 	// Aliases map extra model names to catalog models.
 	Aliases map[string]string `json:"aliases,omitempty"`
 
+	// Dashboard configures the web dashboard (see DashboardConfig); nil
+	// serves it at "/" with the defaults.
+	Dashboard *DashboardConfig `json:"dashboard,omitempty"`
+
 	ctx     caddy.Context
 	logger  *zap.Logger
 	vaultID string
@@ -118,6 +123,8 @@ type Handler struct {
 	models  *codex.ModelCache
 	limiter *authLimiter
 	metrics *metrics
+
+	dashboard *dashboard.Dashboard // nil when off
 }
 
 // CaddyModule returns the Caddy module information.
@@ -215,6 +222,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	pv := pooled.(*pooledVault)
 	h.vault = pv.Vault
+	if err := h.provisionDashboard(oauth); err != nil {
+		return err // "dashboard: …"
+	}
 
 	h.catalog = translate.DefaultCatalog()
 	if len(h.Aliases) > 0 {
@@ -251,6 +261,7 @@ func (h *Handler) Validate() error {
 // Cleanup releases this instance's hold on the shared vault; the vault is
 // closed when the last config using it is unloaded.
 func (h *Handler) Cleanup() error {
+	h.cleanupDashboard()
 	if h.vaultID == "" {
 		return nil
 	}
@@ -258,9 +269,14 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP routes /v1/ to the API and everything else to next.
+// ServeHTTP routes /v1/ to the API, the dashboard's pages to the
+// dashboard and everything else to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" {
+		if h.dashboard != nil && h.dashboard.Match(r) {
+			h.dashboard.ServeHTTP(w, r)
+			return nil
+		}
 		return next.ServeHTTP(w, r)
 	}
 	h.serveAPI(w, r)

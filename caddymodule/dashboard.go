@@ -1,0 +1,302 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/dashboard"
+)
+
+// DashboardConfig configures the web dashboard (sign-in by magic link,
+// onboarding, keys, requests, ChatGPT link). The zero value (and a nil
+// Handler.Dashboard) serves it at "/" with closed sign-up and magic links
+// written to the log.
+type DashboardConfig struct {
+	// Disabled turns the dashboard off: only /v1/ is served.
+	Disabled bool `json:"disabled,omitempty"`
+
+	// Prefix is the path the dashboard is mounted at. Default "/".
+	Prefix string `json:"prefix,omitempty"`
+
+	// Signup says who may create an account by signing in: closed
+	// (default: only users created with the CLI or admin API), open, or
+	// domains (addresses in SignupDomains).
+	Signup        string   `json:"signup,omitempty"`
+	SignupDomains []string `json:"signup_domains,omitempty"`
+
+	// SMTP sends the magic links. Without it they are written to Caddy's
+	// log (mail log), fit only for development.
+	SMTP *SMTPConfig `json:"smtp,omitempty"`
+
+	// Resend sends the magic links through Resend's HTTP API instead.
+	Resend *ResendConfig `json:"resend,omitempty"`
+
+	// DevLinks also shows the magic link in the page after it is asked
+	// for (mail log dev). Anyone can then sign in as anyone: development
+	// only.
+	DevLinks bool `json:"dev_links,omitempty"`
+
+	mailLog bool // the Caddyfile said mail log
+}
+
+// SMTPConfig is an SMTP submission server. Fields accept placeholders such
+// as {env.SMTP_PASSWORD}.
+type SMTPConfig struct {
+	// Address is host:port; port 465 means implicit TLS.
+	Address  string `json:"address"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// From is the sender, "Name <noreply@example.com>" or an address.
+	From string `json:"from"`
+	// StartTLS is required (default), opportunistic or off.
+	StartTLS string `json:"starttls,omitempty"`
+}
+
+// ResendConfig is a Resend account. Fields accept placeholders.
+type ResendConfig struct {
+	APIKey string `json:"api_key"`
+	From   string `json:"from"`
+}
+
+// provisionDashboard builds the dashboard unless it is off.
+func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
+	cfg := DashboardConfig{}
+	if h.Dashboard != nil {
+		cfg = *h.Dashboard
+	}
+	if cfg.Disabled {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	logger := h.logger.Named("dashboard")
+	var mailer dashboard.Mailer
+	if cfg.SMTP != nil && cfg.Resend != nil {
+		return fmt.Errorf("dashboard: smtp and resend exclude each other")
+	}
+	if rs := cfg.Resend; rs != nil {
+		m := dashboard.ResendMailer{APIKey: repl.ReplaceAll(rs.APIKey, ""), From: repl.ReplaceAll(rs.From, "")}
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		mailer = m
+	} else if s := cfg.SMTP; s != nil {
+		m := dashboard.SMTPMailer{
+			Addr:     repl.ReplaceAll(s.Address, ""),
+			Username: repl.ReplaceAll(s.Username, ""),
+			Password: repl.ReplaceAll(s.Password, ""),
+			From:     repl.ReplaceAll(s.From, ""),
+			StartTLS: s.StartTLS,
+		}
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		mailer = m
+	} else {
+		// Warn level, so the link is seen with the default log settings.
+		mailer = dashboard.LogMailer{Log: func(msg string, kv ...any) { logger.Sugar().Warnw(msg, kv...) }}
+		logger.Warn("dashboard sign-in links are written to this log, not mailed (mail log); configure smtp for real use")
+	}
+	if cfg.DevLinks {
+		logger.Warn("mail log dev: sign-in links are shown in the page, so anyone can sign in as anyone; development only")
+	}
+	origin := repl.ReplaceAll(h.PublicOrigin, "")
+	if origin == "" {
+		logger.Warn("no public_origin: sign-in links are built from the request's Host header; set public_origin in production")
+	}
+	d, err := dashboard.NewDashboard(dashboard.Config{
+		Vault:         h.vault,
+		OAuth:         oauth,
+		Mailer:        mailer,
+		PublicOrigin:  origin,
+		Signup:        dashboard.SignupPolicy{Mode: dashboard.SignupMode(cfg.Signup), Domains: cfg.SignupDomains},
+		DevReturnLink: cfg.DevLinks,
+		Prefix:        cfg.Prefix,
+		Logger:        zapLogFunc(logger),
+		ClientIP:      clientIP,
+	})
+	if err != nil {
+		return err
+	}
+	h.dashboard = d
+	logger.Info("dashboard enabled", zap.String("prefix", orSlash(cfg.Prefix)), zap.String("signup", string(dashboard.SignupMode(cfg.Signup))))
+	return nil
+}
+
+// cleanupDashboard lets mail still being sent finish, briefly.
+func (h *Handler) cleanupDashboard() {
+	if h.dashboard == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.dashboard.Close(ctx)
+}
+
+func orSlash(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// dashboardConfig returns h.Dashboard, creating it.
+func (h *Handler) dashboardConfig() *DashboardConfig {
+	if h.Dashboard == nil {
+		h.Dashboard = &DashboardConfig{}
+	}
+	return h.Dashboard
+}
+
+// unmarshalDashboard parses the dashboard subdirectives:
+//
+//	dashboard off|<path-prefix>
+//	signup    open|closed|domains <domain>...
+//	smtp      <host:port> {
+//		username <user>
+//		password <secret>
+//		from     <address>
+//		starttls required|opportunistic|off
+//	}
+//	resend    {
+//		api_key <key>
+//		from    <address>
+//	}
+//	mail      log [dev]
+func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error {
+	cfg := h.dashboardConfig()
+	switch name {
+	case "dashboard":
+		var arg string
+		if err := oneArg(d, &arg); err != nil {
+			return err
+		}
+		switch {
+		case arg == "off":
+			cfg.Disabled = true
+		case arg == "on":
+			cfg.Prefix = ""
+		case strings.HasPrefix(arg, "/"):
+			if arg == "/v1" || strings.HasPrefix(arg, "/v1/") {
+				return d.Errf("dashboard prefix %q collides with the API under /v1/", arg)
+			}
+			cfg.Prefix = arg
+		default:
+			return d.Errf("dashboard takes off or a path prefix starting with /, not %q", arg)
+		}
+	case "signup":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		switch args[0] {
+		case "open", "closed":
+			if len(args) != 1 {
+				return d.Errf("signup %s takes no domains", args[0])
+			}
+		case "domains":
+			if len(args) < 2 {
+				return d.Err("signup domains needs at least one domain")
+			}
+			cfg.SignupDomains = args[1:]
+		default:
+			return d.Errf("signup must be open, closed or domains <domain>..., not %q", args[0])
+		}
+		cfg.Signup = args[0]
+	case "resend":
+		if cfg.mailLog || cfg.SMTP != nil {
+			return d.Err("resend, smtp and mail log exclude each other")
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		rs := &ResendConfig{}
+		seen := map[string]bool{}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			sub := d.Val()
+			if seen[sub] {
+				return d.Errf("resend %s given more than once", sub)
+			}
+			seen[sub] = true
+			var dst *string
+			switch sub {
+			case "api_key":
+				dst = &rs.APIKey
+			case "from":
+				dst = &rs.From
+			default:
+				return d.Errf("unrecognized resend subdirective %q", sub)
+			}
+			if err := oneArg(d, dst); err != nil {
+				return err
+			}
+		}
+		if rs.APIKey == "" || rs.From == "" {
+			return d.Err("resend needs api_key and from")
+		}
+		cfg.Resend = rs
+	case "smtp":
+		if cfg.mailLog || cfg.Resend != nil {
+			return d.Err("resend, smtp and mail log exclude each other")
+		}
+		s := &SMTPConfig{}
+		if err := oneArg(d, &s.Address); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			sub := d.Val()
+			if seen[sub] {
+				return d.Errf("smtp %s given more than once", sub)
+			}
+			seen[sub] = true
+			var dst *string
+			switch sub {
+			case "username":
+				dst = &s.Username
+			case "password":
+				dst = &s.Password
+			case "from":
+				dst = &s.From
+			case "starttls":
+				dst = &s.StartTLS
+			default:
+				return d.Errf("unrecognized smtp subdirective %q", sub)
+			}
+			if err := oneArg(d, dst); err != nil {
+				return err
+			}
+		}
+		switch s.StartTLS {
+		case "", dashboard.SMTPStartTLSRequired, dashboard.SMTPStartTLSOpportunistic, dashboard.SMTPStartTLSOff:
+		default:
+			return d.Errf("smtp starttls must be required, opportunistic or off, not %q", s.StartTLS)
+		}
+		if s.From == "" {
+			return d.Err("smtp needs a from address")
+		}
+		cfg.SMTP = s
+	case "mail":
+		if cfg.SMTP != nil || cfg.Resend != nil {
+			return d.Err("resend, smtp and mail log exclude each other")
+		}
+		args := d.RemainingArgs()
+		switch {
+		case len(args) == 1 && args[0] == "log":
+		case len(args) == 2 && args[0] == "log" && args[1] == "dev":
+			cfg.DevLinks = true
+		default:
+			return d.Err("mail takes log or log dev (use smtp to send mail)")
+		}
+		cfg.mailLog = true
+	default:
+		return fmt.Errorf("not a dashboard subdirective: %s", name)
+	}
+	return nil
+}

@@ -1,0 +1,542 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/emersion/go-smtp"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+)
+
+// TestDashboardBrowserJourney drives Debian's Chromium through the whole
+// dashboard: ask for a magic link (caught by an in-process SMTP server),
+// open and confirm it, link ChatGPT with the paste flow against the fake
+// OAuth server, create a key, call /v1/chat/completions with it, find the
+// call in the requests table, revoke the key and see the next call fail.
+// It runs against an httptest server with the handler, or against the real
+// caddy binary when CODEX_PROXY_CADDY is set. Screenshots of the overview
+// and keys pages go to $DASHBOARD_SCREENSHOTS (or a temp dir).
+func TestDashboardBrowserJourney(t *testing.T) {
+	chromium := findChromium(t)
+	fake := codextest.New(t)
+	fake.AddAccount("acc-browser", "ada@chatgpt.example", "plus")
+	sink := newMailSink(t)
+	base := startDashboardSite(t, fake, sink.addr)
+	t.Logf("site %s", base)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	// Start the browser on the long-lived context: steps below use
+	// contexts with timeouts, and the first Run binds the browser to its
+	// context.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			dctx, cancel := context.WithTimeout(bctx, 5*time.Second)
+			defer cancel()
+			loc, _ := chromedp.Run(dctx, chromedp.Location())
+			body, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	attr := func(sel, name string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		a, err := chromedp.Run(sctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+		if err != nil || !a.Exists {
+			t.Fatalf("attribute %s of %s: %v", name, sel, err)
+		}
+		return a.Value
+	}
+	pageText := func() string { return text("body") }
+	dir := os.Getenv("DASHBOARD_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, name+".png")
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot %s", file)
+	}
+
+	// 1. Landing page → sign-in → magic link by mail.
+	step("landing", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`a.btn-primary[href="/login"]`)))
+	shot("landing")
+	step("to sign-in", chromedp.Click(chromedp.CSS(`a.btn-primary[href="/login"]`)), chromedp.WaitVisible(chromedp.CSS("#email")))
+	step("ask for a link", chromedp.SendKeys(chromedp.CSS("#email"), "ada@example.com"), chromedp.Submit(chromedp.CSS("#email")),
+		chromedp.WaitVisible(chromedp.CSS(".icon-circle")))
+	if !strings.Contains(pageText(), "Check your email") {
+		t.Fatalf("after asking for a link: %s", pageText())
+	}
+	shot("login-sent")
+	link := sink.link(t)
+	if !strings.HasPrefix(link, base+"/login/confirm?token=") {
+		t.Fatalf("mailed link %q", link)
+	}
+
+	// 2. Open the link, confirm: onboarding.
+	step("open link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	shot("confirm")
+	step("confirm", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("#start-link")))
+	if !strings.Contains(pageText(), "Get started") {
+		t.Fatalf("not on onboarding: %s", pageText())
+	}
+
+	// 3. Link ChatGPT with the paste flow. ChatGPT's page (the fake) sends
+	// the browser to localhost:1455, which nothing serves: the user copies
+	// that address. Resolve the redirect as their browser would.
+	shot("onboarding")
+	step("start link", chromedp.Click(chromedp.CSS("#start-link")), chromedp.WaitVisible(chromedp.CSS("#authorize-link")))
+	shot("link")
+	authURL := attr("#authorize-link", "href")
+	if !strings.HasPrefix(authURL, fake.IssuerURL+"/oauth/authorize?") {
+		t.Fatalf("authorize link %q", authURL)
+	}
+	callback := followAuthorize(t, authURL)
+	step("paste callback", chromedp.SendKeys(chromedp.CSS("#callback"), callback), chromedp.Click(chromedp.CSS("#finish-link")),
+		chromedp.WaitVisible(chromedp.CSS("#create-key")))
+	if s := pageText(); !strings.Contains(s, "Your ChatGPT account is linked") || !strings.Contains(s, "ada@chatgpt.example") {
+		t.Fatalf("after linking: %s", s)
+	}
+
+	// 4. Create the first key: shown once.
+	step("create key", chromedp.SendKeys(chromedp.CSS("#label"), "browser"), chromedp.Click(chromedp.CSS("#create-key")),
+		chromedp.WaitVisible(chromedp.CSS("#new-key")))
+	shot("new-key")
+	key := strings.TrimSpace(text("#new-key"))
+	if !strings.HasPrefix(key, "cpk_") {
+		t.Fatalf("key %q", key)
+	}
+	snippet, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.CSS("#snippet-codex"))) // inside a closed <details>
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := snippet; !strings.Contains(s, `wire_api = "responses"`) || !strings.Contains(s, base+"/v1") {
+		t.Fatalf("codex snippet: %s", s)
+	}
+
+	// 5. Use it with the official client.
+	client := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+	var httpResp *http.Response
+	cc, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:    "gpt-5.5",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello from the browser test")},
+	}, option.WithResponseInto(&httpResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Choices) == 0 || cc.Choices[0].Message.Content == "" {
+		t.Fatalf("completion %s", cc.RawJSON())
+	}
+	reqID := httpResp.Header.Get("X-Request-Id")
+	if reqID == "" {
+		t.Fatal("no X-Request-Id")
+	}
+
+	// 6. The call shows in the requests table (the log is written in the
+	// background: reload until it is there).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		step("requests", chromedp.Navigate(base+"/requests"), chromedp.WaitVisible(chromedp.CSS(".filters")))
+		if s := pageText(); strings.Contains(s, reqID) {
+			if !strings.Contains(s, "gpt-5.5") || !strings.Contains(s, "200") {
+				t.Fatalf("request row: %s", s)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request %s not in the table: %s", reqID, pageText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// 7. Screenshots of the overview and keys pages.
+	for _, p := range []string{"overview", "keys", "requests", "chatgpt"} {
+		step(p, chromedp.Navigate(base+"/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		shot(p)
+		if s := pageText(); p == "chatgpt" && !strings.Contains(s, "acc-browser") {
+			t.Fatalf("ChatGPT page: %s", s)
+		}
+	}
+	// The overview on a phone.
+	step("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/overview"),
+		chromedp.WaitVisible(chromedp.CSS("main h1")))
+	shot("overview-phone")
+	step("desktop", chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 900))
+	// And in dark mode.
+	setScheme := func(scheme string) {
+		t.Helper()
+		if _, err := chromedp.Call(bctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setScheme("dark")
+	step("dark", chromedp.Navigate(base+"/keys"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	shot("keys-dark")
+	setScheme("")
+
+	// 8. Revoke the key, with confirmation; the next call is refused.
+	step("keys", chromedp.Navigate(base+"/keys"), chromedp.WaitVisible(chromedp.CSS(`a[href^="/keys/revoke"]`)))
+	step("revoke", chromedp.Click(chromedp.CSS(`a[href^="/keys/revoke"]`)), chromedp.WaitVisible(chromedp.CSS("#confirm-revoke")))
+	step("confirm revoke", chromedp.Click(chromedp.CSS("#confirm-revoke")), chromedp.WaitVisible(chromedp.CSS(".notice-ok")))
+	if s := pageText(); !strings.Contains(s, "revoked") {
+		t.Fatalf("after revoking: %s", s)
+	}
+	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:    "gpt-5.5",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("again")},
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("call with a revoked key: %v", err)
+	}
+}
+
+// findChromium returns the browser; without one the test fails on CI
+// (CI=true) and is skipped elsewhere.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("the browser test needs Chromium (apt-get install -y chromium) and CI=true forbids skipping it")
+	}
+	t.Skip("no Chromium found (apt-get install -y chromium); skipped outside CI")
+	return ""
+}
+
+// startDashboardSite serves the handler (dashboard + API) and returns its
+// base URL: the real caddy binary when CODEX_PROXY_CADDY is set, else an
+// httptest server.
+func startDashboardSite(t *testing.T, fake *codextest.Server, smtpAddr string) string {
+	t.Helper()
+	if bin := os.Getenv("CODEX_PROXY_CADDY"); bin != "" {
+		return startCaddyBinary(t, bin, fake, smtpAddr)
+	}
+	h := &Handler{
+		Vault:          filepath.Join(t.TempDir(), "vault.db"),
+		EncryptionKeys: []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		APIKeyPepper:   "browser-pepper-0123456789",
+		Upstream:       fake.URL,
+		OAuthIssuer:    fake.IssuerURL,
+		Dashboard: &DashboardConfig{
+			Signup: "open",
+			SMTP:   &SMTPConfig{Address: smtpAddr, From: "UseMySub <noreply@example.com>", StartTLS: "off"},
+		},
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := h.Provision(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = h.Cleanup()
+	})
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		http.NotFound(w, r)
+		return nil
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Errorf("ServeHTTP: %v", err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// startCaddyBinary runs the built caddy with a site holding the handler.
+func startCaddyBinary(t *testing.T, bin string, fake *codextest.Server, smtpAddr string) string {
+	t.Helper()
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	port := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	admin, httpPort, httpsPort, site := port(), port(), port(), port()
+	cfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	http_port %d
+	https_port %d
+	storage file_system %s
+	skip_install_trust
+	grace_period 5s
+}
+
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	codex_proxy {
+		vault %s
+		encryption_key 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+		api_key_pepper browser-pepper-0123456789
+		upstream %s
+		oauth_issuer %s
+		signup open
+		smtp %s {
+			from "UseMySub <noreply@example.com>"
+			starttls off
+		}
+	}
+	respond "not the dashboard" 404
+}
+`, admin, httpPort, httpsPort, filepath.Join(dir, "data"), site, filepath.Join(dir, "vault.db"), fake.URL, fake.IssuerURL, smtpAddr)
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuilder{}
+	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "xdg-data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "xdg-config"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", logs.String())
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", site)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("caddy exited:\n%s", logs.String())
+		default:
+		}
+		if r, err := http.Get(base + "/login"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("caddy did not serve the dashboard:\n%s", logs.String())
+	return ""
+}
+
+// lockedBuilder is a strings.Builder safe for concurrent use.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// followAuthorize opens the authorize URL as the browser would and returns
+// the callback address it ends on.
+func followAuthorize(t *testing.T, authURL string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	loc := r.Header.Get("Location")
+	if r.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "http://localhost:1455/auth/callback?") {
+		t.Fatalf("authorize answered %d %q", r.StatusCode, loc)
+	}
+	return loc
+}
+
+// mailSink is an in-process SMTP server (go-smtp) that keeps messages.
+type mailSink struct {
+	addr string
+	msgs chan []byte
+}
+
+func newMailSink(t *testing.T) *mailSink {
+	t.Helper()
+	s := &mailSink{msgs: make(chan []byte, 10)}
+	srv := smtp.NewServer(s)
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = l.Addr().String()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *mailSink) NewSession(*smtp.Conn) (smtp.Session, error) { return sinkSession{s}, nil }
+
+type sinkSession struct{ s *mailSink }
+
+func (sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (ss sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err == nil {
+		ss.s.msgs <- b
+	}
+	return err
+}
+func (sinkSession) Reset()        {}
+func (sinkSession) Logout() error { return nil }
+
+var magicLinkRE = regexp.MustCompile(`https?://\S+/login/confirm\?token=[A-Za-z0-9_\-]+`)
+
+// link waits for a message and returns the magic link of its text part,
+// decoding quoted-printable.
+func (s *mailSink) link(t *testing.T) string {
+	t.Helper()
+	var raw []byte
+	select {
+	case raw = <-s.msgs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no mail arrived")
+	}
+	m, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := textPart(t, m.Header.Get("Content-Type"), m.Header.Get("Content-Transfer-Encoding"), m.Body)
+	l := magicLinkRE.FindString(text)
+	if l == "" {
+		t.Fatalf("no link in the mail:\n%s", text)
+	}
+	return l
+}
+
+// textPart finds the text/plain part of a (possibly multipart) body.
+func textPart(t *testing.T, ctype, cte string, body io.Reader) string {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(ctype)
+	if err != nil {
+		t.Fatalf("content type %q: %v", ctype, err)
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if err != nil {
+				t.Fatalf("no text/plain part: %v", err)
+			}
+			if s := textPart(t, p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p); s != "" {
+				return s
+			}
+		}
+	}
+	if mt != "text/plain" {
+		return ""
+	}
+	if strings.EqualFold(cte, "quoted-printable") {
+		body = quotedprintable.NewReader(body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,403 @@
+// Package dashboard is the proxy's web dashboard: sign-in by magic link,
+// onboarding (link ChatGPT, create a first API key), the overview, API
+// keys, recent requests and the ChatGPT link status.
+//
+// It is Caddy-free: New returns an http.Handler over a *vault.Vault. Pages
+// are rendered on the server from templates embedded in the binary; no CDN,
+// no inline script (the Content-Security-Policy forbids it), and every flow
+// works without JavaScript. One small script adds copy buttons.
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/vault"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultSessionTTL = 7 * 24 * time.Hour
+	DefaultLoginTTL   = 15 * time.Minute
+	DefaultOAuthTTL   = 10 * time.Minute
+	DefaultModel      = "gpt-5.5"
+	DefaultSiteName   = "UseMySub"
+)
+
+// Login rate limits: how many magic links one address (client IP) and one
+// email may ask for within LoginWindow.
+const (
+	DefaultLoginPerEmail = 3
+	DefaultLoginPerIP    = 10
+	DefaultLoginWindow   = 15 * time.Minute
+)
+
+// SignupMode says who may create an account by signing in.
+type SignupMode string
+
+// Sign-up modes.
+const (
+	// SignupClosed (the default) lets only existing users (created with the
+	// CLI or the admin API) sign in.
+	SignupClosed SignupMode = "closed"
+	// SignupOpen lets anyone with an email address sign up.
+	SignupOpen SignupMode = "open"
+	// SignupDomains lets addresses in Domains sign up.
+	SignupDomains SignupMode = "domains"
+)
+
+// SignupPolicy decides whether an unknown email may become a user.
+type SignupPolicy struct {
+	Mode    SignupMode
+	Domains []string // for SignupDomains: "example.com" (exact match, any case)
+}
+
+// allows reports whether a new account may be created for email
+// (already normalised).
+func (p SignupPolicy) allows(email string) bool {
+	switch p.Mode {
+	case SignupOpen:
+		return true
+	case SignupDomains:
+		at := strings.LastIndexByte(email, '@')
+		if at < 0 {
+			return false
+		}
+		domain := email[at+1:]
+		for _, d := range p.Domains {
+			if strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validate checks the policy.
+func (p SignupPolicy) validate() error {
+	switch p.Mode {
+	case "", SignupClosed, SignupOpen:
+		if len(p.Domains) > 0 {
+			return fmt.Errorf("dashboard: sign-up domains need mode %q", SignupDomains)
+		}
+	case SignupDomains:
+		if len(p.Domains) == 0 {
+			return errors.New("dashboard: sign-up mode domains needs at least one domain")
+		}
+		for _, d := range p.Domains {
+			d = strings.TrimPrefix(strings.TrimSpace(d), "@")
+			if d == "" || strings.ContainsAny(d, "@/ \t") || !strings.Contains(d, ".") {
+				return fmt.Errorf("dashboard: %q is not a domain", d)
+			}
+		}
+	default:
+		return fmt.Errorf("dashboard: unknown sign-up mode %q (open, closed or domains)", p.Mode)
+	}
+	return nil
+}
+
+// Config configures the dashboard. Vault is required.
+type Config struct {
+	// Vault holds users, keys, sessions and logs.
+	Vault *vault.Vault
+	// OAuth runs the ChatGPT sign-in (paste flow); the official client
+	// registration against the default issuer when nil.
+	OAuth *codex.OAuth
+	// Mailer sends magic links; a LogMailer on Logger when nil.
+	Mailer Mailer
+	// PublicOrigin (https://ai.example.com) builds links in mail and the
+	// base URL in setup snippets; the request's scheme and Host when empty.
+	PublicOrigin string
+	// Signup decides who may create an account (default closed).
+	Signup SignupPolicy
+	// DevReturnLink also shows the magic link in the page: development only.
+	DevReturnLink bool
+	// Prefix is where the dashboard is mounted ("/" or "/dashboard").
+	Prefix string
+	// Logger gets operational messages with key/value pairs.
+	Logger func(msg string, kv ...any)
+
+	// SiteName is shown in the header and in mail (default UseMySub).
+	SiteName string
+	// Model is the model name used in setup snippets (default gpt-5.5).
+	Model string
+	// ClientIP returns the client address for rate limiting; the host of
+	// RemoteAddr when nil.
+	ClientIP func(*http.Request) string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// SessionTTL, LoginTTL and OAuthTTL are the lifetimes of dashboard
+	// sessions, magic links and pending ChatGPT sign-ins.
+	SessionTTL, LoginTTL, OAuthTTL time.Duration
+	// LoginPerEmail and LoginPerIP bound magic-link requests per LoginWindow.
+	LoginPerEmail, LoginPerIP int
+	LoginWindow               time.Duration
+	// MailTimeout bounds one delivery (default 30 s).
+	MailTimeout time.Duration
+}
+
+// Dashboard is the dashboard handler.
+type Dashboard struct {
+	cfg     Config
+	prefix  string // "" or "/path", no trailing slash
+	mux     *http.ServeMux
+	paths   map[string]bool
+	views   *views
+	limiter *limiter
+	devices devices
+	// devicePoll bounds one device-code check (tests shorten it).
+	devicePoll time.Duration
+	mailWG     sync.WaitGroup
+	mailMu     sync.Mutex
+	closed     bool // Close was called: mail is no longer tracked
+	baseCtx    context.Context
+	stopMail   context.CancelFunc
+}
+
+// New builds the dashboard. The returned handler is a *Dashboard, whose
+// Match tells which requests it serves.
+func New(cfg Config) (http.Handler, error) {
+	d, err := NewDashboard(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// NewDashboard is New with the concrete type.
+func NewDashboard(cfg Config) (*Dashboard, error) {
+	if cfg.Vault == nil {
+		return nil, errors.New("dashboard: Config.Vault is required")
+	}
+	prefix, err := normalizePrefix(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Signup.Mode == "" {
+		cfg.Signup.Mode = SignupClosed
+	}
+	if err := cfg.Signup.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.PublicOrigin != "" {
+		o, err := normalizeOrigin(cfg.PublicOrigin)
+		if err != nil {
+			return nil, err
+		}
+		cfg.PublicOrigin = o
+	}
+	if cfg.OAuth == nil {
+		cfg.OAuth = &codex.OAuth{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = func(string, ...any) {}
+	}
+	if cfg.Mailer == nil {
+		cfg.Mailer = LogMailer{Log: cfg.Logger}
+	}
+	if cfg.SiteName == "" {
+		cfg.SiteName = DefaultSiteName
+	}
+	if cfg.Model == "" {
+		cfg.Model = DefaultModel
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = remoteHost
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.SessionTTL = orDuration(cfg.SessionTTL, DefaultSessionTTL)
+	cfg.LoginTTL = orDuration(cfg.LoginTTL, DefaultLoginTTL)
+	cfg.OAuthTTL = orDuration(cfg.OAuthTTL, DefaultOAuthTTL)
+	cfg.LoginWindow = orDuration(cfg.LoginWindow, DefaultLoginWindow)
+	cfg.MailTimeout = orDuration(cfg.MailTimeout, 30*time.Second)
+	if cfg.LoginPerEmail <= 0 {
+		cfg.LoginPerEmail = DefaultLoginPerEmail
+	}
+	if cfg.LoginPerIP <= 0 {
+		cfg.LoginPerIP = DefaultLoginPerIP
+	}
+	v, err := loadViews(prefix)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dashboard{
+		cfg:     cfg,
+		prefix:  prefix,
+		views:   v,
+		limiter: newLimiter(cfg.Now),
+		paths:   map[string]bool{},
+
+		devicePoll: devicePollLimit,
+	}
+	d.baseCtx, d.stopMail = context.WithCancel(context.Background())
+	d.routes()
+	return d, nil
+}
+
+// Close waits for mail still being sent (at most MailTimeout) and cancels
+// what remains after ctx ends.
+func (d *Dashboard) Close(ctx context.Context) error {
+	d.mailMu.Lock()
+	d.closed = true
+	d.mailMu.Unlock()
+	done := make(chan struct{})
+	go func() { d.mailWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		d.stopMail()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// routes registers every page.
+func (d *Dashboard) routes() {
+	d.mux = http.NewServeMux()
+	handle := func(method, path string, h http.HandlerFunc) {
+		full := d.prefix + path
+		d.paths[full] = true
+		d.mux.HandleFunc(method+" "+full, h)
+	}
+	// The landing page. {$} matches the prefix root exactly.
+	d.paths[d.prefix+"/"] = true
+	d.mux.HandleFunc("GET "+d.prefix+"/{$}", d.landing)
+	if d.prefix != "" {
+		d.paths[d.prefix] = true
+		d.mux.HandleFunc("GET "+d.prefix, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, d.prefix+"/", http.StatusMovedPermanently)
+		})
+	}
+	d.mux.Handle("GET "+d.prefix+"/static/", http.StripPrefix(d.prefix+"/static/", d.views.static()))
+
+	handle("GET", "/login", d.loginPage)
+	handle("POST", "/login", d.csrf(d.loginSubmit))
+	handle("GET", "/login/confirm", d.confirmPage)
+	handle("POST", "/login/confirm", d.csrf(d.confirmSubmit))
+	handle("POST", "/logout", d.csrf(d.logout))
+
+	handle("GET", "/onboarding", d.auth(d.onboarding))
+	handle("GET", "/overview", d.auth(d.overview))
+	handle("GET", "/keys", d.auth(d.keysPage))
+	handle("POST", "/keys", d.csrf(d.auth(d.keysCreate)))
+	handle("GET", "/keys/revoke", d.auth(d.revokePage))
+	handle("POST", "/keys/revoke", d.csrf(d.auth(d.revokeSubmit)))
+	handle("GET", "/requests", d.auth(d.requestsPage))
+	handle("GET", "/chatgpt", d.auth(d.chatgptPage))
+	handle("GET", "/chatgpt/link", d.auth(d.linkRedirect))
+	handle("POST", "/chatgpt/link", d.csrf(d.auth(d.linkStart)))
+	handle("POST", "/chatgpt/callback", d.csrf(d.auth(d.linkCallback)))
+	handle("POST", "/chatgpt/authjson", d.csrf(d.auth(d.linkAuthJSON)))
+	handle("GET", "/chatgpt/device", d.auth(d.linkRedirect))
+	handle("POST", "/chatgpt/device", d.csrf(d.auth(d.deviceStart)))
+	handle("POST", "/chatgpt/device/check", d.csrf(d.auth(d.deviceCheck)))
+	handle("GET", "/chatgpt/unlink", d.auth(d.unlinkPage))
+	handle("POST", "/chatgpt/unlink", d.csrf(d.auth(d.unlinkSubmit)))
+}
+
+// Match reports whether the dashboard serves r's path; a server mounting
+// the dashboard beside other handlers sends everything else elsewhere.
+func (d *Dashboard) Match(r *http.Request) bool {
+	p := r.URL.Path
+	return d.paths[p] || strings.HasPrefix(p, d.prefix+"/static/")
+}
+
+// ServeHTTP serves the dashboard with its security headers.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	if !strings.HasPrefix(r.URL.Path, d.prefix+"/static/") {
+		// Pages can show a key once, session state and user data.
+		h.Set("Cache-Control", "no-store")
+	}
+	d.mux.ServeHTTP(w, r)
+}
+
+// url is the path of a dashboard page.
+func (d *Dashboard) url(page string) string {
+	if page == "" {
+		return d.prefix + "/"
+	}
+	return d.prefix + "/" + strings.TrimPrefix(page, "/")
+}
+
+// origin is the scheme://host links are built from.
+func (d *Dashboard) origin(r *http.Request) string {
+	if d.cfg.PublicOrigin != "" {
+		return d.cfg.PublicOrigin
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// secure reports whether cookies get the Secure flag (and the __Host-
+// prefix, which browsers only accept with it).
+func (d *Dashboard) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(d.cfg.PublicOrigin, "https://")
+}
+
+func (d *Dashboard) logf(msg string, kv ...any) { d.cfg.Logger(msg, kv...) }
+
+// normalizePrefix turns "/", "" and "/dash/" into "" and "/dash".
+func normalizePrefix(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p == "" || p == "/" {
+		return "", nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("dashboard: prefix %q must start with /", p)
+	}
+	p = strings.TrimRight(p, "/")
+	if strings.ContainsAny(p, "?#{} \t") || strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") {
+		return "", fmt.Errorf("dashboard: prefix %q is not a clean path", p)
+	}
+	if p == "/v1" || strings.HasPrefix(p, "/v1/") {
+		return "", fmt.Errorf("dashboard: prefix %q collides with the API under /v1/", p)
+	}
+	return p, nil
+}
+
+// normalizeOrigin checks and trims a public origin.
+func normalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(o), "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("dashboard: public origin %q must be scheme://host[:port]", o)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// remoteHost is the host part of RemoteAddr.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
