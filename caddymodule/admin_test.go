@@ -225,23 +225,23 @@ func TestAdminDisableEnable(t *testing.T) {
 
 	var res userStateResult
 	rec := call(t, h, "POST", "/codex_proxy/users/bob@example.com/disable", nil, &res)
-	if rec.Code != http.StatusOK || res.RevokedKeys != 2 {
+	if rec.Code != http.StatusOK || !res.User.Disabled {
 		t.Fatalf("disable: %d %+v", rec.Code, res)
 	}
 	for _, p := range plain {
-		if _, _, err := v.VerifyKey(p); !errors.Is(err, vault.ErrKeyInvalid) {
-			t.Fatalf("key of a disabled user verifies: %v", err)
+		if _, _, err := v.VerifyKey(p); !errors.Is(err, vault.ErrUserDisabled) {
+			t.Fatalf("key of a disabled user: %v", err)
 		}
 	}
 	res = userStateResult{}
-	call(t, h, "POST", "/codex_proxy/users/bob@example.com/disable", nil, &res)
-	if res.RevokedKeys != 0 {
-		t.Fatalf("second disable revoked %d", res.RevokedKeys)
-	}
-	res = userStateResult{}
 	call(t, h, "POST", "/codex_proxy/users/bob@example.com/enable", nil, &res)
-	if res.Note == "" || res.User.ID != u.ID {
+	if res.User.ID != u.ID || res.User.Disabled {
 		t.Fatalf("enable: %+v", res)
+	}
+	for _, p := range plain {
+		if _, _, err := v.VerifyKey(p); err != nil {
+			t.Fatalf("key after enable: %v", err)
+		}
 	}
 }
 

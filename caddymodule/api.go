@@ -101,6 +101,12 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiR
 	if err != nil {
 		h.limiter.fail(ip)
 		req.status = http.StatusUnauthorized
+		if errors.Is(err, vault.ErrUserDisabled) {
+			req.status = http.StatusForbidden
+			writeError(w, &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "account_disabled",
+				Message: "this account has been disabled by an operator"})
+			return false
+		}
 		msg := "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."
 		if !errors.Is(err, vault.ErrKeyInvalid) {
 			msg = "the API key could not be checked"

@@ -232,7 +232,11 @@ func (c *cli) usersList(fl caddycmd.Flags) (int, error) {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "EMAIL\tNAME\tACTIVE KEYS\tCHATGPT\tCREATED")
 		for _, u := range res.Users {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", u.Email, orDash(u.Name), u.ActiveKeys, chatGPTStatus(u.ChatGPT), when(u.Created))
+			email := u.Email
+			if u.Disabled {
+				email += " (disabled)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", email, orDash(u.Name), u.ActiveKeys, chatGPTStatus(u.ChatGPT), when(u.Created))
 		}
 		return tw.Flush()
 	})
@@ -245,8 +249,8 @@ func (c *cli) usersDisable(fl caddycmd.Flags) (int, error) {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stderr, "disabled %s: revoked %d key(s); their ChatGPT login stays stored, and a new key (keys create) lets them back in\n",
-			res.User.Email, res.RevokedKeys)
+		fmt.Fprintf(c.stderr, "disabled %s: their keys and dashboard sign-in are refused until `users enable`; keys and ChatGPT login stay stored\n",
+			res.User.Email)
 		return nil
 	})
 }
@@ -258,7 +262,7 @@ func (c *cli) usersEnable(fl caddycmd.Flags) (int, error) {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stderr, "%s: %s\n", res.User.Email, res.Note)
+		fmt.Fprintf(c.stderr, "enabled %s: their keys and dashboard sign-in work again\n", res.User.Email)
 		return nil
 	})
 }

@@ -175,21 +175,27 @@ func TestCLIUsersDisableEnable(t *testing.T) {
 	cfg := writeCaddyfile(t, dir, "off", "\t\tvault "+vaultPath)
 	out, _ := mustRun(t, "provision", "--config", cfg, "--email", "bob@example.com")
 	_, errOut := mustRun(t, "users", "disable", "--config", cfg, "--email", "bob@example.com")
-	if !strings.Contains(errOut, "revoked 1 key") {
+	if !strings.Contains(errOut, "disabled bob@example.com") {
 		t.Fatalf("disable: %s", errOut)
-	}
-	stdout, errOut := mustRun(t, "users", "enable", "--config", cfg, "--email", "bob@example.com")
-	if stdout != "" || !strings.Contains(errOut, "no per-user disabled flag") {
-		t.Fatalf("enable: %q %s", stdout, errOut)
 	}
 	usersOut, _ := mustRun(t, "users", "list", "--config", cfg, "--json")
 	var users usersResult
-	if err := json.Unmarshal([]byte(usersOut), &users); err != nil || len(users.Users) != 1 || users.Users[0].ActiveKeys != 0 {
+	if err := json.Unmarshal([]byte(usersOut), &users); err != nil || len(users.Users) != 1 || !users.Users[0].Disabled || users.Users[0].ActiveKeys != 1 {
 		t.Fatalf("users list: %v %s", err, usersOut)
 	}
+	if text, _ := mustRun(t, "users", "list", "--config", cfg); !strings.Contains(text, "bob@example.com (disabled)") {
+		t.Fatalf("users list: %s", text)
+	}
+	stdout, errOut := mustRun(t, "users", "enable", "--config", cfg, "--email", "bob@example.com")
+	if stdout != "" || !strings.Contains(errOut, "enabled bob@example.com") {
+		t.Fatalf("enable: %q %s", stdout, errOut)
+	}
 	v := reopen(t, vaultPath)
-	if _, _, err := v.VerifyKey(strings.TrimSpace(out)); !errors.Is(err, vault.ErrKeyInvalid) {
-		t.Fatalf("key of a disabled user: %v", err)
+	if u, err := v.UserByEmail("bob@example.com"); err != nil || u.Disabled {
+		t.Fatalf("after enable: %+v %v", u, err)
+	}
+	if _, _, err := v.VerifyKey(strings.TrimSpace(out)); err != nil {
+		t.Fatalf("key after enable: %v", err)
 	}
 }
 
@@ -277,7 +283,7 @@ func TestCLIUsesAdminAPIWhenCaddyRuns(t *testing.T) {
 		t.Fatalf("revoked through the admin API: %v", err)
 	}
 	_, errOut = mustRun(t, "users", "disable", "--config", cfg, "--email", "ada@example.com")
-	if !strings.Contains(errOut, "revoked 0 key") {
+	if !strings.Contains(errOut, "disabled ada@example.com") {
 		t.Fatalf("disable: %s", errOut)
 	}
 	_, _, err = runCLI(t, "", "keys", "list", "--config", cfg, "--email", "ghost@example.com")

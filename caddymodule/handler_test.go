@@ -540,3 +540,21 @@ func TestRelinkAndNotLinkedStayClear(t *testing.T) {
 		t.Fatalf("unlinked user: %d %s", e.StatusCode, e.RawJSON())
 	}
 }
+
+// TestDisabledUserIsRefused: an operator's disable takes effect on the next
+// request with a clear 403, and enable restores access.
+func TestDisabledUserIsRefused(t *testing.T) {
+	env := newProxyEnv(t)
+	if _, err := env.h.vault.SetUserDisabled(env.userID, true); err != nil {
+		t.Fatal(err)
+	}
+	if e := apiError(t, env.client, "hi"); e.StatusCode != 403 || e.Code != "account_disabled" {
+		t.Fatalf("disabled: %d %s", e.StatusCode, e.RawJSON())
+	}
+	if _, err := env.h.vault.SetUserDisabled(env.userID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hi")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -53,9 +53,7 @@ type usersResult struct {
 
 // userStateResult answers the disable and enable routes.
 type userStateResult struct {
-	User        vault.User `json:"user"`
-	RevokedKeys int        `json:"revoked_keys"`
-	Note        string     `json:"note,omitempty"`
+	User vault.User `json:"user"`
 }
 
 // keyRequest is the body of POST /codex_proxy/keys.
@@ -86,10 +84,6 @@ type revokeResult struct {
 type vaultsResult struct {
 	Vaults []string `json:"vaults"`
 }
-
-// enableNote explains why enabling a user changes nothing: the vault has no
-// per-user disabled flag, so "disabled" only means "has no usable key".
-const enableNote = "the vault has no per-user disabled flag: disabling revoked the user's keys, and revoked keys stay revoked; create a new key to let the user back in"
 
 // apiErr builds the error type both front ends understand.
 func apiErr(status int, err error) error {
@@ -219,32 +213,19 @@ func getUser(v *vault.Vault, email string) (userInfo, error) {
 	return describeUser(v, u)
 }
 
-// setUserEnabled disables a user by revoking all their keys. Enabling
-// changes nothing (see enableNote); it still checks that the user exists.
+// setUserEnabled disables or re-enables a user. A disabled user keeps keys
+// and linked account but is refused by the API and the dashboard at once;
+// enabling restores both.
 func setUserEnabled(v *vault.Vault, email string, enabled bool) (userStateResult, error) {
 	u, err := userByEmail(v, email)
 	if err != nil {
 		return userStateResult{}, err
 	}
-	res := userStateResult{User: u}
-	if enabled {
-		res.Note = enableNote
-		return res, nil
-	}
-	keys, err := v.ListKeys(u.ID)
+	u, err = v.SetUserDisabled(u.ID, !enabled)
 	if err != nil {
-		return res, vaultErr(err)
+		return userStateResult{}, vaultErr(err)
 	}
-	for _, k := range keys {
-		if k.Disabled {
-			continue
-		}
-		if err := v.RevokeKey(u.ID, k.ID); err != nil {
-			return res, vaultErr(err)
-		}
-		res.RevokedKeys++
-	}
-	return res, nil
+	return userStateResult{User: u}, nil
 }
 
 // listKeys returns a user's keys, revoked ones included.

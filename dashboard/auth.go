@@ -278,6 +278,11 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Signing in failed. Try again.")
 		return
 	}
+	if u.Disabled {
+		d.renderError(w, r, http.StatusForbidden, "This account is disabled",
+			"An administrator has disabled this account. Ask them to enable it again.")
+		return
+	}
 	if err := d.setSession(w, r, u); err != nil {
 		d.logf("dashboard: creating a session failed", "error", err)
 		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Signing in failed. Try again.")

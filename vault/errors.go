@@ -12,6 +12,10 @@ var ErrEmailTaken = errors.New("vault: a user with this email already exists")
 // share this error so callers cannot tell them apart.
 var ErrKeyInvalid = errors.New("vault: invalid API key")
 
+// ErrUserDisabled reports a valid key or session of a user an operator
+// disabled.
+var ErrUserDisabled = errors.New("vault: user is disabled")
+
 // ErrNotLinked reports a user who has no ChatGPT tokens stored.
 var ErrNotLinked = errors.New("vault: no ChatGPT account is linked for this user; link one in the dashboard")
 

@@ -128,6 +128,9 @@ func (v *Vault) VerifyKey(plaintext string) (Key, User, error) {
 	if !hmac.Equal(sum[:], e.hash[:]) || !userOK {
 		return Key{}, User{}, ErrKeyInvalid
 	}
+	if u.Disabled {
+		return Key{}, User{}, ErrUserDisabled
+	}
 	k := e.key
 	k.LastUsed = v.touchKey(e)
 	return k, u, nil

@@ -103,6 +103,9 @@ func (v *Vault) SessionUser(token string) (User, error) {
 	if err != nil {
 		return User{}, ErrInvalidToken
 	}
+	if u.Disabled {
+		return User{}, ErrUserDisabled
+	}
 	return u, nil
 }
 

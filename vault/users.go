@@ -19,6 +19,9 @@ type User struct {
 	Email   string    `json:"email"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Disabled users keep their keys and linked account but can neither
+	// call the API nor sign in to the dashboard until enabled again.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // maxNameLen bounds display names.
@@ -159,6 +162,33 @@ func (v *Vault) DeleteUser(id string) error {
 	delete(v.emails, u.Email)
 	v.dropTokenState(id)
 	return nil
+}
+
+// SetUserDisabled disables or re-enables a user. It takes effect at once:
+// the next VerifyKey or SessionUser already sees it.
+func (v *Vault) SetUserDisabled(id string, disabled bool) (User, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	u, ok := v.users[id]
+	if !ok {
+		return User{}, ErrNotFound
+	}
+	u.Disabled = disabled
+	data, err := json.Marshal(u)
+	if err != nil {
+		return User{}, err
+	}
+	err = v.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketUsers).Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		return tx.Bucket(bucketUsers).Put([]byte(id), data)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	v.users[id] = u
+	return u, nil
 }
 
 // loadUsers fills the in-memory user maps.

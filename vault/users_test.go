@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -105,5 +107,50 @@ func TestDeleteUserRemovesEverything(t *testing.T) {
 	check(v2)
 	if _, err := v2.CreateUser("alice@example.com", ""); err != nil {
 		t.Fatalf("email not free again: %v", err)
+	}
+}
+
+// TestDisabledUser: disabling takes effect at once for keys and sessions,
+// survives a reopen, and enabling restores both.
+func TestDisabledUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	opts := testOptions(newClock())
+	v := openAt(t, path, opts)
+	u, err := v.CreateUser("dis@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := v.CreateKey(u.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := v.CreateSession(u.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.SetUserDisabled(u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.VerifyKey(key); !errors.Is(err, ErrUserDisabled) {
+		t.Fatalf("key of a disabled user: %v", err)
+	}
+	if _, err := v.SessionUser(sess); !errors.Is(err, ErrUserDisabled) {
+		t.Fatalf("session of a disabled user: %v", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v = openAt(t, path, opts)
+	if _, _, err := v.VerifyKey(key); !errors.Is(err, ErrUserDisabled) {
+		t.Fatalf("after reopen: %v", err)
+	}
+	if _, err := v.SetUserDisabled(u.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.VerifyKey(key); err != nil {
+		t.Fatalf("after enable: %v", err)
+	}
+	if _, err := v.SetUserDisabled("nobody", true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
 	}
 }
