@@ -51,7 +51,11 @@ func init() {
 //			from    <address>
 //		}
 //		mail                  log [dev]
+//		price                 <model> <input> <cached input> <output>
 //	}
+//
+// price (repeatable) sets a model's API list price in USD per 1M tokens
+// for the dashboard's API-equivalent value; model * prices unknown models.
 //
 // Secrets accept placeholders such as {env.TOKEN_ENCRYPTION_KEY}.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -62,7 +66,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
-		if seen[name] && name != "alias" {
+		if seen[name] && name != "alias" && name != "price" {
 			return d.Errf("subdirective %q given more than once", name)
 		}
 		seen[name] = true
@@ -164,7 +168,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("alias %q given more than once", args[0])
 			}
 			h.Aliases[args[0]] = args[1]
-		case "dashboard", "signup", "smtp", "resend", "mail":
+		case "dashboard", "signup", "smtp", "resend", "mail", "price":
 			if err := h.unmarshalDashboard(d, name); err != nil {
 				return err
 			}

@@ -72,6 +72,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad size", "codex_proxy {\n\tmax_body_size lots\n}", "max_body_size"},
 		{"unknown relay option", "codex_proxy {\n\trelay https://r {\n\t\tsecret x\n\t}\n}", `unrecognized relay subdirective "secret"`},
 		{"duplicate alias", "codex_proxy {\n\talias a gpt-5.5\n\talias a gpt-5.4\n}", `alias "a" given more than once`},
+		{"price argument count", "codex_proxy {\n\tprice gpt-5.5 1 2\n}", "price takes"},
+		{"price not a number", "codex_proxy {\n\tprice gpt-5.5 1 cheap 10\n}", `"cheap" is not a price`},
+		{"negative price", "codex_proxy {\n\tprice gpt-5.5 1 -0.1 10\n}", "not a price"},
+		{"duplicate price", "codex_proxy {\n\tprice m 1 0.1 10\n\tprice m 2 0.2 20\n}", `price for "m" given more than once`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

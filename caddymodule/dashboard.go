@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,11 @@ type DashboardConfig struct {
 	// for (mail log dev). Anyone can then sign in as anyone: development
 	// only.
 	DevLinks bool `json:"dev_links,omitempty"`
+
+	// Prices override the API list prices (USD per 1M tokens) the overview
+	// uses for the "API-equivalent value" of a user's tokens, per model;
+	// "*" prices models not in the table. See dashboard.DefaultPrices.
+	Prices map[string]dashboard.Price `json:"prices,omitempty"`
 
 	mailLog bool // the Caddyfile said mail log
 }
@@ -110,6 +117,9 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 	if origin == "" {
 		logger.Warn("no public_origin: sign-in links are built from the request's Host header; set public_origin in production")
 	}
+	// The latest rate limits per user, set by the API handler on each
+	// response. In memory only: they refresh on the user's next request.
+	quotas := dashboard.NewQuotaStore()
 	d, err := dashboard.NewDashboard(dashboard.Config{
 		Vault:         h.vault,
 		OAuth:         oauth,
@@ -120,11 +130,14 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Prefix:        cfg.Prefix,
 		Logger:        zapLogFunc(logger),
 		ClientIP:      clientIP,
+		Quotas:        quotas,
+		Prices:        cfg.Prices,
 	})
 	if err != nil {
 		return err
 	}
 	h.dashboard = d
+	h.quotas = quotas
 	logger.Info("dashboard enabled", zap.String("prefix", orSlash(cfg.Prefix)), zap.String("signup", string(dashboard.SignupMode(cfg.Signup))))
 	return nil
 }
@@ -169,6 +182,7 @@ func (h *Handler) dashboardConfig() *DashboardConfig {
 //		from    <address>
 //	}
 //	mail      log [dev]
+//	price     <model> <input per 1M> <cached input per 1M> <output per 1M>
 func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error {
 	cfg := h.dashboardConfig()
 	switch name {
@@ -295,6 +309,26 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 			return d.Err("mail takes log or log dev (use smtp to send mail)")
 		}
 		cfg.mailLog = true
+	case "price":
+		args := d.RemainingArgs()
+		if len(args) != 4 {
+			return d.Err("price takes <model> <input per 1M> <cached input per 1M> <output per 1M> (USD)")
+		}
+		var f [3]float64
+		for i, a := range args[1:] {
+			v, err := strconv.ParseFloat(strings.TrimPrefix(a, "$"), 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+				return d.Errf("price %s: %q is not a price in USD per 1M tokens", args[0], a)
+			}
+			f[i] = v
+		}
+		if _, dup := cfg.Prices[args[0]]; dup {
+			return d.Errf("price for %q given more than once", args[0])
+		}
+		if cfg.Prices == nil {
+			cfg.Prices = map[string]dashboard.Price{}
+		}
+		cfg.Prices[args[0]] = dashboard.Price{Input: f[0], CachedInput: f[1], Output: f[2]}
 	default:
 		return fmt.Errorf("not a dashboard subdirective: %s", name)
 	}

@@ -70,6 +70,9 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		return
 	}
 	defer up.Close()
+	if up.RateLimits != nil {
+		h.quotas.Set(req.user.ID, up.RateLimits) // in memory; a map store
+	}
 	codex.PassHeaders(w.Header(), up.Header)
 
 	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames}

@@ -125,6 +125,9 @@ type Handler struct {
 	metrics *metrics
 
 	dashboard *dashboard.Dashboard // nil when off
+	// quotas keeps each user's latest rate limits for the dashboard; nil
+	// (storing nothing) when the dashboard is off.
+	quotas *dashboard.QuotaStore
 }
 
 // CaddyModule returns the Caddy module information.

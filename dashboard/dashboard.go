@@ -142,6 +142,14 @@ type Config struct {
 	LoginWindow               time.Duration
 	// MailTimeout bounds one delivery (default 30 s).
 	MailTimeout time.Duration
+
+	// Quotas holds each user's latest rate-limit snapshot, shown on the
+	// overview; "no data yet" for everyone when nil.
+	Quotas *QuotaStore
+	// Prices override DefaultPrices (model → USD per 1M tokens) for the
+	// overview's API-equivalent value; FallbackPriceModel ("*") prices
+	// unknown models.
+	Prices map[string]Price
 }
 
 // Dashboard is the dashboard handler.
@@ -153,6 +161,10 @@ type Dashboard struct {
 	views   *views
 	limiter *limiter
 	devices devices
+	prices  PriceTable
+	// valueMax and valuePage bound the request log read for the
+	// API-equivalent value (tests lower them).
+	valueMax, valuePage int
 	// devicePoll bounds one device-code check (tests shorten it).
 	devicePoll time.Duration
 	mailWG     sync.WaitGroup
@@ -226,16 +238,22 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 	if cfg.LoginPerIP <= 0 {
 		cfg.LoginPerIP = DefaultLoginPerIP
 	}
+	if err := ValidatePrices(cfg.Prices); err != nil {
+		return nil, err
+	}
 	v, err := loadViews(prefix)
 	if err != nil {
 		return nil, err
 	}
 	d := &Dashboard{
-		cfg:     cfg,
-		prefix:  prefix,
-		views:   v,
-		limiter: newLimiter(cfg.Now),
-		paths:   map[string]bool{},
+		prices:    NewPriceTable(cfg.Prices),
+		valueMax:  maxValueRecords,
+		valuePage: valuePage,
+		cfg:       cfg,
+		prefix:    prefix,
+		views:     v,
+		limiter:   newLimiter(cfg.Now),
+		paths:     map[string]bool{},
 
 		devicePoll: devicePollLimit,
 	}

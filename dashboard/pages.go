@@ -40,6 +40,9 @@ type overviewBody struct {
 	Keys               int
 	Recent             []vault.LogRecord
 	BaseURL            string
+	Quota              quotaView
+	Savings            savings
+	SavingsOK          bool
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +78,13 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	b.Link, _ = d.linkStateOf(s.user.ID, "chatgpt")
 	b.Keys, _ = d.activeKeys(s.user.ID)
 	b.Recent, _ = d.cfg.Vault.RecentRequests(s.user.ID, time.Time{}, 5, vault.StatusAll)
+	snap, ok := d.cfg.Quotas.Get(s.user.ID)
+	b.Quota = buildQuotaView(snap, ok, now)
+	if sv, err := d.savingsOf(s.user.ID, today, today.AddDate(0, 0, -6)); err != nil {
+		d.logf("dashboard: reading the request log failed", "error", err)
+	} else {
+		b.Savings, b.SavingsOK = sv, true
+	}
 	d.render(w, r, http.StatusOK, "overview", pageData{Title: "Overview", Nav: "overview", Error: errMsg, Body: b})
 }
 

@@ -119,6 +119,7 @@ func (v *views) funcs() template.FuncMap {
 		"add":     func(a, b int) int { return a + b },
 		"add64":   func(a, b int64) int64 { return a + b },
 		"snippet": snippet,
+		"usd":     usd,
 	}
 }
 

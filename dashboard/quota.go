@@ -1,0 +1,143 @@
+package dashboard
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+)
+
+// QuotaStore keeps each user's latest rate-limit snapshot, as the upstream
+// reported it in its x-codex-* headers. It lives in memory only: after a
+// restart the overview shows "no data yet" until the user's next request
+// refreshes it. The zero value is ready to use; a nil *QuotaStore stores
+// nothing. Safe for concurrent use.
+type QuotaStore struct {
+	m sync.Map // user id → *QuotaSnapshot
+}
+
+// QuotaSnapshot is one user's latest rate limits and when they were seen.
+type QuotaSnapshot struct {
+	codex.RateLimits
+	Seen time.Time
+}
+
+// NewQuotaStore returns an empty store.
+func NewQuotaStore() *QuotaStore { return &QuotaStore{} }
+
+// Set records rl as userID's latest snapshot, seen now. It is cheap (a map
+// store), so it can run on the request path. A nil store or rl is a no-op.
+func (s *QuotaStore) Set(userID string, rl *codex.RateLimits) {
+	s.SetAt(userID, rl, time.Now())
+}
+
+// SetAt is Set with the time the snapshot was seen.
+func (s *QuotaStore) SetAt(userID string, rl *codex.RateLimits, seen time.Time) {
+	if s == nil || rl == nil || userID == "" {
+		return
+	}
+	snap := &QuotaSnapshot{RateLimits: *rl, Seen: seen}
+	// Copy the windows so the snapshot does not share the stream's.
+	if rl.Primary != nil {
+		w := *rl.Primary
+		snap.Primary = &w
+	}
+	if rl.Secondary != nil {
+		w := *rl.Secondary
+		snap.Secondary = &w
+	}
+	if rl.Credits != nil {
+		c := *rl.Credits
+		snap.Credits = &c
+	}
+	s.m.Store(userID, snap)
+}
+
+// Get returns userID's latest snapshot.
+func (s *QuotaStore) Get(userID string) (QuotaSnapshot, bool) {
+	if s == nil {
+		return QuotaSnapshot{}, false
+	}
+	v, ok := s.m.Load(userID)
+	if !ok {
+		return QuotaSnapshot{}, false
+	}
+	return *v.(*QuotaSnapshot), true
+}
+
+// quotaView is the overview's rate-limit section.
+type quotaView struct {
+	Has      bool
+	PlanType string
+	Seen     time.Time
+	Windows  []quotaWindow
+}
+
+// quotaWindow is one bar.
+type quotaWindow struct {
+	ID      string // element id suffix
+	Label   string // "5-hour limit"
+	Used    float64
+	UsedStr string // "42%"
+	ResetIn string // "resets in 2 h 10 min"; empty when unknown
+	ResetAt time.Time
+}
+
+func buildQuotaView(snap QuotaSnapshot, ok bool, now time.Time) quotaView {
+	if !ok {
+		return quotaView{}
+	}
+	q := quotaView{Has: true, PlanType: snap.PlanType, Seen: snap.Seen}
+	add := func(id, fallback string, w *codex.RateWindow) {
+		if w == nil {
+			return
+		}
+		used := math.Max(0, math.Min(100, w.UsedPercent))
+		qw := quotaWindow{ID: id, Label: windowLabel(w.WindowMinutes, fallback), Used: used, UsedStr: trimZero(fmt.Sprintf("%.1f", used)) + "%", ResetAt: w.ResetAt}
+		if !w.ResetAt.IsZero() {
+			qw.ResetIn = resetIn(w.ResetAt.Sub(now))
+		}
+		q.Windows = append(q.Windows, qw)
+	}
+	add("primary", "5-hour limit", snap.Primary)
+	add("secondary", "Weekly limit", snap.Secondary)
+	return q
+}
+
+// windowLabel names a window by its length: 300 minutes is "5-hour limit",
+// 10080 "Weekly limit".
+func windowLabel(minutes int, fallback string) string {
+	switch {
+	case minutes <= 0:
+		return fallback
+	case minutes == 7*24*60:
+		return "Weekly limit"
+	case minutes%(24*60) == 0:
+		return fmt.Sprintf("%d-day limit", minutes/(24*60))
+	case minutes%60 == 0:
+		return fmt.Sprintf("%d-hour limit", minutes/60)
+	}
+	return fmt.Sprintf("%d-minute limit", minutes)
+}
+
+// resetIn is "resets in 2 h 10 min", "resets in 3 d 4 h" or "resets now".
+func resetIn(d time.Duration) string {
+	if d < time.Minute {
+		return "resets now"
+	}
+	d = d.Round(time.Minute)
+	days, hours, mins := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	switch {
+	case days > 0 && hours > 0:
+		return fmt.Sprintf("resets in %d d %d h", days, hours)
+	case days > 0:
+		return fmt.Sprintf("resets in %d d", days)
+	case hours > 0 && mins > 0:
+		return fmt.Sprintf("resets in %d h %d min", hours, mins)
+	case hours > 0:
+		return fmt.Sprintf("resets in %d h", hours)
+	}
+	return fmt.Sprintf("resets in %d min", mins)
+}
