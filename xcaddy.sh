@@ -56,6 +56,8 @@ e2e() {
 	./caddy version
 	echo "==> end to end: real caddy, fake Codex backend, real clients"
 	CODEX_PROXY_CADDY="$PWD/caddy" go test -race -count=1 ./e2e/...
+	echo "==> end to end: the dashboard journey in Chromium against the built caddy"
+	CODEX_PROXY_CADDY="$PWD/caddy" go test -race -count=1 -run 'TestDashboardBrowserJourney' ./caddymodule/
 }
 
 cmd="${1:-}"
