@@ -15,6 +15,13 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
+// Pools for the relay loop: every stream needs a 32 KiB read buffer and an
+// output buffer, and allocating them per request shows up as GC work.
+var (
+	readerPool = sync.Pool{New: func() any { return translate.NewReader(nil) }}
+	outPool    = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+)
+
 // streamTranslator is what ChatStream and ResponsesStream have in common.
 type streamTranslator interface {
 	Translate(dst []byte, ev translate.Event) []byte
@@ -125,8 +132,18 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 	stopKeepalive := sw.keepalive(time.Duration(h.Keepalive))
 	defer stopKeepalive()
 
-	rd := translate.NewReader(up)
-	out := make([]byte, 0, 8<<10)
+	rd := readerPool.Get().(*translate.Reader)
+	rd.Reset(up)
+	outp := outPool.Get().(*[]byte)
+	out := (*outp)[:0]
+	defer func() {
+		rd.Reset(nil)
+		readerPool.Put(rd)
+		if cap(out) <= 256<<10 { // do not keep buffers a huge event grew
+			*outp = out[:0]
+			outPool.Put(outp)
+		}
+	}()
 	var pending []byte // events held until the response has real output
 	for {
 		ev, err := rd.Next()

@@ -48,6 +48,20 @@ func NewReaderSize(r io.Reader, max int) *Reader {
 	return &Reader{r: r, buf: make([]byte, 32<<10), max: max}
 }
 
+// Reset makes r read a new stream from src, keeping its buffers, so a
+// server can pool Readers instead of allocating 32 KiB per stream. Buffers
+// grown by a huge event are dropped rather than kept in the pool.
+func (r *Reader) Reset(src io.Reader) {
+	buf := r.buf
+	if cap(buf) > 1<<20 {
+		buf = make([]byte, 32<<10)
+	}
+	*r = Reader{r: src, buf: buf[:cap(buf)], max: r.max, name: r.name[:0], data: r.data[:0]}
+	if cap(r.data) > 1<<20 {
+		r.data = nil
+	}
+}
+
 // Next returns the next event. It returns io.EOF once the stream has ended;
 // an event cut off by the end of the stream is discarded, as the SSE
 // specification requires, so a truncated stream never yields half an event.

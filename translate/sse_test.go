@@ -143,3 +143,23 @@ func TestObjectIterMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderReset: a reset Reader reads a new stream from the start, with
+// no state (event name, pending bytes, errors) left over from the old one.
+func TestReaderReset(t *testing.T) {
+	rd := NewReader(strings.NewReader("event: a\ndata: 1\n\nevent: b\ndata: partial"))
+	if ev, err := rd.Next(); err != nil || string(ev.Data) != "1" {
+		t.Fatalf("first stream: %q %v", ev.Data, err)
+	}
+	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("first stream end: %v", err)
+	}
+	rd.Reset(strings.NewReader("data: 2\n\n"))
+	ev, err := rd.Next()
+	if err != nil || string(ev.Data) != "2" || len(ev.Name) != 0 {
+		t.Fatalf("after reset: %q %q %v", ev.Name, ev.Data, err)
+	}
+	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after reset end: %v", err)
+	}
+}

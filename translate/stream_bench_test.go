@@ -43,7 +43,7 @@ func benchTranslate(b *testing.B, data []byte, events int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Reset(data)
-		*rd = Reader{r: r, buf: rd.buf, max: DefaultMaxEventSize, name: rd.name, data: rd.data}
+		rd.Reset(r)
 		s := NewChatStream(ChatStreamOptions{ID: "chatcmpl-bench", Model: "gpt-5.5", Created: 1, IncludeUsage: true})
 		for {
 			ev, err := rd.Next()
