@@ -125,12 +125,15 @@ func (h *Handler) fail(w http.ResponseWriter, req *apiRequest, e *translate.Erro
 // stream relays one upstream stream event by event. Nothing is committed
 // until the response has real output, so a failure that arrives first still
 // gets its real HTTP status; after that, failures become an error event.
+// Translated events are written in bursts: everything the last upstream read
+// delivered goes out in one write and one flush, which keeps syscalls per
+// event low without delaying any event behind the network.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest, up io.Reader, tr streamTranslator) {
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), start: req.start}
 	h.metrics.streamStarted()
 	defer h.metrics.streamEnded()
-	stopKeepalive := sw.keepalive(time.Duration(h.Keepalive))
-	defer stopKeepalive()
+	sw.startKeepalive(time.Duration(h.Keepalive))
+	defer sw.stop()
 
 	rd := readerPool.Get().(*translate.Reader)
 	rd.Reset(up)
@@ -144,7 +147,6 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 			outPool.Put(outp)
 		}
 	}()
-	var pending []byte // events held until the response has real output
 	for {
 		ev, err := rd.Next()
 		if err != nil {
@@ -153,37 +155,33 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 				return
 			}
 			if errors.Is(err, io.EOF) {
-				out = tr.Finish(out[:0])
+				out = tr.Finish(out)
 			} else {
-				out = tr.Fail(out[:0], readFailure(err))
+				out = tr.Fail(out, readFailure(err))
 			}
 		} else {
-			out = tr.Translate(out[:0], ev)
+			out = tr.Translate(out, ev)
 		}
-		if len(out) > 0 {
-			if !sw.isCommitted() && !tr.Started() {
-				if tr.Done() {
-					if res := tr.Result(); res.Err != nil {
-						req.result = res
-						h.fail(w, req, res.Err, 0)
-						stopKeepalive()
-						return
-					}
-				} else {
-					pending = append(pending, out...)
-					continue
-				}
-			}
-			if len(pending) > 0 {
-				out = append(pending, out...)
-				pending = nil
-			}
-			if werr := sw.write(out, err != nil || tr.Done() || !rd.Pending()); werr != nil {
-				req.status = 499
+		end := err != nil || tr.Done()
+		if !tr.Started() && !end {
+			continue // bookkeeping events wait for real output
+		}
+		if !tr.Started() && end {
+			if res := tr.Result(); res.Err != nil && sw.stop() {
+				// Nothing was sent yet: answer with the real status.
+				req.result = res
+				h.fail(w, req, res.Err, 0)
 				return
 			}
 		}
-		if err != nil || tr.Done() {
+		if len(out) > 0 && (end || len(out) >= maxBurst || !rd.Pending()) {
+			if werr := sw.write(out); werr != nil {
+				req.status = 499
+				return
+			}
+			out = out[:0]
+		}
+		if end {
 			break
 		}
 	}
@@ -194,6 +192,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 		req.errObj = req.result.Err
 	}
 }
+
+// maxBurst bounds how much translated output is held before a write even
+// when more events are already buffered.
+const maxBurst = 32 << 10
 
 // readFailure maps a broken upstream read (idle timeout, reset) to the
 // error event the client gets.
@@ -212,15 +214,12 @@ type sseWriter struct {
 	rc        *http.ResponseController
 	start     time.Time
 	committed bool
+	stopped   bool
 	lastWrite time.Time
 	ttfb      time.Duration
 	err       error
-}
-
-func (s *sseWriter) isCommitted() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.committed
+	every     time.Duration
+	timer     *time.Timer
 }
 
 // commitLocked sends the stream's headers; mu must be held.
@@ -238,8 +237,8 @@ func (s *sseWriter) commitLocked() {
 	s.ttfb = time.Since(s.start)
 }
 
-// write sends b, flushing when asked; it returns the first write error.
-func (s *sseWriter) write(b []byte, flush bool) error {
+// write sends b and flushes; it returns the first write error.
+func (s *sseWriter) write(b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -250,58 +249,63 @@ func (s *sseWriter) write(b []byte, flush bool) error {
 		s.err = err
 		return err
 	}
-	if flush {
-		if err := s.rc.Flush(); err != nil {
-			s.err = err
-			return err
-		}
+	if err := s.rc.Flush(); err != nil {
+		s.err = err
+		return err
 	}
 	s.lastWrite = time.Now()
 	return nil
 }
 
-// keepalive sends an SSE comment whenever nothing was written for every
-// interval; the returned function stops it and waits, so no write happens
-// after the handler returns.
-func (s *sseWriter) keepalive(every time.Duration) (stop func()) {
+// startKeepalive sends an SSE comment whenever nothing was written for
+// every. A timer rather than a goroutine per stream keeps idle streams
+// cheap.
+func (s *sseWriter) startKeepalive(every time.Duration) {
 	if every <= 0 {
-		return func() {}
+		return
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				s.mu.Lock()
-				idle := s.lastWrite
-				if idle.IsZero() {
-					idle = s.start
-				}
-				if s.err == nil && now.Sub(idle) >= every {
-					s.commitLocked()
-					if _, err := s.w.Write(translate.Keepalive); err != nil {
-						s.err = err
-					} else if err := s.rc.Flush(); err != nil {
-						s.err = err
-					}
-					s.lastWrite = now
-				}
-				s.mu.Unlock()
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			close(done)
-			wg.Wait()
-		})
+	s.mu.Lock() // the timer may fire before AfterFunc returns
+	defer s.mu.Unlock()
+	s.every = every
+	s.timer = time.AfterFunc(every, s.keepalive)
+}
+
+func (s *sseWriter) keepalive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.err != nil {
+		return
 	}
+	last := s.lastWrite
+	if last.IsZero() {
+		last = s.start
+	}
+	if idle := time.Since(last); idle < s.every {
+		s.timer.Reset(s.every - idle)
+		return
+	}
+	s.commitLocked()
+	if _, err := s.w.Write(translate.Keepalive); err != nil {
+		s.err = err
+		return
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = err
+		return
+	}
+	s.lastWrite = time.Now()
+	s.timer.Reset(s.every)
+}
+
+// stop ends the keepalives; after it returns none will write. It reports
+// whether nothing was committed, so the caller may still answer with a
+// status of its own.
+func (s *sseWriter) stop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	return !s.committed
 }

@@ -558,3 +558,24 @@ func TestDisabledUserIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeepaliveWhileUpstreamIsSilent: long gaps between upstream events get
+// SSE comments, and the stream still completes.
+func TestKeepaliveWhileUpstreamIsSilent(t *testing.T) {
+	env := newProxyEnv(t, codextest.WithSlowDelay(150*time.Millisecond))
+	body := `{"model":"gpt-5.5","stream":true,"messages":[{"role":"user","content":"x ` + codextest.Marker(codextest.ScenarioSlow) + `"}]}`
+	req, _ := http.NewRequest("POST", env.srv.URL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+env.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	all, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if !bytes.Contains(all, []byte(": keepalive\n\n")) || !bytes.HasSuffix(all, []byte("data: [DONE]\n\n")) {
+		t.Fatalf("no keepalive or no [DONE]:\n%s", all)
+	}
+}
