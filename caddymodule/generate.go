@@ -98,6 +98,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 			h.fail(w, req, req.result.Err, 0)
 			return
 		}
+		drainFinished(up)
 		req.ttfb = time.Since(req.start)
 		req.status = http.StatusOK
 		w.Header().Set("Content-Type", "application/json")
@@ -128,7 +129,7 @@ func (h *Handler) fail(w http.ResponseWriter, req *apiRequest, e *translate.Erro
 // Translated events are written in bursts: everything the last upstream read
 // delivered goes out in one write and one flush, which keeps syscalls per
 // event low without delaying any event behind the network.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest, up io.Reader, tr streamTranslator) {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest, up io.ReadCloser, tr streamTranslator) {
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), start: req.start}
 	h.metrics.streamStarted()
 	defer h.metrics.streamEnded()
@@ -182,6 +183,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 			out = out[:0]
 		}
 		if end {
+			if err == nil {
+				// The terminal event arrived before the body's end.
+				drainFinished(up)
+			}
 			break
 		}
 	}
@@ -191,6 +196,17 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 	if req.result.Err != nil {
 		req.errObj = req.result.Err
 	}
+}
+
+// drainFinished reads what is left of an upstream body after its terminal
+// event, normally only the chunked terminator, so the transport can reuse
+// the keep-alive connection: a body closed before EOF closes the
+// connection, and the next request pays a new dial and TLS handshake. It
+// gives up after 64 KiB or 100 ms.
+func drainFinished(up io.ReadCloser) {
+	t := time.AfterFunc(100*time.Millisecond, func() { _ = up.Close() })
+	defer t.Stop()
+	_, _ = io.CopyN(io.Discard, up, 64<<10)
 }
 
 // maxBurst bounds how much translated output is held before a write even
