@@ -3,7 +3,9 @@
 #   ./xcaddy.sh build   build ./caddy: Caddy with this module, via xcaddy
 #   ./xcaddy.sh run     build, then run the proxy with Caddyfile.example (bbolt vault, local HTTPS)
 #   ./xcaddy.sh test    the whole test suite: gofmt, go vet, go test -race (fuzz seeds included),
-#                       and the end-to-end checks against a freshly built ./caddy
+#                       the end-to-end checks against a freshly built ./caddy, and the bench smoke run
+#   ./xcaddy.sh bench   build, then benchmark codex_proxy against stock reverse_proxy
+#                       (bench-results/results.md; --smoke: the short CI run; -h: options)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -79,9 +81,15 @@ test)
 	unit
 	build
 	e2e
+	bench/run.sh --smoke
+	;;
+bench)
+	shift
+	build
+	CODEXBENCH_COMMAND="./xcaddy.sh bench${*:+ $*}" exec bench/run.sh "$@"
 	;;
 *)
-	echo "usage: $0 build|run|test" >&2
+	echo "usage: $0 build|run|test|bench" >&2
 	exit 2
 	;;
 esac
