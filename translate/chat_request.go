@@ -138,23 +138,10 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 			drops.add(k)
 		}
 	}
-	if !isNullRaw(top["previous_response_id"]) {
-		return nil, errPreviousResponseID()
-	}
-	if e := checkN(top["n"], &drops); e != nil {
-		return nil, e
-	}
-
-	model, err := stringParam(top["model"], "model")
+	mp, res, err := mapModel(top, cat, &drops)
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(model) == "" {
-		return nil, InvalidRequest("model", codeMissingParam, "missing required parameter: 'model'")
-	}
-	res := cat.Resolve(model)
-
-	mp := &Mapped{ClientModel: model, UpstreamModel: res.Upstream}
 	if mp.Stream, _, err = boolParam(top["stream"], "stream"); err != nil {
 		return nil, err
 	}

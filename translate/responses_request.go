@@ -64,21 +64,10 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 		cat = DefaultCatalog()
 	}
 	var drops dropSet
-	if !isNullRaw(top["previous_response_id"]) {
-		return nil, errPreviousResponseID()
-	}
-	if e := checkN(top["n"], &drops); e != nil {
-		return nil, e
-	}
-	model, err := stringParam(top["model"], "model")
+	mp, res, err := mapModel(top, cat, &drops)
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(model) == "" {
-		return nil, InvalidRequest("model", codeMissingParam, "missing required parameter: 'model'")
-	}
-	res := cat.Resolve(model)
-	mp := &Mapped{ClientModel: model, UpstreamModel: res.Upstream}
 	out := map[string]json.RawMessage{"model": quoteJSON(res.Upstream)}
 
 	instructions, err := stringParam(top["instructions"], "instructions")
@@ -451,4 +440,24 @@ func normalizeText(top map[string]json.RawMessage, res Resolved, drops *dropSet)
 		return nil, InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
 	}
 	return b, nil
+}
+
+// mapModel does what both request mappers start with: refuse
+// previous_response_id and n > 1, and resolve the model through the catalog.
+func mapModel(top map[string]json.RawMessage, cat *Catalog, drops *dropSet) (*Mapped, Resolved, *Error) {
+	if !isNullRaw(top["previous_response_id"]) {
+		return nil, Resolved{}, errPreviousResponseID()
+	}
+	if e := checkN(top["n"], drops); e != nil {
+		return nil, Resolved{}, e
+	}
+	model, err := stringParam(top["model"], "model")
+	if err != nil {
+		return nil, Resolved{}, err
+	}
+	if strings.TrimSpace(model) == "" {
+		return nil, Resolved{}, InvalidRequest("model", codeMissingParam, "missing required parameter: 'model'")
+	}
+	res := cat.Resolve(model)
+	return &Mapped{ClientModel: model, UpstreamModel: res.Upstream}, res, nil
 }
