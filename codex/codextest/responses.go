@@ -56,7 +56,8 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.closed:
 		}
-		return
+		// Returning would send an empty 200: drop the connection instead.
+		panic(http.ErrAbortHandler)
 	case ScenarioResetAfterRead:
 		resetConnection(w)
 		return
