@@ -34,6 +34,7 @@ func init() {
 //		max_body_size         <size>
 //		keepalive             <duration>
 //		upstream_idle_timeout <duration>
+//		upstream_header_timeout <duration>
 //		models_ttl            <duration>
 //		log_retention         <duration>
 //		cors_origins          <origin> [<origin>...]
@@ -141,6 +142,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "upstream_idle_timeout":
 			if err := durationArg(d, &h.UpstreamIdleTimeout); err != nil {
+				return err
+			}
+		case "upstream_header_timeout":
+			if err := durationArg(d, &h.UpstreamHeaderTimeout); err != nil {
 				return err
 			}
 		case "models_ttl":

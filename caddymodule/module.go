@@ -97,6 +97,13 @@ type Handler struct {
 	// for this long. Default: 5m.
 	UpstreamIdleTimeout caddy.Duration `json:"upstream_idle_timeout,omitempty"`
 
+	// UpstreamHeaderTimeout is how long the upstream may take to send its
+	// response headers once the request is written. The backend sends them
+	// with response.created as soon as it takes the turn, so a minute of
+	// silence means it hung. A generation that hits it ends in a 504
+	// upstream_timeout and is never re-sent. Default: 1m.
+	UpstreamHeaderTimeout caddy.Duration `json:"upstream_header_timeout,omitempty"`
+
 	// ModelsTTL is how long a user's model catalog is cached. Default: 10m.
 	ModelsTTL caddy.Duration `json:"models_ttl,omitempty"`
 
@@ -183,11 +190,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.client, err = codex.NewClient(codex.Config{
-		Upstream:    repl.ReplaceAll(h.Upstream, ""),
-		Originator:  h.Originator,
-		RelayURL:    repl.ReplaceAll(h.RelayURL, ""),
-		RelayToken:  repl.ReplaceAll(h.RelayToken, ""),
-		IdleTimeout: time.Duration(h.UpstreamIdleTimeout),
+		Upstream:              repl.ReplaceAll(h.Upstream, ""),
+		Originator:            h.Originator,
+		RelayURL:              repl.ReplaceAll(h.RelayURL, ""),
+		RelayToken:            repl.ReplaceAll(h.RelayToken, ""),
+		IdleTimeout:           time.Duration(h.UpstreamIdleTimeout),
+		ResponseHeaderTimeout: time.Duration(h.UpstreamHeaderTimeout),
 	})
 	if err != nil {
 		return fmt.Errorf("upstream client: %v", err)

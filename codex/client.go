@@ -28,6 +28,15 @@ const (
 	DefaultMaxRetries = 2
 	// DefaultRetryBase is the first back-off delay; it doubles per retry (§8.3).
 	DefaultRetryBase = 200 * time.Millisecond
+	// DefaultHeaderTimeout bounds the wait for response headers once the
+	// request is written. The backend answers a turn with its headers and
+	// response.created at once, before any reasoning (§5.2: rate-limit and
+	// model headers come at stream start), so headers take seconds even
+	// for long answers; silence for a minute means the backend hung. A
+	// minute still leaves room for a queued backend and for uploading a
+	// large request with images, and it fails well before clients' and
+	// load balancers' own timeouts would cut the request without an error.
+	DefaultHeaderTimeout = 60 * time.Second
 )
 
 // RelayTokenHeader carries Config.RelayToken to the relay.
@@ -57,15 +66,21 @@ type Config struct {
 	// DefaultIdleTimeout when zero.
 	IdleTimeout time.Duration
 	// MaxRetries bounds the retries of connection errors and 5xx answers;
-	// DefaultMaxRetries when zero, no retries when negative.
+	// DefaultMaxRetries when zero, no retries when negative. A generation
+	// (POST /responses) is retried after a transport failure only when it
+	// never left the machine (ErrUnreachable); a GET is retried after any.
 	MaxRetries int
 	// RetryBase is the first retry delay (±10% jitter, doubling);
 	// DefaultRetryBase when zero.
 	RetryBase time.Duration
-	// DialTimeout, TLSHandshakeTimeout and ResponseHeaderTimeout tune the
-	// default transport; sensible defaults when zero.
-	DialTimeout           time.Duration
-	TLSHandshakeTimeout   time.Duration
+	// DialTimeout and TLSHandshakeTimeout tune the default transport;
+	// 10 s each when zero.
+	DialTimeout         time.Duration
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds writing the request and then waiting for
+	// the response headers, on any transport; DefaultHeaderTimeout when
+	// zero or negative. A generation that hits it ends in a 504
+	// upstream_timeout and is not re-sent (ErrHeaderTimeout).
 	ResponseHeaderTimeout time.Duration
 	// Transport replaces the tuned default transport (tests, custom TLS).
 	// Redirect policy and idle timeout still apply.
@@ -84,7 +99,9 @@ type Client struct {
 	idle       time.Duration
 	maxRetries int
 	retryBase  time.Duration
-	http       *http.Client
+	// headerTimeout: see Config.ResponseHeaderTimeout.
+	headerTimeout time.Duration
+	http          *http.Client
 
 	// sleep waits between retries; tests replace it to stay fast.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -146,6 +163,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.retryBase <= 0 {
 		c.retryBase = DefaultRetryBase
 	}
+	c.headerTimeout = durOr(cfg.ResponseHeaderTimeout, DefaultHeaderTimeout)
 	rt := cfg.Transport
 	if rt == nil {
 		rt = newTransport(cfg)

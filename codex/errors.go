@@ -1,6 +1,7 @@
 package codex
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -51,6 +52,24 @@ const (
 	CodeUsageNotIncluded     = "usage_not_included"
 	CodeModelNotFound        = "model_not_found"
 	CodeTokenUnavailable     = "upstream_token_unavailable"
+	CodeUpstreamTimeout      = "upstream_timeout"
+)
+
+// Transport failures, found with errors.Is in an *UpstreamError's Cause.
+// They say whether the request may have reached the upstream, which
+// decides whether it may be sent again: a generation is re-sent only
+// after ErrUnreachable.
+var (
+	// ErrUnreachable: no byte of the request left this machine (DNS, dial,
+	// TLS handshake, or a connection that failed before the request was
+	// written).
+	ErrUnreachable = errors.New("codex: upstream unreachable; the request was not sent")
+	// ErrHeaderTimeout: the request was sent but no response headers came
+	// within the header timeout. The backend may have started the turn.
+	ErrHeaderTimeout = errors.New("codex: upstream sent no response headers in time")
+	// ErrConnectionLost: the connection failed after the request was (at
+	// least partly) written. The backend may have started the turn.
+	ErrConnectionLost = errors.New("codex: upstream connection failed after the request was sent")
 )
 
 // newErr builds an UpstreamError.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
@@ -33,9 +35,14 @@ type sent struct {
 }
 
 // send performs c with the auth headers from ts. It retries once after a
-// forced token refresh on 401, and up to maxRetries times (with jittered
-// back-off) on connection errors and 5xx; never on 429 or other 4xx (§8.3).
-// Nothing has reached the caller before send returns, so retrying is safe.
+// forced token refresh on 401, and up to maxRetries times with jittered
+// back-off (§8.3): on a 5xx answer, which the official client retries too,
+// and on transport failures, but for a generation (POST) only when the
+// request provably never left the machine (ErrUnreachable). A header
+// timeout or a connection lost after the request was written is final for
+// a POST: the backend may have started the turn, and every start can count
+// against the user's ChatGPT quota. Never on 429 or other 4xx. Nothing has
+// reached the caller before send returns.
 func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, error) {
 	if ts == nil {
 		return nil, newErr(http.StatusInternalServerError, CodeTokenUnavailable, "No ChatGPT account is linked for this request.")
@@ -50,15 +57,22 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 		if err := ctx.Err(); err != nil {
 			return nil, contextError(err)
 		}
-		reqCtx, cancel := context.WithCancelCause(ctx)
+		at, reqCtx := startAttempt(ctx, c.headerTimeout)
 		req, err := c.newRequest(reqCtx, cl, token, accountID)
 		if err != nil {
-			cancel(err)
+			at.stop()
+			at.cancel(err)
 			return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusInternalServerError, Message: "Could not build the upstream request."}, Cause: err}
 		}
 		resp, err := c.http.Do(req)
+		if at.stop() && err == nil {
+			// The deadline passed as the headers arrived: the body is
+			// cancelled already, so this is a timeout all the same.
+			resp.Body.Close()
+			err = ErrHeaderTimeout
+		}
 		if err != nil {
-			cancel(err)
+			at.cancel(err)
 			if ctx.Err() != nil {
 				return nil, contextError(ctx.Err())
 			}
@@ -66,25 +80,32 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 				return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
 					Message: "The Codex upstream redirected to another host; the proxy refused to follow it."}, Cause: errRedirectRefused}
 			}
-			if retries < c.maxRetries {
+			kind := ErrConnectionLost
+			switch {
+			case errors.Is(context.Cause(reqCtx), ErrHeaderTimeout) || errors.Is(err, ErrHeaderTimeout):
+				kind = ErrHeaderTimeout
+			case !at.mayHaveSent():
+				kind = ErrUnreachable
+			}
+			if retries < c.maxRetries && (kind == ErrUnreachable || idempotent(cl.method)) {
 				if err := c.sleep(ctx, c.backoff(retries)); err != nil {
 					return nil, contextError(err)
 				}
 				retries++
 				continue
 			}
-			return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamUnreachable,
-				Message: "Could not reach the Codex upstream; try again later."}, Cause: err}
+			return nil, transportError(kind, err, c.headerTimeout)
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			return &sent{resp: resp, cancel: cancel, accountID: accountID}, nil
+			return &sent{resp: resp, cancel: at.cancel, accountID: accountID}, nil
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
-		cancel(context.Canceled)
+		at.cancel(context.Canceled)
 
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && !refreshed:
+			// The upstream refused the token: nothing was started.
 			refreshed = true
 			token, accountID, err = ts.AccessToken(ctx, true)
 			if err != nil {
@@ -92,6 +113,8 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 			}
 			continue
 		case resp.StatusCode >= 500 && retries < c.maxRetries:
+			// An HTTP answer before any event: the official client
+			// retries these too (§8.3).
 			if err := c.sleep(ctx, c.backoff(retries)); err != nil {
 				return nil, contextError(err)
 			}
@@ -100,6 +123,37 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 		}
 		return nil, ParseUpstreamError(resp.StatusCode, resp.Header, body)
 	}
+}
+
+// idempotent reports whether a request may be sent again after it may
+// have reached the upstream.
+func idempotent(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
+}
+
+// transportError is the client-facing error for a round trip that got no
+// HTTP answer; kind is one of the transport sentinels, kept with err in
+// Cause for errors.Is and logs.
+func transportError(kind, err error, headerTimeout time.Duration) *UpstreamError {
+	cause := err
+	if !errors.Is(err, kind) {
+		cause = fmt.Errorf("%w: %w", kind, err)
+	}
+	var te *translate.Error
+	switch kind {
+	case ErrHeaderTimeout:
+		te = &translate.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: CodeUpstreamTimeout,
+			Message: fmt.Sprintf("The Codex upstream did not answer in time (no response within %s). "+
+				"The request was not re-sent, so that it cannot run twice; retry it later.", headerTimeout)}
+	case ErrUnreachable:
+		te = &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamUnreachable,
+			Message: "Could not reach the Codex upstream; try again later."}
+	default:
+		te = &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+			Message: "The connection to the Codex upstream failed after the request was sent. " +
+				"It was not re-sent, so that it cannot run twice; retry it later."}
+	}
+	return &UpstreamError{Err: te, Cause: cause}
 }
 
 // newRequest builds the request with the Codex headers (§3.1). The

@@ -15,7 +15,8 @@ var errRedirectRefused = errors.New("codex: upstream redirected to another host;
 
 // newTransport builds the keep-alive, HTTP/2 transport used for upstream
 // calls. There is no overall timeout: streams last minutes; the idle reader
-// bounds silence instead.
+// bounds silence instead. The response header timeout is not set here:
+// send enforces it itself (see attempt), so it can tell it apart.
 func newTransport(cfg Config) *http.Transport {
 	dial := durOr(cfg.DialTimeout, 10*time.Second)
 	return &http.Transport{
@@ -29,7 +30,6 @@ func newTransport(cfg Config) *http.Transport {
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   durOr(cfg.TLSHandshakeTimeout, 10*time.Second),
-		ResponseHeaderTimeout: durOr(cfg.ResponseHeaderTimeout, 90*time.Second),
 		ExpectContinueTimeout: time.Second,
 	}
 }

@@ -111,10 +111,17 @@ func (s *Server) RefreshCount() int {
 	return s.refreshes
 }
 
+// GenerationCount returns how many POST /responses requests reached the
+// fake, whatever their fate (rejected, answered, hung, reset). It counts
+// even with Options.NoRecord, so tests can assert that a generation was
+// sent exactly once.
+func (s *Server) GenerationCount() int { return int(s.generations.Load()) }
+
 // ResetRequests clears the request log and counters.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
 	s.refreshes = 0
+	s.generations.Store(0)
 }

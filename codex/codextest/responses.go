@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ const maxBody = 64 << 20
 
 // handleResponses serves POST /backend-api/codex/responses.
 func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
+	s.generations.Add(1)
 	body, bodyErr := readBody(r)
 	rq := newRequest(r, body)
 	idx := s.record(rq)
@@ -48,6 +50,18 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setScenario(idx, sc)
+	switch sc {
+	case ScenarioHangHeaders:
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
+		// Returning would send an empty 200: drop the connection instead.
+		panic(http.ErrAbortHandler)
+	case ScenarioResetAfterRead:
+		resetConnection(w)
+		return
+	}
 
 	s.mu.Lock()
 	acc.requests++
@@ -250,3 +264,22 @@ const cloudflarePage = `<!DOCTYPE html><html lang="en-US"><head><title>Just a mo
 	`<div class="main-wrapper" role="main"><div class="main-content"><h1>chatgpt.com</h1>` +
 	`<p>Verifying you are human. This may take a few seconds.</p></div></div>` +
 	`<script src="/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1"></script></body></html>`
+
+// resetConnection drops the connection under w without an answer. On
+// HTTP/1 it hijacks the connection and closes it with SO_LINGER 0, which
+// sends a TCP RST; HTTP/2 cannot be hijacked, so the handler aborts and
+// the server resets the stream.
+func resetConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	raw := conn
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok { // TLS
+		raw = tc.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
+}

@@ -69,13 +69,27 @@ const (
 	ScenarioCloudflare Scenario = "cloudflare"
 )
 
+// Transport-failure scenarios (no HTTP answer at all). The fake has read
+// the whole request first, so a client that sees them has sent a
+// generation the real backend may have started.
+const (
+	// ScenarioHangHeaders reads the request and then sends nothing, not
+	// even response headers, until the client goes away (or the fake
+	// closes): a backend that accepted the turn and hung.
+	ScenarioHangHeaders Scenario = "hang_headers"
+	// ScenarioResetAfterRead reads the request and then resets the
+	// connection (TCP RST on HTTP/1, RST_STREAM on HTTP/2) without an
+	// answer.
+	ScenarioResetAfterRead Scenario = "reset_after_read"
+)
+
 // Scenarios lists every scenario.
 var Scenarios = []Scenario{
 	ScenarioText, ScenarioPlain, ScenarioReasoningText, ScenarioToolCall, ScenarioReasoningToolCall,
 	ScenarioParallelToolCalls, ScenarioFailed, ScenarioErrorEvent, ScenarioCut, ScenarioSlow,
 	ScenarioLongLine, ScenarioIncomplete, ScenarioEmptyOutput, ScenarioUsageLimit,
 	ScenarioUsageNotIncluded, ScenarioRateLimited, ScenarioUnauthorized, ScenarioServerError,
-	ScenarioCloudflare,
+	ScenarioCloudflare, ScenarioHangHeaders, ScenarioResetAfterRead,
 }
 
 // Script picks the scenario for a Responses request that passed

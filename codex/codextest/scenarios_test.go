@@ -3,7 +3,10 @@ package codextest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -352,5 +355,86 @@ func TestPrerendered(t *testing.T) {
 	}
 	if r := post(t, s, Tokens{AccessToken: "bad"}, "acc-1", []byte("{}")); r.StatusCode != 401 {
 		t.Fatalf("prerendered skipped auth: %d", r.StatusCode)
+	}
+}
+
+func TestTransportFailureScenarios(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
+			s := New(t, func(o *Options) { o.TLS = tlsOn })
+			tok := s.AddAccount("acc-1", "a@example.com", "plus")
+			send := func(sc Scenario, timeout time.Duration) (*http.Response, error) {
+				b, _ := json.Marshal(validBody(Marker(sc)))
+				ctx, cancel := context.WithTimeout(t.Context(), timeout)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/responses", bytes.NewReader(b))
+				req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+				req.Header.Set("ChatGPT-Account-ID", "acc-1")
+				resp, err := s.Client().Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				return resp, err
+			}
+
+			// Hung: no headers until the client gives up.
+			start := time.Now()
+			if resp, err := send(ScenarioHangHeaders, 300*time.Millisecond); err == nil {
+				t.Fatalf("hang_headers answered %d", resp.StatusCode)
+			} else if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("hang_headers: %v", err)
+			}
+			if el := time.Since(start); el < 250*time.Millisecond {
+				t.Fatalf("hang_headers gave up after %v", el)
+			}
+			if n := s.GenerationCount(); n != 1 {
+				t.Fatalf("%d generations counted, want 1", n)
+			}
+			if got := s.RequestsTo("/responses"); len(got) != 1 || got[0].Scenario != ScenarioHangHeaders || len(got[0].JSON) == 0 {
+				t.Fatalf("recorded %+v", got)
+			}
+
+			// Reset: the body was read, then the connection dies.
+			if resp, err := send(ScenarioResetAfterRead, 5*time.Second); err == nil {
+				t.Fatalf("reset_after_read answered %d", resp.StatusCode)
+			} else if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("reset_after_read hung: %v", err)
+			}
+			if n := s.GenerationCount(); n != 2 {
+				t.Fatalf("%d generations counted, want 2", n)
+			}
+			s.ResetRequests()
+			if s.GenerationCount() != 0 {
+				t.Fatal("ResetRequests kept the generation count")
+			}
+		})
+	}
+}
+
+func TestHungHandlerEndsOnClose(t *testing.T) {
+	s := New(t, WithScenario(ScenarioHangHeaders))
+	tok := s.AddAccount("acc-1", "a@example.com", "plus")
+	errc := make(chan error, 1)
+	go func() {
+		b, _ := json.Marshal(validBody("x"))
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/responses", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("ChatGPT-Account-ID", "acc-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	for s.GenerationCount() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	s.Close() // httptest waits for handlers: a hung one would block here
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("Close took %v", el)
+	}
+	if err := <-errc; err == nil {
+		t.Fatal("the hung request got an answer")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -87,6 +88,11 @@ type Server struct {
 
 	srv  *httptest.Server
 	opts Options
+	// closed ends hung handlers when the fake shuts down.
+	closed    chan struct{}
+	closeOnce sync.Once
+	// generations counts POST /responses requests, recorded or not.
+	generations atomic.Int64
 
 	mu        sync.Mutex
 	script    Script
@@ -146,6 +152,7 @@ func NewServer(o Options) (*Server, error) {
 	}
 	s := &Server{
 		opts:      o,
+		closed:    make(chan struct{}),
 		script:    o.Script,
 		def:       o.Default,
 		accounts:  map[string]*account{},
@@ -182,6 +189,7 @@ func NewServer(o Options) (*Server, error) {
 
 // Close shuts the server down, interrupting open streams.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.srv.CloseClientConnections()
 	s.srv.Close()
 }
