@@ -37,6 +37,11 @@ func TestCodexCLI(t *testing.T) {
 	t.Parallel()
 	caddyBinary(t) // skip first when there is no caddy
 	needNodeModule(t, "@openai/codex")
+	if _, err := exec.LookPath(filepath.Join(nodeDir(t), "node_modules", ".bin", "node")); err != nil {
+		if _, err := exec.LookPath("node"); err != nil {
+			needTool(t, "node", "run `npm ci` in e2e/node (.ci/run does): it installs Node 22")
+		}
+	}
 	codexBin := filepath.Join(nodeDir(t), "node_modules", ".bin", "codex")
 	timeoutBin, err := exec.LookPath("timeout")
 	if err != nil {
@@ -68,7 +73,7 @@ func TestCodexCLI(t *testing.T) {
 	// Codex retries a dead provider forever: timeout bounds it.
 	cmd := exec.CommandContext(ctx, timeoutBin, "90", codexBin, "exec", "--skip-git-repo-check", "--json", "echo tool-ran-ok")
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "CODEX_HOME="+codexHome, "HOME="+home, "CODEX_PROXY_API_KEY="+key, "NO_COLOR=1", "RUST_LOG=warn")
+	cmd.Env = append(os.Environ(), nodePath(t), "CODEX_HOME="+codexHome, "HOME="+home, "CODEX_PROXY_API_KEY="+key, "NO_COLOR=1", "RUST_LOG=warn")
 	cmd.Stdin = nil // /dev/null
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

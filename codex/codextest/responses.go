@@ -117,6 +117,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	if echo != "" {
 		reply = "You said: " + echo
 	}
+	if _, schema, _, ok := jsonSchemaFormat(req); ok {
+		// Structured output: the message is the JSON document, nothing else.
+		reply = structuredReply(schema, orDefault(echo, "Hello!"))
+	}
 	tools := functionTools(req)
 	g.start()
 	switch sc {

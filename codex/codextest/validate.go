@@ -63,6 +63,9 @@ func (s *Server) validate(req map[string]any) (*Model, *apiError) {
 			}
 		}
 	}
+	if e := validateFormat(req); e != nil {
+		return nil, e
+	}
 	if tools, ok := req["tools"].([]any); ok {
 		for i, t := range tools {
 			tm, _ := t.(map[string]any)
