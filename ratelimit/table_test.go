@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,7 +84,7 @@ func TestAddrKey(t *testing.T) {
 	if AddrKey(1, "192.0.2.1") == AddrKey(2, "192.0.2.1") {
 		t.Error("scopes share a key")
 	}
-	if StringKey(1, "a@example.com") == StringKey(1, "b@example.com") || StringKey(1, "x") != StringKey(1, "x") {
+	if StringKey(1, "a@example.com") == StringKey(1, "b@example.com") || StringKey(1, "A@x") != StringKey(1, strings.ToUpper("a")+"@x") {
 		t.Error("string keys")
 	}
 	if s := AddrKey(1, "2001:db8:1:2::1").String(); s != "2001:db8:1:2::/64" {
