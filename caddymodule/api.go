@@ -85,38 +85,41 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 	h.finish(req)
 }
 
-// authenticate checks the API key; on failure it answers 401, or 429 once
-// an address has failed too often.
+// authenticate checks the API key. A valid key is served whatever else
+// came from its address; a failed attempt answers 401, or 429 once its
+// address has failed too often (see authFailLimit).
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiRequest) bool {
-	ip := clientIP(r)
-	if left, blocked := h.limiter.blocked(ip); blocked {
-		writeRetryAfter(w, left)
-		req.status = http.StatusTooManyRequests
-		writeError(w, &translate.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "too_many_auth_failures",
-			Message: "too many requests with invalid API keys from this address; retry later"})
-		return false
-	}
 	key, user, err := h.vault.VerifyKey(apiKey(r))
 	redactKeyHeaders(r)
-	if err != nil {
-		h.limiter.fail(ip)
-		req.status = http.StatusUnauthorized
-		if errors.Is(err, vault.ErrUserDisabled) {
-			req.status = http.StatusForbidden
-			writeError(w, &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "account_disabled",
-				Message: "this account has been disabled by an operator"})
+	if err == nil {
+		req.user, req.key = user, key
+		return true
+	}
+	switch {
+	case errors.Is(err, vault.ErrUserDisabled):
+		// A genuine key of a disabled account: no guess, nothing to count.
+		req.status = http.StatusForbidden
+		writeError(w, &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "account_disabled",
+			Message: "this account has been disabled by an operator"})
+	case errors.Is(err, vault.ErrKeyInvalid):
+		if res := h.recordAuthFailure(r); !res.Allowed {
+			req.status = http.StatusTooManyRequests
+			writeRetryAfter(w, res.RetryAfter)
+			writeError(w, &translate.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "too_many_failed_attempts",
+				Message: "Too many requests with invalid API keys from this address; wait the seconds in Retry-After before trying another key. Requests with a valid key are served as usual."})
 			return false
 		}
-		msg := "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."
-		if !errors.Is(err, vault.ErrKeyInvalid) {
-			msg = "the API key could not be checked"
-			h.logger.Error("verifying an API key failed", zap.String("request_id", req.id), zap.Error(err))
-		}
-		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: msg})
-		return false
+		req.status = http.StatusUnauthorized
+		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+			Message: "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."})
+	default:
+		// The vault failed, not the client: not counted against its address.
+		req.status = http.StatusUnauthorized
+		h.logger.Error("verifying an API key failed", zap.String("request_id", req.id), zap.Error(err))
+		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+			Message: "the API key could not be checked"})
 	}
-	req.user, req.key = user, key
-	return true
+	return false
 }
 
 // setCORS allows browser clients (Open WebUI and the like) to call the API.

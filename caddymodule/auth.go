@@ -4,10 +4,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 )
 
 // apiKey returns the key a client sent: Authorization: Bearer (OpenAI SDKs),
@@ -37,68 +38,22 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// Failed-auth limits: a client address that fails this many times within
-// the window is refused (429) until the window ends, so keys cannot be
-// guessed at speed.
+// Failed API key attempts: an address (IPv6: its /64) that fails this
+// often within the window gets 429 for its further failed attempts until
+// the window ends. A valid key is always served: keys are 32 random bytes,
+// so refusing them would add no protection against guessing and would lock
+// out everyone behind an address one broken script shares.
 const (
 	authFailLimit  = 20
 	authFailWindow = time.Minute
-	authMaxTracked = 100000
 )
 
-// authLimiter counts failed authentications per client address.
-type authLimiter struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	entries map[string]*authFailures
-}
+// scopeAuthFailure is the limiter scope of failed API key attempts.
+const scopeAuthFailure ratelimit.Scope = 1
 
-type authFailures struct {
-	count int
-	start time.Time
-}
-
-func newAuthLimiter() *authLimiter {
-	return &authLimiter{now: time.Now, entries: make(map[string]*authFailures)}
-}
-
-// blocked reports whether ip is refused now and for how long.
-func (l *authLimiter) blocked(ip string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.entries[ip]
-	if !ok {
-		return 0, false
-	}
-	left := authFailWindow - l.now().Sub(e.start)
-	if left <= 0 {
-		delete(l.entries, ip)
-		return 0, false
-	}
-	return left, e.count >= authFailLimit
-}
-
-// fail records one failed authentication from ip.
-func (l *authLimiter) fail(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	e, ok := l.entries[ip]
-	if !ok || now.Sub(e.start) >= authFailWindow {
-		if len(l.entries) >= authMaxTracked {
-			l.sweep(now)
-		}
-		l.entries[ip] = &authFailures{count: 1, start: now}
-		return
-	}
-	e.count++
-}
-
-// sweep drops expired entries; called with mu held when the map is full.
-func (l *authLimiter) sweep(now time.Time) {
-	for ip, e := range l.entries {
-		if now.Sub(e.start) >= authFailWindow {
-			delete(l.entries, ip)
-		}
-	}
+// recordAuthFailure counts one failed attempt from r's client address and
+// reports whether that address is over its limit (the attempt was then
+// not counted).
+func (h *Handler) recordAuthFailure(r *http.Request) ratelimit.Result {
+	return h.limits.api.Hit(ratelimit.AddrKey(scopeAuthFailure, clientIP(r)), authFailLimit, authFailWindow)
 }

@@ -130,6 +130,7 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Prefix:        cfg.Prefix,
 		Logger:        zapLogFunc(logger),
 		ClientIP:      clientIP,
+		Limiter:       h.limits.signin,
 		Quotas:        quotas,
 		Prices:        cfg.Prices,
 	})

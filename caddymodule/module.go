@@ -128,7 +128,7 @@ type Handler struct {
 	client  *codex.Client
 	catalog *translate.Catalog
 	models  *codex.ModelCache
-	limiter *authLimiter
+	limits  *pooledLimiter // shared through the limiters pool; nil until held
 	metrics *metrics
 
 	dashboard *dashboard.Dashboard // nil when off
@@ -233,6 +233,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	pv := pooled.(*pooledVault)
 	h.vault = pv.Vault
+	if h.limits, err = loadLimiter(); err != nil {
+		return fmt.Errorf("rate limiter: %v", err)
+	}
 	if err := h.provisionDashboard(oauth); err != nil {
 		return err // "dashboard: …"
 	}
@@ -242,7 +245,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.catalog = h.catalog.With(nil, h.Aliases)
 	}
 	h.models = codex.NewModelCache(h.client.Models, time.Duration(h.ModelsTTL), nil)
-	h.limiter = newAuthLimiter()
 	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry(), h.catalog)
 	if err != nil {
 		return fmt.Errorf("metrics: %v", err)
@@ -269,10 +271,15 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases this instance's hold on the shared vault; the vault is
-// closed when the last config using it is unloaded.
+// Cleanup releases this instance's hold on the shared vault and rate
+// limiter; the vault is closed, and the limiter's counts dropped, when the
+// last config using them is unloaded.
 func (h *Handler) Cleanup() error {
 	h.cleanupDashboard()
+	if h.limits != nil {
+		h.limits = nil
+		_, _ = limiters.Delete(limiterPoolKey)
+	}
 	if h.vaultID == "" {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -127,4 +128,35 @@ func loadOrCreate(path string) (string, bool, error) {
 		return "", false, err
 	}
 	return s, true, f.Close()
+}
+
+// limiters holds the one set of rate-limit tables every codex_proxy
+// handler shares, under limiterPoolKey, so counts survive a config reload
+// (the new handlers load it before the old ones let go). It is dropped
+// when the last handler is cleaned up: counts do not survive a restart.
+var limiters = caddy.NewUsagePool()
+
+const limiterPoolKey = "codex_proxy.limiter"
+
+// pooledLimiter is the shared state: fixed-size tables, allocated once.
+type pooledLimiter struct {
+	api    *ratelimit.Table // failed API key attempts per client address
+	signin *ratelimit.Table // the dashboard's sign-in link requests per address and per email
+}
+
+// Destruct implements caddy.Destructor; the tables are plain memory.
+func (*pooledLimiter) Destruct() error { return nil }
+
+// loadLimiter takes a hold on the shared tables, making them on first use.
+func loadLimiter() (*pooledLimiter, error) {
+	v, _, err := limiters.LoadOrNew(limiterPoolKey, func() (caddy.Destructor, error) {
+		return &pooledLimiter{
+			api:    ratelimit.New(ratelimit.Config{}),
+			signin: ratelimit.New(ratelimit.Config{Capacity: 1 << 14}),
+		}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*pooledLimiter), nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -102,13 +103,9 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := d.cfg.ClientIP(r)
-	ok, wait := d.limiter.allow(d.cfg.LoginWindow, map[string]int{
-		"ip\x00" + ip:       d.cfg.LoginPerIP,
-		"email\x00" + email: d.cfg.LoginPerEmail,
-	})
-	if !ok {
+	if ok, wait := d.allowLoginLink(ip, email); !ok {
 		mins := int((wait + time.Minute - 1) / time.Minute)
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		w.Header().Set("Retry-After", strconv.FormatInt(ratelimit.Seconds(wait), 10))
 		d.logf("dashboard: sign-in link refused: rate limited", "ip", ip, "email", email)
 		d.render(w, r, http.StatusTooManyRequests, "login", pageData{
 			Title: "Sign in",

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -132,6 +133,11 @@ type Config struct {
 	// ClientIP returns the client address for rate limiting; the host of
 	// RemoteAddr when nil.
 	ClientIP func(*http.Request) string
+	// Limiter counts sign-in link requests per address and per email. Pass
+	// one that outlives the dashboard (caddymodule shares one across config
+	// reloads) so a reload does not reset the counts; a private table on
+	// Now when nil.
+	Limiter *ratelimit.Table
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// SessionTTL, LoginTTL and OAuthTTL are the lifetimes of dashboard
@@ -159,7 +165,7 @@ type Dashboard struct {
 	mux     *http.ServeMux
 	paths   map[string]bool
 	views   *views
-	limiter *limiter
+	limiter *ratelimit.Table
 	devices devices
 	prices  PriceTable
 	// valueMax and valuePage bound the request log read for the
@@ -227,6 +233,9 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = ratelimit.New(ratelimit.Config{Capacity: 1 << 14, Now: cfg.Now})
+	}
 	cfg.SessionTTL = orDuration(cfg.SessionTTL, DefaultSessionTTL)
 	cfg.LoginTTL = orDuration(cfg.LoginTTL, DefaultLoginTTL)
 	cfg.OAuthTTL = orDuration(cfg.OAuthTTL, DefaultOAuthTTL)
@@ -252,7 +261,7 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 		cfg:       cfg,
 		prefix:    prefix,
 		views:     v,
-		limiter:   newLimiter(cfg.Now),
+		limiter:   cfg.Limiter,
 		paths:     map[string]bool{},
 
 		devicePoll: devicePollLimit,

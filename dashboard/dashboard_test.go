@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -271,10 +272,13 @@ func TestLoginRateLimits(t *testing.T) {
 		b.get("/login")
 	}
 	r := b.post("/login", url.Values{"email": {"ADA@example.com"}})
-	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
-		t.Fatalf("over the per-email limit: %d", r.status)
+	// An HTML page a person can read, with the whole window (frozen clock)
+	// in Retry-After.
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "900" ||
+		!strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("over the per-email limit: %d retry-after=%q type=%q", r.status, r.header.Get("Retry-After"), r.header.Get("Content-Type"))
 	}
-	mustContain(t, r.body, "Too many sign-in links")
+	mustContain(t, r.body, "<html", "Too many sign-in links were asked for. Try again in 15 minutes.")
 	// Same answer for an address that could not sign in: the limit is per
 	// email, whatever the account.
 	for range DefaultLoginPerEmail {
@@ -298,11 +302,55 @@ func TestLoginRateLimits(t *testing.T) {
 	if r := b.post("/login", url.Values{"email": {"fresh@example.com"}}); r.status != http.StatusTooManyRequests {
 		t.Fatalf("over the per-address limit: %d", r.status)
 	}
+	// IPv6 counts per /64: rotating addresses inside one does not help.
+	for i := range DefaultLoginPerIP {
+		b.ip = fmt.Sprintf("2001:db8:5:5::%x", i+1)
+		b.get("/login")
+		if r := b.post("/login", url.Values{"email": {fmt.Sprintf("v%d@example.com", i)}}); r.status != 200 {
+			t.Fatalf("ipv6 request %d: %d", i, r.status)
+		}
+	}
+	b.ip = "2001:db8:5:5:ffff::1"
+	b.get("/login")
+	if r := b.post("/login", url.Values{"email": {"fresh6@example.com"}}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("another address in the same /64: %d", r.status)
+	}
+	b.ip = "2001:db8:5:6::1"
+	b.get("/login")
+	if r := b.post("/login", url.Values{"email": {"fresh6@example.com"}}); r.status != 200 {
+		t.Fatalf("the next /64: %d", r.status)
+	}
 	// The window passes.
 	e.clock.Advance(DefaultLoginWindow)
+	b.ip = "10.0.0.9"
 	b.get("/login")
 	if r := b.post("/login", url.Values{"email": {"fresh@example.com"}}); r.status != 200 {
 		t.Fatalf("after the window: %d", r.status)
+	}
+}
+
+// TestLoginLimitsOutliveTheDashboard: with a Limiter passed in (as
+// caddymodule does), a new dashboard (a config reload) keeps the counts.
+func TestLoginLimitsOutliveTheDashboard(t *testing.T) {
+	shared := ratelimit.New(ratelimit.Config{})
+	withShared := func(c *Config) { c.Limiter = shared }
+	first := newEnv(t, withShared)
+	b := first.browser()
+	for i := range DefaultLoginPerEmail {
+		b.get("/login")
+		if r := b.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != 200 {
+			t.Fatalf("request %d: %d", i, r.status)
+		}
+	}
+	second := newEnv(t, withShared).browser()
+	second.get("/login")
+	if r := second.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("the new dashboard forgot the count: %d", r.status)
+	}
+	private := newEnv(t).browser()
+	private.get("/login")
+	if r := private.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != 200 {
+		t.Fatalf("a dashboard with its own table: %d", r.status)
 	}
 }
 

@@ -1,73 +1,45 @@
 package dashboard
 
 import (
-	"sync"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 )
 
-// maxLimiterKeys bounds the limiter's memory; past it, expired entries are
-// swept and, if still full, the table is reset (failing open beats growing
-// without bound under a flood of distinct keys).
-const maxLimiterKeys = 100000
+// Limiter scopes of the sign-in link counts.
+const (
+	scopeLoginIP    ratelimit.Scope = 1
+	scopeLoginEmail ratelimit.Scope = 2
+)
 
-// limiter counts events per key in fixed windows.
-type limiter struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	entries map[string]*window
-}
-
-type window struct {
-	start time.Time
-	count int
-}
-
-func newLimiter(now func() time.Time) *limiter {
-	return &limiter{now: now, entries: map[string]*window{}}
-}
-
-// allow counts one event for every key and reports whether all of them
-// are within limit events per period. Nothing is counted when one is over,
-// so a blocked client does not extend its own block.
-func (l *limiter) allow(period time.Duration, keys map[string]int) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if len(l.entries) > maxLimiterKeys {
-		l.sweep(now, period)
-		if len(l.entries) > maxLimiterKeys {
-			l.entries = map[string]*window{}
-		}
-	}
-	var wait time.Duration
-	for k, limit := range keys {
-		w := l.entries[k]
-		if w == nil || now.Sub(w.start) >= period {
-			continue
-		}
-		if w.count >= limit {
-			wait = max(wait, period-now.Sub(w.start))
+// allowLoginLink counts one sign-in link request against the client
+// address (IPv6: its /64) and the email, LoginPerIP and LoginPerEmail per
+// LoginWindow, so nobody can mail one inbox, or mail from one address,
+// without bound. A request over either limit is refused and counted
+// against neither, so a refused client does not extend its own block.
+func (d *Dashboard) allowLoginLink(ip, email string) (bool, time.Duration) {
+	byIP := ratelimit.AddrKey(scopeLoginIP, ip)
+	byEmail := ratelimit.StringKey(scopeLoginEmail, email)
+	limits := []struct {
+		k     ratelimit.Key
+		limit int
+	}{{byIP, d.cfg.LoginPerIP}, {byEmail, d.cfg.LoginPerEmail}}
+	wait := time.Duration(0)
+	for _, c := range limits {
+		if res := d.limiter.Peek(c.k, c.limit); !res.Allowed {
+			wait = max(wait, res.RetryAfter)
 		}
 	}
 	if wait > 0 {
 		return false, wait
 	}
-	for k := range keys {
-		w := l.entries[k]
-		if w == nil || now.Sub(w.start) >= period {
-			w = &window{start: now}
-			l.entries[k] = w
+	// Counted one after the other: when two requests race past the checks,
+	// the loser of the last slot is refused here, so no mail goes out over
+	// either limit (its address may have counted once more).
+	for _, c := range limits {
+		if res := d.limiter.Hit(c.k, c.limit, d.cfg.LoginWindow); !res.Allowed {
+			return false, res.RetryAfter
 		}
-		w.count++
 	}
 	return true, 0
-}
-
-// sweep drops windows that have ended.
-func (l *limiter) sweep(now time.Time, period time.Duration) {
-	for k, w := range l.entries {
-		if now.Sub(w.start) >= period {
-			delete(l.entries, k)
-		}
-	}
 }
