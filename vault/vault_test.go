@@ -86,7 +86,7 @@ func TestSchemaMigrations(t *testing.T) {
 	v, path, clock := newTestVault(t, nil)
 	u := mustUser(t, v, "a@example.com")
 	var version uint64
-	v.db.View(func(tx *bolt.Tx) error { version = schemaVersion(tx); return nil })
+	boltOf(v).db.View(func(tx *bolt.Tx) error { version = schemaVersion(tx); return nil })
 	if version != latestSchema() {
 		t.Fatalf("new file at schema %d, want %d", version, latestSchema())
 	}
