@@ -45,4 +45,4 @@ var ErrSchemaTooNew = errors.New("vault: the database was written by a newer ver
 
 // ErrDuplicate reports a record whose id or unique value (an API key's
 // hash) another record already has.
-var ErrDuplicate = errors.New("vault: a record with this id already exists")
+var ErrDuplicate = errors.New("vault: a record with this id or key already exists")
