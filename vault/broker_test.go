@@ -454,3 +454,44 @@ func TestFreshAccessTokenTouchesNothing(t *testing.T) {
 			after.TxN-stats.TxN, boltOf(v).commits.Load()-commits, rr.calls.Load())
 	}
 }
+
+// TestRefreshWaitsForAnotherInstance: while another instance holds the
+// user's refresh lock, this one does not call the token endpoint; once the
+// other commits its rotated token and lets go, this one re-reads and uses
+// it instead of spending the (now dead) refresh token it had cached.
+func TestRefreshWaitsForAnotherInstance(t *testing.T) {
+	v, _, u, rr, _ := linkedVault(t, -time.Minute, nil)
+	ctx := context.Background()
+	unlock, err := v.store.LockUserRefresh(ctx, u.ID) // the other instance
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		tok, _, err := v.AccessToken(ctx, u.ID, false)
+		if err != nil {
+			tok = err.Error()
+		}
+		done <- tok
+	}()
+	select {
+	case tok := <-done:
+		t.Fatalf("AccessToken returned %q while another instance was refreshing", tok)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if n := rr.calls.Load(); n != 0 {
+		t.Fatalf("token endpoint called %d times under another instance's lock", n)
+	}
+	// The other instance rotated rt-0 and committed before unlocking.
+	rotated := bundle("rt-other", t0.Add(time.Hour))
+	rotated.AccessToken += "-other"
+	writeBehindCache(t, v, u.ID, rotated, 2)
+	rr.valid = map[string]bool{"rt-other": true}
+	unlock()
+	if tok := <-done; tok != rotated.AccessToken {
+		t.Fatalf("got %q, want the other instance's token", tok)
+	}
+	if n := rr.calls.Load(); n != 0 {
+		t.Fatalf("token endpoint called %d times; the stored token was fresh", n)
+	}
+}
