@@ -112,7 +112,7 @@ type TokenStore interface {
 	// It fails with ErrNotFound, without calling fn, if the user does not
 	// exist. fn runs while the record is locked, so it must be quick and
 	// free of I/O; an engine may call it again after a serialisation
-	// failure, so it must not have side effects beyond its result.
+	// failure, so whatever else it does must be redone by the next call.
 	UpdateTokens(ctx context.Context, userID string, fn func(cur *TokenRecord) (*TokenRecord, error)) error
 	// DeleteTokens forgets the user's record; none stored is not an error.
 	DeleteTokens(ctx context.Context, userID string) error
