@@ -118,8 +118,9 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		logger.Warn("no public_origin: sign-in links are built from the request's Host header; set public_origin in production")
 	}
 	// The latest rate limits per user, set by the API handler on each
-	// response. In memory only: they refresh on the user's next request.
-	quotas := dashboard.NewQuotaStore()
+	// response. The vault keeps them across restarts, written off the
+	// request path.
+	quotas := dashboard.NewVaultQuotaStore(h.vault)
 	d, err := dashboard.NewDashboard(dashboard.Config{
 		Vault:         h.vault,
 		OAuth:         oauth,

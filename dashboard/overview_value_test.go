@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -91,8 +92,20 @@ func TestResetIn(t *testing.T) {
 }
 
 func TestOverviewQuotaBars(t *testing.T) {
-	store := NewQuotaStore()
-	e := newEnv(t, func(c *Config) { c.Quotas = store })
+	for _, tc := range []struct {
+		name  string
+		store func(*vault.Vault) *QuotaStore
+	}{
+		{"in memory", func(*vault.Vault) *QuotaStore { return NewQuotaStore() }},
+		{"in the vault", NewVaultQuotaStore},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testOverviewQuotaBars(t, tc.store) })
+	}
+}
+
+func testOverviewQuotaBars(t *testing.T, newStore func(*vault.Vault) *QuotaStore) {
+	var store *QuotaStore
+	e := newEnv(t, func(c *Config) { store = newStore(c.Vault); c.Quotas = store })
 	b := e.signIn("ada@example.com")
 	u := e.user("ada@example.com")
 
@@ -177,4 +190,35 @@ func TestOverviewSavingsCapped(t *testing.T) {
 	})
 	// 4 of 7 requests read: $40, marked as a lower bound.
 	mustContain(t, b.get("/overview").body, "$40.00+", "7 days (newest 4 requests) · $40.00 today")
+}
+
+// TestVaultQuotaStoreRoundTrip: what the API handler records comes back
+// whole from the vault, windows and credits included.
+func TestVaultQuotaStoreRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	u, err := e.v.CreateUser("ada@example.com", "Ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewVaultQuotaStore(e.v)
+	if _, ok := store.Get(u.ID); ok {
+		t.Fatal("snapshot before any was recorded")
+	}
+	seen := e.clock.Now().UTC()
+	rl := &codex.RateLimits{
+		PlanType: "pro", ActiveLimit: "secondary",
+		Primary:   &codex.RateWindow{UsedPercent: 12.5, WindowMinutes: 300, ResetAt: seen.Add(time.Hour), ResetAfter: time.Hour},
+		Secondary: &codex.RateWindow{UsedPercent: 80, WindowMinutes: 10080},
+		Credits:   &codex.Credits{HasCredits: true, Unlimited: false, Balance: "4.20"},
+	}
+	store.SetAt(u.ID, rl, seen)
+	rl.Primary.UsedPercent = 99 // the caller's copy changes later
+	got, ok := store.Get(u.ID)
+	if !ok {
+		t.Fatal("no snapshot after SetAt")
+	}
+	rl.Primary.UsedPercent = 12.5
+	if !reflect.DeepEqual(got, QuotaSnapshot{RateLimits: *rl, Seen: seen}) {
+		t.Fatalf("got %+v %+v %+v %+v", got, *got.Primary, *got.Secondary, *got.Credits)
+	}
 }

@@ -7,15 +7,17 @@ import (
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // QuotaStore keeps each user's latest rate-limit snapshot, as the upstream
-// reported it in its x-codex-* headers. It lives in memory only: after a
-// restart the overview shows "no data yet" until the user's next request
-// refreshes it. The zero value is ready to use; a nil *QuotaStore stores
-// nothing. Safe for concurrent use.
+// reported it in its x-codex-* headers. Made by NewVaultQuotaStore, it
+// keeps them in the vault, which stores them off the request path so they
+// survive a restart; the zero value (or NewQuotaStore) keeps them in
+// memory only. A nil *QuotaStore stores nothing. Safe for concurrent use.
 type QuotaStore struct {
-	m sync.Map // user id → *QuotaSnapshot
+	m sync.Map     // user id → *QuotaSnapshot, without a vault
+	v *vault.Vault // when set, snapshots live here instead
 }
 
 // QuotaSnapshot is one user's latest rate limits and when they were seen.
@@ -24,11 +26,16 @@ type QuotaSnapshot struct {
 	Seen time.Time
 }
 
-// NewQuotaStore returns an empty store.
+// NewQuotaStore returns an empty in-memory store.
 func NewQuotaStore() *QuotaStore { return &QuotaStore{} }
 
+// NewVaultQuotaStore returns a store that keeps snapshots in v
+// (Vault.RecordQuota and Vault.Quota).
+func NewVaultQuotaStore(v *vault.Vault) *QuotaStore { return &QuotaStore{v: v} }
+
 // Set records rl as userID's latest snapshot, seen now. It is cheap (a map
-// store), so it can run on the request path. A nil store or rl is a no-op.
+// store, also with a vault, which writes later), so it can run on the
+// request path. A nil store or rl is a no-op.
 func (s *QuotaStore) Set(userID string, rl *codex.RateLimits) {
 	s.SetAt(userID, rl, time.Now())
 }
@@ -36,6 +43,10 @@ func (s *QuotaStore) Set(userID string, rl *codex.RateLimits) {
 // SetAt is Set with the time the snapshot was seen.
 func (s *QuotaStore) SetAt(userID string, rl *codex.RateLimits, seen time.Time) {
 	if s == nil || rl == nil || userID == "" {
+		return
+	}
+	if s.v != nil {
+		s.v.RecordQuota(userID, toVaultQuota(rl, seen))
 		return
 	}
 	snap := &QuotaSnapshot{RateLimits: *rl, Seen: seen}
@@ -60,11 +71,51 @@ func (s *QuotaStore) Get(userID string) (QuotaSnapshot, bool) {
 	if s == nil {
 		return QuotaSnapshot{}, false
 	}
+	if s.v != nil {
+		q, err := s.v.Quota(userID)
+		if err != nil {
+			return QuotaSnapshot{}, false
+		}
+		return fromVaultQuota(q), true
+	}
 	v, ok := s.m.Load(userID)
 	if !ok {
 		return QuotaSnapshot{}, false
 	}
 	return *v.(*QuotaSnapshot), true
+}
+
+// toVaultQuota is rl as the vault stores it. The vault does not import
+// codex, so it has its own copy of the shape.
+func toVaultQuota(rl *codex.RateLimits, seen time.Time) vault.QuotaSnapshot {
+	q := vault.QuotaSnapshot{PlanType: rl.PlanType, ActiveLimit: rl.ActiveLimit, Seen: seen}
+	win := func(w *codex.RateWindow) *vault.QuotaWindow {
+		if w == nil {
+			return nil
+		}
+		return &vault.QuotaWindow{UsedPercent: w.UsedPercent, WindowMinutes: w.WindowMinutes, ResetAt: w.ResetAt, ResetAfter: w.ResetAfter}
+	}
+	q.Primary, q.Secondary = win(rl.Primary), win(rl.Secondary)
+	if c := rl.Credits; c != nil {
+		q.Credits = &vault.QuotaCredits{HasCredits: c.HasCredits, Unlimited: c.Unlimited, Balance: c.Balance}
+	}
+	return q
+}
+
+// fromVaultQuota is the inverse of toVaultQuota.
+func fromVaultQuota(q vault.QuotaSnapshot) QuotaSnapshot {
+	snap := QuotaSnapshot{RateLimits: codex.RateLimits{PlanType: q.PlanType, ActiveLimit: q.ActiveLimit}, Seen: q.Seen}
+	win := func(w *vault.QuotaWindow) *codex.RateWindow {
+		if w == nil {
+			return nil
+		}
+		return &codex.RateWindow{UsedPercent: w.UsedPercent, WindowMinutes: w.WindowMinutes, ResetAt: w.ResetAt, ResetAfter: w.ResetAfter}
+	}
+	snap.Primary, snap.Secondary = win(q.Primary), win(q.Secondary)
+	if c := q.Credits; c != nil {
+		snap.Credits = &codex.Credits{HasCredits: c.HasCredits, Unlimited: c.Unlimited, Balance: c.Balance}
+	}
+	return snap
 }
 
 // quotaView is the overview's rate-limit section.

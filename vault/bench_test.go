@@ -14,7 +14,7 @@ func BenchmarkVerifyKey(b *testing.B) {
 	for range 1000 { // a realistic index size
 		v.CreateKey(u.ID, "")
 	}
-	commits := v.commits.Load()
+	commits := boltOf(v).commits.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -23,7 +23,7 @@ func BenchmarkVerifyKey(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(v.commits.Load()-commits), "disk-writes")
+	b.ReportMetric(float64(boltOf(v).commits.Load()-commits), "disk-writes")
 }
 
 // BenchmarkAccessTokenFresh is the per-request token lookup: no decrypt,
@@ -35,7 +35,7 @@ func BenchmarkAccessTokenFresh(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	stats := v.db.Stats()
+	stats := boltOf(v).db.Stats()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -44,7 +44,7 @@ func BenchmarkAccessTokenFresh(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(v.db.Stats().TxN-stats.TxN), "disk-reads")
+	b.ReportMetric(float64(boltOf(v).db.Stats().TxN-stats.TxN), "disk-reads")
 }
 
 // BenchmarkLogRequest appends b.N records and includes the final flush in

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Refresher exchanges a refresh token at the OAuth token endpoint. The codex
@@ -202,9 +200,16 @@ func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, 
 // refresh runs one flight: re-read the store, call the token endpoint with
 // retries, commit the result.
 func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*cachedBundle, error) {
+	// The flight already keeps this process to one refresh per user; the
+	// store's lock extends that to every instance sharing the database.
+	unlock, err := v.store.LockUserRefresh(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: waiting for another refresh of this user: %w", ErrRefreshUnavailable, err)
+	}
+	defer unlock()
 	// Another writer may have rotated the tokens since we cached them; using
 	// our stale copy would spend a refresh token that is already used.
-	stored, err := v.readBundle(userID)
+	stored, err := v.readBundle(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -230,11 +235,11 @@ func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*ca
 		}
 		got, err := v.opts.Refresher.Refresh(ctx, cur.b.RefreshToken)
 		if err == nil {
-			return v.commitRefresh(userID, st, stored, cur.b, got)
+			return v.commitRefresh(ctx, userID, st, stored, cur.b, got)
 		}
 		err = scrub(err, cur.b)
 		if isPermanent(err) {
-			return v.markRelink(userID, st, stored, cur.b, err)
+			return v.markRelink(ctx, userID, st, stored, cur.b, err)
 		}
 		last = err
 		v.logf("vault: ChatGPT token refresh failed", "user", userID, "attempt", attempt+1, "error", err)
@@ -247,10 +252,13 @@ func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*ca
 
 // commitRefresh stores the refreshed tokens, replacing stored only if it
 // is still what is on disk.
-func (v *Vault) commitRefresh(userID string, st *tokenState, stored, base TokenBundle, got RefreshedTokens) (*cachedBundle, error) {
+func (v *Vault) commitRefresh(ctx context.Context, userID string, st *tokenState, stored, base TokenBundle, got RefreshedTokens) (*cachedBundle, error) {
 	if v.testHookAfterRefresh != nil {
 		v.testHookAfterRefresh()
 	}
+	// The old refresh token is spent: this commit must not fail because the
+	// refresh used up its time.
+	ctx = context.WithoutCancel(ctx)
 	now := v.now().UTC()
 	nb := base
 	if got.IDToken != "" {
@@ -271,9 +279,7 @@ func (v *Vault) commitRefresh(userID string, st *tokenState, stored, base TokenB
 	nb.LastRefresh = now
 	nb.Version = max(base.Version, stored.Version) + 1
 	nb.RelinkNeeded, nb.RelinkReason = false, ""
-	ok, err := v.replaceBundle(userID, stored, func(bk *bolt.Bucket) error {
-		return v.putBundle(bk, userID, nb)
-	})
+	ok, err := v.replaceBundle(ctx, userID, stored, nb)
 	if err != nil {
 		// Not durable, but keep it in memory: the old refresh token is spent
 		// and this one is the only one that still works.
@@ -283,7 +289,7 @@ func (v *Vault) commitRefresh(userID string, st *tokenState, stored, base TokenB
 	}
 	if !ok {
 		v.logf("vault: tokens changed during refresh; keeping the stored ones", "user", userID)
-		return v.adoptStored(userID, st)
+		return v.adoptStored(ctx, userID, st)
 	}
 	if v.testHookAfterPersist != nil {
 		v.testHookAfterPersist()
@@ -293,20 +299,19 @@ func (v *Vault) commitRefresh(userID string, st *tokenState, stored, base TokenB
 
 // markRelink records that the user must log in again, so later calls fail
 // fast without touching the token endpoint.
-func (v *Vault) markRelink(userID string, st *tokenState, stored, base TokenBundle, cause error) (*cachedBundle, error) {
+func (v *Vault) markRelink(ctx context.Context, userID string, st *tokenState, stored, base TokenBundle, cause error) (*cachedBundle, error) {
 	reason := cause.Error()
 	if len(reason) > maxReasonLen {
 		reason = strings.ToValidUTF8(reason[:maxReasonLen], "")
 	}
+	ctx = context.WithoutCancel(ctx)
 	nb := base
 	nb.Version = max(base.Version, stored.Version) + 1
 	nb.RelinkNeeded, nb.RelinkReason = true, reason
-	ok, err := v.replaceBundle(userID, stored, func(bk *bolt.Bucket) error {
-		return v.putBundle(bk, userID, nb)
-	})
+	ok, err := v.replaceBundle(ctx, userID, stored, nb)
 	if err == nil && !ok {
 		// Re-linked meanwhile: the dead token was not the current one.
-		return v.adoptStored(userID, st)
+		return v.adoptStored(ctx, userID, st)
 	}
 	st.store(v.newCached(nb))
 	if err != nil {
@@ -316,34 +321,32 @@ func (v *Vault) markRelink(userID string, st *tokenState, stored, base TokenBund
 	return nil, relinkErr(reason, cause)
 }
 
-// replaceBundle runs put in a write transaction if the stored bundle is
-// still expected (same version and refresh token); ok is false otherwise.
-func (v *Vault) replaceBundle(userID string, expected TokenBundle, put func(*bolt.Bucket) error) (ok bool, err error) {
-	err = v.update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketTokens)
-		rec, err := getTokenRecord(bk, userID)
-		if errors.Is(err, ErrNotLinked) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if rec.Version != expected.Version {
-			return nil
+// replaceBundle stores nb if the stored bundle is still expected (same
+// version and refresh token); ok is false otherwise, or if the user was
+// unlinked or deleted meanwhile.
+func (v *Vault) replaceBundle(ctx context.Context, userID string, expected, nb TokenBundle) (ok bool, err error) {
+	err = v.store.UpdateTokens(ctx, userID, func(cur *TokenRecord) (*TokenRecord, error) {
+		ok = false
+		if cur == nil || cur.Version != expected.Version {
+			return nil, nil
 		}
 		// Re-encryption keeps the version: compare the secret itself.
-		b, err := v.openRecord(userID, rec)
+		b, err := v.openRecord(userID, *cur)
 		if err != nil || b.RefreshToken != expected.RefreshToken {
-			return nil
+			return nil, nil
 		}
 		ok = true
-		return put(bk)
+		return v.sealBundle(userID, nb)
 	})
-	return ok, err
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return ok && err == nil, err
 }
 
 // adoptStored caches what is on disk and returns it if it can be used.
-func (v *Vault) adoptStored(userID string, st *tokenState) (*cachedBundle, error) {
-	b, err := v.readBundle(userID)
+func (v *Vault) adoptStored(ctx context.Context, userID string, st *tokenState) (*cachedBundle, error) {
+	b, err := v.readBundle(ctx, userID)
 	if err != nil {
 		return nil, err
 	}

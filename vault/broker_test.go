@@ -334,8 +334,12 @@ func writeBehindCache(t *testing.T, v *Vault, userID string, b TokenBundle, vers
 	t.Helper()
 	b = withClaims(b, false)
 	b.Version = version
-	err := v.db.Update(func(tx *bolt.Tx) error {
-		return v.putBundle(tx.Bucket(bucketTokens), userID, b)
+	rec, err := v.sealBundle(userID, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = boltOf(v).db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketTokens), []byte(userID), rec)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -414,7 +418,7 @@ func TestAccessTokenErrors(t *testing.T) {
 
 func TestNewTokenHandedOutOnlyAfterCommit(t *testing.T) {
 	v, _, u, _, _ := linkedVault(t, -time.Minute, nil)
-	commits := v.commits.Load()
+	commits := boltOf(v).commits.Load()
 	var during error
 	v.testHookAfterRefresh = func() {
 		// The token endpoint has answered but nothing is on disk yet: a
@@ -422,7 +426,7 @@ func TestNewTokenHandedOutOnlyAfterCommit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		_, _, during = v.AccessToken(ctx, u.ID, false)
-		if v.commits.Load() != commits {
+		if boltOf(v).commits.Load() != commits {
 			t.Error("something was committed before the hook")
 		}
 	}
@@ -439,14 +443,55 @@ func TestNewTokenHandedOutOnlyAfterCommit(t *testing.T) {
 
 func TestFreshAccessTokenTouchesNothing(t *testing.T) {
 	v, _, u, rr, _ := linkedVault(t, time.Hour, nil)
-	stats, commits := v.db.Stats(), v.commits.Load()
+	stats, commits := boltOf(v).db.Stats(), boltOf(v).commits.Load()
 	for range 100 {
 		if _, _, err := v.AccessToken(context.Background(), u.ID, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if after := v.db.Stats(); after.TxN != stats.TxN || v.commits.Load() != commits || rr.calls.Load() != 0 {
+	if after := boltOf(v).db.Stats(); after.TxN != stats.TxN || boltOf(v).commits.Load() != commits || rr.calls.Load() != 0 {
 		t.Fatalf("fresh path used the file (%d reads, %d commits) or the refresher (%d)",
-			after.TxN-stats.TxN, v.commits.Load()-commits, rr.calls.Load())
+			after.TxN-stats.TxN, boltOf(v).commits.Load()-commits, rr.calls.Load())
+	}
+}
+
+// TestRefreshWaitsForAnotherInstance: while another instance holds the
+// user's refresh lock, this one does not call the token endpoint; once the
+// other commits its rotated token and lets go, this one re-reads and uses
+// it instead of spending the (now dead) refresh token it had cached.
+func TestRefreshWaitsForAnotherInstance(t *testing.T) {
+	v, _, u, rr, _ := linkedVault(t, -time.Minute, nil)
+	ctx := context.Background()
+	unlock, err := v.store.LockUserRefresh(ctx, u.ID) // the other instance
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		tok, _, err := v.AccessToken(ctx, u.ID, false)
+		if err != nil {
+			tok = err.Error()
+		}
+		done <- tok
+	}()
+	select {
+	case tok := <-done:
+		t.Fatalf("AccessToken returned %q while another instance was refreshing", tok)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if n := rr.calls.Load(); n != 0 {
+		t.Fatalf("token endpoint called %d times under another instance's lock", n)
+	}
+	// The other instance rotated rt-0 and committed before unlocking.
+	rotated := bundle("rt-other", t0.Add(time.Hour))
+	rotated.AccessToken += "-other"
+	writeBehindCache(t, v, u.ID, rotated, 2)
+	rr.valid = map[string]bool{"rt-other": true}
+	unlock()
+	if tok := <-done; tok != rotated.AccessToken {
+		t.Fatalf("got %q, want the other instance's token", tok)
+	}
+	if n := rr.calls.Load(); n != 0 {
+		t.Fatalf("token endpoint called %d times; the stored token was fresh", n)
 	}
 }

@@ -100,28 +100,21 @@ func newKeyring(encoded []string) (*keyring, error) {
 // primaryID names the key new ciphertexts are sealed with.
 func (kr *keyring) primaryID() string { return kr.keys[0].id }
 
-// sealed is an encrypted blob and the key that sealed it.
-type sealed struct {
-	KeyID      string `json:"key_id"`
-	Nonce      []byte `json:"nonce"`
-	Ciphertext []byte `json:"ciphertext"`
-}
-
 // seal encrypts plaintext with the primary key and a random 96-bit nonce.
 // The associated data binds the ciphertext to context and the key id.
-func (kr *keyring) seal(plaintext []byte, context string) (sealed, error) {
+func (kr *keyring) seal(plaintext []byte, context string) (Sealed, error) {
 	k := kr.keys[0]
 	nonce := make([]byte, k.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
-		return sealed{}, fmt.Errorf("vault: random nonce: %w", err)
+		return Sealed{}, fmt.Errorf("vault: random nonce: %w", err)
 	}
 	ct := k.aead.Seal(nil, nonce, plaintext, associatedData(context, k.id))
-	return sealed{KeyID: k.id, Nonce: nonce, Ciphertext: ct}, nil
+	return Sealed{KeyID: k.id, Nonce: nonce, Ciphertext: ct}, nil
 }
 
 // open decrypts s; it fails when the key is unknown, the blob was changed
 // or it was sealed for another context.
-func (kr *keyring) open(s sealed, context string) ([]byte, error) {
+func (kr *keyring) open(s Sealed, context string) ([]byte, error) {
 	for _, k := range kr.keys {
 		if k.id != s.KeyID {
 			continue

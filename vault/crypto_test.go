@@ -103,10 +103,10 @@ func FuzzParseKey(f *testing.F) {
 }
 
 // tokenRecordOf reads a user's raw token record.
-func tokenRecordOf(t *testing.T, v *Vault, userID string) tokenRecord {
+func tokenRecordOf(t *testing.T, v *Vault, userID string) TokenRecord {
 	t.Helper()
-	var rec tokenRecord
-	err := v.db.View(func(tx *bolt.Tx) error {
+	var rec TokenRecord
+	err := boltOf(v).db.View(func(tx *bolt.Tx) error {
 		var err error
 		rec, err = getTokenRecord(tx.Bucket(bucketTokens), userID)
 		return err
@@ -118,9 +118,9 @@ func tokenRecordOf(t *testing.T, v *Vault, userID string) tokenRecord {
 }
 
 // putTokenRecord writes a raw token record.
-func putTokenRecord(t *testing.T, v *Vault, userID string, rec tokenRecord) {
+func putTokenRecord(t *testing.T, v *Vault, userID string, rec TokenRecord) {
 	t.Helper()
-	if err := v.db.Update(func(tx *bolt.Tx) error {
+	if err := boltOf(v).db.Update(func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketTokens), []byte(userID), rec)
 	}); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestTokenBundleCrypto(t *testing.T) {
 			tc.change(t, v, alice.ID, bob.ID)
 			v.Close()
 			v2 := openAt(t, path, testOptions(clock))
-			b, err := v2.readBundle(bob.ID)
+			b, err := v2.readBundle(context.Background(), bob.ID)
 			if tc.name == "untouched" {
 				if err != nil || b.RefreshToken != "rt-bob@example.com" {
 					t.Fatalf("got %q, %v", b.RefreshToken, err)

@@ -42,3 +42,7 @@ var ErrClosed = errors.New("vault: closed")
 
 // ErrSchemaTooNew reports a file written by a newer version of the proxy.
 var ErrSchemaTooNew = errors.New("vault: the database was written by a newer version of the proxy")
+
+// ErrDuplicate reports a record whose id or unique value (an API key's
+// hash) another record already has.
+var ErrDuplicate = errors.New("vault: a record with this id or key already exists")

@@ -186,7 +186,7 @@ func (r *rotatingRefresher) isValid(rt string) bool {
 // storedBundle reads and decrypts what is on disk, bypassing the cache.
 func storedBundle(t testing.TB, v *Vault, userID string) TokenBundle {
 	t.Helper()
-	b, err := v.readBundle(userID)
+	b, err := v.readBundle(context.Background(), userID)
 	if err != nil {
 		t.Fatalf("readBundle: %v", err)
 	}
@@ -200,3 +200,6 @@ func wantErr(t testing.TB, err, target error) {
 		t.Fatalf("got error %v, want %v", err, target)
 	}
 }
+
+// boltOf is the bbolt engine under a Vault opened with Open.
+func boltOf(v *Vault) *boltStore { return v.store.(*boltStore) }

@@ -1,13 +1,11 @@
 package vault
 
 import (
-	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"sort"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 )
 
 // API key format: "cpk_" + base64url(32 random bytes), no padding.
@@ -41,12 +38,6 @@ type Key struct {
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used"` // zero if never used
 	Disabled bool      `json:"disabled"`
-}
-
-// keyRecord is a Key as stored, with its HMAC.
-type keyRecord struct {
-	Key
-	Hash []byte `json:"hash"`
 }
 
 // keyEntry is an active key in the in-memory index.
@@ -81,22 +72,12 @@ func (v *Vault) CreateKey(userID, label string) (string, Key, error) {
 		Label:   label,
 		Created: v.now().UTC(),
 	}
-	data, err := json.Marshal(keyRecord{Key: k, Hash: sum[:]})
-	if err != nil {
-		return "", Key{}, err
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, ok := v.users[userID]; !ok {
 		return "", Key{}, ErrNotFound
 	}
-	err = v.update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketKeysByUser).Put(userKeyIndex(userID, k.ID), nil); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketKeys).Put([]byte(k.ID), data)
-	})
-	if err != nil {
+	if err := v.store.CreateKey(context.Background(), KeyRecord{Key: k, Hash: sum[:]}); err != nil {
 		return "", Key{}, err
 	}
 	v.indexKey(k, sum)
@@ -153,25 +134,11 @@ func (v *Vault) touchKey(e *keyEntry) time.Time {
 func (v *Vault) RevokeKey(userID, keyID string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	err := v.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketKeys)
-		rec, err := getKeyRecord(b, keyID)
-		if err != nil {
-			return err
-		}
-		if rec.UserID != userID {
-			return ErrNotFound
-		}
-		if rec.Disabled {
-			return nil
-		}
-		rec.Disabled = true
-		if e, ok := v.keysByID[keyID]; ok {
-			rec.LastUsed = maxTime(rec.LastUsed, unixNano(e.lastUsed.Load()))
-		}
-		return putJSON(b, []byte(keyID), rec)
-	})
-	if err != nil {
+	var lastUsed time.Time
+	if e, ok := v.keysByID[keyID]; ok {
+		lastUsed = unixNano(e.lastUsed.Load())
+	}
+	if err := v.store.RevokeKey(context.Background(), userID, keyID, lastUsed); err != nil {
 		return err
 	}
 	if e, ok := v.keysByID[keyID]; ok {
@@ -183,25 +150,14 @@ func (v *Vault) RevokeKey(userID, keyID string) error {
 
 // ListKeys returns the user's keys, revoked ones included, oldest first.
 func (v *Vault) ListKeys(userID string) ([]Key, error) {
-	var out []Key
-	err := v.view(func(tx *bolt.Tx) error {
-		keys := tx.Bucket(bucketKeys)
-		prefix := userKeyIndex(userID, "")
-		c := tx.Bucket(bucketKeysByUser).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			rec, err := getKeyRecord(keys, string(k[len(prefix):]))
-			if err != nil {
-				return err
-			}
-			out = append(out, rec.Key)
-		}
-		return nil
-	})
+	recs, err := v.store.ListKeys(context.Background(), userID)
 	if err != nil {
 		return nil, err
 	}
+	out := make([]Key, len(recs))
 	v.mu.RLock()
-	for i := range out {
+	for i, rec := range recs {
+		out[i] = rec.Key
 		if e, ok := v.keysByID[out[i].ID]; ok {
 			out[i].LastUsed = maxTime(out[i].LastUsed, unixNano(e.lastUsed.Load()))
 		}
@@ -221,44 +177,23 @@ func (v *Vault) flushKeyUsage() {
 	if !v.keysDirty.Swap(false) {
 		return
 	}
-	type use struct {
-		e  *keyEntry
-		at time.Time
-	}
-	var uses []use
+	uses := map[string]time.Time{}
+	var touched []*keyEntry
 	v.mu.RLock()
 	for _, e := range v.keysByID {
 		if e.dirty.Swap(false) {
-			uses = append(uses, use{e, unixNano(e.lastUsed.Load())})
+			uses[e.key.ID] = unixNano(e.lastUsed.Load())
+			touched = append(touched, e)
 		}
 	}
 	v.mu.RUnlock()
 	if len(uses) == 0 {
 		return
 	}
-	err := v.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketKeys)
-		for _, u := range uses {
-			rec, err := getKeyRecord(b, u.e.key.ID)
-			if errors.Is(err, ErrNotFound) {
-				continue // deleted meanwhile
-			} else if err != nil {
-				return err
-			}
-			if !u.at.After(rec.LastUsed) {
-				continue
-			}
-			rec.LastUsed = u.at
-			if err := putJSON(b, []byte(rec.ID), rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := v.store.TouchKeys(context.Background(), uses); err != nil {
 		// Keep them dirty so the next tick tries again.
-		for _, u := range uses {
-			u.e.dirty.Store(true)
+		for _, e := range touched {
+			e.dirty.Store(true)
 		}
 		v.keysDirty.Store(true)
 		v.logf("vault: writing API key last-used times failed", "error", err)
@@ -266,22 +201,30 @@ func (v *Vault) flushKeyUsage() {
 }
 
 // loadKeys builds the in-memory index of active keys.
-func (v *Vault) loadKeys() error {
-	return v.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(id, data []byte) error {
-			var rec keyRecord
-			if err := json.Unmarshal(data, &rec); err != nil {
-				return fmt.Errorf("key record %q: %w", id, err)
-			}
-			if rec.Disabled || len(rec.Hash) != sha256.Size {
-				return nil
-			}
-			var sum [32]byte
-			copy(sum[:], rec.Hash)
-			v.indexKey(rec.Key, sum).lastUsed.Store(timeNano(rec.LastUsed))
-			return nil
-		})
-	})
+func (v *Vault) loadKeys(ctx context.Context) error {
+	recs, err := v.store.ListAllKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		v.indexRecord(rec)
+	}
+	return nil
+}
+
+// indexRecord indexes a stored key if it is active, keeping a newer
+// in-memory last-used time; v.mu must be held (or v not yet shared).
+func (v *Vault) indexRecord(rec KeyRecord) {
+	if rec.Disabled || len(rec.Hash) != sha256.Size {
+		return
+	}
+	var sum [32]byte
+	copy(sum[:], rec.Hash)
+	last := timeNano(rec.LastUsed)
+	if old, ok := v.keysByID[rec.ID]; ok {
+		last = max(last, old.lastUsed.Load())
+	}
+	v.indexKey(rec.Key, sum).lastUsed.Store(last)
 }
 
 // indexKey adds an active key to the in-memory index; v.mu must be held
@@ -292,28 +235,6 @@ func (v *Vault) indexKey(k Key, sum [32]byte) *keyEntry {
 	v.keysByHash[sum] = e
 	v.keysByID[k.ID] = e
 	return e
-}
-
-// deleteUserKeys removes all of a user's keys from the file and returns
-// their ids.
-func deleteUserKeys(tx *bolt.Tx, userID string) ([]string, error) {
-	prefix := userKeyIndex(userID, "")
-	idx := tx.Bucket(bucketKeysByUser)
-	var ids []string
-	c := idx.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		ids = append(ids, string(k[len(prefix):]))
-	}
-	keys := tx.Bucket(bucketKeys)
-	for _, id := range ids {
-		if err := keys.Delete([]byte(id)); err != nil {
-			return nil, err
-		}
-		if err := idx.Delete(userKeyIndex(userID, id)); err != nil {
-			return nil, err
-		}
-	}
-	return ids, nil
 }
 
 // keyHash is the HMAC-SHA-256 of an API key under the pepper.
@@ -329,33 +250,6 @@ func (v *Vault) keyHash(plaintext string) [32]byte {
 	h.Sum(sum[:0])
 	v.macs.Put(h)
 	return sum
-}
-
-// userKeyIndex is the keys_by_user key for a user's key.
-func userKeyIndex(userID, keyID string) []byte {
-	return []byte(userID + "\x00" + keyID)
-}
-
-// getKeyRecord reads one key record.
-func getKeyRecord(b *bolt.Bucket, id string) (keyRecord, error) {
-	data := b.Get([]byte(id))
-	if data == nil {
-		return keyRecord{}, ErrNotFound
-	}
-	var rec keyRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return keyRecord{}, fmt.Errorf("vault: key record: %w", err)
-	}
-	return rec, nil
-}
-
-// putJSON stores v as JSON under k.
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(k, data)
 }
 
 // unixNano converts a stored nanosecond time; 0 is the zero time.

@@ -17,6 +17,9 @@ const (
 	DefaultLogBatchSize     = 512
 	DefaultLogBuffer        = 16384
 	DefaultKeyFlushInterval = 15 * time.Second
+	// DefaultQuotaFlushInterval is how often changed quota snapshots are
+	// written: each user's at most once per interval.
+	DefaultQuotaFlushInterval = 30 * time.Second
 )
 
 // minPepperLen keeps the API-key HMAC from being keyed by a guessable word.
@@ -67,6 +70,10 @@ type Options struct {
 	// KeyFlushInterval is how often API-key last-used times are written
 	// (default 15 s).
 	KeyFlushInterval time.Duration
+	// QuotaFlushInterval is how often changed rate-limit snapshots
+	// (RecordQuota) are written: at most one write per user per interval,
+	// all users in one commit (default 30 s).
+	QuotaFlushInterval time.Duration
 }
 
 // withDefaults validates o and fills in its zero values.
@@ -109,6 +116,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.KeyFlushInterval <= 0 {
 		o.KeyFlushInterval = DefaultKeyFlushInterval
+	}
+	if o.QuotaFlushInterval <= 0 {
+		o.QuotaFlushInterval = DefaultQuotaFlushInterval
 	}
 	return o, nil
 }

@@ -150,7 +150,7 @@ func TestUsageRollups(t *testing.T) {
 // bucketLen counts the keys of a bucket.
 func bucketLen(t *testing.T, v *Vault, name []byte) int {
 	n := 0
-	if err := v.db.View(func(tx *bolt.Tx) error {
+	if err := boltOf(v).db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(name).ForEach(func(_, _ []byte) error { n++; return nil })
 	}); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestLogRequestNeverBlocks(t *testing.T) {
 	// Hold the file's writer lock: the log writer stalls on its commit.
 	release := make(chan struct{})
 	held := make(chan struct{})
-	go v.db.Update(func(*bolt.Tx) error { close(held); <-release; return nil })
+	go boltOf(v).db.Update(func(*bolt.Tx) error { close(held); <-release; return nil })
 	<-held
 	start := time.Now()
 	for range 100 {

@@ -1,12 +1,12 @@
 package vault
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/usemysub/caddy-codex-proxy/claims"
 )
@@ -63,13 +63,6 @@ type TokenInfo struct {
 	Updated      time.Time `json:"updated"`
 }
 
-// tokenRecord is a bundle as stored: metadata in clear, tokens sealed with
-// the user id as associated data.
-type tokenRecord struct {
-	sealed
-	TokenInfo
-}
-
 // tokenSecrets is the sealed part of a tokenRecord.
 type tokenSecrets struct {
 	IDToken      string `json:"id_token,omitempty"`
@@ -97,16 +90,14 @@ func (v *Vault) PutTokens(userID string, b TokenBundle) error {
 			b.Version = cur.b.Version
 		}
 	}
-	err := v.update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketUsers).Get([]byte(userID)) == nil {
-			return ErrNotFound
-		}
-		bk := tx.Bucket(bucketTokens)
-		if old, err := getTokenRecord(bk, userID); err == nil && old.Version > b.Version {
-			b.Version = old.Version
+	base := b.Version
+	err := v.store.UpdateTokens(context.Background(), userID, func(cur *TokenRecord) (*TokenRecord, error) {
+		b.Version = base
+		if cur != nil && cur.Version > b.Version {
+			b.Version = cur.Version
 		}
 		b.Version++
-		return v.putBundle(bk, userID, b)
+		return v.sealBundle(userID, b)
 	})
 	if err != nil {
 		return err
@@ -118,22 +109,17 @@ func (v *Vault) PutTokens(userID string, b TokenBundle) error {
 // TokenInfo returns the metadata of the user's stored tokens, or
 // ErrNotLinked.
 func (v *Vault) TokenInfo(userID string) (TokenInfo, error) {
-	var info TokenInfo
-	err := v.view(func(tx *bolt.Tx) error {
-		rec, err := getTokenRecord(tx.Bucket(bucketTokens), userID)
-		info = rec.TokenInfo
-		return err
-	})
-	return info, err
+	rec, err := v.store.GetTokens(context.Background(), userID)
+	if err != nil {
+		return TokenInfo{}, notLinked(err)
+	}
+	return rec.TokenInfo, nil
 }
 
 // Unlink forgets the user's ChatGPT tokens. Unlinking a user without
 // tokens is not an error.
 func (v *Vault) Unlink(userID string) error {
-	err := v.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).Delete([]byte(userID))
-	})
-	if err != nil {
+	if err := v.store.DeleteTokens(context.Background(), userID); err != nil {
 		return err
 	}
 	v.dropTokenState(userID)
@@ -143,85 +129,92 @@ func (v *Vault) Unlink(userID string) error {
 // ReencryptAll re-seals every token bundle that is not under the first
 // configured key, and returns how many it re-sealed. Run it after putting a
 // new key first; the old key can be removed once it returns without error.
+// Each bundle is re-sealed in its own compare-and-swap, so a refresh
+// running meanwhile is neither lost nor blocked for long.
 func (v *Vault) ReencryptAll() (int, error) {
-	n := 0
-	var failed []string
-	err := v.update(func(tx *bolt.Tx) error {
-		n, failed = 0, nil
-		bk := tx.Bucket(bucketTokens)
-		type redo struct {
-			user string
-			rec  tokenRecord
-		}
-		var todo []redo
-		err := bk.ForEach(func(k, data []byte) error {
-			var rec tokenRecord
-			if err := json.Unmarshal(data, &rec); err != nil {
-				return fmt.Errorf("vault: token record: %w", err)
-			}
-			if rec.KeyID != v.keyring.primaryID() {
-				todo = append(todo, redo{string(k), rec})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range todo {
-			pt, err := v.keyring.open(r.rec.sealed, r.user)
-			if err != nil {
-				failed = append(failed, r.user)
-				continue
-			}
-			if r.rec.sealed, err = v.keyring.seal(pt, r.user); err != nil {
-				return err
-			}
-			if err := putJSON(bk, []byte(r.user), r.rec); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
+	ctx := context.Background()
+	all, err := v.store.ListTokens(ctx)
 	if err != nil {
 		return 0, err
 	}
+	primary := v.keyring.primaryID()
+	n := 0
+	var failed []string
+	for user, rec := range all {
+		if rec.KeyID == primary {
+			continue
+		}
+		resealed, undecryptable := false, false
+		err := v.store.UpdateTokens(ctx, user, func(cur *TokenRecord) (*TokenRecord, error) {
+			resealed, undecryptable = false, false
+			if cur == nil || cur.KeyID == primary {
+				return nil, nil // unlinked or re-sealed meanwhile
+			}
+			pt, err := v.keyring.open(cur.Sealed, user)
+			if err != nil {
+				undecryptable = true
+				return nil, nil
+			}
+			next := *cur
+			if next.Sealed, err = v.keyring.seal(pt, user); err != nil {
+				return nil, err
+			}
+			resealed = true
+			return &next, nil
+		})
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// The user was deleted meanwhile.
+		case err != nil:
+			return n, err
+		case undecryptable:
+			failed = append(failed, user)
+		case resealed:
+			n++
+		}
+	}
 	if len(failed) > 0 {
+		sort.Strings(failed)
 		return n, fmt.Errorf("%w: %d bundle(s) could not be re-encrypted (users %v); keep their key configured or have them re-link", ErrTokenUndecryptable, len(failed), failed)
 	}
 	return n, nil
 }
 
-// putBundle seals and stores b for userID inside a write transaction.
-func (v *Vault) putBundle(bk *bolt.Bucket, userID string, b TokenBundle) error {
+// sealBundle is the stored form of b for userID.
+func (v *Vault) sealBundle(userID string, b TokenBundle) (*TokenRecord, error) {
 	pt, err := json.Marshal(tokenSecrets{IDToken: b.IDToken, AccessToken: b.AccessToken, RefreshToken: b.RefreshToken})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s, err := v.keyring.seal(pt, userID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return putJSON(bk, []byte(userID), tokenRecord{sealed: s, TokenInfo: infoOf(b, v.now().UTC())})
+	return &TokenRecord{Sealed: s, TokenInfo: infoOf(b, v.now().UTC())}, nil
 }
 
-// readBundle loads and decrypts the stored bundle of a user.
-func (v *Vault) readBundle(userID string) (TokenBundle, error) {
-	var rec tokenRecord
-	err := v.view(func(tx *bolt.Tx) error {
-		var err error
-		rec, err = getTokenRecord(tx.Bucket(bucketTokens), userID)
-		return err
-	})
+// readBundle loads and decrypts the stored bundle of a user, or fails with
+// ErrNotLinked.
+func (v *Vault) readBundle(ctx context.Context, userID string) (TokenBundle, error) {
+	rec, err := v.store.GetTokens(ctx, userID)
 	if err != nil {
-		return TokenBundle{}, err
+		return TokenBundle{}, notLinked(err)
 	}
 	return v.openRecord(userID, rec)
 }
 
+// notLinked maps the store's ErrNotFound for a token record to
+// ErrNotLinked.
+func notLinked(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return ErrNotLinked
+	}
+	return err
+}
+
 // openRecord decrypts a stored record into a bundle.
-func (v *Vault) openRecord(userID string, rec tokenRecord) (TokenBundle, error) {
-	pt, err := v.keyring.open(rec.sealed, userID)
+func (v *Vault) openRecord(userID string, rec TokenRecord) (TokenBundle, error) {
+	pt, err := v.keyring.open(rec.Sealed, userID)
 	if err != nil {
 		return TokenBundle{}, err
 	}
@@ -240,38 +233,27 @@ func (v *Vault) openRecord(userID string, rec tokenRecord) (TokenBundle, error) 
 
 // loadTokens decrypts every stored bundle into the cache, so requests
 // never decrypt. A bundle no key opens is logged and fails on use.
-func (v *Vault) loadTokens() error {
-	return v.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, data []byte) error {
-			user := string(k)
-			st := &tokenState{}
-			v.tokens[user] = st
-			var rec tokenRecord
-			if err := json.Unmarshal(data, &rec); err != nil {
-				return fmt.Errorf("token record: %w", err)
-			}
-			b, err := v.openRecord(user, rec)
-			if err != nil {
-				v.logf("vault: stored ChatGPT tokens cannot be decrypted with the configured keys", "user", user, "key_id", rec.KeyID)
-				return nil
-			}
-			st.store(v.newCached(b))
-			return nil
-		})
-	})
+func (v *Vault) loadTokens(ctx context.Context) error {
+	all, err := v.store.ListTokens(ctx)
+	if err != nil {
+		return err
+	}
+	for user, rec := range all {
+		v.cacheRecord(user, rec)
+	}
+	return nil
 }
 
-// getTokenRecord reads a user's token record, or ErrNotLinked.
-func getTokenRecord(bk *bolt.Bucket, userID string) (tokenRecord, error) {
-	data := bk.Get([]byte(userID))
-	if data == nil {
-		return tokenRecord{}, ErrNotLinked
+// cacheRecord installs a stored record in the user's broker state unless a
+// newer version is cached.
+func (v *Vault) cacheRecord(user string, rec TokenRecord) {
+	st := v.stateFor(user)
+	b, err := v.openRecord(user, rec)
+	if err != nil {
+		v.logf("vault: stored ChatGPT tokens cannot be decrypted with the configured keys", "user", user, "key_id", rec.KeyID)
+		return
 	}
-	var rec tokenRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return tokenRecord{}, fmt.Errorf("vault: token record: %w", err)
-	}
-	return rec, nil
+	st.store(v.newCached(b))
 }
 
 // infoOf is the stored metadata of b.

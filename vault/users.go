@@ -1,7 +1,7 @@
 package vault
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,7 +10,6 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 )
 
 // User is a person allowed to use the proxy.
@@ -61,21 +60,7 @@ func (v *Vault) CreateUser(email, name string) (User, error) {
 	if _, ok := v.emails[e]; ok {
 		return User{}, ErrEmailTaken
 	}
-	data, err := json.Marshal(u)
-	if err != nil {
-		return User{}, err
-	}
-	err = v.update(func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketUsersByEmail)
-		if idx.Get([]byte(e)) != nil {
-			return ErrEmailTaken
-		}
-		if err := idx.Put([]byte(e), []byte(u.ID)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketUsers).Put([]byte(u.ID), data)
-	})
-	if err != nil {
+	if err := v.store.CreateUser(context.Background(), u); err != nil {
 		return User{}, err
 	}
 	v.users[u.ID] = u
@@ -128,40 +113,31 @@ func (v *Vault) ListUsers() ([]User, error) {
 func (v *Vault) DeleteUser(id string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	u, ok := v.users[id]
-	if !ok {
+	if _, ok := v.users[id]; !ok {
 		return ErrNotFound
 	}
-	var keyIDs []string
-	err := v.update(func(tx *bolt.Tx) error {
-		var err error
-		if keyIDs, err = deleteUserKeys(tx, id); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketTokens).Delete([]byte(id)); err != nil {
-			return err
-		}
-		if err := deleteSessionsOf(tx, id); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketUsersByEmail).Delete([]byte(u.Email)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketUsers).Delete([]byte(id))
-	})
-	if err != nil {
+	if err := v.store.DeleteUser(context.Background(), id); err != nil {
 		return err
 	}
-	for _, kid := range keyIDs {
-		if e, ok := v.keysByID[kid]; ok {
+	v.forgetUserLocked(id)
+	return nil
+}
+
+// forgetUserLocked drops a deleted user and everything of theirs from
+// memory; v.mu must be held.
+func (v *Vault) forgetUserLocked(id string) {
+	if u, ok := v.users[id]; ok {
+		delete(v.emails, u.Email)
+	}
+	delete(v.users, id)
+	for kid, e := range v.keysByID {
+		if e.key.UserID == id {
 			delete(v.keysByHash, e.hash)
 			delete(v.keysByID, kid)
 		}
 	}
-	delete(v.users, id)
-	delete(v.emails, u.Email)
 	v.dropTokenState(id)
-	return nil
+	v.quotas.drop(id)
 }
 
 // SetUserDisabled disables or re-enables a user. It takes effect at once:
@@ -174,17 +150,7 @@ func (v *Vault) SetUserDisabled(id string, disabled bool) (User, error) {
 		return User{}, ErrNotFound
 	}
 	u.Disabled = disabled
-	data, err := json.Marshal(u)
-	if err != nil {
-		return User{}, err
-	}
-	err = v.update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketUsers).Get([]byte(id)) == nil {
-			return ErrNotFound
-		}
-		return tx.Bucket(bucketUsers).Put([]byte(id), data)
-	})
-	if err != nil {
+	if err := v.store.UpdateUser(context.Background(), u); err != nil {
 		return User{}, err
 	}
 	v.users[id] = u
@@ -192,16 +158,14 @@ func (v *Vault) SetUserDisabled(id string, disabled bool) (User, error) {
 }
 
 // loadUsers fills the in-memory user maps.
-func (v *Vault) loadUsers() error {
-	return v.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketUsers).ForEach(func(k, data []byte) error {
-			var u User
-			if err := json.Unmarshal(data, &u); err != nil {
-				return fmt.Errorf("user record %q: %w", k, err)
-			}
-			v.users[u.ID] = u
-			v.emails[u.Email] = u.ID
-			return nil
-		})
-	})
+func (v *Vault) loadUsers(ctx context.Context) error {
+	users, err := v.store.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		v.users[u.ID] = u
+		v.emails[u.Email] = u.ID
+	}
+	return nil
 }

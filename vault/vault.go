@@ -1,26 +1,22 @@
 package vault
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Vault is the proxy's store. All methods are safe for concurrent use.
 type Vault struct {
-	db      *bolt.DB
+	store   Store
 	opts    Options
 	keyring *keyring
 	pepper  []byte
 
 	// mu guards the in-memory users and API-key indexes below; writers hold
-	// it across the bbolt commit so memory and disk change together.
+	// it across the store write so memory and storage change together.
 	mu         sync.RWMutex
 	users      map[string]User   // id → user
 	emails     map[string]string // normalised email → id
@@ -33,6 +29,9 @@ type Vault struct {
 	tokMu  sync.RWMutex
 	tokens map[string]*tokenState
 
+	// quotas holds each user's latest rate-limit snapshot; see quota.go.
+	quotas quotaCache
+
 	// life guards closed: LogRequest and refresh flights check it so that
 	// nothing new starts once Close has begun.
 	life    sync.RWMutex
@@ -41,7 +40,6 @@ type Vault struct {
 	drops   atomic.Uint64
 	flights sync.WaitGroup
 
-	commits   atomic.Uint64 // committed write transactions (for tests)
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -53,9 +51,34 @@ type Vault struct {
 	testHookAfterPersist func()
 }
 
-// Open opens or creates the vault file at path (mode 0600), migrates it to
-// the current schema and loads users, keys and decrypted tokens into memory.
+// Open opens or creates the vault file at path (mode 0600) with the bbolt
+// engine, migrates it to the current schema and loads users, keys and
+// decrypted tokens into memory.
 func Open(path string, opts Options) (*Vault, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	// Check the keys before taking the file lock.
+	if _, err := newKeyring(opts.EncryptionKeys); err != nil {
+		return nil, err
+	}
+	store, err := openBolt(path, BoltOptions{Timeout: opts.OpenTimeout, Log: opts.Log})
+	if err != nil {
+		return nil, err
+	}
+	v, err := New(store, opts)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// New makes a Vault on store, which it owns from then on: Vault.Close
+// closes it (New does not, if it fails). It loads users, keys, decrypted
+// tokens and quota snapshots into memory and starts the background writer.
+func New(store Store, opts Options) (*Vault, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -64,21 +87,8 @@ func Open(path string, opts Options) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: opts.OpenTimeout,
-		// Request logs free pages on every commit; not writing the freelist
-		// each time roughly doubles log throughput. Open rebuilds it.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w", path, err)
-		}
-		return nil, fmt.Errorf("vault: open %s: %w", path, err)
-	}
 	v := &Vault{
-		db:         db,
+		store:      store,
 		opts:       opts,
 		keyring:    kr,
 		pepper:     []byte(opts.Pepper),
@@ -90,55 +100,40 @@ func Open(path string, opts Options) (*Vault, error) {
 		logCh:      make(chan LogRecord, opts.LogBuffer),
 		stop:       make(chan struct{}),
 	}
-	if err := v.tightenMode(path); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := v.migrate(); err != nil {
-		db.Close()
-		return nil, err
-	}
 	if err := v.load(); err != nil {
-		db.Close()
 		return nil, err
 	}
 	v.purge()
 	v.bg.Add(1)
 	go v.background()
+	if ch := store.Changes(); ch != nil {
+		v.bg.Add(1)
+		go v.followChanges(ch)
+	}
 	return v, nil
 }
 
-// tightenMode makes an existing file private: it holds refresh tokens.
-func (v *Vault) tightenMode(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("vault: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(path, 0o600); err != nil {
-			return fmt.Errorf("vault: make %s private: %w", path, err)
-		}
-		v.logf("vault file was readable by others; mode set to 0600", "path", path)
-	}
-	return nil
-}
-
-// load fills the in-memory indexes from the file.
+// load fills the in-memory indexes from the store.
 func (v *Vault) load() error {
-	if err := v.loadUsers(); err != nil {
+	ctx := context.Background()
+	if err := v.loadUsers(ctx); err != nil {
 		return fmt.Errorf("vault: load users: %w", err)
 	}
-	if err := v.loadKeys(); err != nil {
+	if err := v.loadKeys(ctx); err != nil {
 		return fmt.Errorf("vault: load API keys: %w", err)
 	}
-	if err := v.loadTokens(); err != nil {
+	if err := v.loadTokens(ctx); err != nil {
 		return fmt.Errorf("vault: load tokens: %w", err)
+	}
+	if err := v.loadQuotas(ctx); err != nil {
+		return fmt.Errorf("vault: load quota snapshots: %w", err)
 	}
 	return nil
 }
 
-// Close waits for in-flight refreshes, writes pending request logs and
-// last-used times, and closes the file. It is safe to call more than once.
+// Close waits for in-flight refreshes, writes pending request logs,
+// last-used times and quota snapshots, and closes the store. It is safe to
+// call more than once.
 func (v *Vault) Close() error {
 	v.closeOnce.Do(func() {
 		v.life.Lock()
@@ -149,19 +144,21 @@ func (v *Vault) Close() error {
 		v.flights.Wait()
 		close(v.stop)
 		v.bg.Wait()
-		v.closeErr = v.db.Close()
+		v.closeErr = v.store.Close()
 	})
 	return v.closeErr
 }
 
-// background commits request logs, writes key last-used times and purges
-// expired records, all off the request path.
+// background commits request logs, writes key last-used times and quota
+// snapshots, and purges expired records, all off the request path.
 func (v *Vault) background() {
 	defer v.bg.Done()
 	flush := time.NewTicker(v.opts.LogFlushInterval)
 	defer flush.Stop()
 	keys := time.NewTicker(v.opts.KeyFlushInterval)
 	defer keys.Stop()
+	quotas := time.NewTicker(v.opts.QuotaFlushInterval)
+	defer quotas.Stop()
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
 	batch := make([]LogRecord, 0, v.opts.LogBatchSize)
@@ -179,6 +176,8 @@ func (v *Vault) background() {
 			batch = v.writeLogBatch(batch)
 		case <-keys.C:
 			v.flushKeyUsage()
+		case <-quotas.C:
+			v.flushQuotas()
 		case <-purge.C:
 			v.purge()
 		case <-v.stop:
@@ -191,6 +190,7 @@ func (v *Vault) background() {
 				batch = v.writeLogBatch(batch)
 			}
 			v.flushKeyUsage()
+			v.flushQuotas()
 			return
 		}
 	}
@@ -225,28 +225,6 @@ func (v *Vault) purge() {
 	} else if n > 0 {
 		v.logf("vault: purged expired sessions and tokens", "records", n)
 	}
-}
-
-// update runs fn in a write transaction and counts the commit.
-func (v *Vault) update(fn func(tx *bolt.Tx) error) error {
-	err := v.db.Update(fn)
-	if err == nil {
-		v.commits.Add(1)
-	}
-	return mapClosed(err)
-}
-
-// view runs fn in a read transaction.
-func (v *Vault) view(fn func(tx *bolt.Tx) error) error {
-	return mapClosed(v.db.View(fn))
-}
-
-// mapClosed turns bbolt's closed-database error into ErrClosed.
-func mapClosed(err error) error {
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return ErrClosed
-	}
-	return err
 }
 
 // now reads the configured clock.

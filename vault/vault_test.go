@@ -2,6 +2,7 @@ package vault
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,7 +87,7 @@ func TestSchemaMigrations(t *testing.T) {
 	v, path, clock := newTestVault(t, nil)
 	u := mustUser(t, v, "a@example.com")
 	var version uint64
-	v.db.View(func(tx *bolt.Tx) error { version = schemaVersion(tx); return nil })
+	boltOf(v).db.View(func(tx *bolt.Tx) error { version = schemaVersion(tx); return nil })
 	if version != latestSchema() {
 		t.Fatalf("new file at schema %d, want %d", version, latestSchema())
 	}
@@ -137,5 +138,59 @@ func TestCloseIsIdempotent(t *testing.T) {
 	}
 	if _, err := v.CreateUser("a@example.com", ""); err != ErrClosed {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// TestUpgradeFromSchema1 opens a file as the previous release left it
+// (no key-hash index, no quotas bucket): the migration fills the index
+// from the existing keys and nothing is lost.
+func TestUpgradeFromSchema1(t *testing.T) {
+	v, path, clock := newTestVault(t, nil)
+	u := mustUser(t, v, "a@example.com")
+	plain, k, err := v.CreateKey(u.ID, "old key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.PutTokens(u.ID, bundle("rt-0", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	// Turn it back into a schema 1 file.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeysByHash, bucketQuotas} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], 1)
+		return tx.Bucket(bucketMeta).Put(keySchemaVersion, buf[:])
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v2 := openAt(t, path, testOptions(clock))
+	if got, _, err := v2.VerifyKey(plain); err != nil || got.ID != k.ID {
+		t.Fatalf("key after upgrade: %+v, %v", got, err)
+	}
+	if tok, _, err := v2.AccessToken(t.Context(), u.ID, false); err != nil || tok == "" {
+		t.Fatalf("tokens after upgrade: %v", err)
+	}
+	// The index knows the old key's hash: it cannot be stored twice.
+	sum := v2.keyHash(plain)
+	dup := KeyRecord{Key: Key{ID: "dup", UserID: u.ID, Created: t0}, Hash: sum[:]}
+	if err := v2.store.CreateKey(t.Context(), dup); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("duplicate of a pre-upgrade key hash: %v", err)
+	}
+	v2.RecordQuota(u.ID, QuotaSnapshot{PlanType: "plus"})
+	v2.flushQuotas()
+	if q, err := v2.store.ListQuotas(t.Context()); err != nil || q[u.ID].PlanType != "plus" {
+		t.Fatalf("quotas after upgrade: %v, %v", q, err)
 	}
 }

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,7 +21,9 @@ var (
 	bucketOAuthSessions = []byte("oauth_sessions") // sha256(state) → oauthRecord
 	bucketRequests      = []byte("requests")       // time ‖ seq → LogRecord
 	bucketRequestsByUsr = []byte("requests_by_user")
-	bucketUsage         = []byte("usage") // user id \x00 YYYY-MM-DD → DayUsage
+	bucketUsage         = []byte("usage")        // user id \x00 YYYY-MM-DD → DayUsage
+	bucketKeysByHash    = []byte("keys_by_hash") // key HMAC → key id (schema 2)
+	bucketQuotas        = []byte("quotas")       // user id → QuotaSnapshot (schema 2)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -48,6 +51,25 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{to: 2, name: "index keys by hash; quota snapshots", fn: func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketQuotas); err != nil {
+			return err
+		}
+		idx, err := tx.CreateBucketIfNotExists(bucketKeysByHash)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketKeys).ForEach(func(id, data []byte) error {
+			var rec KeyRecord
+			if err := json.Unmarshal(data, &rec); err != nil {
+				return fmt.Errorf("key record %q: %w", id, err)
+			}
+			if len(rec.Hash) == 0 {
+				return nil
+			}
+			return idx.Put(rec.Hash, id)
+		})
+	}},
 }
 
 // latestSchema is the version a file has once every migration ran.
@@ -67,9 +89,9 @@ func schemaVersion(tx *bolt.Tx) uint64 {
 }
 
 // migrate brings the file up to latestSchema, refusing files from the future.
-func (v *Vault) migrate() error {
+func (s *boltStore) migrate() error {
 	var cur uint64
-	if err := v.db.View(func(tx *bolt.Tx) error { cur = schemaVersion(tx); return nil }); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { cur = schemaVersion(tx); return nil }); err != nil {
 		return err
 	}
 	if cur > latestSchema() {
@@ -79,7 +101,7 @@ func (v *Vault) migrate() error {
 		if m.to <= cur {
 			continue
 		}
-		err := v.update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 			if err != nil {
 				return err
@@ -94,7 +116,7 @@ func (v *Vault) migrate() error {
 		if err != nil {
 			return fmt.Errorf("vault: migration to schema %d (%s): %w", m.to, m.name, err)
 		}
-		v.logf("vault schema migrated", "version", m.to, "migration", m.name)
+		s.log("vault schema migrated", "version", m.to, "migration", m.name)
 	}
 	return nil
 }

@@ -1,0 +1,123 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// PutSession stores a dashboard session of an existing user.
+func (s *boltStore) PutSession(_ context.Context, key []byte, rec SessionRecord) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if !userExists(tx, rec.UserID) {
+			return ErrNotFound
+		}
+		return putJSON(tx.Bucket(bucketSessions), key, rec)
+	})
+}
+
+// GetSession reads a dashboard session.
+func (s *boltStore) GetSession(_ context.Context, key []byte) (SessionRecord, error) {
+	var rec SessionRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		found, err := getJSON(tx.Bucket(bucketSessions), key, &rec)
+		if err == nil && !found {
+			err = ErrNotFound
+		}
+		return err
+	})
+	return rec, err
+}
+
+// DeleteSession removes a dashboard session.
+func (s *boltStore) DeleteSession(_ context.Context, key []byte) error {
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).Delete(key)
+	})
+}
+
+// PutLoginToken stores a login token.
+func (s *boltStore) PutLoginToken(_ context.Context, key []byte, rec LoginRecord) error {
+	return s.update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketLoginTokens), key, rec)
+	})
+}
+
+// TakeLoginToken reads and deletes a login token in one transaction.
+func (s *boltStore) TakeLoginToken(_ context.Context, key []byte) (LoginRecord, error) {
+	var rec LoginRecord
+	err := s.update(func(tx *bolt.Tx) error {
+		return take(tx.Bucket(bucketLoginTokens), key, &rec)
+	})
+	return rec, err
+}
+
+// PutOAuthSession stores a pending OAuth flow.
+func (s *boltStore) PutOAuthSession(_ context.Context, key []byte, rec OAuthRecord) error {
+	return s.update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketOAuthSessions), key, rec)
+	})
+}
+
+// TakeOAuthSession reads and deletes a pending OAuth flow in one
+// transaction.
+func (s *boltStore) TakeOAuthSession(_ context.Context, key []byte) (OAuthRecord, error) {
+	var rec OAuthRecord
+	err := s.update(func(tx *bolt.Tx) error {
+		return take(tx.Bucket(bucketOAuthSessions), key, &rec)
+	})
+	return rec, err
+}
+
+// PurgeExpiredSessions deletes what expired by now.
+func (s *boltStore) PurgeExpiredSessions(_ context.Context, now time.Time) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		for _, name := range [][]byte{bucketSessions, bucketLoginTokens, bucketOAuthSessions} {
+			d, err := deleteWhere(tx.Bucket(name), func(data []byte) bool {
+				var r struct {
+					Expires time.Time `json:"expires"`
+				}
+				return json.Unmarshal(data, &r) != nil || !now.Before(r.Expires)
+			})
+			if err != nil {
+				return err
+			}
+			n += d
+		}
+		return nil
+	})
+	return n, err
+}
+
+// deleteSessionsOf removes a user's dashboard and OAuth sessions.
+func deleteSessionsOf(tx *bolt.Tx, userID string) error {
+	for _, name := range [][]byte{bucketSessions, bucketOAuthSessions} {
+		_, err := deleteWhere(tx.Bucket(name), func(data []byte) bool {
+			var r struct {
+				UserID string `json:"user_id"`
+			}
+			return json.Unmarshal(data, &r) == nil && r.UserID == userID
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// take reads the JSON record at key into dst and deletes it, or fails with
+// ErrNotFound.
+func take(b *bolt.Bucket, key []byte, dst any) error {
+	found, err := getJSON(b, key, dst)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return ErrNotFound
+	}
+	return b.Delete(key)
+}

@@ -1,0 +1,156 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CreateUser stores u and its email index entry.
+func (s *boltStore) CreateUser(_ context.Context, u User) error {
+	data, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketUsersByEmail)
+		if idx.Get([]byte(u.Email)) != nil {
+			return ErrEmailTaken
+		}
+		users := tx.Bucket(bucketUsers)
+		if users.Get([]byte(u.ID)) != nil {
+			return fmt.Errorf("%w: user id", ErrDuplicate)
+		}
+		if err := idx.Put([]byte(u.Email), []byte(u.ID)); err != nil {
+			return err
+		}
+		return users.Put([]byte(u.ID), data)
+	})
+}
+
+// GetUser reads one user.
+func (s *boltStore) GetUser(_ context.Context, id string) (User, error) {
+	var u User
+	err := s.view(func(tx *bolt.Tx) error {
+		found, err := getJSON(tx.Bucket(bucketUsers), []byte(id), &u)
+		if err == nil && !found {
+			err = ErrNotFound
+		}
+		return err
+	})
+	return u, err
+}
+
+// ListUsers reads every user.
+func (s *boltStore) ListUsers(context.Context) ([]User, error) {
+	var out []User
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(k, data []byte) error {
+			var u User
+			if err := json.Unmarshal(data, &u); err != nil {
+				return fmt.Errorf("user record %q: %w", k, err)
+			}
+			out = append(out, u)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateUser replaces a user, keeping its email.
+func (s *boltStore) UpdateUser(_ context.Context, u User) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUsers)
+		var old User
+		found, err := getJSON(b, []byte(u.ID), &old)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
+		}
+		u.Email = old.Email
+		return putJSON(b, []byte(u.ID), u)
+	})
+}
+
+// DeleteUser removes a user and everything that is theirs but history.
+func (s *boltStore) DeleteUser(_ context.Context, id string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		var u User
+		found, err := getJSON(users, []byte(id), &u)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
+		}
+		if err := deleteUserKeys(tx, id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTokens).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketQuotas).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteSessionsOf(tx, id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUsersByEmail).Delete([]byte(u.Email)); err != nil {
+			return err
+		}
+		return users.Delete([]byte(id))
+	})
+}
+
+// userExists reports whether the user is in the file.
+func userExists(tx *bolt.Tx, id string) bool {
+	return tx.Bucket(bucketUsers).Get([]byte(id)) != nil
+}
+
+// getJSON reads the JSON record at key into dst.
+func getJSON(b *bolt.Bucket, key []byte, dst any) (bool, error) {
+	data := b.Get(key)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, dst); err != nil {
+		return false, fmt.Errorf("vault: stored record: %w", err)
+	}
+	return true, nil
+}
+
+// putJSON stores v as JSON under k.
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+// deleteWhere deletes the records of b for which match is true and
+// returns how many.
+func deleteWhere(b *bolt.Bucket, match func(data []byte) bool) (int, error) {
+	var doomed [][]byte
+	err := b.ForEach(func(k, data []byte) error {
+		if match(data) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}
