@@ -128,7 +128,7 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Signup:        dashboard.SignupPolicy{Mode: dashboard.SignupMode(cfg.Signup), Domains: cfg.SignupDomains},
 		DevReturnLink: cfg.DevLinks,
 		Prefix:        cfg.Prefix,
-		Logger:        zapLogFunc(logger),
+		Logger:        slogOf(logger),
 		ClientIP:      clientIP,
 		Quotas:        quotas,
 		Prices:        cfg.Prices,

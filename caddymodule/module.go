@@ -202,7 +202,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Pepper:         pepper,
 			LogRetention:   time.Duration(h.LogRetention),
 			Refresher:      refresher{oauth: oauth, metrics: refreshMetrics},
-			Log:            zapLogFunc(h.logger.Named("vault")),
+			Logger:         slogOf(h.logger.Named("vault")),
 		})
 		if err != nil {
 			return nil, err

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -67,9 +70,12 @@ func refreshOutcome(err error) string {
 	}
 }
 
-// zapLogFunc adapts a zap logger to the vault's key-value log function.
-func zapLogFunc(l *zap.Logger) func(msg string, kv ...any) {
-	return func(msg string, kv ...any) { l.Sugar().Infow(msg, kv...) }
+// slogOf bridges a zap logger to the slog.Logger the vault and the
+// dashboard log through, keeping each message's level and the logger's
+// name. Stack traces stay off at ERROR, as in Caddy's own Slogger: these
+// errors are operational, not bugs.
+func slogOf(l *zap.Logger) *slog.Logger {
+	return slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName(l.Name()), zapslog.AddStacktraceAt(slog.Level(math.MaxInt8))))
 }
 
 // Names of the generated secret files beside the vault.

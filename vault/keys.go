@@ -261,7 +261,7 @@ func (v *Vault) flushKeyUsage() {
 			u.e.dirty.Store(true)
 		}
 		v.keysDirty.Store(true)
-		v.logf("vault: writing API key last-used times failed", "error", err)
+		v.logWarn("vault: writing API key last-used times failed", "error", err)
 	}
 }
 

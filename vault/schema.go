@@ -94,7 +94,7 @@ func (v *Vault) migrate() error {
 		if err != nil {
 			return fmt.Errorf("vault: migration to schema %d (%s): %w", m.to, m.name, err)
 		}
-		v.logf("vault schema migrated", "version", m.to, "migration", m.name)
+		v.logInfo("vault schema migrated", "version", m.to, "migration", m.name)
 	}
 	return nil
 }

@@ -41,6 +41,11 @@ type Vault struct {
 	drops   atomic.Uint64
 	flights sync.WaitGroup
 
+	// Owned by the background goroutine: what the last dropped-records
+	// warning reported, and when.
+	dropsWarned   uint64
+	dropsWarnedAt time.Time
+
 	commits   atomic.Uint64 // committed write transactions (for tests)
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -118,7 +123,7 @@ func (v *Vault) tightenMode(path string) error {
 		if err := os.Chmod(path, 0o600); err != nil {
 			return fmt.Errorf("vault: make %s private: %w", path, err)
 		}
-		v.logf("vault file was readable by others; mode set to 0600", "path", path)
+		v.logWarn("vault file was readable by others; mode set to 0600", "path", path)
 	}
 	return nil
 }
@@ -177,6 +182,7 @@ func (v *Vault) background() {
 			}
 		case <-flush.C:
 			batch = v.writeLogBatch(batch)
+			v.warnDrops()
 		case <-keys.C:
 			v.flushKeyUsage()
 		case <-purge.C:
@@ -216,14 +222,14 @@ func (v *Vault) drainLogs(batch []LogRecord, max int) []LogRecord {
 // purge drops expired request logs, sessions, login tokens and OAuth states.
 func (v *Vault) purge() {
 	if n, err := v.purgeLogs(); err != nil {
-		v.logf("vault: purging request logs failed", "error", err)
+		v.logWarn("vault: purging request logs failed", "error", err)
 	} else if n > 0 {
-		v.logf("vault: purged old request logs", "records", n)
+		v.logInfo("vault: purged old request logs", "records", n)
 	}
 	if n, err := v.purgeExpiredSecrets(); err != nil {
-		v.logf("vault: purging expired sessions failed", "error", err)
+		v.logWarn("vault: purging expired sessions failed", "error", err)
 	} else if n > 0 {
-		v.logf("vault: purged expired sessions and tokens", "records", n)
+		v.logInfo("vault: purged expired sessions and tokens", "records", n)
 	}
 }
 
@@ -252,5 +258,7 @@ func mapClosed(err error) error {
 // now reads the configured clock.
 func (v *Vault) now() time.Time { return v.opts.Now() }
 
-// logf forwards to the configured logger.
-func (v *Vault) logf(msg string, kv ...any) { v.opts.Log(msg, kv...) }
+// Leveled logging to the configured logger; kv are key/value pairs.
+func (v *Vault) logError(msg string, kv ...any) { v.opts.Logger.Error(msg, kv...) }
+func (v *Vault) logWarn(msg string, kv ...any)  { v.opts.Logger.Warn(msg, kv...) }
+func (v *Vault) logInfo(msg string, kv ...any)  { v.opts.Logger.Info(msg, kv...) }
