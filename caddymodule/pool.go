@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -26,31 +25,31 @@ import (
 // opener per file.
 var vaults = caddy.NewUsagePool()
 
-// pooledVault closes the vault when the last handler using it is cleaned up.
-// refreshes points at the metrics of the newest config, since the vault
-// (and the refreshes it runs) outlives each config's registry.
+// pooledVault closes the vault when the last handler using it is cleaned
+// up.
 type pooledVault struct {
 	*vault.Vault
-	refreshes *atomic.Pointer[metrics]
 }
 
 // Destruct implements caddy.Destructor.
-func (p *pooledVault) Destruct() error { return p.Vault.Close() }
+func (p *pooledVault) Destruct() error {
+	err := p.Vault.Close()
+	liveVaults.retire(p.Vault) // after Close: drops while closing count too
+	return err
+}
 
 // refresher adapts the OAuth client to the vault's Refresher and counts
-// each attempt by outcome.
+// each attempt by outcome. The counter is the package's, so refreshes the
+// shared vault runs are counted whichever config is current.
 type refresher struct {
-	oauth   *codex.OAuth
-	metrics *atomic.Pointer[metrics]
+	oauth *codex.OAuth
 }
 
 // Refresh exchanges a refresh token; codex.RefreshError tells the vault
 // whether the failure is permanent.
 func (r refresher) Refresh(ctx context.Context, refreshToken string) (vault.RefreshedTokens, error) {
 	t, err := r.oauth.Refresh(ctx, refreshToken)
-	if m := r.metrics.Load(); m != nil {
-		m.refreshed(refreshOutcome(err))
-	}
+	tokenRefreshes.WithLabelValues(refreshOutcome(err)).Inc()
 	if err != nil {
 		return vault.RefreshedTokens{}, err
 	}
