@@ -34,7 +34,7 @@ type streamTranslator interface {
 
 // serveGenerate handles /v1/chat/completions (chat) and /v1/responses.
 func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *apiRequest, chat bool) {
-	body, bad := readBody(r, h.MaxBodySize)
+	body, bad := readBody(w, r, h.MaxBodySize)
 	if bad != nil {
 		h.fail(w, req, bad, 0)
 		return
