@@ -149,7 +149,9 @@ func (h *Handler) cleanupDashboard() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = h.dashboard.Close(ctx)
+	if err := h.dashboard.Close(ctx); err != nil {
+		h.logger.Warn("dashboard: sign-in mails still being sent at shutdown were cancelled", zap.Error(err))
+	}
 }
 
 func orSlash(p string) string {
