@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,7 +64,7 @@ func openTestVault(t *testing.T, path, key, pepper string) *vault.Vault {
 func poolVault(t *testing.T, pool *caddy.UsagePool, path string) *vault.Vault {
 	t.Helper()
 	val, _, err := pool.LoadOrNew(path, func() (caddy.Destructor, error) {
-		return &pooledVault{Vault: openTestVault(t, path, testEncKey, testPepper), refreshes: new(atomic.Pointer[metrics])}, nil
+		return &pooledVault{Vault: openTestVault(t, path, testEncKey, testPepper)}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -358,7 +357,7 @@ func TestAcquireOutlivesCleanup(t *testing.T) {
 	pool := caddy.NewUsagePool()
 	path := filepath.Join(t.TempDir(), "vault.db")
 	if _, _, err := pool.LoadOrNew(path, func() (caddy.Destructor, error) {
-		return &pooledVault{Vault: openTestVault(t, path, testEncKey, testPepper), refreshes: new(atomic.Pointer[metrics])}, nil
+		return &pooledVault{Vault: openTestVault(t, path, testEncKey, testPepper)}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

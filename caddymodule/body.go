@@ -16,9 +16,10 @@ import (
 
 // readBody reads the request body, decoding gzip, br and zstd (the Codex CLI
 // can send zstd), and enforces the size limit on the decoded bytes so a small
-// compressed body cannot expand without bound.
-func readBody(r *http.Request, limit int64) ([]byte, *translate.Error) {
-	var src io.Reader = http.MaxBytesReader(nil, r.Body, limit)
+// compressed body cannot expand without bound. w lets net/http close the
+// connection after an oversized body instead of reading the rest of it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *translate.Error) {
+	var src io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
 	case "", "identity":
@@ -44,7 +45,13 @@ func readBody(r *http.Request, limit int64) ([]byte, *translate.Error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(src, limit+1))
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) || int64(len(body)) > limit {
+	if errors.As(err, &tooBig) && r.ProtoMajor == 1 {
+		// The rest of the body is still on the wire. MaxBytesReader tells
+		// net/http to close the connection only when w is its own writer,
+		// and Caddy wraps it, so say it in the header too.
+		w.Header().Set("Connection", "close")
+	}
+	if tooBig != nil || int64(len(body)) > limit {
 		return nil, &translate.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
 			Code: "request_too_large", Message: fmt.Sprintf("the request body exceeds %d bytes", limit)}
 	}

@@ -332,7 +332,7 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 		Pepper:         pepper,
 		LogRetention:   vc.LogRetention,
 		OpenTimeout:    c.openTimeout,
-		Log:            zapLogFunc(caddy.Log().Named("codex_proxy.vault")),
+		Logger:         slogOf(caddy.Log().Named("codex_proxy.vault")),
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("the vault %s is locked by another process — is Caddy running with a different admin address? (%v)", vc.Path, why)

@@ -129,7 +129,7 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Signup:        dashboard.SignupPolicy{Mode: dashboard.SignupMode(cfg.Signup), Domains: cfg.SignupDomains},
 		DevReturnLink: cfg.DevLinks,
 		Prefix:        cfg.Prefix,
-		Logger:        zapLogFunc(logger),
+		Logger:        slogOf(logger),
 		ClientIP:      clientIP,
 		Limiter:       h.limits.signin,
 		Quotas:        quotas,
@@ -151,7 +151,9 @@ func (h *Handler) cleanupDashboard() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = h.dashboard.Close(ctx)
+	if err := h.dashboard.Close(ctx); err != nil {
+		h.logger.Warn("dashboard: sign-in mails still being sent at shutdown were cancelled", zap.Error(err))
+	}
 }
 
 func orSlash(p string) string {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
+	"os"
 	"sync"
 	"time"
 
@@ -34,7 +34,7 @@ type streamTranslator interface {
 
 // serveGenerate handles /v1/chat/completions (chat) and /v1/responses.
 func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *apiRequest, chat bool) {
-	body, bad := readBody(r, h.MaxBodySize)
+	body, bad := readBody(w, r, h.MaxBodySize)
 	if bad != nil {
 		h.fail(w, req, bad, 0)
 		return
@@ -73,6 +73,10 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 			return
 		}
 		e, retry := clientError(err)
+		if e.Status >= http.StatusInternalServerError {
+			h.logger.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
+				zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))
+		}
 		h.fail(w, req, e, retry)
 		return
 	}
@@ -158,6 +162,8 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *apiRequest
 			if errors.Is(err, io.EOF) {
 				out = tr.Finish(out)
 			} else {
+				h.logger.Warn("upstream stream broke mid-response", zap.String("request_id", req.id),
+					zap.String("user_id", req.user.ID), zap.String("route", req.route), zap.Error(err))
 				out = tr.Fail(out, readFailure(err))
 			}
 		} else {
@@ -213,14 +219,27 @@ func drainFinished(up io.ReadCloser) {
 // when more events are already buffered.
 const maxBurst = 32 << 10
 
-// readFailure maps a broken upstream read (idle timeout, reset) to the
-// error event the client gets.
+// readFailure maps a broken upstream read to the error event the client
+// gets. Causes are told apart by sentinel errors, never by message text:
+// net/http's "server closed idle connection" is a dropped connection, not
+// the proxy's idle timeout.
 func readFailure(err error) *translate.Error {
-	msg := "the upstream connection failed mid-stream; retry the request"
-	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "idle") {
-		msg = "the upstream sent nothing for too long and the stream was closed; retry the request"
+	e := &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_stream_error"}
+	switch {
+	case errors.Is(err, codex.ErrIdleTimeout):
+		e.Message = "the upstream sent nothing for too long and the stream was closed; retry the request"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		e.Message = "the upstream stream timed out; retry the request"
+	case errors.Is(err, context.Canceled):
+		e.Message = "the upstream stream was cancelled; retry the request"
+	case errors.Is(err, translate.ErrEventTooLarge):
+		e.Message = "the upstream sent an event larger than the proxy accepts"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		e.Message = "the upstream closed the connection mid-stream; retry the request"
+	default:
+		e.Message = "the upstream connection failed mid-stream; retry the request"
 	}
-	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_stream_error", Message: msg}
+	return e
 }
 
 // sseWriter serialises writes from the relay loop and the keepalive timer.

@@ -23,7 +23,9 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -432,26 +434,41 @@ func TestKeyRotationReencrypts(t *testing.T) {
 // label, and refresh attempts are counted by outcome.
 func TestMetricsLabelsStayBounded(t *testing.T) {
 	env := newProxyEnv(t)
+	// The collectors live as long as the process: compare with before.
+	known := env.h.metrics.requests.WithLabelValues("chat_completions", "200", "gpt-5.5")
+	other := env.h.metrics.requests.WithLabelValues("chat_completions", "404", "other")
+	refreshed := env.h.metrics.refreshCount.WithLabelValues("success")
+	known0, other0, refreshed0 := testutil.ToFloat64(known), testutil.ToFloat64(other), testutil.ToFloat64(refreshed)
+
 	params := userMsg("hi")
 	params.Model = "totally-made-up-model-4711"
 	_, _ = env.client.Chat.Completions.New(context.Background(), params)
 	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hi")); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(env.h.metrics.requests.WithLabelValues("chat_completions", "200", "gpt-5.5")); got != 1 {
+	if got := testutil.ToFloat64(known) - known0; got != 1 {
 		t.Fatalf("known model counted %v times", got)
 	}
-	if n := testutil.CollectAndCount(env.h.metrics.requests); n != 2 {
-		t.Fatalf("%d request series, want 2 (gpt-5.5 and other)", n)
-	}
-	if got := testutil.ToFloat64(env.h.metrics.requests.WithLabelValues("chat_completions", "404", "other")); got != 1 {
+	if got := testutil.ToFloat64(other) - other0; got != 1 {
 		t.Fatalf("unknown model not counted as other: %v", got)
+	}
+	ch := make(chan prometheus.Metric, 1000)
+	env.h.metrics.requests.Collect(ch)
+	close(ch)
+	for m := range ch {
+		var d dto.Metric
+		_ = m.Write(&d)
+		for _, lp := range d.GetLabel() {
+			if lp.GetName() == "model" && lp.GetValue() == params.Model {
+				t.Fatalf("the client's model name became a label: %v", d.GetLabel())
+			}
+		}
 	}
 	env.fake.ExpireAccess(env.account)
 	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hi")); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(env.h.metrics.refreshCount.WithLabelValues("success")); got != 1 {
+	if got := testutil.ToFloat64(refreshed) - refreshed0; got != 1 {
 		t.Fatalf("refresh successes: %v", got)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
-// metrics are the proxy's Prometheus collectors. Labels never carry a user
-// or key: cardinality stays bounded and nobody's usage leaks.
+// metrics is what a handler records through: the package's collectors
+// plus the handler's model catalog, which bounds the model label.
 type metrics struct {
 	requests        *prometheus.CounterVec
 	upstreamSeconds prometheus.Histogram
@@ -25,74 +25,68 @@ type metrics struct {
 
 const metricsNamespace = "caddy_codex_proxy"
 
-// registerMetrics registers the collectors with the config's registry,
-// reusing ones a sibling handler (another site) already registered.
-func registerMetrics(reg prometheus.Registerer, catalog *translate.Catalog) (*metrics, error) {
-	m := &metrics{
-		catalog: catalog,
-		refreshCount: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "token_refreshes_total",
-			Help: "ChatGPT token refresh attempts by outcome (success, transient_failure, permanent_failure).",
-		}, []string{"outcome"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "requests_total",
-			Help: "API requests by route, status and model.",
-		}, []string{"route", "status", "model"}),
-		upstreamSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: metricsNamespace, Name: "upstream_response_seconds",
-			Help:    "Time until the upstream answered with headers.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
-		}),
-		ttfbSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: metricsNamespace, Name: "time_to_first_byte_seconds",
-			Help:    "Time until the client got the first byte of a response.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
-		}),
-		tokenCount: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "tokens_total",
-			Help: "Tokens by kind (input, output, cached, reasoning).",
-		}, []string{"kind"}),
-		activeStreams: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "active_streams",
-			Help: "Streams being relayed right now.",
-		}),
-	}
-	var err error
-	if m.requests, err = registerOrReuse(reg, m.requests); err != nil {
-		return nil, err
-	}
-	if m.upstreamSeconds, err = registerOrReuse(reg, m.upstreamSeconds); err != nil {
-		return nil, err
-	}
-	if m.ttfbSeconds, err = registerOrReuse(reg, m.ttfbSeconds); err != nil {
-		return nil, err
-	}
-	if m.tokenCount, err = registerOrReuse(reg, m.tokenCount); err != nil {
-		return nil, err
-	}
-	if m.activeStreams, err = registerOrReuse(reg, m.activeStreams); err != nil {
-		return nil, err
-	}
-	if m.refreshCount, err = registerOrReuse(reg, m.refreshCount); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
+// The collectors exist once per process. Caddy builds a new registry for
+// every config load, so each Provision registers these same collectors
+// again: counters keep counting across a reload, and the streams gauge
+// stays right while streams of the old config are still in flight. Labels
+// never carry a user or key: cardinality stays bounded and nobody's usage
+// leaks.
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "requests_total",
+		Help: "API requests by route, status and model.",
+	}, []string{"route", "status", "model"})
+	upstreamSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "upstream_response_seconds",
+		Help:    "Time until the upstream answered with headers.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	})
+	ttfbSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "time_to_first_byte_seconds",
+		Help:    "Time until the client got the first byte of a response.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	})
+	tokensTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "tokens_total",
+		Help: "Tokens by kind (input, output, cached, reasoning).",
+	}, []string{"kind"})
+	activeStreams = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "active_streams",
+		Help: "Streams being relayed right now.",
+	})
+	tokenRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "token_refreshes_total",
+		Help: "ChatGPT token refresh attempts by outcome (success, transient_failure, permanent_failure).",
+	}, []string{"outcome"})
+	requestLogDropped = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "request_log_dropped_total",
+		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
+	}, liveVaults.droppedLogs)
 
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
+	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes, requestLogDropped}
+)
+
+// registerMetrics registers the package's collectors with a config's
+// registry. Registering one that is already there (a sibling handler of
+// the same config did it) is fine; a different collector under the same
+// name is an error.
+func registerMetrics(reg prometheus.Registerer, catalog *translate.Catalog) (*metrics, error) {
+	if reg != nil {
+		for _, c := range collectors {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) && are.ExistingCollector == c {
+					continue
+				}
+				return nil, err
 			}
 		}
-		return c, err
 	}
-	return c, nil
+	return &metrics{
+		requests: requestsTotal, upstreamSeconds: upstreamSeconds, ttfbSeconds: ttfbSeconds,
+		tokenCount: tokensTotal, activeStreams: activeStreams, refreshCount: tokenRefreshes,
+		catalog: catalog,
+	}, nil
 }
 
 // observe counts one request. The model label is the client's name only
@@ -108,8 +102,6 @@ func (m *metrics) observe(route string, status int, model string) {
 	}
 	m.requests.WithLabelValues(route, strconv.Itoa(status), model).Inc()
 }
-
-func (m *metrics) refreshed(outcome string) { m.refreshCount.WithLabelValues(outcome).Inc() }
 
 func (m *metrics) upstreamLatency(d time.Duration) { m.upstreamSeconds.Observe(d.Seconds()) }
 

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -203,14 +202,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	oauth := &codex.OAuth{Issuer: repl.ReplaceAll(h.OAuthIssuer, "")}
 
 	h.vaultID = h.Vault
-	refreshMetrics := new(atomic.Pointer[metrics])
 	pooled, _, err := vaults.LoadOrNew(h.vaultID, func() (caddy.Destructor, error) {
 		v, err := vault.Open(h.Vault, vault.Options{
 			EncryptionKeys: keys,
 			Pepper:         pepper,
 			LogRetention:   time.Duration(h.LogRetention),
-			Refresher:      refresher{oauth: oauth, metrics: refreshMetrics},
-			Log:            zapLogFunc(h.logger.Named("vault")),
+			Refresher:      refresher{oauth: oauth},
+			Logger:         slogOf(h.logger.Named("vault")),
 		})
 		if err != nil {
 			return nil, err
@@ -225,7 +223,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 			h.logger.Info("token bundles re-encrypted with the first encryption_key", zap.Int("bundles", n))
 		}
-		return &pooledVault{Vault: v, refreshes: refreshMetrics}, nil
+		liveVaults.add(v)
+		return &pooledVault{Vault: v}, nil
 	})
 	if err != nil {
 		h.vaultID = ""
@@ -249,7 +248,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %v", err)
 	}
-	pv.refreshes.Store(h.metrics)
 	return nil
 }
 

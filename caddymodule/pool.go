@@ -6,13 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/ratelimit"
@@ -24,31 +26,31 @@ import (
 // opener per file.
 var vaults = caddy.NewUsagePool()
 
-// pooledVault closes the vault when the last handler using it is cleaned up.
-// refreshes points at the metrics of the newest config, since the vault
-// (and the refreshes it runs) outlives each config's registry.
+// pooledVault closes the vault when the last handler using it is cleaned
+// up.
 type pooledVault struct {
 	*vault.Vault
-	refreshes *atomic.Pointer[metrics]
 }
 
 // Destruct implements caddy.Destructor.
-func (p *pooledVault) Destruct() error { return p.Vault.Close() }
+func (p *pooledVault) Destruct() error {
+	err := p.Vault.Close()
+	liveVaults.retire(p.Vault) // after Close: drops while closing count too
+	return err
+}
 
 // refresher adapts the OAuth client to the vault's Refresher and counts
-// each attempt by outcome.
+// each attempt by outcome. The counter is the package's, so refreshes the
+// shared vault runs are counted whichever config is current.
 type refresher struct {
-	oauth   *codex.OAuth
-	metrics *atomic.Pointer[metrics]
+	oauth *codex.OAuth
 }
 
 // Refresh exchanges a refresh token; codex.RefreshError tells the vault
 // whether the failure is permanent.
 func (r refresher) Refresh(ctx context.Context, refreshToken string) (vault.RefreshedTokens, error) {
 	t, err := r.oauth.Refresh(ctx, refreshToken)
-	if m := r.metrics.Load(); m != nil {
-		m.refreshed(refreshOutcome(err))
-	}
+	tokenRefreshes.WithLabelValues(refreshOutcome(err)).Inc()
 	if err != nil {
 		return vault.RefreshedTokens{}, err
 	}
@@ -68,9 +70,12 @@ func refreshOutcome(err error) string {
 	}
 }
 
-// zapLogFunc adapts a zap logger to the vault's key-value log function.
-func zapLogFunc(l *zap.Logger) func(msg string, kv ...any) {
-	return func(msg string, kv ...any) { l.Sugar().Infow(msg, kv...) }
+// slogOf bridges a zap logger to the slog.Logger the vault and the
+// dashboard log through, keeping each message's level and the logger's
+// name. Stack traces stay off at ERROR, as in Caddy's own Slogger: these
+// errors are operational, not bugs.
+func slogOf(l *zap.Logger) *slog.Logger {
+	return slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName(l.Name()), zapslog.AddStacktraceAt(slog.Level(math.MaxInt8))))
 }
 
 // Names of the generated secret files beside the vault.

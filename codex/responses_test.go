@@ -3,6 +3,7 @@ package codex
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -410,7 +411,7 @@ func TestCutStreamIsAnError(t *testing.T) {
 	for {
 		_, err := st.Read(buf)
 		if err != nil {
-			if errors.Is(err, ErrIdleTimeout) || err.Error() == "EOF" {
+			if errors.Is(err, ErrIdleTimeout) || errors.Is(err, io.EOF) {
 				t.Fatalf("cut stream gave %v", err)
 			}
 			return

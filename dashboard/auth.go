@@ -106,7 +106,7 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := d.allowLoginLink(ip, email); !ok {
 		mins := int((wait + time.Minute - 1) / time.Minute)
 		w.Header().Set("Retry-After", strconv.FormatInt(ratelimit.Seconds(wait), 10))
-		d.logf("dashboard: sign-in link refused: rate limited", "ip", ip, "email", email)
+		d.log.Info("dashboard: sign-in link refused: rate limited", "ip", ip, "email", email)
 		d.render(w, r, http.StatusTooManyRequests, "login", pageData{
 			Title: "Sign in",
 			Error: fmt.Sprintf("Too many sign-in links were asked for. Try again in %d minute%s.", mins, plural(mins)),
@@ -135,7 +135,7 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			// whether the account exists; never enable it in production).
 			link, err := issue()
 			if err != nil {
-				d.logf("dashboard: creating a login token failed", "error", err)
+				d.log.Error("dashboard: creating a login token failed", "error", err)
 				d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The sign-in link could not be created. Try again.")
 				return
 			}
@@ -147,7 +147,7 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			d.sendLoginMail(email, issue)
 		}
 	} else {
-		d.logf("dashboard: no sign-in link sent: no account for this email and sign-up does not allow it",
+		d.log.Info("dashboard: no sign-in link sent: no account for this email and sign-up does not allow it",
 			"email", email, "signup", string(d.cfg.Signup.Mode))
 	}
 	d.render(w, r, http.StatusOK, "login", pageData{Title: "Check your email", Body: body})
@@ -187,21 +187,21 @@ func (d *Dashboard) sendLoginMail(email string, issue func() (string, error)) {
 		}
 		link, err := issue()
 		if err != nil {
-			d.logf("dashboard: creating a login token failed", "error", err)
+			d.log.Error("dashboard: creating a login token failed", "error", err)
 			return
 		}
 		m, err := d.loginMessage(email, link)
 		if err != nil {
-			d.logf("dashboard: rendering mail failed", "error", err)
+			d.log.Error("dashboard: rendering mail failed", "error", err)
 			return
 		}
 		ctx, cancel := context.WithTimeout(base, d.cfg.MailTimeout)
 		defer cancel()
 		if err := d.cfg.Mailer.Send(ctx, m); err != nil {
-			d.logf("dashboard: sending the sign-in link failed", "to", email, "error", err)
+			d.log.Error("dashboard: sending the sign-in link failed", "to", email, "error", err)
 			return
 		}
-		d.logf("dashboard: sign-in link sent", "to", email)
+		d.log.Info("dashboard: sign-in link sent", "to", email)
 	}()
 }
 
@@ -249,7 +249,7 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 	email, err := d.cfg.Vault.ConsumeLoginToken(token)
 	if err != nil {
 		if !errors.Is(err, vault.ErrInvalidToken) {
-			d.logf("dashboard: redeeming a login token failed", "error", err)
+			d.log.Error("dashboard: redeeming a login token failed", "error", err)
 		}
 		d.renderError(w, r, http.StatusBadRequest, "This sign-in link can no longer be used",
 			"Sign-in links work once and expire after "+strconv.Itoa(int(d.cfg.LoginTTL/time.Minute))+" minutes. Ask for a new one.")
@@ -267,11 +267,11 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 			u, err = d.cfg.Vault.UserByEmail(email)
 		}
 		if err == nil {
-			d.logf("dashboard: new user signed up", "user_id", u.ID, "email", email)
+			d.log.Info("dashboard: new user signed up", "user_id", u.ID, "email", email)
 		}
 	}
 	if err != nil {
-		d.logf("dashboard: sign-in failed", "error", err)
+		d.log.Error("dashboard: sign-in failed", "error", err)
 		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Signing in failed. Try again.")
 		return
 	}
@@ -281,11 +281,11 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := d.setSession(w, r, u); err != nil {
-		d.logf("dashboard: creating a session failed", "error", err)
+		d.log.Error("dashboard: creating a session failed", "error", err)
 		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Signing in failed. Try again.")
 		return
 	}
-	d.logf("dashboard: signed in", "user_id", u.ID)
+	d.log.Info("dashboard: signed in", "user_id", u.ID)
 	dest := d.home(u)
 	if next := d.safeNext(r.PostFormValue("next")); next != "" && dest != d.url("onboarding") {
 		dest = next

@@ -46,7 +46,7 @@ func (d *Dashboard) showChatGPT(w http.ResponseWriter, r *http.Request, status i
 	s := sessionOf(r)
 	ls, err := d.linkStateOf(s.user.ID, "chatgpt")
 	if err != nil {
-		d.logf("dashboard: reading token info failed", "error", err)
+		d.log.Error("dashboard: reading token info failed", "user_id", s.user.ID, "error", err)
 		errMsg = "The link status could not be read."
 	}
 	d.render(w, r, status, "chatgpt", pageData{Title: "ChatGPT account", Nav: "chatgpt", Flash: flashMsg, Error: errMsg, Body: ls})
@@ -90,7 +90,7 @@ func (d *Dashboard) linkStart(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		d.logf("dashboard: starting a ChatGPT sign-in failed", "error", err)
+		d.log.Error("dashboard: starting a ChatGPT sign-in failed", "user_id", s.user.ID, "error", err)
 		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The ChatGPT sign-in could not be started. Try again.")
 		return
 	}
@@ -154,7 +154,7 @@ func (d *Dashboard) linkCallback(w http.ResponseWriter, r *http.Request) {
 	pending, err := d.cfg.Vault.TakeOAuthSession(state)
 	if err != nil || pending.UserID != s.user.ID {
 		if err != nil && !errors.Is(err, vault.ErrInvalidToken) {
-			d.logf("dashboard: reading a pending ChatGPT sign-in failed", "error", err)
+			d.log.Error("dashboard: reading a pending ChatGPT sign-in failed", "user_id", s.user.ID, "error", err)
 		}
 		d.linkFailed(w, r, from, "This ChatGPT sign-in does not match a pending one: it expired (they last "+
 			minutes(d.cfg.OAuthTTL)+"), was already used, or was started in another session. Start again.")
@@ -164,7 +164,7 @@ func (d *Dashboard) linkCallback(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	tok, err := d.cfg.OAuth.Exchange(ctx, code, pending.Verifier)
 	if err != nil {
-		d.logf("dashboard: ChatGPT code exchange failed", "user_id", s.user.ID, "error", err)
+		d.log.Warn("dashboard: ChatGPT code exchange failed", "user_id", s.user.ID, "error", err)
 		d.linkFailed(w, r, from, "ChatGPT did not accept the sign-in ("+strings.TrimPrefix(err.Error(), "codex: ")+"). Start again.")
 		return
 	}
@@ -206,12 +206,12 @@ func (d *Dashboard) linkAuthJSON(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) storeTokens(w http.ResponseWriter, r *http.Request, from string, b vault.TokenBundle) {
 	s := sessionOf(r)
 	if err := d.cfg.Vault.PutTokens(s.user.ID, b); err != nil {
-		d.logf("dashboard: storing ChatGPT tokens failed", "user_id", s.user.ID, "error", err)
+		d.log.Error("dashboard: storing ChatGPT tokens failed", "user_id", s.user.ID, "error", err)
 		d.linkFailed(w, r, from, "The ChatGPT login could not be saved. Try again.")
 		return
 	}
 	info, _ := d.cfg.Vault.TokenInfo(s.user.ID)
-	d.logf("dashboard: ChatGPT account linked", "user_id", s.user.ID, "account_id", info.AccountID, "plan", info.PlanType)
+	d.log.Info("dashboard: ChatGPT account linked", "user_id", s.user.ID, "account_id", info.AccountID, "plan", info.PlanType)
 	http.Redirect(w, r, d.url(from)+"?msg=linked", http.StatusSeeOther)
 }
 
@@ -237,11 +237,11 @@ func (d *Dashboard) unlinkPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) unlinkSubmit(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	if err := d.cfg.Vault.Unlink(s.user.ID); err != nil {
-		d.logf("dashboard: unlink failed", "user_id", s.user.ID, "error", err)
+		d.log.Error("dashboard: unlink failed", "user_id", s.user.ID, "error", err)
 		d.showChatGPT(w, r, http.StatusInternalServerError, "", "Unlinking failed. Try again.")
 		return
 	}
-	d.logf("dashboard: ChatGPT account unlinked", "user_id", s.user.ID)
+	d.log.Info("dashboard: ChatGPT account unlinked", "user_id", s.user.ID)
 	http.Redirect(w, r, d.url("chatgpt")+"?msg=unlinked", http.StatusSeeOther)
 }
 

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -123,8 +124,10 @@ type Config struct {
 	DevReturnLink bool
 	// Prefix is where the dashboard is mounted ("/" or "/dashboard").
 	Prefix string
-	// Logger gets operational messages with key/value pairs.
-	Logger func(msg string, kv ...any)
+	// Logger gets operational messages with key/value pairs: ERROR when
+	// the vault or the mailer failed, WARN when ChatGPT refused a sign-in,
+	// INFO for sign-ins, links and keys (default: discard).
+	Logger *slog.Logger
 
 	// SiteName is shown in the header and in mail (default UseMySub).
 	SiteName string
@@ -161,7 +164,8 @@ type Config struct {
 // Dashboard is the dashboard handler.
 type Dashboard struct {
 	cfg     Config
-	prefix  string // "" or "/path", no trailing slash
+	log     *slog.Logger // cfg.Logger
+	prefix  string       // "" or "/path", no trailing slash
 	mux     *http.ServeMux
 	paths   map[string]bool
 	views   *views
@@ -216,10 +220,11 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 		cfg.OAuth = &codex.OAuth{}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = func(string, ...any) {}
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Mailer == nil {
-		cfg.Mailer = LogMailer{Log: cfg.Logger}
+		// Warn level, so the link is seen with the default log settings.
+		cfg.Mailer = LogMailer{Log: cfg.Logger.Warn}
 	}
 	if cfg.SiteName == "" {
 		cfg.SiteName = DefaultSiteName
@@ -259,6 +264,7 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 		valueMax:  maxValueRecords,
 		valuePage: valuePage,
 		cfg:       cfg,
+		log:       cfg.Logger,
 		prefix:    prefix,
 		views:     v,
 		limiter:   cfg.Limiter,
@@ -382,8 +388,6 @@ func (d *Dashboard) origin(r *http.Request) string {
 func (d *Dashboard) secure(r *http.Request) bool {
 	return r.TLS != nil || strings.HasPrefix(d.cfg.PublicOrigin, "https://")
 }
-
-func (d *Dashboard) logf(msg string, kv ...any) { d.cfg.Logger(msg, kv...) }
 
 // normalizePrefix turns "/", "" and "/dash/" into "" and "/dash".
 func normalizePrefix(p string) (string, error) {

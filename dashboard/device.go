@@ -81,7 +81,7 @@ func (d *Dashboard) deviceStart(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, codex.ErrDeviceLoginDisabled) {
 			msg = "Device-code sign-in is not available. Use the sign-in link instead."
 		}
-		d.logf("dashboard: device-code start failed", "error", err)
+		d.log.Warn("dashboard: device-code start failed", "error", err)
 		d.linkFailed(w, r, from, msg)
 		return
 	}
@@ -117,7 +117,7 @@ func (d *Dashboard) deviceCheck(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.devices.drop(s.user.ID)
-		d.logf("dashboard: device-code sign-in failed", "user_id", s.user.ID, "error", err)
+		d.log.Warn("dashboard: device-code sign-in failed", "user_id", s.user.ID, "error", err)
 		d.linkFailed(w, r, from, "The device-code sign-in failed. Start again.")
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -98,15 +99,35 @@ type env struct {
 	logs  *logBuffer
 }
 
+// logBuffer records the dashboard's log messages and their levels.
 type logBuffer struct {
-	mu   sync.Mutex
-	msgs []string
+	mu     sync.Mutex
+	msgs   []string
+	levels []slog.Level
 }
 
-func (l *logBuffer) log(msg string, kv ...any) {
+func (l *logBuffer) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logBuffer) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logBuffer) WithGroup(string) slog.Handler            { return l }
+func (l *logBuffer) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, msg)
+	l.msgs = append(l.msgs, r.Message)
+	l.levels = append(l.levels, r.Level)
+	return nil
+}
+
+// levelOf is the level of the first message containing snippet; ok is
+// false when there is none.
+func (l *logBuffer) levelOf(snippet string) (level slog.Level, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, m := range l.msgs {
+		if strings.Contains(m, snippet) {
+			return l.levels[i], true
+		}
+	}
+	return 0, false
 }
 
 type envOption func(*Config)
@@ -133,7 +154,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		OAuth:  e.oauth,
 		Mailer: e.mail,
 		Signup: SignupPolicy{Mode: SignupOpen},
-		Logger: e.logs.log,
+		Logger: slog.New(e.logs),
 		Now:    e.clock.Now,
 		ClientIP: func(r *http.Request) string {
 			if ip := r.Header.Get("X-Test-IP"); ip != "" {

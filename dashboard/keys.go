@@ -69,7 +69,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, status int,
 	s := sessionOf(r)
 	keys, err := d.cfg.Vault.ListKeys(s.user.ID)
 	if err != nil {
-		d.logf("dashboard: listing keys failed", "error", err)
+		d.log.Error("dashboard: listing keys failed", "user_id", s.user.ID, "error", err)
 		errMsg = "Your keys could not be read."
 	}
 	// Newest first; revoked keys after active ones.
@@ -112,11 +112,11 @@ func (d *Dashboard) keysCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	plain, k, err := d.cfg.Vault.CreateKey(s.user.ID, label)
 	if err != nil {
-		d.logf("dashboard: creating a key failed", "user_id", s.user.ID, "error", err)
+		d.log.Error("dashboard: creating a key failed", "user_id", s.user.ID, "error", err)
 		d.showKeys(w, r, http.StatusInternalServerError, keysBody{}, "", "The key could not be created. Try again.")
 		return
 	}
-	d.logf("dashboard: API key created", "user_id", s.user.ID, "key_id", k.ID, "prefix", k.Prefix)
+	d.log.Info("dashboard: API key created", "user_id", s.user.ID, "key_id", k.ID, "prefix", k.Prefix)
 	d.showKeys(w, r, http.StatusOK, keysBody{From: from, NewKey: plain, NewMeta: k}, "", "")
 }
 
@@ -158,11 +158,11 @@ func (d *Dashboard) revokeSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		d.logf("dashboard: revoking a key failed", "user_id", s.user.ID, "error", err)
+		d.log.Error("dashboard: revoking a key failed", "user_id", s.user.ID, "error", err)
 		d.showKeys(w, r, http.StatusInternalServerError, keysBody{}, "", "The key could not be revoked. Try again.")
 		return
 	}
-	d.logf("dashboard: API key revoked", "user_id", s.user.ID, "key_id", id)
+	d.log.Info("dashboard: API key revoked", "user_id", s.user.ID, "key_id", id)
 	http.Redirect(w, r, d.url("keys")+"?msg=revoked", http.StatusSeeOther)
 }
 

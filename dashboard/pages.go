@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,9 +23,12 @@ func (d *Dashboard) showOnboarding(w http.ResponseWriter, r *http.Request, statu
 	s := sessionOf(r)
 	ls, err := d.linkStateOf(s.user.ID, "onboarding")
 	if err != nil {
-		d.logf("dashboard: reading token info failed", "error", err)
+		d.log.Error("dashboard: reading token info failed", "user_id", s.user.ID, "error", err)
 	}
-	n, _ := d.activeKeys(s.user.ID)
+	n, err := d.activeKeys(s.user.ID)
+	if err != nil {
+		d.log.Error("dashboard: listing keys failed", "user_id", s.user.ID, "error", err)
+	}
 	b := onboardingBody{linkState: ls, Keys: n, Done: ls.Linked && n > 0}
 	d.render(w, r, status, "onboarding", pageData{Title: "Get started", Flash: flashMsg, Error: errMsg, Body: b})
 }
@@ -53,7 +57,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	usage, err := d.cfg.Vault.Usage(s.user.ID, first, today)
 	errMsg := ""
 	if err != nil {
-		d.logf("dashboard: reading usage failed", "error", err)
+		d.log.Error("dashboard: reading usage failed", "user_id", s.user.ID, "error", err)
 		errMsg = "Usage could not be read."
 	}
 	byDay := map[string]vault.DayUsage{}
@@ -75,13 +79,17 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	b.Today = b.Days[len(b.Days)-1]
 	b.Chart = buildChart(b.Days)
-	b.Link, _ = d.linkStateOf(s.user.ID, "chatgpt")
-	b.Keys, _ = d.activeKeys(s.user.ID)
-	b.Recent, _ = d.cfg.Vault.RecentRequests(s.user.ID, time.Time{}, 5, vault.StatusAll)
+	var lerr, kerr, rerr error
+	b.Link, lerr = d.linkStateOf(s.user.ID, "chatgpt")
+	b.Keys, kerr = d.activeKeys(s.user.ID)
+	b.Recent, rerr = d.cfg.Vault.RecentRequests(s.user.ID, time.Time{}, 5, vault.StatusAll)
+	if err := errors.Join(lerr, kerr, rerr); err != nil {
+		d.log.Error("dashboard: reading the overview failed", "user_id", s.user.ID, "error", err)
+	}
 	snap, ok := d.cfg.Quotas.Get(s.user.ID)
 	b.Quota = buildQuotaView(snap, ok, now)
 	if sv, err := d.savingsOf(s.user.ID, today, today.AddDate(0, 0, -6)); err != nil {
-		d.logf("dashboard: reading the request log failed", "error", err)
+		d.log.Error("dashboard: reading the request log failed", "user_id", s.user.ID, "error", err)
 	} else {
 		b.Savings, b.SavingsOK = sv, true
 	}
@@ -129,7 +137,7 @@ func (d *Dashboard) requestsPage(w http.ResponseWriter, r *http.Request) {
 	rows, err := d.cfg.Vault.RecentRequests(s.user.ID, before, pageSize+1, filter)
 	errMsg := ""
 	if err != nil {
-		d.logf("dashboard: reading requests failed", "error", err)
+		d.log.Error("dashboard: reading requests failed", "user_id", s.user.ID, "error", err)
 		errMsg = "Requests could not be read."
 	}
 	if len(rows) > pageSize {

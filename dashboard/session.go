@@ -76,7 +76,9 @@ func sessionCSRF(token string) string {
 // setSession starts a session for u and sets its cookie.
 func (d *Dashboard) setSession(w http.ResponseWriter, r *http.Request, u vault.User) error {
 	if old := d.lookupSession(r); old != nil {
-		_ = d.cfg.Vault.DeleteSession(old.token)
+		if err := d.cfg.Vault.DeleteSession(old.token); err != nil {
+			d.log.Warn("dashboard: ending the previous session failed; it stays valid until it expires", "user_id", old.user.ID, "error", err)
+		}
 	}
 	token, err := d.cfg.Vault.CreateSession(u.ID, d.cfg.SessionTTL)
 	if err != nil {
@@ -97,7 +99,10 @@ func (d *Dashboard) setSession(w http.ResponseWriter, r *http.Request, u vault.U
 // clearSession ends the request's session and deletes its cookie.
 func (d *Dashboard) clearSession(w http.ResponseWriter, r *http.Request) {
 	if s := d.lookupSession(r); s != nil {
-		_ = d.cfg.Vault.DeleteSession(s.token)
+		if err := d.cfg.Vault.DeleteSession(s.token); err != nil {
+			// The cookie goes, but the session itself still works.
+			d.log.Error("dashboard: ending a session failed; it stays valid until it expires", "user_id", s.user.ID, "error", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: d.cookieName(r, sessionCookie), Value: "", Path: "/", MaxAge: -1,

@@ -152,7 +152,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", pd); err != nil {
-		d.logf("dashboard: rendering a page failed", "page", name, "error", err)
+		d.log.Error("dashboard: rendering a page failed", "page", name, "error", err)
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
 		return
 	}

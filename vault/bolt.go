@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -20,14 +21,14 @@ type BoltOptions struct {
 	Timeout time.Duration
 	// Log receives operational messages (a migration ran, the file mode was
 	// tightened); default: discard.
-	Log func(msg string, kv ...any)
+	Logger *slog.Logger
 }
 
 // boltStore is the single-file Store: one bbolt database, opened by one
 // process at a time. Records are JSON in the buckets of bolt_schema.go.
 type boltStore struct {
 	db    *bolt.DB
-	log   func(msg string, kv ...any)
+	log   *slog.Logger
 	locks userLocks
 
 	commits atomic.Uint64 // committed write transactions (for tests)
@@ -45,8 +46,8 @@ func openBolt(path string, o BoltOptions) (*boltStore, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultOpenTimeout
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: o.Timeout,
@@ -61,7 +62,7 @@ func openBolt(path string, o BoltOptions) (*boltStore, error) {
 		}
 		return nil, fmt.Errorf("vault: open %s: %w", path, err)
 	}
-	s := &boltStore{db: db, log: o.Log}
+	s := &boltStore{db: db, log: o.Logger}
 	if err := s.tightenMode(path); err != nil {
 		db.Close()
 		return nil, err
@@ -83,7 +84,7 @@ func (s *boltStore) tightenMode(path string) error {
 		if err := os.Chmod(path, 0o600); err != nil {
 			return fmt.Errorf("vault: make %s private: %w", path, err)
 		}
-		s.log("vault file was readable by others; mode set to 0600", "path", path)
+		s.log.Warn("vault file was readable by others; mode set to 0600", "path", path)
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func (s *boltStore) migrate() error {
 		if err != nil {
 			return fmt.Errorf("vault: migration to schema %d (%s): %w", m.to, m.name, err)
 		}
-		s.log("vault schema migrated", "version", m.to, "migration", m.name)
+		s.log.Info("vault schema migrated", "version", m.to, "migration", m.name)
 	}
 	return nil
 }

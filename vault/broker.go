@@ -242,7 +242,7 @@ func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*ca
 			return v.markRelink(ctx, userID, st, stored, cur.b, err)
 		}
 		last = err
-		v.logf("vault: ChatGPT token refresh failed", "user", userID, "attempt", attempt+1, "error", err)
+		v.logWarn("vault: ChatGPT token refresh failed", "user_id", userID, "attempt", attempt+1, "error", err)
 		if ctx.Err() != nil {
 			break
 		}
@@ -284,11 +284,11 @@ func (v *Vault) commitRefresh(ctx context.Context, userID string, st *tokenState
 		// Not durable, but keep it in memory: the old refresh token is spent
 		// and this one is the only one that still works.
 		st.store(v.newCached(nb))
-		v.logf("vault: saving the refreshed ChatGPT token failed", "user", userID, "error", err)
+		v.logError("vault: saving the refreshed ChatGPT token failed; it is kept in memory only and lost on restart", "user_id", userID, "error", err)
 		return nil, fmt.Errorf("vault: saving the refreshed ChatGPT token: %w", err)
 	}
 	if !ok {
-		v.logf("vault: tokens changed during refresh; keeping the stored ones", "user", userID)
+		v.logInfo("vault: tokens changed during refresh; keeping the stored ones", "user_id", userID)
 		return v.adoptStored(ctx, userID, st)
 	}
 	if v.testHookAfterPersist != nil {
@@ -315,9 +315,9 @@ func (v *Vault) markRelink(ctx context.Context, userID string, st *tokenState, s
 	}
 	st.store(v.newCached(nb))
 	if err != nil {
-		v.logf("vault: saving the re-link flag failed", "user", userID, "error", err)
+		v.logError("vault: saving the re-link flag failed", "user_id", userID, "error", err)
 	}
-	v.logf("vault: ChatGPT refresh token rejected; user must re-link", "user", userID, "reason", reason)
+	v.logWarn("vault: ChatGPT refresh token rejected; user must re-link", "user_id", userID, "reason", reason)
 	return nil, relinkErr(reason, cause)
 }
 

@@ -16,7 +16,7 @@ func (v *Vault) followChanges(ch <-chan Change) {
 				return
 			}
 			if err := v.applyChange(context.Background(), c); err != nil {
-				v.logf("vault: applying a change from another instance failed", "kind", int(c.Kind), "user", c.UserID, "key", c.KeyID, "error", err)
+				v.logWarn("vault: applying a change from another instance failed", "kind", int(c.Kind), "user_id", c.UserID, "key", c.KeyID, "error", err)
 			}
 		case <-v.stop:
 			return

@@ -196,7 +196,7 @@ func (v *Vault) flushKeyUsage() {
 			e.dirty.Store(true)
 		}
 		v.keysDirty.Store(true)
-		v.logf("vault: writing API key last-used times failed", "error", err)
+		v.logWarn("vault: writing API key last-used times failed", "error", err)
 	}
 }
 

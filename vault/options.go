@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -43,9 +44,11 @@ type Options struct {
 	// Refresher exchanges refresh tokens; without one, stale tokens fail
 	// with ErrRefreshUnavailable.
 	Refresher Refresher
-	// Log receives operational messages with key/value pairs; it never gets
-	// secrets (default: discard).
-	Log func(msg string, kv ...any)
+	// Logger receives operational messages with key/value pairs, at a
+	// level that says what the operator must do: ERROR for lost data (a
+	// refreshed token or request logs not saved), WARN for degraded service,
+	// INFO for routine events. It never gets secrets (default: discard).
+	Logger *slog.Logger
 	// RefreshSkew is how long before the access token's expiry it counts as
 	// stale (default 5 minutes).
 	RefreshSkew time.Duration
@@ -90,8 +93,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.RefreshSkew <= 0 {
 		o.RefreshSkew = DefaultRefreshSkew

@@ -130,7 +130,7 @@ func (v *Vault) flushQuotas() {
 			}
 		}
 		c.mu.Unlock()
-		v.logf("vault: writing quota snapshots failed", "users", len(batch), "error", err)
+		v.logWarn("vault: writing quota snapshots failed", "users", len(batch), "error", err)
 	}
 }
 

@@ -109,8 +109,30 @@ func (v *Vault) LogRequest(rec LogRecord) {
 }
 
 // DroppedLogs is how many request-log records were lost because the writer
-// fell behind, the vault was closed or a commit failed.
+// fell behind, the vault was closed or a commit failed. It only grows over
+// the vault's life, so it can back a Prometheus counter.
 func (v *Vault) DroppedLogs() uint64 { return v.drops.Load() }
+
+// dropWarnEvery bounds the dropped-records warning to one per interval:
+// under overload records drop by the thousand, and one line per drop would
+// make things worse.
+const dropWarnEvery = time.Minute
+
+// warnDrops logs, at most once per dropWarnEvery, how many records were
+// dropped since the last warning. Only the background goroutine calls it.
+func (v *Vault) warnDrops() {
+	n := v.drops.Load()
+	if n == v.dropsWarned {
+		return
+	}
+	now := v.now()
+	if !v.dropsWarnedAt.IsZero() && now.Sub(v.dropsWarnedAt) < dropWarnEvery {
+		return
+	}
+	v.logWarn("vault: request-log records were dropped (the writer fell behind or a commit failed); usage figures undercount",
+		"dropped", n-v.dropsWarned, "dropped_total", n)
+	v.dropsWarned, v.dropsWarnedAt = n, now
+}
 
 // writeLogBatch commits records and their usage roll-ups in one transaction
 // and returns the emptied batch.
@@ -141,7 +163,7 @@ func (v *Vault) writeLogBatch(batch []LogRecord) []LogRecord {
 	err := v.store.AppendLogs(context.Background(), batch, usage)
 	if err != nil {
 		v.drops.Add(uint64(len(batch)))
-		v.logf("vault: writing request logs failed", "records", len(batch), "error", err)
+		v.logError("vault: writing request logs failed; the records are lost", "records", len(batch), "error", err)
 	}
 	clear(batch)
 	return batch[:0]

@@ -250,7 +250,7 @@ func (v *Vault) cacheRecord(user string, rec TokenRecord) {
 	st := v.stateFor(user)
 	b, err := v.openRecord(user, rec)
 	if err != nil {
-		v.logf("vault: stored ChatGPT tokens cannot be decrypted with the configured keys", "user", user, "key_id", rec.KeyID)
+		v.logError("vault: stored ChatGPT tokens cannot be decrypted with the configured keys; the user must re-link or the old key be configured", "user_id", user, "key_id", rec.KeyID)
 		return
 	}
 	st.store(v.newCached(b))

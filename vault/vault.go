@@ -40,6 +40,11 @@ type Vault struct {
 	drops   atomic.Uint64
 	flights sync.WaitGroup
 
+	// Owned by the background goroutine: what the last dropped-records
+	// warning reported, and when.
+	dropsWarned   uint64
+	dropsWarnedAt time.Time
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -63,7 +68,7 @@ func Open(path string, opts Options) (*Vault, error) {
 	if _, err := newKeyring(opts.EncryptionKeys); err != nil {
 		return nil, err
 	}
-	store, err := openBolt(path, BoltOptions{Timeout: opts.OpenTimeout, Log: opts.Log})
+	store, err := openBolt(path, BoltOptions{Timeout: opts.OpenTimeout, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +179,7 @@ func (v *Vault) background() {
 			}
 		case <-flush.C:
 			batch = v.writeLogBatch(batch)
+			v.warnDrops()
 		case <-keys.C:
 			v.flushKeyUsage()
 		case <-quotas.C:
@@ -216,19 +222,21 @@ func (v *Vault) drainLogs(batch []LogRecord, max int) []LogRecord {
 // purge drops expired request logs, sessions, login tokens and OAuth states.
 func (v *Vault) purge() {
 	if n, err := v.purgeLogs(); err != nil {
-		v.logf("vault: purging request logs failed", "error", err)
+		v.logWarn("vault: purging request logs failed", "error", err)
 	} else if n > 0 {
-		v.logf("vault: purged old request logs", "records", n)
+		v.logInfo("vault: purged old request logs", "records", n)
 	}
 	if n, err := v.purgeExpiredSecrets(); err != nil {
-		v.logf("vault: purging expired sessions failed", "error", err)
+		v.logWarn("vault: purging expired sessions failed", "error", err)
 	} else if n > 0 {
-		v.logf("vault: purged expired sessions and tokens", "records", n)
+		v.logInfo("vault: purged expired sessions and tokens", "records", n)
 	}
 }
 
 // now reads the configured clock.
 func (v *Vault) now() time.Time { return v.opts.Now() }
 
-// logf forwards to the configured logger.
-func (v *Vault) logf(msg string, kv ...any) { v.opts.Log(msg, kv...) }
+// Leveled logging to the configured logger; kv are key/value pairs.
+func (v *Vault) logError(msg string, kv ...any) { v.opts.Logger.Error(msg, kv...) }
+func (v *Vault) logWarn(msg string, kv ...any)  { v.opts.Logger.Warn(msg, kv...) }
+func (v *Vault) logInfo(msg string, kv ...any)  { v.opts.Logger.Info(msg, kv...) }
