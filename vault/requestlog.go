@@ -309,7 +309,7 @@ func (v *Vault) Usage(userID string, from, to time.Time) ([]DayUsage, error) {
 // purgeLogs deletes request records older than the retention, in chunks
 // so no single transaction grows large.
 func (v *Vault) purgeLogs() (int, error) {
-	cutoff := logKey(v.now().Add(-v.opts.LogRetention), 0)
+	cutoff := logKey(v.now().Add(-v.logRetention()), 0)
 	total := 0
 	for {
 		n := 0

@@ -28,6 +28,10 @@ type Vault struct {
 	keysByID   map[string]*keyEntry // active keys only
 	keysDirty  atomic.Bool          // some keyEntry has an unwritten last-used
 	macs       sync.Pool            // keyed HMAC states for keyHash
+	// repeppered and retention hold what SetPepper and SetLogRetention
+	// changed since Open (reconfigure.go); unset, opts apply.
+	repeppered atomic.Pointer[pepperState]
+	retention  atomic.Int64
 
 	// tokMu guards tokens, the per-user broker state (cache + refresh lock).
 	tokMu  sync.RWMutex
