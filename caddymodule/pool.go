@@ -19,20 +19,27 @@ import (
 )
 
 // vaults shares one open vault per file across config reloads: during a
-// reload the old and new handlers live side by side, and bbolt allows one
-// opener per file.
+// reload the old and new configs live side by side, and bbolt allows one
+// opener per file. The codex_proxy app (app.go) takes and releases them.
 var vaults = caddy.NewUsagePool()
 
-// pooledVault closes the vault when the last handler using it is cleaned up.
+// pooledVault closes the vault when the last config using it is cleaned up.
 // refreshes points at the metrics of the newest config, since the vault
 // (and the refreshes it runs) outlives each config's registry.
 type pooledVault struct {
 	*vault.Vault
 	refreshes *atomic.Pointer[metrics]
+	path      string     // its key in vaults
+	live      *liveVault // follows config reloads (vaultlive.go)
 }
 
 // Destruct implements caddy.Destructor.
-func (p *pooledVault) Destruct() error { return p.Vault.Close() }
+func (p *pooledVault) Destruct() error {
+	if p.live != nil {
+		return p.live.close()
+	}
+	return p.Vault.Close()
+}
 
 // refresher adapts the OAuth client to the vault's Refresher and counts
 // each attempt by outcome.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // vaultConfig is what it takes to open a codex_proxy vault outside a
@@ -63,6 +65,28 @@ func vaultConfigOf(h Handler) (vaultConfig, error) {
 	vc.pepperSet = strings.TrimSpace(h.APIKeyPepper) != ""
 	vc.Pepper = strings.TrimSpace(repl.ReplaceAll(h.APIKeyPepper, ""))
 	return vc, nil
+}
+
+// checkSecrets checks the configured secrets without reading the
+// generated ones beside the vault (those are read when the vault opens).
+func (vc vaultConfig) checkSecrets() error {
+	if vc.keysSet && len(vc.EncryptionKeys) == 0 {
+		return errors.New("encryption_key is set but expands to nothing: set the environment variables it names")
+	}
+	if vc.pepperSet && vc.Pepper == "" {
+		return errors.New("api_key_pepper is set but expands to nothing: set the environment variables it names")
+	}
+	if len(vc.EncryptionKeys) > 0 {
+		if err := vault.CheckKeys(vc.EncryptionKeys); err != nil {
+			return fmt.Errorf("encryption_key: %v", err)
+		}
+	}
+	if vc.Pepper != "" {
+		if err := vault.CheckPepper(vc.Pepper); err != nil {
+			return fmt.Errorf("api_key_pepper: %v", err)
+		}
+	}
+	return nil
 }
 
 // secrets returns the encryption keys and pepper to open the vault with,
