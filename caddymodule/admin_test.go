@@ -60,7 +60,7 @@ func openTestVault(t *testing.T, path, key, pepper string) *vault.Vault {
 	return v
 }
 
-// poolVault opens a vault at path and registers it in pool as Provision
+// poolVault opens a vault at path and registers it in pool as the app
 // would; the test's cleanup releases it.
 func poolVault(t *testing.T, pool *caddy.UsagePool, path string) *vault.Vault {
 	t.Helper()

@@ -83,10 +83,13 @@ func (a *App) register(h *Handler, s vaultSettings) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if av, ok := a.vaults[s.Path]; ok {
+		o := av.settings
 		switch {
-		case !av.settings.sameSecrets(s.vaultConfig):
-			return fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption_key or api_key_pepper settings; give every site block that names this vault the same secrets", s.Path)
-		case av.settings.issuer != s.issuer:
+		case !slices.Equal(o.EncryptionKeys, s.EncryptionKeys) || o.keysSet != s.keysSet:
+			return fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption_key settings; give every site block that names this vault the same keys", s.Path)
+		case o.Pepper != s.Pepper || o.pepperSet != s.pepperSet:
+			return fmt.Errorf("two codex_proxy handlers use the vault %s with different api_key_pepper settings; give every site block that names this vault the same pepper", s.Path)
+		case o.issuer != s.issuer:
 			return fmt.Errorf("two codex_proxy handlers use the vault %s with different oauth_issuer settings (%q and %q); one vault refreshes its logins at one issuer", s.Path, av.settings.issuer, s.issuer)
 		}
 		// Never purge what one of the handlers still shows.

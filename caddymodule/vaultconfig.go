@@ -15,7 +15,7 @@ import (
 )
 
 // vaultConfig is what it takes to open a codex_proxy vault outside a
-// running Caddy, resolved from a handler's config the way Provision
+// running Caddy, resolved from a handler's config the way the app
 // resolves it: same default path, same placeholder expansion, same
 // generated-secret fallback.
 type vaultConfig struct {
@@ -91,7 +91,7 @@ func (vc vaultConfig) checkSecrets() error {
 
 // secrets returns the encryption keys and pepper to open the vault with,
 // taking the generated ones beside the vault for what the config leaves
-// out, as Provision does. generated reports files created just now.
+// out, as the app does. generated reports files created just now.
 func (vc vaultConfig) secrets() (keys []string, pepper string, generated bool, err error) {
 	if vc.keysSet && len(vc.EncryptionKeys) == 0 {
 		return nil, "", false, errors.New("encryption_key is set in the config but expands to nothing here: run this command with the same environment variables as Caddy")

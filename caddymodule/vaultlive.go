@@ -212,7 +212,7 @@ func keysInUseError(running []string, e *vault.KeyInUseError) error {
 			parts = append(parts, fmt.Sprintf("encryption_key #%d of the running config (id %s) still encrypts %d linked ChatGPT account(s)", i+1, id, n))
 		}
 	}
-	return fmt.Errorf("%w: %s; list the new key first and keep this one after it until Caddy logs %q, then remove it. Nothing was changed",
+	return fmt.Errorf("%w: %s; list the new key first and keep this one after it until Caddy logs %q, then remove it; the running config is unchanged",
 		vault.ErrKeyStillInUse, strings.Join(parts, "; "), reencryptedMsg)
 }
 

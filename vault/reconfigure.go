@@ -55,15 +55,22 @@ func KeyID(encoded string) (string, error) {
 	return keys[0].id, nil
 }
 
-// CheckSecrets reports whether Open would accept these encryption keys and
-// pepper, without opening anything.
-func CheckSecrets(encryptionKeys []string, pepper string) error {
-	_, err := Options{EncryptionKeys: encryptionKeys, Pepper: pepper}.withDefaults()
-	if err != nil {
-		return err
+// CheckKeys reports whether Open would accept these encryption keys,
+// without opening anything. Errors never contain a key.
+func CheckKeys(encryptionKeys []string) error {
+	if len(encryptionKeys) == 0 {
+		return errors.New("vault: at least one 32-byte encryption key is needed")
 	}
-	_, err = parseKeys(encryptionKeys)
+	_, err := parseKeys(encryptionKeys)
 	return err
+}
+
+// CheckPepper reports whether Open would accept this pepper.
+func CheckPepper(pepper string) error {
+	if len(pepper) < minPepperLen {
+		return fmt.Errorf("vault: the pepper must be at least %d bytes", minPepperLen)
+	}
+	return nil
 }
 
 // BundlesByKey counts the stored token bundles per encryption key id.
@@ -142,8 +149,8 @@ type pepperState struct {
 // created under the old pepper stops verifying at once: the vault keeps
 // only their hashes, so they cannot be re-hashed.
 func (v *Vault) SetPepper(pepper string) error {
-	if len(pepper) < minPepperLen {
-		return fmt.Errorf("vault: the pepper must be at least %d bytes", minPepperLen)
+	if err := CheckPepper(pepper); err != nil {
+		return err
 	}
 	// A fresh pool: MAC states keyed by the old pepper must not be reused.
 	v.repeppered.Store(&pepperState{pepper: []byte(pepper)})

@@ -157,18 +157,22 @@ func TestSetLogRetentionPurges(t *testing.T) {
 // TestCheckSecrets accepts what Open accepts, without a file.
 func TestCheckSecrets(t *testing.T) {
 	for _, c := range []struct {
-		keys   []string
-		pepper string
-		ok     bool
+		keys []string
+		ok   bool
 	}{
-		{[]string{testKey1}, testPepper, true},
-		{[]string{testKey1, testKey2}, testPepper, true},
-		{nil, testPepper, false},
-		{[]string{"nope"}, testPepper, false},
-		{[]string{testKey1}, "short", false},
+		{[]string{testKey1}, true},
+		{[]string{testKey1, testKey2}, true},
+		{nil, false},
+		{[]string{"nope"}, false},
 	} {
-		if err := CheckSecrets(c.keys, c.pepper); (err == nil) != c.ok {
-			t.Errorf("CheckSecrets(%d keys, %d-byte pepper) = %v", len(c.keys), len(c.pepper), err)
+		if err := CheckKeys(c.keys); (err == nil) != c.ok {
+			t.Errorf("CheckKeys(%d keys) = %v", len(c.keys), err)
 		}
+	}
+	if err := CheckPepper(testPepper); err != nil {
+		t.Error(err)
+	}
+	if err := CheckPepper("short"); err == nil {
+		t.Error("a short pepper passed")
 	}
 }
