@@ -27,6 +27,11 @@ import (
 // Pebble validates on the first instance's ports only, so whichever
 // instance orders, the challenge answer travels through the shared
 // storage; the lock keeps the second instance from ordering too.
+//
+// The config has no local-CA option (tls internal, skip_install_trust):
+// Caddy creates its local CA without a lock, so two fresh instances
+// starting together can see its certificate stored but not yet its key
+// (README, "Certificates in a cluster").
 func TestCertificatesInACluster(t *testing.T) {
 	t.Parallel()
 	bin := caddyBinary(t)
@@ -53,7 +58,6 @@ func TestCertificatesInACluster(t *testing.T) {
 	acme_ca https://%s/dir
 	acme_ca_root %s
 	email ops@proxy.test
-	skip_install_trust
 	grace_period 1s
 }
 
