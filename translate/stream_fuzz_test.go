@@ -106,7 +106,7 @@ func FuzzAggregate(f *testing.F) {
 		if res.Err != nil && !json.Valid(res.Err.JSON()) {
 			t.Fatal("invalid error JSON")
 		}
-		body, res = AggregateResponses(bytes.NewReader(in), nil)
+		body, res = AggregateResponses(bytes.NewReader(in), nil, nil)
 		if res.Err == nil && !json.Valid(body) {
 			t.Fatalf("invalid responses body %s", body)
 		}
