@@ -122,17 +122,19 @@ func TestRequestDepthLimit(t *testing.T) {
 		return `{"model":"gpt-5.5","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":` + nested(depth-4) + `}}]}`
 	}
 	for name, fn := range map[string]func(int) string{
-		"responses":         func(d int) string { return deepResponsesBody(t, d) },
-		"chat":              chatBody,
-		"chat, input shape": func(d int) string { return strings.Replace(deepResponsesBody(t, d), `"input"`, `"messages":[],"input"`, 1) },
+		"responses": func(d int) string { return deepResponsesBody(t, d) },
+		"chat":      chatBody,
+		"chat, input shape": func(d int) string {
+			return strings.Replace(deepResponsesBody(t, d), `"input"`, `"messages":[],"input"`, 1)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			translate := NormalizeResponses
+			mapRequest := NormalizeResponses
 			if strings.HasPrefix(name, "chat") {
-				translate = ChatToResponses
+				mapRequest = ChatToResponses
 			}
-			rqMust(t, translate, fn(MaxRequestDepth), RequestOptions{})
-			e := rqErr(t, translate, fn(MaxRequestDepth+1), RequestOptions{})
+			rqMust(t, mapRequest, fn(MaxRequestDepth), RequestOptions{})
+			e := rqErr(t, mapRequest, fn(MaxRequestDepth+1), RequestOptions{})
 			if e.Status != 400 || e.Type != "invalid_request_error" || e.Code != codeTooDeep ||
 				!strings.Contains(e.Message, strconv.Itoa(MaxRequestDepth)) {
 				t.Fatalf("error %+v", e)
