@@ -192,3 +192,16 @@ func TestMaximalDepthEchoCompletes(t *testing.T) {
 		t.Fatalf("responses stream: %+v", rs.Result())
 	}
 }
+
+// BenchmarkJSONDepth is the depth check's share of BenchmarkChatToResponses50:
+// one pass over the same body.
+func BenchmarkJSONDepth(b *testing.B) {
+	body := rqBenchConversation(12)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if jsonDepth(body, MaxRequestDepth) > MaxRequestDepth {
+			b.Fatal("too deep")
+		}
+	}
+}
