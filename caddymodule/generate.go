@@ -77,7 +77,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 			h.logger.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
 				zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))
 		}
-		h.fail(w, req, e, retry)
+		h.fail(w, req, m.CallIDs.RestoreError(e), retry)
 		return
 	}
 	defer up.Close()
@@ -86,13 +86,14 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 	}
 	codex.PassHeaders(w.Header(), up.Header)
 
-	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames}
+	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames,
+		CallIDs: m.CallIDs, LegacyFunctions: m.LegacyFunctions}
 	if !m.Stream {
 		var out []byte
 		if chat {
 			out, req.result = translate.AggregateChat(up, chatOpts)
 		} else {
-			out, req.result = translate.AggregateResponses(up, m.ToolNames)
+			out, req.result = translate.AggregateResponses(up, m.ToolNames, m.CallIDs)
 		}
 		if req.result.Err != nil {
 			if r.Context().Err() != nil {
@@ -115,7 +116,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 	if chat {
 		tr = translate.NewChatStream(chatOpts)
 	} else {
-		tr = &translate.ResponsesStream{ToolNames: m.ToolNames}
+		tr = &translate.ResponsesStream{ToolNames: m.ToolNames, CallIDs: m.CallIDs}
 	}
 	h.stream(w, r, req, up, tr)
 }
