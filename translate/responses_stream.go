@@ -18,9 +18,28 @@ type ResponsesStream struct {
 }
 
 // Translate appends ev to dst in SSE framing and records terminal events.
+//
+// Only the events the proxy needs a value from are parsed: response.created
+// and response.in_progress (the response id), the terminal events (usage,
+// status, the error) and error events. Every other event is copied through
+// as the upstream framed it (ev.Raw), as reverse_proxy would: its JSON is
+// not checked, because the upstream is the Codex backend and a malformed
+// event from it reaches the client exactly as sent. Events are rewritten
+// only when tool names or call ids were shortened for this request.
 func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 	if s.done {
 		return dst
+	}
+	if len(ev.Name) > 0 && !needsParse(ev.Name) && len(s.ToolNames) == 0 && len(s.CallIDs) == 0 {
+		// Bookkeeping events alone do not commit the response: a failure
+		// before any output can still get a real status.
+		if !s.started && string(ev.Name) != "codex.rate_limits" && string(ev.Name) != "keepalive" {
+			s.started = true
+		}
+		if len(ev.Raw) > 0 {
+			return append(dst, ev.Raw...)
+		}
+		return AppendEvent(dst, ev.Name, ev.Data)
 	}
 	e, ok := parseEvent(ev)
 	if !ok {
@@ -38,8 +57,6 @@ func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 		s.done = true
 		s.res.Err = s.CallIDs.RestoreError(failureFromEvent(e))
 	default:
-		// Bookkeeping events alone do not commit the response: a failure
-		// before any output can still get a real status.
 		if !s.started && string(e.typ) != "codex.rate_limits" && string(e.typ) != "keepalive" {
 			s.started = true
 		}
@@ -49,6 +66,16 @@ func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 		name = e.typ
 	}
 	return AppendEvent(dst, name, s.CallIDs.restoreIn(s.ToolNames.restoreIn(ev.Data)))
+}
+
+// needsParse reports the event names whose data the proxy reads.
+func needsParse(name []byte) bool {
+	switch string(name) {
+	case "error", "response.failed", "response.created", "response.completed",
+		"response.incomplete", "response.in_progress":
+		return true
+	}
+	return false
 }
 
 // Started reports whether output events (beyond response.created and

@@ -6,14 +6,19 @@ import (
 	"io"
 )
 
-// Event is one server-sent event. Name and Data alias the Reader's buffers and
-// are valid only until the next call to Next.
+// Event is one server-sent event. Name, Data and Raw alias the Reader's
+// buffers and are valid only until the next call to Next.
 type Event struct {
 	// Name is the event field ("response.output_text.delta"); empty when the
 	// stream sent none.
 	Name []byte
 	// Data is the event's data lines joined with "\n".
 	Data []byte
+	// Raw is the event exactly as it arrived: every line of it (comments and
+	// other fields included) and the blank line that ended it, so a relay can
+	// pass the event on with one copy. It is nil when the event did not come
+	// from a Reader, or was too large to keep whole.
+	Raw []byte
 }
 
 // DefaultMaxEventSize bounds one event. Base64 images and long reasoning
@@ -24,7 +29,9 @@ const DefaultMaxEventSize = 64 << 20
 var ErrEventTooLarge = errors.New("sse: event exceeds the size limit")
 
 // Reader reads server-sent events incrementally: it never holds more than the
-// event being read, whatever the length of the stream.
+// event being read, whatever the length of the stream. The event's bytes stay
+// in the read buffer until the next call to Next, so an event with one data
+// line (every Codex event) is returned without copying its data.
 type Reader struct {
 	r       io.Reader
 	buf     []byte
@@ -34,8 +41,13 @@ type Reader struct {
 	skipLF  bool // the previous line ended in a lone '\r'; a following '\n' belongs to it
 	err     error
 	name    []byte
-	data    []byte
+	data    []byte // the data lines joined, once there is more than one
 	hasData bool
+	inBuf   bool // the event's only data line is buf[dStart:dEnd]
+	dStart  int
+	dEnd    int
+	evStart int  // first byte of the event being read; fill keeps it
+	rawLost bool // the event outgrew the buffer and its raw bytes were dropped
 }
 
 // NewReader returns a Reader with the default event size limit.
@@ -68,51 +80,73 @@ func (r *Reader) Reset(src io.Reader) {
 func (r *Reader) Next() (Event, error) {
 	r.name = r.name[:0]
 	r.data = r.data[:0]
-	r.hasData = false
+	r.hasData, r.inBuf, r.rawLost = false, false, false
+	r.evStart = r.start
 	for {
-		line, err := r.line()
+		ls, le, err := r.line()
 		if err != nil {
 			return Event{}, err
 		}
-		if len(line) == 0 {
+		if ls == le {
 			if r.hasData {
-				return Event{Name: r.name, Data: r.data}, nil
+				ev := Event{Name: r.name, Data: r.data}
+				if r.inBuf {
+					ev.Data = r.buf[r.dStart:r.dEnd]
+				}
+				if !r.rawLost {
+					ev.Raw = r.buf[r.evStart:r.start]
+				}
+				return ev, nil
 			}
 			r.name = r.name[:0]
+			r.evStart, r.rawLost = r.start, false
 			continue
 		}
+		line := r.buf[ls:le]
 		if line[0] == ':' {
 			continue // comment (keepalive)
 		}
-		field, value := line, []byte(nil)
+		field, vs := line, le
 		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
+			field, vs = line[:i], ls+i+1
+			if vs < le && r.buf[vs] == ' ' {
+				vs++
 			}
 		}
 		switch string(field) {
 		case "data":
-			if r.hasData {
-				r.data = append(r.data, '\n')
+			if !r.hasData {
+				if le-vs > r.max {
+					return Event{}, ErrEventTooLarge
+				}
+				r.dStart, r.dEnd, r.inBuf, r.hasData = vs, le, true, true
+				continue
 			}
-			if len(r.data)+len(value) > r.max {
+			if r.inBuf {
+				r.data = append(r.data[:0], r.buf[r.dStart:r.dEnd]...)
+				r.inBuf = false
+			}
+			r.data = append(r.data, '\n')
+			if len(r.data)+le-vs > r.max {
 				return Event{}, ErrEventTooLarge
 			}
-			r.data = append(r.data, value...)
-			r.hasData = true
+			r.data = append(r.data, r.buf[vs:le]...)
 		case "event":
-			r.name = append(r.name[:0], value...)
+			r.name = append(r.name[:0], r.buf[vs:le]...)
 		}
 	}
 }
 
-// line returns the next line without its terminator (LF, CRLF or CR).
-func (r *Reader) line() ([]byte, error) {
+// line returns the bounds in buf of the next line without its terminator
+// (LF, CRLF or CR).
+func (r *Reader) line() (int, int, error) {
 	scanFrom := r.start
 	for {
 		if r.skipLF && r.start < r.end {
 			if r.buf[r.start] == '\n' {
+				if r.evStart == r.start {
+					r.evStart++ // the '\n' ends the previous event's last line
+				}
 				r.start++
 			}
 			r.skipLF = false
@@ -120,7 +154,8 @@ func (r *Reader) line() ([]byte, error) {
 		}
 		if i := indexEOL(r.buf[scanFrom:r.end]); i >= 0 {
 			i += scanFrom
-			line := r.buf[r.start:i]
+			ls := r.start
+			end := i
 			if r.buf[i] == '\r' {
 				if i+1 < r.end {
 					if r.buf[i+1] == '\n' {
@@ -131,11 +166,11 @@ func (r *Reader) line() ([]byte, error) {
 				}
 			}
 			r.start = i + 1
-			return line, nil
+			return ls, end, nil
 		}
 		scanFrom = r.end
 		if r.err != nil {
-			return nil, r.err
+			return 0, 0, r.err
 		}
 		shift, err := r.fill()
 		scanFrom -= shift
@@ -145,14 +180,31 @@ func (r *Reader) line() ([]byte, error) {
 	}
 }
 
-// fill moves the unread bytes to the front of the buffer, grows it when a
-// line does not fit, and reads more. It returns how far the bytes moved.
+// fill moves the current event's bytes to the front of the buffer, grows it
+// when they do not fit, and reads more. It returns how far the bytes moved.
+// An event that would grow the buffer past the limit loses its raw bytes
+// (only the line being read is kept) rather than failing.
 func (r *Reader) fill() (int, error) {
-	shift := r.start
+	keep := r.evStart
+	if keep < r.start && r.end-keep == len(r.buf) && len(r.buf) >= r.max+2 {
+		if r.inBuf {
+			r.data = append(r.data[:0], r.buf[r.dStart:r.dEnd]...)
+			r.inBuf = false
+		}
+		r.rawLost = true
+		keep = r.start
+	}
+	shift := keep
 	if shift > 0 {
-		copy(r.buf, r.buf[r.start:r.end])
+		copy(r.buf, r.buf[shift:r.end])
 		r.end -= shift
-		r.start = 0
+		r.start -= shift
+		r.evStart -= shift
+		if r.evStart < 0 {
+			r.evStart = 0
+		}
+		r.dStart -= shift
+		r.dEnd -= shift
 	}
 	if r.end == len(r.buf) {
 		if len(r.buf) >= r.max+2 {

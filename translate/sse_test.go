@@ -163,3 +163,89 @@ func TestReaderReset(t *testing.T) {
 		t.Fatalf("after reset end: %v", err)
 	}
 }
+
+// rawEvents reads every event of in with a Reader of the given limit over a
+// reader of the given chunking, keeping each event's Raw bytes.
+func rawEvents(t testing.TB, r io.Reader, max int) (events []sseEvent, raws []string) {
+	rd := NewReaderSize(r, max)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return events, raws
+		}
+		events = append(events, sseEvent{string(ev.Name), string(ev.Data)})
+		raws = append(raws, string(ev.Raw))
+	}
+}
+
+// TestReaderRaw: Raw is the event as it arrived, so a relay that copies it
+// hands the client exactly what the upstream sent, in any framing, however
+// the bytes were split across reads.
+func TestReaderRaw(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		raws []string
+	}{
+		{"lf", "event: a\ndata: 1\n\nevent: b\ndata: 2\n\n", []string{"event: a\ndata: 1\n\n", "event: b\ndata: 2\n\n"}},
+		{"crlf", "event: a\r\ndata: 1\r\n\r\n", []string{"event: a\r\ndata: 1\r\n\r\n"}},
+		{"cr only", "event: a\rdata: 1\r\rdata: 2\r\r", []string{"event: a\rdata: 1\r\r", "data: 2\r\r"}},
+		{"comment block not part of the next event", ": keepalive\n\ndata: 1\n\n", []string{"data: 1\n\n"}},
+		{"comment inside the event kept", ": ping\ndata: 1\n\n", []string{": ping\ndata: 1\n\n"}},
+		{"name-only block dropped", "event: x\n\ndata: 2\n\n", []string{"data: 2\n\n"}},
+		{"multi-line data", "data: a\ndata: b\n\n", []string{"data: a\ndata: b\n\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, r := range []io.Reader{strings.NewReader(tt.in), iotest.OneByteReader(strings.NewReader(tt.in))} {
+				_, raws := rawEvents(t, r, DefaultMaxEventSize)
+				if k == 1 && strings.HasSuffix(tt.in, "\r\n") {
+					// A read that ends between '\r' and '\n' ends the event at
+					// the '\r': the same framing, one byte shorter.
+					raws[len(raws)-1] += "\n"
+				}
+				if strings.Join(raws, "|") != strings.Join(tt.raws, "|") {
+					t.Fatalf("raw = %q, want %q", raws, tt.raws)
+				}
+			}
+		})
+	}
+}
+
+// TestReaderRawDroppedPastLimit: an event whose lines together outgrow the
+// buffer limit (long comments here) is still read, since each line and the
+// data fit, but comes without Raw; the next event has its Raw again.
+func TestReaderRawDroppedPastLimit(t *testing.T) {
+	comment := ": " + strings.Repeat("x", 20<<10) + "\n"
+	in := "event: big\n" + comment + comment + comment + "data: 1\n\ndata: small\n\n"
+	evs, raws := rawEvents(t, iotest.HalfReader(strings.NewReader(in)), 32<<10)
+	if len(evs) != 2 || evs[0] != (sseEvent{"big", "1"}) || raws[0] != "" || raws[1] != "data: small\n\n" {
+		t.Fatalf("events %q, raw %q", evs, raws)
+	}
+}
+
+// FuzzReaderRaw: whatever the framing and the read sizes, reading an
+// event's Raw bytes again yields the same event.
+func FuzzReaderRaw(f *testing.F) {
+	f.Add([]byte("event: a\ndata: 1\n\n"), uint8(3))
+	f.Add([]byte("event: a\r\ndata: 1\r\n\r\n: c\n\ndata: x\rdata: y\r\r"), uint8(1))
+	f.Add([]byte("\r\n\ndata:\ndata\n\n"), uint8(2))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		var r io.Reader = bytes.NewReader(in)
+		if chunk%3 == 1 {
+			r = iotest.OneByteReader(r)
+		} else if chunk%3 == 2 {
+			r = iotest.HalfReader(r)
+		}
+		evs, raws := rawEvents(t, r, 1<<16)
+		for i, raw := range raws {
+			if raw == "" {
+				continue
+			}
+			again, _ := rawEvents(t, strings.NewReader(raw), 1<<16)
+			if len(again) != 1 || again[0] != evs[i] {
+				t.Fatalf("event %q: raw %q reads as %q", evs[i], raw, again)
+			}
+		}
+	})
+}

@@ -97,3 +97,37 @@ func BenchmarkAggregateChat1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResponsesStreamText1000 is the /v1/responses relay: read events,
+// note the terminal one, write them on in the client's framing, as the
+// handler's loop does.
+func BenchmarkResponsesStreamText1000(b *testing.B) {
+	data := textStream(1000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	r := bytes.NewReader(data)
+	out := make([]byte, 0, 64<<10)
+	rd := NewReader(r)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Reset(data)
+		rd.Reset(r)
+		var s ResponsesStream
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				break
+			}
+			out = s.Translate(out, ev)
+			if len(out) >= 32<<10 {
+				out = out[:0]
+			}
+		}
+		if !s.Done() || !s.Result().Completed {
+			b.Fatal("stream not completed")
+		}
+	}
+	b.StopTimer()
+	perEvent := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / 1002
+	b.ReportMetric(perEvent, "ns/event")
+}
