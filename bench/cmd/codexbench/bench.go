@@ -56,6 +56,7 @@ type bench struct {
 	slow     []*slowRun
 	profiles []profileFiles
 	notes    []string
+	wrk      map[string][]wrkRun // -wrk runs by instance name
 }
 
 // instance is one target over one protocol, with its own server process.
@@ -134,6 +135,15 @@ func (b *bench) run(ctx context.Context) error {
 					b.insts = append(b.insts, inst)
 				}
 			}
+		}
+		if cfg.wrkConns != nil {
+			if err := b.runWrk(ctx); err != nil {
+				return err
+			}
+			for _, inst := range b.insts {
+				b.ps.remove(inst.server)
+			}
+			return b.reportWrk()
 		}
 		if err := b.measure(ctx); err != nil {
 			return err
@@ -426,16 +436,28 @@ func (b *bench) clientTicks() int64 {
 	return self + up
 }
 
+// genCPUs are the CPUs the load generator runs on: its pinned set, or
+// every CPU this process may use when the bench is not pinned.
+func (b *bench) genCPUs() []int {
+	if b.pin.clientCPUs != "" {
+		return parseCPUList(b.pin.clientCPUs)
+	}
+	return allowedCPUs()
+}
+
 // window runs one measured window against inst and adds it to dst.
 func (b *bench) window(ctx context.Context, inst *instance, dst *result, conc int, dur time.Duration) {
 	pid := inst.server.pid()
 	s0, _ := cpuTicks(pid)
 	c0 := b.clientTicks()
 	m0 := machineBusyTicks()
+	g0, t0 := cpuSetTicks(b.genCPUs())
 	r := runClosed(ctx, inst.client, &inst.spec, conc, dur, true)
 	s1, _ := cpuTicks(pid)
 	c1 := b.clientTicks()
 	m1 := machineBusyTicks()
+	g1, t1 := cpuSetTicks(b.genCPUs())
+	r.genBusy, r.genTotal = g1-g0, t1-t0
 	r.serverCPU = time.Duration(s1-s0) * time.Second / clockTicks
 	r.clientCPU = time.Duration(c1-c0) * time.Second / clockTicks
 	if other := (m1 - m0) - (s1 - s0) - (c1 - c0); other > 0 {

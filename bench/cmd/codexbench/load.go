@@ -37,7 +37,27 @@ type result struct {
 	serverCPU  time.Duration // CPU of the server process over the windows
 	clientCPU  time.Duration // CPU of the load generator and the upstream fake
 	otherCPU   time.Duration // CPU of everything else on the machine
+	// Busy and total ticks of the load generator's CPUs (/proc/stat): the
+	// share says whether the client, not the server, may have set the pace.
+	genBusy, genTotal int64
 }
+
+// genBusyShare is how busy the load generator's CPUs were, 0..1.
+func (r *result) genBusyShare() float64 {
+	if r.genTotal <= 0 {
+		return 0
+	}
+	return float64(r.genBusy) / float64(r.genTotal)
+}
+
+// maxGenBusy is the load generator CPUs' busy share above which a window's
+// req/s (and every ratio built on it) is marked invalid: the client may
+// have been the bottleneck.
+const maxGenBusy = 0.85
+
+// invalid reports a throughput measured with the load generator's CPUs
+// above maxGenBusy.
+func (r *result) invalid() bool { return r.genBusyShare() > maxGenBusy }
 
 const maxErrSamples = 5
 
@@ -64,6 +84,8 @@ func (r *result) merge(o *result) {
 	r.serverCPU += o.serverCPU
 	r.clientCPU += o.clientCPU
 	r.otherCPU += o.otherCPU
+	r.genBusy += o.genBusy
+	r.genTotal += o.genTotal
 }
 
 func (r *result) rps() float64 {

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,8 @@ type config struct {
 	pin, serverCPUs           string
 	clientCPUs                string
 	keep                      bool
+	wrkConns                  []int  // -wrk: the wrk cross-check at these connection counts
+	wrkScriptDir              string // where post.lua is
 }
 
 func main() {
@@ -97,6 +100,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.serverCPUs, "server-cpus", "", "CPU list for the servers under test (default: the last allowed CPU)")
 	fs.StringVar(&c.clientCPUs, "client-cpus", "", "CPU list for the load generator and upstream fake (default: the other CPUs)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the working directory (Caddyfiles, vaults, logs)")
+	wrkConns := fs.String("wrk", "", "cross-check with wrk instead of the Go load generator, at these connection counts (\"16,64\"); HTTP/1.1, targets b,c,d unless -targets says otherwise; writes wrk.md (bench/wrk.sh)")
+	fs.StringVar(&c.wrkScriptDir, "wrk-script-dir", "bench/wrk", "directory holding the wrk script post.lua")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -124,6 +129,20 @@ func parseFlags(args []string) (*config, error) {
 		}
 	}
 	var err error
+	if *wrkConns != "" {
+		for _, f := range strings.Split(*wrkConns, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 10_000 {
+				return nil, fmt.Errorf("-wrk: %q is not a connection count", f)
+			}
+			c.wrkConns = append(c.wrkConns, n)
+		}
+		if !set["targets"] {
+			*targets = "b,c,d"
+		}
+		*protos = "h1" // wrk speaks HTTP/1.1 only
+		c.profile, c.latency = 0, 0
+	}
 	if c.targets, err = list(*targets, "a", "b", "c", "d", "e", "f"); err != nil {
 		return nil, fmt.Errorf("-targets: %v", err)
 	}
@@ -237,7 +256,7 @@ func run() (int, error) {
 	if ctx.Err() != nil {
 		return 130, errors.New("interrupted")
 	}
-	if n := b.totalErrors(); n > 0 {
+	if n := b.totalErrors() + int(b.wrkErrors()); n > 0 {
 		return 1, fmt.Errorf("%d failed requests (see %s)", n, filepath.Join(cfg.outDir, "results.md"))
 	}
 	return 0, nil

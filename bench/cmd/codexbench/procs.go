@@ -174,6 +174,34 @@ func machineBusyTicks() int64 {
 	return busy
 }
 
+// cpuSetTicks sums the busy (not idle or iowait) and total ticks of the
+// given CPUs from their /proc/stat lines; nil means every CPU.
+func cpuSetTicks(cpus []int) (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	want := make(map[string]bool, len(cpus))
+	for _, c := range cpus {
+		want["cpu"+strconv.Itoa(c)] = true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" || (len(cpus) > 0 && !want[f[0]]) {
+			continue
+		}
+		// user nice system idle iowait irq softirq steal ...
+		for i := 1; i <= 8; i++ {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			total += v
+			if i != 4 && i != 5 {
+				busy += v
+			}
+		}
+	}
+	return busy, total
+}
+
 // memKB returns VmRSS and VmHWM of pid in KiB.
 func memKB(pid int) (rss, hwm int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

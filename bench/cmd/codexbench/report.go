@@ -139,8 +139,12 @@ func (b *bench) report() error {
 		}
 		base := b.find("b", proto)
 		p("## Throughput, %s (%d concurrent)\n\n", protoName(proto), cfg.concurrency)
-		p("| target | req/s | × b | CPU s / 1k req | × b | server CPU | client CPU | other CPU | peak RSS MiB | TTFB p50 ms | TTFB p99 ms | TTLB p50 ms | TTLB p99 ms | errors |\n")
-		p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		if bad := b.invalidTargets(proto); len(bad) > 0 {
+			p("**INVALID: the load generator's CPUs were more than %.0f%% busy while measuring %s, so the client may have set the pace; req/s and the × b ratios of those rows (and every ratio, when b is among them) are not the proxies'. Rerun on a quieter machine or give the load generator more CPUs (`-client-cpus`).**\n\n",
+				100*maxGenBusy, strings.Join(bad, ", "))
+		}
+		p("| target | req/s | × b | CPU s / 1k req | × b | server CPU | client CPU | other CPU | load-gen CPUs busy | peak RSS MiB | TTFB p50 ms | TTFB p99 ms | TTLB p50 ms | TTLB p99 ms | errors |\n")
+		p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, i := range b.insts {
 			if i.proto != proto {
 				continue
@@ -150,12 +154,19 @@ func (b *bench) report() error {
 			if base != nil {
 				rb = ratio(r.rps(), base.thr.rps())
 				cb = ratio(r.cpuPer1k(), base.thr.cpuPer1k())
+				if r.invalid() || base.thr.invalid() {
+					rb += " (invalid)"
+				}
 			}
-			p("| %s. %s | %.0f | %s | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
-				i.target, describe(i.target), r.rps(), rb, r.cpuPer1k(), cb, pct(r.serverCPU, r.wall), pct(r.clientCPU, r.wall), pct(r.otherCPU, r.wall),
+			busy := fmt.Sprintf("%.0f%%", 100*r.genBusyShare())
+			if r.invalid() {
+				busy += " (invalid)"
+			}
+			p("| %s. %s | %.0f | %s | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+				i.target, describe(i.target), r.rps(), rb, r.cpuPer1k(), cb, pct(r.serverCPU, r.wall), pct(r.clientCPU, r.wall), pct(r.otherCPU, r.wall), busy,
 				mib(i.hwmKB), ms(percentile(r.ttfb, 50)), ms(percentile(r.ttfb, 99)), ms(percentile(r.ttlb, 50)), ms(percentile(r.ttlb, 99)), r.errors)
 		}
-		p("\n")
+		p("\nCPU s / 1k req and its × b are the headline: they do not depend on how fast the load generator is. \"load-gen CPUs busy\" is the busy share of the CPUs the load generator runs on (all processes, /proc/stat); above %.0f%% the row is marked invalid.\n\n", 100*maxGenBusy)
 		if cfg.latency > 0 {
 			p("## Latency, %s (one request at a time)\n\n", protoName(proto))
 			p("| target | req/s | TTFB p50 ms | TTFB p99 ms | TTLB p50 ms | TTLB p99 ms | Δ TTFB p50 vs b ms | Δ TTLB p50 vs b ms | CPU s / 1k req | errors |\n")
@@ -224,7 +235,15 @@ func (b *bench) report() error {
 				continue
 			}
 			got := i.thr.rps() / bi.thr.rps()
-			p("| %s req/s ÷ b | %s | %.2f | ≥ %.2f | %s |\n", g.t, proto, got, g.goal, verdict(got >= g.goal, fmt.Sprintf("short by %.0f%% of b", 100*(g.goal-got))))
+			res := verdict(got >= g.goal, fmt.Sprintf("short by %.0f%% of b", 100*(g.goal-got)))
+			if i.thr.invalid() || bi.thr.invalid() {
+				res = "INVALID (load generator CPUs over " + fmt.Sprintf("%.0f%%", 100*maxGenBusy) + " busy)"
+			}
+			p("| %s req/s ÷ b | %s | %.2f | ≥ %.2f | %s |\n", g.t, proto, got, g.goal, res)
+			if g.t == "c" || g.t == "d" || g.t == "e" {
+				cpu := i.thr.cpuPer1k() / bi.thr.cpuPer1k()
+				p("| %s CPU per request ÷ b | %s | %.2f | – | (lower is better; valid whatever the load generator) |\n", g.t, proto, cpu)
+			}
 		}
 		if cfg.latency > 0 {
 			for _, t := range []string{"c", "d", "c'", "d'"} {
@@ -293,7 +312,25 @@ func (b *bench) report() error {
 	}
 	os.Stdout.Write(w.Bytes())
 	fmt.Fprintf(os.Stderr, "==> wrote %s\n", path)
+	for _, proto := range cfg.protos {
+		if bad := b.invalidTargets(proto); len(bad) > 0 {
+			fmt.Fprintf(os.Stderr, "==> INVALID RATIOS over %s: the load generator's CPUs were above %.0f%% busy for %s; the req/s ratios are not the proxies' (CPU per request still is)\n",
+				proto, 100*maxGenBusy, strings.Join(bad, ", "))
+		}
+	}
 	return nil
+}
+
+// invalidTargets names the throughput rows of proto measured with the load
+// generator's CPUs above maxGenBusy.
+func (b *bench) invalidTargets(proto string) []string {
+	var bad []string
+	for _, i := range b.insts {
+		if i.proto == proto && i.thr.invalid() {
+			bad = append(bad, fmt.Sprintf("%s (%.0f%%)", i.target, 100*i.thr.genBusyShare()))
+		}
+	}
+	return bad
 }
 
 func perStream(r *slowResult) float64 {
