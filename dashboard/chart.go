@@ -15,7 +15,7 @@ import (
 type chart struct {
 	ID          string // "wide" or "narrow", for element ids
 	W, H        int
-	Font        int // axis label size in drawing units
+	Font        int    // axis label size in drawing units
 	Left, Right string // x of the plot edges
 	Top, Bottom string
 	Grid        []gridLine
