@@ -295,7 +295,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.dashboard.ServeHTTP(w, r)
 			return nil
 		}
-		return next.ServeHTTP(w, r)
+		return h.serveNext(w, r, next)
 	}
 	h.serveAPI(w, r)
 	return nil
