@@ -77,12 +77,6 @@ func linkedMessage(info vault.TokenInfo, onboarding bool) string {
 	return msg + ". Your API keys now use this account."
 }
 
-// linkRedirect: the link flow starts with a POST; a GET (a reload or a
-// bookmark) goes back to the status page.
-func (d *Dashboard) linkRedirect(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, d.url("chatgpt"), http.StatusSeeOther)
-}
-
 // linkFlow is a started paste flow, kept (for its user, OAuthTTL) under a
 // random id the link page's address carries, so a reload shows the same
 // sign-in and the paste form can be shown again after a mistake.
