@@ -67,8 +67,8 @@ func parseChange(payload string) (vault.Change, bool) {
 // listen opens the listener's own connection (not a pooled one: it is
 // held for the store's lifetime) and subscribes.
 func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
-	if s.testHookBeforeListen != nil {
-		s.testHookBeforeListen()
+	if hook := s.testHookBeforeListen.Load(); hook != nil {
+		(*hook)()
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout+s.opts.QueryTimeout)
 	defer cancel()

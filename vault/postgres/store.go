@@ -96,8 +96,9 @@ type Store struct {
 	listenPID atomic.Uint32
 	// reconnects counts listener reconnects, for tests.
 	reconnects atomic.Int64
-	// testHookBeforeListen runs before each (re)connect of the listener.
-	testHookBeforeListen func()
+	// testHookBeforeListen, if set, runs before each (re)connect of the
+	// listener.
+	testHookBeforeListen atomic.Pointer[func()]
 }
 
 var _ vault.Store = (*Store)(nil)
