@@ -162,7 +162,7 @@ func (e *storeError) Unwrap() []error { return e.errs }
 func redactDSN(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "(keyword/value form, not shown)"
+		return "(not shown: not a postgres:// URL)"
 	}
 	q := u.Query()
 	for k := range q {
