@@ -187,8 +187,8 @@ func (s *Store) PurgeLogs(ctx context.Context, before time.Time) (int, error) {
 	}()
 	total := 0
 	for {
-		tag, err := conn.Exec(cctx, `DELETE FROM codex_request_log WHERE seq IN (
-	SELECT seq FROM codex_request_log WHERE time < $1 ORDER BY time LIMIT $2)`, before.UTC(), purgeChunk)
+		tag, err := conn.Exec(cctx, `DELETE FROM codex_request_log WHERE ctid = ANY (ARRAY(
+	SELECT ctid FROM codex_request_log WHERE time < $1 ORDER BY time LIMIT $2))`, before.UTC(), purgeChunk)
 		if err != nil {
 			return total, s.fail(ctx, "purge request logs", err)
 		}

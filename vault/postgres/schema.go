@@ -90,7 +90,7 @@ CREATE TABLE codex_oauth_sessions (
 );
 CREATE INDEX codex_oauth_sessions_user_idx ON codex_oauth_sessions (user_id);
 CREATE TABLE codex_request_log (
-	seq              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	seq              bigint GENERATED ALWAYS AS IDENTITY, -- append order; no index of its own (ingest speed)
 	time             timestamptz NOT NULL,
 	user_id          text NOT NULL DEFAULT '',
 	key_id           text NOT NULL DEFAULT '',
