@@ -7,7 +7,6 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -176,10 +175,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.CORSOrigins = []string{"*"}
 	}
 
-	// The vault's directory may not exist on a first run.
-	if err := os.MkdirAll(filepath.Dir(h.Vault), 0o700); err != nil {
-		return fmt.Errorf("vault directory: %v", err)
-	}
 	keys, pepper, generated, err := vc.secrets()
 	if err != nil {
 		return err
@@ -202,10 +197,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	oauth := &codex.OAuth{Issuer: repl.ReplaceAll(h.OAuthIssuer, "")}
 
-	h.vaultID = h.Vault
+	// The pool key is also what the admin API lists: no DSN password.
+	h.vaultID = vaultDisplay(h.Vault)
 	refreshMetrics := new(atomic.Pointer[metrics])
 	pooled, _, err := vaults.LoadOrNew(h.vaultID, func() (caddy.Destructor, error) {
-		v, err := vault.Open(h.Vault, vault.Options{
+		// The vault's directory may not exist on a first run.
+		v, err := openVaultAt(ctx, h.Vault, vault.Options{
 			EncryptionKeys: keys,
 			Pepper:         pepper,
 			LogRetention:   time.Duration(h.LogRetention),
@@ -229,7 +226,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	})
 	if err != nil {
 		h.vaultID = ""
-		return fmt.Errorf("opening vault %s: %v", h.Vault, err)
+		return fmt.Errorf("opening vault %s: %v", vaultDisplay(h.Vault), err)
 	}
 	pv := pooled.(*pooledVault)
 	h.vault = pv.Vault
