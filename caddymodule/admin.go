@@ -193,7 +193,7 @@ func (a adminAPI) openVaults() []string {
 	a.vaultPool().Range(func(key, val any) bool {
 		p, ok := key.(string)
 		if _, isVault := val.(*pooledVault); ok && isVault {
-			paths = append(paths, p)
+			paths = append(paths, vaultDisplay(p))
 		}
 		return true
 	})

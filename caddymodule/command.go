@@ -292,6 +292,16 @@ func (c *cli) connect(fl caddycmd.Flags) (manager, error) {
 		return nil, err
 	}
 	var why error
+	if isVaultDSN(t.vault.Path) {
+		// No file lock to contend for: open the database directly, running
+		// Caddy or not; instances learn of the changes through NOTIFY.
+		v, err := c.openVault(t.vault, nil)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(c.stderr, "using the PostgreSQL vault %s\n", vaultDisplay(t.vault.Path))
+		return fileManager{v}, nil
+	}
 	if t.admin == "" {
 		why = errors.New("the admin endpoint is off in the config")
 	} else {
@@ -322,12 +332,9 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 	if generated {
 		fmt.Fprintf(c.stderr, "generated an encryption key and API key pepper in %s; Caddy must run as a user that can read them\n", filepath.Dir(vc.Path))
 	}
-	// Provision leaves a missing directory to bolt's error; a first
-	// provision before Caddy ever ran should just work.
-	if err := os.MkdirAll(filepath.Dir(vc.Path), 0o700); err != nil {
-		return nil, err
-	}
-	v, err := vault.Open(vc.Path, vault.Options{
+	// A first provision before Caddy ever ran should just work: the
+	// vault's directory is created if missing.
+	v, err := openVaultAt(context.Background(), vc.Path, vault.Options{
 		EncryptionKeys: keys,
 		Pepper:         pepper,
 		LogRetention:   vc.LogRetention,
@@ -337,7 +344,10 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("the vault %s is locked by another process — is Caddy running with a different admin address? (%v)", vc.Path, why)
 	}
-	return v, err
+	if err != nil {
+		return nil, fmt.Errorf("opening the vault %s: %w", vaultDisplay(vc.Path), err)
+	}
+	return v, nil
 }
 
 // readAuthFile reads and checks an auth.json, returning it compacted for

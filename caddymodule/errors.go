@@ -43,6 +43,11 @@ func clientError(err error) (*translate.Error, time.Duration) {
 	case errors.Is(err, vault.ErrNotLinked):
 		return &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "chatgpt_not_linked",
 			Message: "no ChatGPT account is linked to this user yet: link one in the dashboard or import an auth.json"}, 0
+	case errors.Is(err, vault.ErrUnavailable):
+		// The shared database is down (a refresh could not take its lock
+		// or store its result): the proxy, not the user, must recover.
+		return &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+			Message: "the proxy's database is unavailable right now; retry shortly"}, 5 * time.Second
 	case errors.Is(err, vault.ErrRefreshUnavailable):
 		return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "token_refresh_unavailable",
 			Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}, 5 * time.Second

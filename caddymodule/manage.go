@@ -102,7 +102,7 @@ func vaultErr(err error) error {
 		return apiErr(http.StatusNotFound, err)
 	case errors.Is(err, vault.ErrEmailTaken):
 		return apiErr(http.StatusConflict, err)
-	case errors.Is(err, vault.ErrClosed):
+	case errors.Is(err, vault.ErrClosed), errors.Is(err, vault.ErrUnavailable):
 		return apiErr(http.StatusServiceUnavailable, err)
 	default:
 		return apiErr(http.StatusInternalServerError, err)

@@ -24,6 +24,8 @@ import (
 //     is not.
 //   - Each method is atomic: it happens completely or not at all.
 //   - After Close, methods fail with ErrClosed.
+//   - A server engine that cannot reach its database fails fast with an
+//     error wrapping ErrUnavailable, and recovers by itself.
 //   - Times go in as UTC and come back equal to within a microsecond (a
 //     server engine may keep microseconds only).
 //   - All methods are safe for concurrent use.
