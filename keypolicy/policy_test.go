@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // now is a Wednesday; its ISO week began Monday 2026-03-09.
@@ -160,5 +162,12 @@ func TestWindows(t *testing.T) {
 		if d, w := DayStart(tc.t).Format(time.DateOnly), WeekStart(tc.t).Format(time.DateOnly); d != tc.day || w != tc.week {
 			t.Errorf("%v: day %s week %s, want %s %s", tc.t, d, w, tc.day, tc.week)
 		}
+	}
+}
+
+// The ceiling's levels are the ones translate clamps with.
+func TestEffortsMatchTranslate(t *testing.T) {
+	if !slices.Equal(Efforts, translate.Efforts()) {
+		t.Fatalf("keypolicy.Efforts %v, translate.Efforts %v", Efforts, translate.Efforts())
 	}
 }
