@@ -34,6 +34,11 @@ type streamTranslator interface {
 
 // serveGenerate handles /v1/chat/completions (chat) and /v1/responses.
 func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *apiRequest, chat bool) {
+	release, ok := h.admitKey(w, req)
+	if !ok {
+		return
+	}
+	defer release() // the stream ended or the client went away
 	body, bad := readBody(r, h.MaxBodySize)
 	if bad != nil {
 		h.fail(w, req, bad, 0)
@@ -44,6 +49,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		SystemMode:       translate.SystemMode(h.SystemPrompt),
 		ReasoningSummary: h.ReasoningSummary,
 		CacheKeySalt:     req.user.ID,
+		MaxEffort:        req.key.Policy.MaxEffort,
 	}
 	var err error
 	if chat {
@@ -54,6 +60,9 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 	if err != nil {
 		e, retry := clientError(err)
 		h.fail(w, req, e, retry)
+		return
+	}
+	if !h.checkKeyModel(w, req) {
 		return
 	}
 	m := req.mapped

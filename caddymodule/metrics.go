@@ -76,6 +76,9 @@ func registerMetrics(reg prometheus.Registerer, catalog *translate.Catalog) (*me
 	if m.refreshCount, err = registerOrReuse(reg, m.refreshCount); err != nil {
 		return nil, err
 	}
+	if err := registerKeyRefusals(reg); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

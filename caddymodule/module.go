@@ -117,6 +117,10 @@ type Handler struct {
 	// Aliases map extra model names to catalog models.
 	Aliases map[string]string `json:"aliases,omitempty"`
 
+	// ExposeAccountQuota lets GET /v1/usage show the linked ChatGPT
+	// account's 5-hour and weekly windows to the key's holder. Default: on.
+	ExposeAccountQuota *bool `json:"expose_account_quota,omitempty"`
+
 	// Dashboard configures the web dashboard (see DashboardConfig); nil
 	// serves it at "/" with the defaults.
 	Dashboard *DashboardConfig `json:"dashboard,omitempty"`
@@ -132,8 +136,8 @@ type Handler struct {
 	metrics *metrics
 
 	dashboard *dashboard.Dashboard // nil when off
-	// quotas keeps each user's latest rate limits for the dashboard; nil
-	// (storing nothing) when the dashboard is off.
+	// quotas keeps each user's latest rate limits for the dashboard and
+	// GET /v1/usage; nil (storing nothing) when both are off.
 	quotas *dashboard.QuotaStore
 }
 
@@ -238,6 +242,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.provisionDashboard(oauth); err != nil {
 		return err // "dashboard: …"
+	}
+	if h.quotas == nil && (h.ExposeAccountQuota == nil || *h.ExposeAccountQuota) {
+		h.quotas = dashboard.NewVaultQuotaStore(h.vault) // for GET /v1/usage
 	}
 
 	h.catalog = translate.DefaultCatalog()
