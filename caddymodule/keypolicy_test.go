@@ -120,7 +120,9 @@ func TestKeyPolicyRefusals(t *testing.T) {
 				}
 			}
 			if len(tc.before) > 0 {
-				env.waitUsage(t, func(s keypolicy.Status) bool { return s.TokensToday.Requests == int64(len(tc.before)) && s.TokensToday.Used > 0 })
+				env.waitUsage(t, func(s keypolicy.Status) bool {
+					return s.TokensToday.Requests == int64(len(tc.before)) && s.TokensToday.Used > 0
+				})
 			}
 			upstreamBefore := len(env.fake.RequestsTo("/responses"))
 			var refusals float64
