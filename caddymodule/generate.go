@@ -34,11 +34,6 @@ type streamTranslator interface {
 
 // serveGenerate handles /v1/chat/completions (chat) and /v1/responses.
 func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *apiRequest, chat bool) {
-	release, ok := h.admitKey(w, req)
-	if !ok {
-		return
-	}
-	defer release() // the stream ended or the client went away
 	body, bad := readBody(r, h.MaxBodySize)
 	if bad != nil {
 		h.fail(w, req, bad, 0)
@@ -62,9 +57,16 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		h.fail(w, req, e, retry)
 		return
 	}
+	// The key's policy, after the model is known and before anything goes
+	// upstream.
 	if !h.checkKeyModel(w, req) {
 		return
 	}
+	release, ok := h.admitKey(w, req)
+	if !ok {
+		return
+	}
+	defer release() // the stream ended or the client went away
 	m := req.mapped
 	if len(m.Dropped) > 0 {
 		if c := h.logger.Check(zap.DebugLevel, "dropped parameters the backend rejects"); c != nil {
