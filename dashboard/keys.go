@@ -24,6 +24,9 @@ type keysBody struct {
 	NewMeta vault.Key
 	Setup   setup
 	Label   string
+	// Badges say which active keys would be refused right now (expired,
+	// over budget, rate-limited), by key id.
+	Badges map[string]string
 }
 
 // setup is what the client snippets need.
@@ -87,6 +90,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, status int,
 	}
 	b.Active = len(active)
 	b.Keys = append(active, revoked...)
+	b.Badges = d.keyBadges(active)
 	b.Setup = d.setupFor(r, b.NewKey)
 	d.render(w, r, status, "keys", pageData{Title: "API keys", Nav: "keys", Flash: flashMsg, Error: errMsg, Body: b})
 }
