@@ -42,7 +42,7 @@ func TestCLIKeyPolicy(t *testing.T) {
 	}
 	p := ci.Policy
 	if strings.Join(p.Models, ",") != "gpt-5.4-mini,gpt-5.5" || p.RPM != 10 || p.Concurrency != 4 || p.TokensPerDay != 100_000 ||
-		p.TokensPerWeek != 1_000_000 || p.MaxEffort != "high" || p.Expires.Sub(time.Now()) < 6*24*time.Hour {
+		p.TokensPerWeek != 1_000_000 || p.MaxEffort != "high" || time.Until(p.Expires) < 6*24*time.Hour {
 		t.Fatalf("policy in keys list --json: %+v", p)
 	}
 	if ci.Usage == nil || ci.Usage.TokensToday.Limit != 100_000 || ci.Usage.RequestsPerMinute.Limit != 10 {
