@@ -33,7 +33,9 @@ func init() {
 //	POST   /codex_proxy/users/{email}/disable    revoke all the user's keys
 //	POST   /codex_proxy/users/{email}/enable     no-op (the vault has no disabled flag)
 //	GET    /codex_proxy/keys?email=              a user's keys
-//	POST   /codex_proxy/keys                     create a key: {"email", "label"}; the answer holds the key, once
+//	POST   /codex_proxy/keys                     create a key: {"email", "label", "policy"}; the answer holds the key, once
+//	POST   /codex_proxy/keys/{id}/policy         change a key's policy: {"email", "policy": {"rpm": "60", …}}
+//	POST   /codex_proxy/keys/{id}/reset-usage?email=  set a key's usage counters back to zero
 //	DELETE /codex_proxy/keys/{id}?email=         revoke a key
 //	POST   /codex_proxy/keys/{id}/revoke?email=  revoke a key
 //
@@ -159,6 +161,27 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		len(seg) == 3 && seg[2] == "revoke" && r.Method == http.MethodPost):
 		return a.with(w, r, func(v *vault.Vault) (int, any, error) {
 			res, err := revokeKey(v, q.Get("email"), seg[1])
+			return http.StatusOK, res, err
+		})
+
+	case seg[0] == "keys" && len(seg) == 3 && seg[2] == "policy":
+		if err := allow(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		var req keyUpdateRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			return err
+		}
+		return a.with(w, r, func(v *vault.Vault) (int, any, error) {
+			res, err := updateKeyPolicy(v, seg[1], req)
+			return http.StatusOK, res, err
+		})
+	case seg[0] == "keys" && len(seg) == 3 && seg[2] == "reset-usage":
+		if err := allow(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		return a.with(w, r, func(v *vault.Vault) (int, any, error) {
+			res, err := resetKeyUsage(v, q.Get("email"), seg[1])
 			return http.StatusOK, res, err
 		})
 

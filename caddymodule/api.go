@@ -51,15 +51,17 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		req.route = "chat_completions"
 	case path == "/v1/responses":
 		req.route = "responses"
+	case path == "/v1/usage":
+		req.route = "usage"
 	default:
 		req.route = "unknown"
 		writeError(w, &translate.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
-			Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + ". This proxy serves /v1/models, /v1/chat/completions and /v1/responses."})
+			Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + ". This proxy serves /v1/models, /v1/chat/completions, /v1/responses and /v1/usage."})
 		h.metrics.observe(req.route, http.StatusNotFound, "")
 		return
 	}
 	wantMethod := http.MethodPost
-	if req.route == "models" {
+	if req.route == "models" || req.route == "usage" {
 		wantMethod = http.MethodGet
 	}
 	if r.Method != wantMethod {
@@ -74,7 +76,13 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		h.metrics.observe(req.route, req.status, "")
 		return
 	}
+	if !h.checkKeyExpiry(w, req) {
+		h.finish(req)
+		return
+	}
 	switch req.route {
+	case "usage":
+		h.serveUsage(w, r, req)
 	case "models":
 		h.serveModels(w, r, req, strings.TrimPrefix(strings.TrimPrefix(path, "/v1/models"), "/"))
 	case "chat_completions":
@@ -134,7 +142,7 @@ func (h *Handler) setCORS(w http.ResponseWriter, r *http.Request) {
 			if o != "*" {
 				w.Header().Add("Vary", "Origin")
 			}
-			w.Header().Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-Codex-Primary-Used-Percent, X-Codex-Secondary-Used-Percent")
+			w.Header().Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-Codex-Primary-Used-Percent, X-Codex-Secondary-Used-Percent, "+effortClampedHeader)
 			return
 		}
 	}
@@ -159,7 +167,7 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *apiRe
 	var list []model
 	seen := map[string]bool{}
 	add := func(id string) {
-		if id != "" && !seen[id] {
+		if id != "" && !seen[id] && req.key.Policy.AllowsModel(id) {
 			seen[id] = true
 			list = append(list, model{ID: id, Object: "model", Created: 1700000000, OwnedBy: "openai"})
 		}

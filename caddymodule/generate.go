@@ -44,6 +44,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		SystemMode:       translate.SystemMode(h.SystemPrompt),
 		ReasoningSummary: h.ReasoningSummary,
 		CacheKeySalt:     req.user.ID,
+		MaxEffort:        req.key.Policy.MaxEffort,
 	}
 	var err error
 	if chat {
@@ -56,6 +57,16 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		h.fail(w, req, e, retry)
 		return
 	}
+	// The key's policy, after the model is known and before anything goes
+	// upstream.
+	if !h.checkKeyModel(w, req) {
+		return
+	}
+	release, ok := h.admitKey(w, req)
+	if !ok {
+		return
+	}
+	defer release() // the stream ended or the client went away
 	m := req.mapped
 	if len(m.Dropped) > 0 {
 		if c := h.logger.Check(zap.DebugLevel, "dropped parameters the backend rejects"); c != nil {

@@ -63,7 +63,7 @@ var (
 		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
 	}, liveVaults.droppedLogs)
 
-	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes, requestLogDropped}
+	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes, requestLogDropped, keyRefusals}
 )
 
 // registerMetrics registers the package's collectors with a config's

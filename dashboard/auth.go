@@ -24,6 +24,8 @@ var flashes = map[string]string{
 	"unlinked":   "Your ChatGPT account was unlinked. API calls fail until you link one again.",
 	"revoked":    "The key was revoked. Requests with it now fail with 401.",
 	"flowgone":   "That ChatGPT sign-in has expired. Start again below.",
+	"policy":     "The key's limits were saved. They apply from its next request.",
+	"reset":      "The key's usage was reset.",
 }
 
 // flash is the message named by the msg query parameter.

@@ -26,6 +26,9 @@ type keysBody struct {
 	Label     string
 	FormToken string // one-time token of the create form
 	Linked    bool
+	// Badges say which active keys would be refused right now (expired,
+	// over budget, rate-limited), by key id.
+	Badges map[string]string
 }
 
 // createdKey is the flash a key creation leaves for the next GET.
@@ -109,6 +112,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, status int,
 	}
 	b.Active = len(active)
 	b.Keys = append(active, revoked...)
+	b.Badges = d.keyBadges(active)
 	b.Setup = d.setupFor(r, b.NewKey)
 	b.FormToken = d.forms.issue(s.user.ID, d.cfg.Now())
 	if _, err := d.cfg.Vault.TokenInfo(s.user.ID); err == nil {

@@ -35,7 +35,7 @@ type views struct {
 // pageNames are the templates under templates/ that are whole pages.
 var pageNames = []string{
 	"landing", "login", "confirm", "error", "onboarding", "overview",
-	"keys", "revoke", "requests", "chatgpt", "link", "unlink", "device", "notfound",
+	"keys", "key", "revoke", "requests", "chatgpt", "link", "unlink", "device", "notfound",
 }
 
 func loadViews(prefix string) (*views, error) {

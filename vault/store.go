@@ -3,6 +3,8 @@ package vault
 import (
 	"context"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // Store is where a Vault keeps its records: the storage engine behind the
@@ -99,6 +101,15 @@ type KeyStore interface {
 	// TouchKeys raises the LastUsed of each key (id → time) to the given
 	// time if that is later. Unknown keys (deleted meanwhile) are skipped.
 	TouchKeys(ctx context.Context, uses map[string]time.Time) error
+	// UpdateKeyPolicy replaces the Policy of the user's key, leaving every
+	// other field as it is. It fails with ErrNotFound if the key does not
+	// exist or belongs to another user. The policy is a self-contained
+	// value with a JSON form (a server engine may keep it in one JSON
+	// column).
+	UpdateKeyPolicy(ctx context.Context, userID, keyID string, p keypolicy.Policy) error
+	// ResetKeyUsage sets the UsageReset of the user's key to at, leaving
+	// every other field as it is; ErrNotFound as for UpdateKeyPolicy.
+	ResetKeyUsage(ctx context.Context, userID, keyID string, at time.Time) error
 }
 
 // TokenStore keeps each user's sealed ChatGPT token bundle.
@@ -202,7 +213,8 @@ type ChangeKind int
 const (
 	// ChangeUser: the user UserID was created, changed or deleted.
 	ChangeUser ChangeKind = iota + 1
-	// ChangeKey: the key KeyID (of UserID) was created or revoked.
+	// ChangeKey: the key KeyID (of UserID) was created, revoked, or had
+	// its policy or usage reset point changed.
 	ChangeKey
 	// ChangeTokens: the token bundle of UserID was stored, refreshed or
 	// deleted.

@@ -127,6 +127,12 @@ CREATE TABLE codex_quotas (
 	snapshot jsonb NOT NULL
 );
 `},
+	// Per-key policies (keypolicy.Policy as JSON) and usage reset points.
+	// Additive: instances of schema 1 keep running beside it.
+	{compatible: 1, sql: `
+ALTER TABLE codex_keys ADD COLUMN policy jsonb;
+ALTER TABLE codex_keys ADD COLUMN usage_reset timestamptz;
+`},
 }
 
 // SchemaVersion is the schema this code writes.
