@@ -121,11 +121,13 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiR
 		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
 			Message: "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."})
 	default:
-		// The vault failed, not the client: not counted against its address.
-		req.status = http.StatusUnauthorized
+		// The vault failed, not the client: not counted against its address,
+		// and a 5xx, so clients retry instead of dropping a good key.
+		req.status = http.StatusServiceUnavailable
 		h.logger.Error("verifying an API key failed", zap.String("request_id", req.id), zap.Error(err))
-		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
-			Message: "the API key could not be checked"})
+		writeRetryAfter(w, 5*time.Second)
+		writeError(w, &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+			Message: "the API key could not be checked right now; retry shortly"})
 	}
 	return false
 }
