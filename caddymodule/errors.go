@@ -54,11 +54,3 @@ func clientError(err error) (*translate.Error, time.Duration) {
 	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error",
 		Message: "the upstream request failed"}, 0
 }
-
-// respondError writes err as a client error.
-func respondError(w http.ResponseWriter, err error) *translate.Error {
-	e, retry := clientError(err)
-	writeRetryAfter(w, retry)
-	writeError(w, e)
-	return e
-}
