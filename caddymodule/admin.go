@@ -225,7 +225,7 @@ func (a adminAPI) acquire(want string) (v *vault.Vault, release func(), err erro
 	pool := a.vaultPool()
 	// LoadOrNew on an existing key only adds a reference. If the vault was
 	// closed since openVaults, the constructor fails and nothing is opened:
-	// only Provision opens vaults, with the config's secrets.
+	// only the codex_proxy app opens vaults, with the config's secrets.
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) { return nil, errVaultGone })
 	if err != nil {
 		return nil, nil, apiErr(http.StatusServiceUnavailable, err)

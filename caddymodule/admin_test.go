@@ -59,7 +59,7 @@ func openTestVault(t *testing.T, path, key, pepper string) *vault.Vault {
 	return v
 }
 
-// poolVault opens a vault at path and registers it in pool as Provision
+// poolVault opens a vault at path and registers it in pool as the app
 // would; the test's cleanup releases it.
 func poolVault(t *testing.T, pool *caddy.UsagePool, path string) *vault.Vault {
 	t.Helper()
@@ -329,10 +329,13 @@ func TestAdminVaultSelection(t *testing.T) {
 }
 
 // TestAdminUsesHandlerPool checks the registered module (no pool of its
-// own) sees the vaults handlers put in the package's pool.
+// own) finds the vault the codex_proxy app opened for a config, and no
+// longer once that config is gone.
 func TestAdminUsesHandlerPool(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vault.db")
-	v := poolVault(t, vaults, path)
+	hd := &Handler{Vault: path, EncryptionKeys: []string{testEncKey}, APIKeyPepper: testPepper}
+	cfg := startHandler(t, hd)
+	v := hd.vault
 	info, err := caddy.GetModule("admin.api.codex_proxy")
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +351,11 @@ func TestAdminUsesHandlerPool(t *testing.T) {
 	}
 	if _, _, err := v.VerifyKey(k.Plaintext); err != nil {
 		t.Fatal(err)
+	}
+	cfg.stop()
+	rec = call(t, h, "GET", "/codex_proxy/users", nil, nil)
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("after the config stopped: %d %s", rec.Code, rec.Body)
 	}
 }
 

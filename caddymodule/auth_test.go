@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"flag"
 	"io"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 var updateErrors = flag.Bool("update-errors", false, "rewrite testdata/errors golden files")
@@ -124,14 +121,7 @@ func TestFailedAttemptsSurviveReload(t *testing.T) {
 		Vault: old.Vault, EncryptionKeys: old.EncryptionKeys, APIKeyPepper: old.APIKeyPepper,
 		Upstream: old.Upstream, OAuthIssuer: old.OAuthIssuer,
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = h.Cleanup()
-	})
+	startHandler(t, h) // the new config starts before the old one stops
 	if err := old.Cleanup(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // DashboardConfig configures the web dashboard (sign-in by magic link,
@@ -119,10 +120,8 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 	}
 	// The latest rate limits per user, set by the API handler on each
 	// response. The vault keeps them across restarts, written off the
-	// request path.
-	quotas := dashboard.NewVaultQuotaStore(h.vault)
-	d, err := dashboard.NewDashboard(dashboard.Config{
-		Vault:         h.vault,
+	// request path; the store is made over the vault when it opens.
+	dc := dashboard.Config{
 		OAuth:         oauth,
 		Mailer:        mailer,
 		PublicOrigin:  origin,
@@ -132,15 +131,36 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Logger:        slogOf(logger),
 		ClientIP:      clientIP,
 		Limiter:       h.limits.signin,
-		Quotas:        quotas,
 		Prices:        cfg.Prices,
-	})
+	}
+	// The vault opens when the codex_proxy app starts (bindDashboard); a
+	// dashboard over an unopened one checks the config now and tells its
+	// paths. NewDashboard does not call the vault.
+	check := dc
+	check.Vault = new(vault.Vault)
+	routes, err := dashboard.NewDashboard(check)
 	if err != nil {
 		return err
 	}
-	h.dashboard = d
-	h.quotas = quotas
+	h.dashCfg, h.dashRoutes = &dc, routes
 	logger.Info("dashboard enabled", zap.String("prefix", orSlash(cfg.Prefix)), zap.String("signup", string(dashboard.SignupMode(cfg.Signup))))
+	return nil
+}
+
+// bindDashboard builds the dashboard over the vault, once it is open.
+func (h *Handler) bindDashboard() error {
+	if h.dashCfg == nil {
+		return nil
+	}
+	dc := *h.dashCfg
+	dc.Vault = h.vault
+	h.quotas = dashboard.NewVaultQuotaStore(h.vault)
+	dc.Quotas = h.quotas
+	d, err := dashboard.NewDashboard(dc)
+	if err != nil {
+		return fmt.Errorf("dashboard: %v", err)
+	}
+	h.dashboard = d
 	return nil
 }
 

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
@@ -299,18 +298,7 @@ func startDashboardSite(t *testing.T, fake *codextest.Server, smtpAddr string) s
 			SMTP:   &SMTPConfig{Address: smtpAddr, From: "UseMySub <noreply@example.com>", StartTLS: "off"},
 		},
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := h.Provision(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = h.Cleanup()
-	})
+	startHandler(t, h)
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		http.NotFound(w, r)
 		return nil

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -104,15 +102,7 @@ func provisionWith(t *testing.T, dc *DashboardConfig, origin string) (*Handler, 
 		PublicOrigin:   origin,
 		Dashboard:      dc,
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := h.Provision(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = h.Cleanup()
-	})
+	startHandler(t, h)
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusTeapot)
 		return nil
@@ -182,10 +172,7 @@ func TestDashboardRouting(t *testing.T) {
 				APIKeyPepper:   "test-pepper-0123456789",
 				Dashboard:      dc,
 			}
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			err := h.Provision(ctx)
-			cancel()
-			_ = h.Cleanup()
+			_, err := provisionConfig(t, h)
 			if err == nil || !strings.Contains(err.Error(), "dashboard") {
 				t.Errorf("%+v: %v", dc, err)
 			}

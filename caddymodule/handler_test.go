@@ -90,17 +90,7 @@ func newProxyEnv(t *testing.T, opts ...codextest.Option) *proxyEnv {
 		OAuthIssuer:    fake.IssuerURL,
 		Keepalive:      caddy.Duration(50 * time.Millisecond),
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = h.Cleanup()
-	})
+	startHandler(t, h)
 	u, err := h.vault.CreateUser("ada@example.com", "Ada")
 	if err != nil {
 		t.Fatal(err)
@@ -393,42 +383,6 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 }
 
 func streamsActive(h *Handler) float64 { return gaugeValue(h.metrics.activeStreams) }
-
-// TestKeyRotationReencrypts: after a start with the new key first and the old
-// one second, the old key can be dropped and the linked account still works.
-func TestKeyRotationReencrypts(t *testing.T) {
-	fake := codextest.New(t)
-	tok := fake.AddAccount("acc-rot", "rot@example.com", "pro")
-	path := filepath.Join(t.TempDir(), "vault.db")
-	oldKey := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	newKey := "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
-	provision := func(keys ...string) *Handler {
-		h := &Handler{Vault: path, EncryptionKeys: keys, APIKeyPepper: "rotation-pepper-0123456789", Upstream: fake.URL, OAuthIssuer: fake.IssuerURL}
-		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-		t.Cleanup(cancel)
-		if err := h.Provision(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	h := provision(oldKey)
-	u, err := h.vault.CreateUser("rot@example.com", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.vault.PutTokens(u.ID, vault.TokenBundle{IDToken: tok.IDToken, AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken}); err != nil {
-		t.Fatal(err)
-	}
-	_ = h.Cleanup()
-	h = provision(newKey, oldKey)
-	_ = h.Cleanup()
-	h = provision(newKey)
-	defer h.Cleanup()
-	got, _, err := h.vault.AccessToken(context.Background(), u.ID, false)
-	if err != nil || got != tok.AccessToken {
-		t.Fatalf("after rotation: token ok=%v err=%v", got == tok.AccessToken, err)
-	}
-}
 
 // TestMetricsLabelsStayBounded: a client-chosen model name never becomes a
 // label, and refresh attempts are counted by outcome.

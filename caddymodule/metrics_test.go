@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -118,13 +117,8 @@ func TestActiveStreamsAcrossReload(t *testing.T) {
 	// Reload: a new handler on the same vault with a new registry.
 	reloaded := &Handler{Vault: env.h.Vault, EncryptionKeys: env.h.EncryptionKeys, APIKeyPepper: env.h.APIKeyPepper,
 		Upstream: env.h.Upstream, OAuthIssuer: env.h.OAuthIssuer}
-	rctx, rcancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer rcancel()
-	if err := reloaded.Provision(rctx); err != nil {
-		t.Fatal(err)
-	}
-	defer reloaded.Cleanup()
-	reg := rctx.GetMetricsRegistry()
+	rc := startHandler(t, reloaded)
+	reg := rc.ctx.GetMetricsRegistry()
 	if got, _ := gathered(t, reg, name); got != base+1 {
 		t.Fatalf("active streams after reload: %v, want %v", got, base+1)
 	}
@@ -149,13 +143,9 @@ func TestActiveStreamsAcrossReload(t *testing.T) {
 // config's registry, and the count stays when the vault closes.
 func TestDroppedRequestLogsExported(t *testing.T) {
 	h := &Handler{Vault: t.TempDir() + "/vault.db", EncryptionKeys: []string{testEncKey}, APIKeyPepper: testPepper}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := startHandler(t, h)
 	const name = "caddy_codex_proxy_request_log_dropped_total"
-	reg := ctx.GetMetricsRegistry()
+	reg := c.ctx.GetMetricsRegistry()
 	base, ok := gathered(t, reg, name)
 	if !ok {
 		t.Fatalf("%s not exported", name)
@@ -171,10 +161,8 @@ func TestDroppedRequestLogsExported(t *testing.T) {
 	if got, _ := gathered(t, reg, name); got != base+5 {
 		t.Fatalf("dropped records exported as %v, want %v", got, base+5)
 	}
-	// The last handler goes, the vault leaves the pool: the count stays.
-	if err := h.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
+	// The last config goes, the vault leaves the pool: the count stays.
+	c.stop()
 	if got, _ := gathered(t, reg, name); got != base+5 {
 		t.Fatalf("after the vault closed: %v, want %v", got, base+5)
 	}

@@ -7,8 +7,6 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -122,15 +120,20 @@ type Handler struct {
 
 	ctx     caddy.Context
 	logger  *zap.Logger
-	vaultID string
-	vault   *vault.Vault
+	app     *App
+	vault   *vault.Vault // set by bind when the app starts
 	client  *codex.Client
 	catalog *translate.Catalog
 	models  *codex.ModelCache
 	limits  *pooledLimiter // shared through the limiters pool; nil until held
 	metrics *metrics
 
-	dashboard *dashboard.Dashboard // nil when off
+	dashboard *dashboard.Dashboard // nil when off; built by bind
+	// dashCfg is the dashboard's config, vault aside; dashRoutes is a
+	// dashboard built from it at Provision over no vault, to check the
+	// config and to tell its paths, never to serve.
+	dashCfg    *dashboard.Config
+	dashRoutes *dashboard.Dashboard
 	// quotas keeps each user's latest rate limits for the dashboard; nil
 	// (storing nothing) when the dashboard is off.
 	quotas *dashboard.QuotaStore
@@ -144,8 +147,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults, opens (or shares) the vault and builds the
-// upstream client.
+// Provision sets defaults, checks the settings, builds the upstream client
+// and registers the vault settings with the codex_proxy app, which opens
+// the vault when it starts. Provision opens no file.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
@@ -175,17 +179,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.CORSOrigins = []string{"*"}
 	}
 
-	// The vault's directory may not exist on a first run.
-	if err := os.MkdirAll(filepath.Dir(h.Vault), 0o700); err != nil {
-		return fmt.Errorf("vault directory: %v", err)
-	}
-	keys, pepper, generated, err := vc.secrets()
-	if err != nil {
+	// Only check the secrets here: the vault and the generated-secret files
+	// beside it are opened when the codex_proxy app starts, so that
+	// `caddy validate` and a reload's provisioning touch no file.
+	if err := vc.checkSecrets(); err != nil {
 		return err
-	}
-	if len(vc.EncryptionKeys) == 0 || vc.Pepper == "" {
-		h.logger.Warn("no encryption_key or api_key_pepper configured: using secrets generated beside the vault; set real ones with {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}",
-			zap.String("dir", filepath.Dir(h.Vault)), zap.Bool("generated_now", generated))
 	}
 
 	h.client, err = codex.NewClient(codex.Config{
@@ -201,37 +199,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	oauth := &codex.OAuth{Issuer: repl.ReplaceAll(h.OAuthIssuer, "")}
 
-	h.vaultID = h.Vault
-	pooled, _, err := vaults.LoadOrNew(h.vaultID, func() (caddy.Destructor, error) {
-		v, err := vault.Open(h.Vault, vault.Options{
-			EncryptionKeys: keys,
-			Pepper:         pepper,
-			LogRetention:   time.Duration(h.LogRetention),
-			Refresher:      refresher{oauth: oauth},
-			Logger:         slogOf(h.logger.Named("vault")),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(keys) > 1 {
-			// A rotation: re-seal what is still under an older key, so the
-			// old key can be removed from the config afterwards.
-			n, err := v.ReencryptAll()
-			if err != nil {
-				_ = v.Close()
-				return nil, fmt.Errorf("re-encrypting token bundles with the new key: %v", err)
-			}
-			h.logger.Info("token bundles re-encrypted with the first encryption_key", zap.Int("bundles", n))
-		}
-		liveVaults.add(v)
-		return &pooledVault{Vault: v}, nil
-	})
+	app, err := ctx.App("codex_proxy")
 	if err != nil {
-		h.vaultID = ""
-		return fmt.Errorf("opening vault %s: %v", h.Vault, err)
+		return err
 	}
-	pv := pooled.(*pooledVault)
-	h.vault = pv.Vault
+	h.app = app.(*App)
+	err = h.app.register(h, vaultSettings{vaultConfig: vc, issuer: oauth.Issuer, logger: h.logger.Named("vault")})
+	if err != nil {
+		return err
+	}
 	if h.limits, err = loadLimiter(); err != nil {
 		return fmt.Errorf("rate limiter: %v", err)
 	}
@@ -249,6 +225,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("metrics: %v", err)
 	}
 	return nil
+}
+
+// bind gives the handler the vault the codex_proxy app opened for it; the
+// app calls it from Start, before requests are let through.
+func (h *Handler) bind(pv *pooledVault) error {
+	h.vault = pv.Vault
+	return h.bindDashboard()
 }
 
 // Validate checks the configuration for obvious mistakes.
@@ -269,31 +252,35 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases this instance's hold on the shared vault and rate
-// limiter; the vault is closed, and the limiter's counts dropped, when the
-// last config using them is unloaded.
+// Cleanup lets the dashboard finish its mail and releases this instance's
+// hold on the shared rate limiter (its counts are dropped when the last
+// config using it is unloaded); the codex_proxy app owns the vault.
 func (h *Handler) Cleanup() error {
 	h.cleanupDashboard()
 	if h.limits != nil {
 		h.limits = nil
 		_, _ = limiters.Delete(limiterPoolKey)
 	}
-	if h.vaultID == "" {
-		return nil
-	}
-	_, err := vaults.Delete(h.vaultID)
-	return err
+	return nil
 }
 
 // ServeHTTP routes /v1/ to the API, the dashboard's pages to the
 // dashboard and everything else to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" {
-		if h.dashboard != nil && h.dashboard.Match(r) {
-			h.dashboard.ServeHTTP(w, r)
-			return nil
-		}
+	api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
+	if !api && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
 		return next.ServeHTTP(w, r)
+	}
+	// Caddy may start the http app before ours: wait for the vault.
+	if !h.app.await(r.Context()) || h.vault == nil || !api && h.dashboard == nil {
+		writeRetryAfter(w, 2*time.Second)
+		writeError(w, &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+			Message: "the proxy is starting and its vault is not open yet; retry in a few seconds"})
+		return nil
+	}
+	if !api {
+		h.dashboard.ServeHTTP(w, r)
+		return nil
 	}
 	h.serveAPI(w, r)
 	return nil

@@ -22,19 +22,25 @@ import (
 )
 
 // vaults shares one open vault per file across config reloads: during a
-// reload the old and new handlers live side by side, and bbolt allows one
-// opener per file.
+// reload the old and new configs live side by side, and bbolt allows one
+// opener per file. The codex_proxy app (app.go) takes and releases them.
 var vaults = caddy.NewUsagePool()
 
-// pooledVault closes the vault when the last handler using it is cleaned
-// up.
+// pooledVault closes the vault when the last config using it is cleaned up.
 type pooledVault struct {
 	*vault.Vault
+	path string     // its key in vaults
+	live *liveVault // follows config reloads (vaultlive.go)
 }
 
 // Destruct implements caddy.Destructor.
 func (p *pooledVault) Destruct() error {
-	err := p.Vault.Close()
+	var err error
+	if p.live != nil {
+		err = p.live.close()
+	} else {
+		err = p.Vault.Close()
+	}
 	liveVaults.retire(p.Vault) // after Close: drops while closing count too
 	return err
 }

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // vaultConfig is what it takes to open a codex_proxy vault outside a
-// running Caddy, resolved from a handler's config the way Provision
+// running Caddy, resolved from a handler's config the way the app
 // resolves it: same default path, same placeholder expansion, same
 // generated-secret fallback.
 type vaultConfig struct {
@@ -65,9 +67,31 @@ func vaultConfigOf(h Handler) (vaultConfig, error) {
 	return vc, nil
 }
 
+// checkSecrets checks the configured secrets without reading the
+// generated ones beside the vault (those are read when the vault opens).
+func (vc vaultConfig) checkSecrets() error {
+	if vc.keysSet && len(vc.EncryptionKeys) == 0 {
+		return errors.New("encryption_key is set but expands to nothing: set the environment variables it names")
+	}
+	if vc.pepperSet && vc.Pepper == "" {
+		return errors.New("api_key_pepper is set but expands to nothing: set the environment variables it names")
+	}
+	if len(vc.EncryptionKeys) > 0 {
+		if err := vault.CheckKeys(vc.EncryptionKeys); err != nil {
+			return fmt.Errorf("encryption_key: %v", err)
+		}
+	}
+	if vc.Pepper != "" {
+		if err := vault.CheckPepper(vc.Pepper); err != nil {
+			return fmt.Errorf("api_key_pepper: %v", err)
+		}
+	}
+	return nil
+}
+
 // secrets returns the encryption keys and pepper to open the vault with,
 // taking the generated ones beside the vault for what the config leaves
-// out, as Provision does. generated reports files created just now.
+// out, as the app does. generated reports files created just now.
 func (vc vaultConfig) secrets() (keys []string, pepper string, generated bool, err error) {
 	if vc.keysSet && len(vc.EncryptionKeys) == 0 {
 		return nil, "", false, errors.New("encryption_key is set in the config but expands to nothing here: run this command with the same environment variables as Caddy")

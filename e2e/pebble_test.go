@@ -53,6 +53,99 @@ func fileExists(p string) bool {
 func TestAutomaticHTTPSWithPebble(t *testing.T) {
 	t.Parallel()
 	caddyBinary(t) // skip first when there is no caddy
+	// Pebble validates challenges on the ports Caddy serves.
+	httpPort, httpsPort := freePort(t), freePort(t)
+	ca := startPebble(t, httpPort, httpsPort)
+	acmeAddr, minica, pebbleRoot, pebbleLogs := ca.acmeAddr, ca.minica, ca.root, ca.logs
+
+	fake := newFake(t, codextest.Options{})
+	p, key := startProxySpec(t, fake, proxySpec{
+		httpPort:  httpPort,
+		httpsPort: httpsPort,
+		global:    fmt.Sprintf("acme_ca https://%s/dir\n\tacme_ca_root %s\n\temail ops@proxy.test", acmeAddr, minica),
+		domain:    "proxy.test",
+	})
+
+	// The client resolves proxy.test to 127.0.0.1 and trusts Pebble's root
+	// only (not Caddy's internal CA).
+	site := fmt.Sprintf("proxy.test:%d", httpsPort)
+	var d net.Dialer
+	client := tlsClient(t, pebbleRoot, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == site {
+			addr = fmt.Sprintf("127.0.0.1:%d", httpsPort)
+		}
+		return d.DialContext(ctx, network, addr)
+	})
+	var leaf *x509.Certificate
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := client.Get("https://" + site + "/v1/models")
+		if err == nil {
+			resp.Body.Close()
+			leaf = resp.TLS.PeerCertificates[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trusted certificate for %s after 90 s: %v\ncaddy:\n%s\npebble:\n%s", site, err, p.logs.String(), pebbleLogs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err := leaf.VerifyHostname("proxy.test"); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newOpenAIClient("https://"+site, key, client)
+	cc, err := streamText(withTimeout(t), c, "over acme pebble-nonce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cc.Choices[0].Message.Content, "pebble-nonce") {
+		t.Fatalf("chat at https://%s: %+v", site, cc)
+	}
+
+	// A real challenge was solved (no PEBBLE_VA_ALWAYS_VALID).
+	logs := p.logs.String()
+	solved := ""
+	for _, ch := range []string{"tls-alpn-01", "http-01"} {
+		if strings.Contains(logs, `"challenge_type":"`+ch+`"`) {
+			solved = ch
+		}
+	}
+	if solved == "" {
+		t.Errorf("caddy's log shows no ACME challenge:\n%s", logs)
+	}
+	t.Logf("certificate for proxy.test obtained from Pebble through %s", solved)
+	if !strings.Contains(logs, "certificate obtained successfully") {
+		t.Errorf("caddy's log does not show the certificate obtained")
+	}
+	// And TLS with the local CA's trust alone fails for proxy.test: the
+	// certificate is Pebble's, not Caddy's internal one.
+	local := p.httpsClient(t)
+	local.Transport.(*http.Transport).DialContext = client.Transport.(*http.Transport).DialContext
+	if resp, err := local.Get("https://" + site + "/v1/models"); err == nil {
+		resp.Body.Close()
+		t.Errorf("proxy.test is served with a certificate from Caddy's internal CA")
+	}
+}
+
+// pebbleCA is a running Pebble ACME CA with the DNS it resolves through.
+type pebbleCA struct {
+	acmeAddr string      // host:port of the ACME server (directory at /dir)
+	minica   string      // path of the root Pebble's own HTTPS chains to
+	root     []byte      // PEM of the root Pebble issues from
+	logs     *syncBuffer // Pebble's output
+}
+
+// issued counts the certificates Pebble issued so far.
+func (ca *pebbleCA) issued() int {
+	return strings.Count(ca.logs.String(), "Issued certificate serial")
+}
+
+// startPebble starts pebble-challtestsrv, answering 127.0.0.1 for every
+// name, and Pebble, validating challenges on httpPort and httpsPort; both
+// stop when the test ends. Missing tools skip (fail in CI).
+func startPebble(t *testing.T, httpPort, httpsPort int) *pebbleCA {
+	t.Helper()
 	pebble, challtestsrv := lookGoBin("pebble"), lookGoBin("pebble-challtestsrv")
 	if pebble == "" || challtestsrv == "" {
 		needTool(t, "pebble and pebble-challtestsrv", pebbleHint)
@@ -76,8 +169,6 @@ func TestAutomaticHTTPSWithPebble(t *testing.T) {
 	dns.Stdout, dns.Stderr = dnsLogs, dnsLogs
 	startProcess(t, "pebble-challtestsrv", dns, dnsLogs)
 
-	// Pebble validates challenges on the ports Caddy serves.
-	httpPort, httpsPort := freePort(t), freePort(t)
 	acmeAddr, mgmtAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg, _ := json.MarshalIndent(map[string]any{"pebble": map[string]any{
 		"listenAddress":                  acmeAddr,
@@ -128,72 +219,5 @@ func TestAutomaticHTTPSWithPebble(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	fake := newFake(t, codextest.Options{})
-	p, key := startProxySpec(t, fake, proxySpec{
-		httpPort:  httpPort,
-		httpsPort: httpsPort,
-		global:    fmt.Sprintf("acme_ca https://%s/dir\n\tacme_ca_root %s\n\temail ops@proxy.test", acmeAddr, minica),
-		domain:    "proxy.test",
-	})
-
-	// The client resolves proxy.test to 127.0.0.1 and trusts Pebble's root
-	// only (not Caddy's internal CA).
-	site := fmt.Sprintf("proxy.test:%d", httpsPort)
-	var d net.Dialer
-	client := tlsClient(t, pebbleRoot, func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr == site {
-			addr = fmt.Sprintf("127.0.0.1:%d", httpsPort)
-		}
-		return d.DialContext(ctx, network, addr)
-	})
-	var leaf *x509.Certificate
-	deadline = time.Now().Add(90 * time.Second)
-	for {
-		resp, err := client.Get("https://" + site + "/v1/models")
-		if err == nil {
-			resp.Body.Close()
-			leaf = resp.TLS.PeerCertificates[0]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no trusted certificate for %s after 90 s: %v\ncaddy:\n%s\npebble:\n%s", site, err, p.logs.String(), pebbleLogs.String())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if err := leaf.VerifyHostname("proxy.test"); err != nil {
-		t.Fatal(err)
-	}
-
-	c := newOpenAIClient("https://"+site, key, client)
-	cc, err := streamText(withTimeout(t), c, "over acme pebble-nonce")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(cc.Choices[0].Message.Content, "pebble-nonce") {
-		t.Fatalf("chat at https://%s: %+v", site, cc)
-	}
-
-	// A real challenge was solved (no PEBBLE_VA_ALWAYS_VALID).
-	logs := p.logs.String()
-	solved := ""
-	for _, ch := range []string{"tls-alpn-01", "http-01"} {
-		if strings.Contains(logs, `"challenge_type":"`+ch+`"`) {
-			solved = ch
-		}
-	}
-	if solved == "" {
-		t.Errorf("caddy's log shows no ACME challenge:\n%s", logs)
-	}
-	t.Logf("certificate for proxy.test obtained from Pebble through %s", solved)
-	if !strings.Contains(logs, "certificate obtained successfully") {
-		t.Errorf("caddy's log does not show the certificate obtained")
-	}
-	// And TLS with the local CA's trust alone fails for proxy.test: the
-	// certificate is Pebble's, not Caddy's internal one.
-	local := p.httpsClient(t)
-	local.Transport.(*http.Transport).DialContext = client.Transport.(*http.Transport).DialContext
-	if resp, err := local.Get("https://" + site + "/v1/models"); err == nil {
-		resp.Body.Close()
-		t.Errorf("proxy.test is served with a certificate from Caddy's internal CA")
-	}
+	return &pebbleCA{acmeAddr: acmeAddr, minica: minica, root: pebbleRoot, logs: pebbleLogs}
 }

@@ -325,7 +325,7 @@ func (v *Vault) markRelink(ctx context.Context, userID string, st *tokenState, s
 // version and refresh token); ok is false otherwise, or if the user was
 // unlinked or deleted meanwhile.
 func (v *Vault) replaceBundle(ctx context.Context, userID string, expected, nb TokenBundle) (ok bool, err error) {
-	err = v.store.UpdateTokens(ctx, userID, func(cur *TokenRecord) (*TokenRecord, error) {
+	err = v.updateTokens(ctx, userID, func(cur *TokenRecord) (*TokenRecord, error) {
 		ok = false
 		if cur == nil || cur.Version != expected.Version {
 			return nil, nil

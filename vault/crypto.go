@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // keyLen is the AES-256 key size.
@@ -64,14 +65,29 @@ type aeadKey struct {
 	aead cipher.AEAD
 }
 
-// keyring holds the configured keys; keys[0] encrypts, all decrypt.
+// keyring holds the configured keys; keys[0] encrypts, all decrypt. The
+// set is swapped whole (SetEncryptionKeys), so a reader never sees a mix.
 type keyring struct {
-	keys []aeadKey
+	cur atomic.Pointer[[]aeadKey]
 }
+
+// keys returns the current set.
+func (kr *keyring) keys() []aeadKey { return *kr.cur.Load() }
 
 // newKeyring parses the configured keys.
 func newKeyring(encoded []string) (*keyring, error) {
+	keys, err := parseKeys(encoded)
+	if err != nil {
+		return nil, err
+	}
 	kr := &keyring{}
+	kr.cur.Store(&keys)
+	return kr, nil
+}
+
+// parseKeys parses configured keys into AEADs, dropping duplicates.
+func parseKeys(encoded []string) ([]aeadKey, error) {
+	var keys []aeadKey
 	seen := map[string]bool{}
 	for i, s := range encoded {
 		raw, err := ParseKey(s)
@@ -92,18 +108,18 @@ func newKeyring(encoded []string) (*keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vault: encryption key #%d: %w", i+1, err)
 		}
-		kr.keys = append(kr.keys, aeadKey{id: id, aead: aead})
+		keys = append(keys, aeadKey{id: id, aead: aead})
 	}
-	return kr, nil
+	return keys, nil
 }
 
 // primaryID names the key new ciphertexts are sealed with.
-func (kr *keyring) primaryID() string { return kr.keys[0].id }
+func (kr *keyring) primaryID() string { return kr.keys()[0].id }
 
 // seal encrypts plaintext with the primary key and a random 96-bit nonce.
 // The associated data binds the ciphertext to context and the key id.
 func (kr *keyring) seal(plaintext []byte, context string) (Sealed, error) {
-	k := kr.keys[0]
+	k := kr.keys()[0]
 	nonce := make([]byte, k.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return Sealed{}, fmt.Errorf("vault: random nonce: %w", err)
@@ -115,7 +131,7 @@ func (kr *keyring) seal(plaintext []byte, context string) (Sealed, error) {
 // open decrypts s; it fails when the key is unknown, the blob was changed
 // or it was sealed for another context.
 func (kr *keyring) open(s Sealed, context string) ([]byte, error) {
-	for _, k := range kr.keys {
+	for _, k := range kr.keys() {
 		if k.id != s.KeyID {
 			continue
 		}

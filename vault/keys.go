@@ -240,15 +240,19 @@ func (v *Vault) indexKey(k Key, sum [32]byte) *keyEntry {
 // keyHash is the HMAC-SHA-256 of an API key under the pepper.
 func (v *Vault) keyHash(plaintext string) [32]byte {
 	// Pooled MACs: Reset restores the keyed state, cheaper than hmac.New.
-	h, _ := v.macs.Get().(hash.Hash)
+	pepper, macs := v.pepper, &v.macs
+	if p := v.repeppered.Load(); p != nil { // SetPepper ran
+		pepper, macs = p.pepper, &p.macs
+	}
+	h, _ := macs.Get().(hash.Hash)
 	if h == nil {
-		h = hmac.New(sha256.New, v.pepper)
+		h = hmac.New(sha256.New, pepper)
 	}
 	h.Reset()
 	h.Write([]byte(plaintext))
 	var sum [32]byte
 	h.Sum(sum[:0])
-	v.macs.Put(h)
+	macs.Put(h)
 	return sum
 }
 

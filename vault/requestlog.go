@@ -188,5 +188,5 @@ func (v *Vault) Usage(userID string, from, to time.Time) ([]DayUsage, error) {
 
 // purgeLogs deletes request records older than the retention.
 func (v *Vault) purgeLogs() (int, error) {
-	return v.store.PurgeLogs(context.Background(), v.now().Add(-v.opts.LogRetention))
+	return v.store.PurgeLogs(context.Background(), v.now().Add(-v.logRetention()))
 }

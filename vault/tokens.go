@@ -91,7 +91,7 @@ func (v *Vault) PutTokens(userID string, b TokenBundle) error {
 		}
 	}
 	base := b.Version
-	err := v.store.UpdateTokens(context.Background(), userID, func(cur *TokenRecord) (*TokenRecord, error) {
+	err := v.updateTokens(context.Background(), userID, func(cur *TokenRecord) (*TokenRecord, error) {
 		b.Version = base
 		if cur != nil && cur.Version > b.Version {
 			b.Version = cur.Version
@@ -145,7 +145,7 @@ func (v *Vault) ReencryptAll() (int, error) {
 			continue
 		}
 		resealed, undecryptable := false, false
-		err := v.store.UpdateTokens(ctx, user, func(cur *TokenRecord) (*TokenRecord, error) {
+		err := v.updateTokens(ctx, user, func(cur *TokenRecord) (*TokenRecord, error) {
 			resealed, undecryptable = false, false
 			if cur == nil || cur.KeyID == primary {
 				return nil, nil // unlinked or re-sealed meanwhile

@@ -24,6 +24,10 @@ type Vault struct {
 	keysByID   map[string]*keyEntry // active keys only
 	keysDirty  atomic.Bool          // some keyEntry has an unwritten last-used
 	macs       sync.Pool            // keyed HMAC states for keyHash
+	// repeppered and retention hold what SetPepper and SetLogRetention
+	// changed since Open (reconfigure.go); unset, opts apply.
+	repeppered atomic.Pointer[pepperState]
+	retention  atomic.Int64
 
 	// tokMu guards tokens, the per-user broker state (cache + refresh lock).
 	tokMu  sync.RWMutex
@@ -39,6 +43,9 @@ type Vault struct {
 	logCh   chan LogRecord
 	drops   atomic.Uint64
 	flights sync.WaitGroup
+	// sealMu: token-bundle writes hold it shared, an encryption-key change
+	// exclusively (reconfigure.go).
+	sealMu sync.RWMutex
 
 	// Owned by the background goroutine: what the last dropped-records
 	// warning reported, and when.
