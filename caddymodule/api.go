@@ -150,33 +150,19 @@ func (h *Handler) tokenSource(userID string) codex.TokenSource {
 // serveModels lists the user's models in OpenAI list format: the catalog
 // the upstream reports for the user's plan, or the static catalog.
 func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *apiRequest, one string) {
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
-	var list []model
-	seen := map[string]bool{}
-	add := func(id string) {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			list = append(list, model{ID: id, Object: "model", Created: 1700000000, OwnedBy: "openai"})
-		}
-	}
+	var upstream []string
 	remote, err := h.models.Get(r.Context(), req.user.ID, h.tokenSource(req.user.ID))
 	if err == nil {
+		upstream = make([]string, 0, len(remote))
 		for _, m := range remote {
 			if !m.Hidden {
-				add(m.Slug)
+				upstream = append(upstream, m.Slug)
 			}
 		}
 	} else if c := h.logger.Check(zap.DebugLevel, "model catalog unavailable, using the static one"); c != nil {
 		c.Write(zap.String("user_id", req.user.ID), zap.Error(err))
 	}
-	for _, m := range h.catalog.Models() {
-		add(m.ID)
-	}
+	list := h.catalog.ModelList(upstream)
 	if one != "" {
 		for _, m := range list {
 			if m.ID == one {
