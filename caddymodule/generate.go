@@ -57,7 +57,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 			h.logger.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
 				zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))
 		}
-		h.fail(w, req, e, retry)
+		h.fail(w, req, m.CallIDs.RestoreError(e), retry)
 		return
 	}
 	defer up.Close()
@@ -66,11 +66,12 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 	}
 	codex.PassHeaders(w.Header(), up.Header)
 
-	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames}
+	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames,
+		CallIDs: m.CallIDs, LegacyFunctions: m.LegacyFunctions}
 	var o relay.Outcome
 	if !m.Stream {
 		agg := func(up io.Reader) ([]byte, translate.StreamResult) {
-			return translate.AggregateResponses(up, m.ToolNames)
+			return translate.AggregateResponses(up, m.ToolNames, m.CallIDs)
 		}
 		if chat {
 			agg = func(up io.Reader) ([]byte, translate.StreamResult) { return translate.AggregateChat(up, chatOpts) }
@@ -81,7 +82,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		if chat {
 			tr = translate.NewChatStream(chatOpts)
 		} else {
-			tr = &translate.ResponsesStream{ToolNames: m.ToolNames}
+			tr = &translate.ResponsesStream{ToolNames: m.ToolNames, CallIDs: m.CallIDs}
 		}
 		h.metrics.streamStarted()
 		o = relay.Stream(r.Context(), w, up, tr, relay.Options{Start: req.start, Keepalive: time.Duration(h.Keepalive)})

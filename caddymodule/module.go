@@ -269,7 +269,7 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
 	if !api && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
-		return next.ServeHTTP(w, r)
+		return h.serveNext(w, r, next)
 	}
 	// Caddy may start the http app before ours: wait for the vault.
 	if !h.app.await(r.Context()) || h.vault == nil || !api && h.dashboard == nil {

@@ -228,6 +228,13 @@ type chatMessage struct {
 	Refusal          *string           `json:"refusal"`
 	ReasoningContent string            `json:"reasoning_content,omitempty"`
 	ToolCalls        []chatToolCallOut `json:"tool_calls,omitempty"`
+	FunctionCall     *chatFunctionCall `json:"function_call,omitempty"`
+}
+
+// chatFunctionCall is the legacy single call of a "functions" request.
+type chatFunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
 }
 
 type chatToolCallOut struct {
@@ -258,6 +265,7 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 	var c collector
 	c.run(r)
 	if c.res.Err != nil {
+		c.res.Err = opts.CallIDs.RestoreError(c.res.Err)
 		return nil, c.res
 	}
 	if opts.ID == "" {
@@ -296,16 +304,22 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 			}
 		case "function_call", "custom_tool_call":
 			var call chatToolCallOut
-			call.ID, call.Type = it.CallID, "function"
+			call.ID, call.Type = opts.CallIDs.Restore(it.CallID), "function"
 			call.Function.Name = opts.ToolNames.Restore(it.Name)
 			call.Function.Arguments = it.Arguments
 			if it.Type == "custom_tool_call" {
 				call.Function.Arguments = it.Input
 			}
-			msg.ToolCalls = append(msg.ToolCalls, call)
+			switch {
+			case !opts.LegacyFunctions:
+				msg.ToolCalls = append(msg.ToolCalls, call)
+			case msg.FunctionCall == nil:
+				// The legacy shape holds one call; later ones are not sent.
+				msg.FunctionCall = &chatFunctionCall{Name: call.Function.Name, Arguments: call.Function.Arguments}
+			}
 		}
 	}
-	if text.Len() > 0 || len(msg.ToolCalls) == 0 && refusal.Len() == 0 {
+	if text.Len() > 0 || len(msg.ToolCalls) == 0 && msg.FunctionCall == nil && refusal.Len() == 0 {
 		s := text.String()
 		msg.Content = &s
 	}
@@ -315,8 +329,12 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 	}
 	msg.ReasoningContent = reasoning.String()
 	finish := c.res.FinishReason
-	if len(msg.ToolCalls) > 0 && finish == "stop" {
+	switch {
+	case finish != "stop":
+	case len(msg.ToolCalls) > 0:
 		finish = "tool_calls"
+	case msg.FunctionCall != nil:
+		finish = "function_call"
 	}
 	c.res.FinishReason = finish
 	u := c.res.Usage
@@ -337,11 +355,12 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 
 // AggregateResponses reads a whole upstream stream and returns the final
 // Response object, with its output rebuilt when the upstream sent it empty
-// and shortened tool names restored.
-func AggregateResponses(r io.Reader, names ToolNames) ([]byte, StreamResult) {
+// and shortened tool names and call ids restored.
+func AggregateResponses(r io.Reader, names ToolNames, ids CallIDs) ([]byte, StreamResult) {
 	var c collector
 	c.run(r)
 	if c.res.Err != nil {
+		c.res.Err = ids.RestoreError(c.res.Err)
 		return nil, c.res
 	}
 	var obj map[string]json.RawMessage
@@ -359,5 +378,5 @@ func AggregateResponses(r io.Reader, names ToolNames) ([]byte, StreamResult) {
 		c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
 		return nil, c.res
 	}
-	return names.restoreIn(body), c.res
+	return ids.restoreIn(names.restoreIn(body)), c.res
 }

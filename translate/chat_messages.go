@@ -139,6 +139,7 @@ type (
 type chatConverter struct {
 	mode         SystemMode
 	names        *ToolNames
+	ids          *CallIDs // long client call ids → short upstream ids
 	items        []any
 	instructions []string
 	leading      bool // still inside the leading system/developer block
@@ -150,16 +151,18 @@ type chatConverter struct {
 	haveUser     bool
 }
 
-// convertMessages converts the chat history.
-func convertMessages(msgs []rqChatMessage, mode SystemMode, names *ToolNames) (*chatConverter, *Error) {
-	c := &chatConverter{mode: mode, names: names, leading: true, pair: newPairer(), items: make([]any, 0, len(msgs)+len(msgs)/4)}
+// convertMessages converts the chat history. Pairing works on the client's
+// call ids (so errors name them); ids over MaxCallIDLen are shortened only in
+// the items sent upstream.
+func convertMessages(msgs []rqChatMessage, mode SystemMode, names *ToolNames, ids *CallIDs) (*chatConverter, *Error) {
+	c := &chatConverter{mode: mode, names: names, ids: ids, leading: true, pair: newPairer(), items: make([]any, 0, len(msgs)+len(msgs)/4)}
 	for i := range msgs {
 		if err := c.message(i, &msgs[i]); err != nil {
 			return nil, err
 		}
 	}
 	c.items = insertOutputs(c.items, c.pair.missing(), func(p pairInsert) any {
-		return newOutputItem(p.callID, p.custom, abortedOutput)
+		return newOutputItem(c.ids.shorten(p.callID), p.custom, abortedOutput)
 	})
 	return c, nil
 }
@@ -297,7 +300,7 @@ func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *Er
 		if err := c.pair.call(len(c.items), id, false, param); err != nil {
 			return err
 		}
-		c.items = append(c.items, &rqCallItem{Type: "function_call", Name: c.names.shorten(tc.Function.Name), Arguments: args, CallID: id})
+		c.items = append(c.items, &rqCallItem{Type: "function_call", Name: c.names.shorten(tc.Function.Name), Arguments: args, CallID: c.ids.shorten(id)})
 	case "custom":
 		if tc.Custom.Name == "" {
 			return InvalidRequest(param+".custom.name", codeMissingParam, "missing required parameter: '%s.custom.name'", param)
@@ -305,7 +308,7 @@ func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *Er
 		if err := c.pair.call(len(c.items), id, true, param); err != nil {
 			return err
 		}
-		c.items = append(c.items, &rqCustomCallItem{Type: "custom_tool_call", CallID: id, Name: c.names.shorten(tc.Custom.Name), Input: tc.Custom.Input})
+		c.items = append(c.items, &rqCustomCallItem{Type: "custom_tool_call", CallID: c.ids.shorten(id), Name: c.names.shorten(tc.Custom.Name), Input: tc.Custom.Input})
 	default:
 		return InvalidRequest(param+".type", codeInvalidValue, "invalid value for '%s.type': %q; supported values are function and custom", param, tc.Type)
 	}
@@ -347,7 +350,7 @@ func (c *chatConverter) tool(m *rqChatMessage, param string) *Error {
 	if err != nil {
 		return err
 	}
-	c.items = append(c.items, newOutputItem(id, c.pair.isCustom(id), out))
+	c.items = append(c.items, newOutputItem(c.ids.shorten(id), c.pair.isCustom(id), out))
 	return nil
 }
 

@@ -56,6 +56,13 @@ type Mapped struct {
 	// ToolNames maps shortened upstream tool names to the client's; nil
 	// when nothing was shortened.
 	ToolNames ToolNames
+	// CallIDs maps shortened upstream tool-call ids to the client's; nil
+	// when no id was longer than MaxCallIDLen.
+	CallIDs CallIDs
+	// LegacyFunctions reports a chat request that declared its tools with
+	// the legacy "functions" field (and no "tools"): the answer then uses
+	// message.function_call and finish_reason "function_call".
+	LegacyFunctions bool
 	// PromptCacheKey is the prompt_cache_key sent upstream.
 	PromptCacheKey string
 	// Dropped lists, sorted, the client parameters not sent upstream
@@ -92,9 +99,9 @@ var chatConsumed = map[string]bool{
 }
 
 // ChatToResponses translates a /v1/chat/completions body into the upstream
-// Responses body. A Responses-shaped body (input, no messages) is handed to
-// NormalizeResponses and marked ResponsesShaped. Errors are *Error with
-// status 400.
+// Responses body. A Responses-shaped body (input, and messages missing, null
+// or empty) is handed to NormalizeResponses and marked ResponsesShaped.
+// Errors are *Error with status 400.
 func ChatToResponses(body []byte, opts RequestOptions) (*Mapped, error) {
 	m, err := chatToResponses(body, opts)
 	if err != nil {
@@ -109,7 +116,8 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	if isNullRaw(top["messages"]) {
+	if isNullRaw(top["messages"]) || isEmptyArray(top["messages"]) {
+		// Cursor posts Responses bodies here, sometimes with "messages": [].
 		if _, ok := top["input"]; ok {
 			mp, err := normalizeResponses(top, opts)
 			if err != nil {
@@ -118,7 +126,9 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 			mp.ResponsesShaped = true
 			return mp, nil
 		}
-		return nil, InvalidRequest("messages", codeMissingParam, "missing required parameter: 'messages'")
+		if isNullRaw(top["messages"]) {
+			return nil, InvalidRequest("messages", codeMissingParam, "missing required parameter: 'messages'")
+		}
 	}
 	cat := opts.Catalog
 	if cat == nil {
@@ -158,11 +168,13 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 	}
 
 	var names ToolNames
+	var ids CallIDs
 	tools, err := convertChatTools(top["tools"], top["functions"], &names)
 	if err != nil {
 		return nil, err
 	}
-	conv, err := convertMessages(msgs, mode, &names)
+	mp.LegacyFunctions = isLegacyFunctions(top["tools"], top["functions"])
+	conv, err := convertMessages(msgs, mode, &names, &ids)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +206,11 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 		if _, ok := top["parallel_tool_calls"]; ok {
 			drops.add("parallel_tool_calls")
 		}
+	case mp.LegacyFunctions:
+		// A legacy answer carries one function_call: ask for one, whatever
+		// the client said.
+		ptc = false
+		out.ParallelToolCalls = &ptc
 	case !ptcSet:
 		ptc = true
 		fallthrough
@@ -269,8 +286,28 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 	if len(names) > 0 {
 		mp.ToolNames = names
 	}
+	if len(ids) > 0 {
+		mp.CallIDs = ids
+	}
 	mp.Dropped = drops.sorted()
 	return mp, nil
+}
+
+// isLegacyFunctions reports a request that declares functions and no tools.
+func isLegacyFunctions(toolsRaw, functionsRaw json.RawMessage) bool {
+	if isNullRaw(functionsRaw) || isEmptyArray(functionsRaw) {
+		return false
+	}
+	return isNullRaw(toolsRaw) || isEmptyArray(toolsRaw)
+}
+
+// isEmptyArray reports whether raw is the JSON array [] (spaces allowed).
+func isEmptyArray(raw json.RawMessage) bool {
+	r := bytes.TrimSpace(raw)
+	if len(r) < 2 || r[0] != '[' || r[len(r)-1] != ']' {
+		return false
+	}
+	return len(bytes.TrimSpace(r[1:len(r)-1])) == 0
 }
 
 // errPreviousResponseID explains why server-side conversation state is not

@@ -22,6 +22,13 @@ type ChatStreamOptions struct {
 	IncludeUsage bool
 	// ToolNames restores tool names the request mapping shortened.
 	ToolNames ToolNames
+	// CallIDs restores tool-call ids the request mapping shortened.
+	CallIDs CallIDs
+	// LegacyFunctions answers in the legacy function-calling shape
+	// (delta.function_call, finish_reason "function_call") for requests
+	// that declared "functions". That shape holds one call: any further
+	// call of the response is not sent.
+	LegacyFunctions bool
 }
 
 // StreamResult is what a translated stream amounted to, for the request log
@@ -60,6 +67,7 @@ type chatToolCall struct {
 	outputIndex int64
 	index       int
 	argsSent    bool
+	skip        bool // a second call in a legacy answer: not sent
 }
 
 // reasoningState tracks summary paragraphs so they are separated once.
@@ -141,7 +149,7 @@ func (s *ChatStream) Translate(dst []byte, ev Event) []byte {
 		dst = s.itemAdded(dst, e)
 	case "response.function_call_arguments.delta", "response.custom_tool_call_input.delta":
 		if isStringToken(e.delta) && len(e.delta) > 2 {
-			if c := s.findCall(e); c != nil {
+			if c := s.findCall(e); c != nil && !c.skip {
 				c.argsSent = true
 				dst = s.appendArgs(dst, c.index, e.delta)
 			}
@@ -151,7 +159,7 @@ func (s *ChatStream) Translate(dst []byte, ev Event) []byte {
 		if !isJSONString(args) {
 			args = field(ev.Data, "input")
 		}
-		if c := s.findCall(e); c != nil && !c.argsSent && isJSONString(args) && len(args) > 2 {
+		if c := s.findCall(e); c != nil && !c.skip && !c.argsSent && isJSONString(args) && len(args) > 2 {
 			c.argsSent = true
 			dst = s.appendArgs(dst, c.index, args)
 		}
@@ -189,6 +197,7 @@ func (s *ChatStream) Fail(dst []byte, err *Error) []byte {
 
 func (s *ChatStream) fail(dst []byte, err *Error) []byte {
 	s.done = true
+	err = s.opts.CallIDs.RestoreError(err)
 	s.res.Err = err
 	dst = append(dst, "data: "...)
 	dst = append(dst, err.JSON()...)
@@ -202,6 +211,9 @@ func (s *ChatStream) complete(dst []byte, e upstreamEvent) []byte {
 	finish := s.res.FinishReason
 	if len(s.calls) > 0 && finish == "stop" {
 		finish = "tool_calls"
+		if s.opts.LegacyFunctions {
+			finish = "function_call"
+		}
 	}
 	s.res.FinishReason = finish
 	dst = s.ensureRole(dst)
@@ -254,6 +266,12 @@ func (s *ChatStream) appendDelta(dst []byte, open string, raw []byte, close stri
 func (s *ChatStream) appendArgs(dst []byte, index int, args []byte) []byte {
 	dst = s.ensureRole(dst)
 	dst = append(dst, s.prefix...)
+	if s.opts.LegacyFunctions {
+		dst = append(dst, `{"function_call":{"arguments":`...)
+		dst = append(dst, args...)
+		dst = append(dst, `}}`...)
+		return append(dst, s.suffix...)
+	}
 	dst = append(dst, `{"tool_calls":[{"index":`...)
 	dst = strconv.AppendInt(dst, int64(index), 10)
 	dst = append(dst, `,"function":{"arguments":`...)
@@ -335,6 +353,9 @@ func (s *ChatStream) itemAdded(dst []byte, e upstreamEvent) []byte {
 		return dst
 	}
 	c := s.newCall(item, e)
+	if c.skip {
+		return dst
+	}
 	dst = s.appendCallStart(dst, c.index, item)
 	if args := item.callArguments(); len(args) > 2 {
 		c.argsSent = true
@@ -348,24 +369,36 @@ func (s *ChatStream) newCall(item upstreamItem, e upstreamEvent) *chatToolCall {
 		itemID:      append([]byte(nil), item.id...),
 		outputIndex: e.outputIndex,
 		index:       len(s.calls),
+		skip:        s.opts.LegacyFunctions && len(s.calls) > 0,
 	})
 	return &s.calls[len(s.calls)-1]
 }
 
 // appendCallStart emits the first chunk of a call: index, id, type and the
-// client's original name, with empty arguments.
+// client's original name, with empty arguments. A legacy answer has only
+// name and arguments.
 func (s *ChatStream) appendCallStart(dst []byte, index int, item upstreamItem) []byte {
 	name, _ := unquote(item.name)
 	name = s.opts.ToolNames.Restore(name)
 	dst = s.ensureRole(dst)
 	dst = append(dst, s.prefix...)
+	if s.opts.LegacyFunctions {
+		dst = append(dst, `{"function_call":{"name":`...)
+		dst = appendQuoted(dst, name)
+		dst = append(dst, `,"arguments":""}}`...)
+		return append(dst, s.suffix...)
+	}
 	dst = append(dst, `{"tool_calls":[{"index":`...)
 	dst = strconv.AppendInt(dst, int64(index), 10)
 	dst = append(dst, `,"id":`...)
-	if isJSONString(item.callID) {
-		dst = append(dst, item.callID...)
-	} else {
+	switch {
+	case !isJSONString(item.callID):
 		dst = append(dst, `""`...)
+	case len(s.opts.CallIDs) > 0:
+		id, _ := unquote(item.callID)
+		dst = appendQuoted(dst, s.opts.CallIDs.Restore(id))
+	default:
+		dst = append(dst, item.callID...)
 	}
 	dst = append(dst, `,"type":"function","function":{"name":`...)
 	dst = appendQuoted(dst, name)
@@ -390,10 +423,11 @@ func (s *ChatStream) itemDone(dst []byte, e upstreamEvent) []byte {
 		}
 		if c == nil {
 			// Seen only now: emit the whole call once.
-			c = s.newCall(item, e)
-			dst = s.appendCallStart(dst, c.index, item)
+			if c = s.newCall(item, e); !c.skip {
+				dst = s.appendCallStart(dst, c.index, item)
+			}
 		}
-		if args := item.callArguments(); !c.argsSent && len(args) > 2 {
+		if args := item.callArguments(); !c.skip && !c.argsSent && len(args) > 2 {
 			c.argsSent = true
 			dst = s.appendArgs(dst, c.index, args)
 		}

@@ -25,6 +25,10 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // name the upstream saw.
 const longToolName = "mcp__filesystem__read_text_file_with_a_very_long_name_that_exceeds_the_sixty_four_limit"
 
+// longCallID is a client's call id over the 64-character limit; the
+// long_call_id fixture carries the short id the upstream saw.
+var longCallID = "tooluse_" + strings.Repeat("Ab3-", 20)
+
 type wantCall struct{ id, name, args string }
 
 // streamCase is one golden fixture and what a client must see from it.
@@ -62,12 +66,14 @@ var streamCases = []streamCase{
 	{name: "text_only_in_done", content: "Only in done.", finish: "stop"},
 	{name: "crlf", content: "CRLF framing", finish: "stop"},
 	{name: "comments_no_event_names", content: "keepalive", finish: "stop"},
+	{name: "long_call_id", calls: []wantCall{{longCallID, "search", `{"q":"x"}`}}, finish: "tool_calls"},
 }
 
 func fixtureOptions(includeUsage bool) ChatStreamOptions {
 	return ChatStreamOptions{
 		ID: "chatcmpl-test", Model: "gpt-5.5-high", Created: 1700000000, IncludeUsage: includeUsage,
 		ToolNames: ToolNames{"mcp__filesystem__read_file_1a2b3c4d": longToolName},
+		CallIDs:   CallIDs{ShortenCallID(longCallID): longCallID},
 	}
 }
 
@@ -397,7 +403,7 @@ func TestAggregateChatFixtures(t *testing.T) {
 // TestAggregateResponsesRebuildsOutput checks trap 14: completed.output is
 // empty, the Response returned to a stream:false client is not.
 func TestAggregateResponsesRebuildsOutput(t *testing.T) {
-	body, res := AggregateResponses(bytes.NewReader(readFixture(t, "reasoning_tool_call")), fixtureOptions(false).ToolNames)
+	body, res := AggregateResponses(bytes.NewReader(readFixture(t, "reasoning_tool_call")), fixtureOptions(false).ToolNames, nil)
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
@@ -428,7 +434,7 @@ func TestAggregateResponsesRebuildsOutput(t *testing.T) {
 	if resp.Usage.InputTokens != 120 {
 		t.Fatalf("usage lost: %s", body)
 	}
-	if _, res := AggregateResponses(bytes.NewReader(readFixture(t, "cut_stream")), nil); res.Err == nil || res.Err.Code != "stream_incomplete" {
+	if _, res := AggregateResponses(bytes.NewReader(readFixture(t, "cut_stream")), nil, nil); res.Err == nil || res.Err.Code != "stream_incomplete" {
 		t.Fatalf("cut stream: %+v", res.Err)
 	}
 }

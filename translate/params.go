@@ -54,6 +54,9 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *Error) {
 	if m == nil {
 		return nil, InvalidRequest("", codeInvalidJSON, "request body must be a JSON object, got null")
 	}
+	if err := checkDepth(body); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

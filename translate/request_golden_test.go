@@ -37,13 +37,15 @@ type rqGoldenMapped struct {
 	IncludeUsage    bool      `json:"include_usage"`
 	ResponsesShaped bool      `json:"responses_shaped"`
 	ToolNames       ToolNames `json:"tool_names"`
+	CallIDs         CallIDs   `json:"call_ids"`
+	LegacyFunctions bool      `json:"legacy_functions"`
 	PromptCacheKey  string    `json:"prompt_cache_key"`
 	Dropped         []string  `json:"dropped"`
 }
 
 func TestRequestGolden(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "request", "*.json"))
-	if err != nil || len(files) < 4 {
+	if err != nil || len(files) < 8 {
 		t.Fatalf("want at least 4 golden files, got %d (%v)", len(files), err)
 	}
 	for _, file := range files {
@@ -66,6 +68,7 @@ func TestRequestGolden(t *testing.T) {
 				ClientModel: m.ClientModel, UpstreamModel: m.UpstreamModel, Effort: m.Effort,
 				ServiceTier: m.ServiceTier, Stream: m.Stream, IncludeUsage: m.IncludeUsage,
 				ResponsesShaped: m.ResponsesShaped, ToolNames: m.ToolNames,
+				CallIDs: m.CallIDs, LegacyFunctions: m.LegacyFunctions,
 				PromptCacheKey: m.PromptCacheKey, Dropped: m.Dropped,
 			}
 			if *updateRequestGolden {

@@ -242,6 +242,20 @@ func rqCompact(v any) string {
 	return string(b)
 }
 
+// rqErr runs fn and returns the *Error it must fail with.
+func rqErr(t *testing.T, fn rqTranslator, body string, opts RequestOptions) *Error {
+	t.Helper()
+	m, err := fn([]byte(body), opts)
+	if err == nil {
+		t.Fatalf("expected an error, got %s", m.Body)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %T is not *Error", err)
+	}
+	return e
+}
+
 // rqMust runs fn and fails the test on error.
 func rqMust(t testing.TB, fn rqTranslator, body string, opts RequestOptions) *Mapped {
 	t.Helper()

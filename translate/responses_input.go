@@ -17,9 +17,10 @@ type normalizedInput struct {
 // normalizeInput turns input into a list of items the stateless backend
 // accepts: a string becomes one user message, ids are stripped (with
 // store:false they point at nothing; the official client sends none),
-// system roles become developer, item references are rejected and tool
-// calls are paired like chat history.
-func normalizeInput(raw json.RawMessage, names *ToolNames) (normalizedInput, *Error) {
+// output-only fields of replayed output items are removed, system roles
+// become developer, item references are rejected, call ids over
+// MaxCallIDLen are shortened and tool calls are paired like chat history.
+func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normalizedInput, *Error) {
 	var in normalizedInput
 	r := bytes.TrimSpace(raw)
 	if isNullRaw(r) {
@@ -45,7 +46,7 @@ func normalizeInput(raw json.RawMessage, names *ToolNames) (normalizedInput, *Er
 	if len(items) == 0 {
 		return in, InvalidRequest("input", codeInvalidValue, "'input' must contain at least one item")
 	}
-	n := &inputNormalizer{names: names, pair: newPairer()}
+	n := &inputNormalizer{names: names, ids: ids, pair: newPairer()}
 	for i, item := range items {
 		out, err := n.item(i, item)
 		if err != nil {
@@ -54,16 +55,29 @@ func normalizeInput(raw json.RawMessage, names *ToolNames) (normalizedInput, *Er
 		items[i] = out
 	}
 	items = insertOutputs(items, n.pair.missing(), func(p pairInsert) json.RawMessage {
-		b, _ := marshalCompact(newOutputItem(p.callID, p.custom, abortedOutput))
+		b, _ := marshalCompact(newOutputItem(ids.shorten(p.callID), p.custom, abortedOutput))
 		return b
 	})
 	in.raw, in.firstSystem, in.firstUser = rawArray(items), n.firstSystem, n.firstUser
 	return in, nil
 }
 
+// statusRefused lists the input item types on which "status" is an
+// output-only field: clients that replay a previous response's output items
+// (messages, reasoning, function calls) carry status:"completed" along and
+// the backend refuses it with "Unknown parameter: 'input[N].status'". The
+// official client never sends it on these (codex-protocol.md §4.3); it does
+// on local_shell_call, custom_tool_call and web_search_call, which keep it,
+// as do item types this proxy does not know.
+var statusRefused = map[string]bool{
+	"message": true, "reasoning": true, "function_call": true, "function_call_output": true,
+	"custom_tool_call_output": true,
+}
+
 // inputNormalizer carries state across input items.
 type inputNormalizer struct {
 	names       *ToolNames
+	ids         *CallIDs
 	pair        *pairer
 	firstSystem string
 	firstUser   string
@@ -102,6 +116,10 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Er
 			o = append(rawObject{{key: "type", val: json.RawMessage(`"message"`)}}, o...)
 		}
 	}
+	if statusRefused[typ] && o.del("status") {
+		changed = true
+	}
+	upID := callID // the call_id sent upstream
 	switch typ {
 	case "message":
 		c, err := n.message(&o, param)
@@ -144,12 +162,13 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Er
 		if err != nil {
 			return nil, err
 		}
-		if id != callID {
-			o.set("call_id", quoteJSON(id))
-			changed = true
-		}
+		upID = id // an output without call_id answers the one waiting call
 	case "":
 		return nil, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+	}
+	if upID = n.ids.shorten(upID); upID != callID {
+		o.set("call_id", quoteJSON(upID))
+		changed = true
 	}
 	if !changed {
 		return raw, nil

@@ -42,8 +42,9 @@ var responsesConsumed = map[string]bool{
 
 // NormalizeResponses prepares a /v1/responses body for the stateless Codex
 // backend: store false, stream true, instructions present, input a list
-// without item ids or item references, model and reasoning resolved through
-// the catalog, rejected parameters removed. Fields the backend accepts are
+// without item ids, item references or output-only fields, call ids the
+// backend would find too long shortened, model and reasoning resolved
+// through the catalog, rejected parameters removed. Fields the backend accepts are
 // preserved. Errors are *Error with status 400.
 func NormalizeResponses(body []byte, opts RequestOptions) (*Mapped, error) {
 	top, err := decodeObject(body)
@@ -95,7 +96,8 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 		out["tools"] = tools
 	}
 
-	in, err := normalizeInput(top["input"], &names)
+	var ids CallIDs
+	in, err := normalizeInput(top["input"], &names, &ids)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +225,9 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	mp.Body = b.Bytes()
 	if len(names) > 0 {
 		mp.ToolNames = names
+	}
+	if len(ids) > 0 {
+		mp.CallIDs = ids
 	}
 	mp.Dropped = drops.sorted()
 	return mp, nil

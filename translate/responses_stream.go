@@ -9,6 +9,8 @@ import "bytes"
 type ResponsesStream struct {
 	// ToolNames restores tool names the request mapping shortened.
 	ToolNames ToolNames
+	// CallIDs restores tool-call ids the request mapping shortened.
+	CallIDs CallIDs
 
 	done    bool
 	started bool
@@ -34,7 +36,7 @@ func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 		s.res = completedResult(e, s.res)
 	case "response.failed", "error":
 		s.done = true
-		s.res.Err = failureFromEvent(e)
+		s.res.Err = s.CallIDs.RestoreError(failureFromEvent(e))
 	default:
 		// Bookkeeping events alone do not commit the response: a failure
 		// before any output can still get a real status.
@@ -46,7 +48,7 @@ func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 	if len(name) == 0 {
 		name = e.typ
 	}
-	return AppendEvent(dst, name, s.ToolNames.restoreIn(ev.Data))
+	return AppendEvent(dst, name, s.CallIDs.restoreIn(s.ToolNames.restoreIn(ev.Data)))
 }
 
 // Started reports whether output events (beyond response.created and

@@ -53,7 +53,7 @@ func FuzzChatStream(f *testing.F) {
 	addStreamSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s := NewChatStream(ChatStreamOptions{ID: "chatcmpl-f", Model: "m\"\u2028", Created: 1, IncludeUsage: true,
-			ToolNames: ToolNames{"a": "b"}})
+			ToolNames: ToolNames{"a": "b"}, CallIDs: fuzzCallIDs, LegacyFunctions: len(in)%2 == 1})
 		rd := NewReaderSize(bytes.NewReader(in), 1<<16)
 		var out []byte
 		for {
@@ -94,23 +94,27 @@ func FuzzChatStream(f *testing.F) {
 	})
 }
 
+// fuzzCallIDs restores a short id that seeds and mutations can contain into
+// a long one that needs JSON escaping.
+var fuzzCallIDs = CallIDs{"call_1": "long\"id\u2028<" + strings.Repeat("x", 64)}
+
 // FuzzAggregate: non-stream aggregation never panics and yields either valid
 // JSON or an error.
 func FuzzAggregate(f *testing.F) {
 	addStreamSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		body, res := AggregateChat(bytes.NewReader(in), ChatStreamOptions{Model: "m"})
+		body, res := AggregateChat(bytes.NewReader(in), ChatStreamOptions{Model: "m", CallIDs: fuzzCallIDs, LegacyFunctions: len(in)%2 == 1})
 		if res.Err == nil && !json.Valid(body) {
 			t.Fatalf("invalid chat body %s", body)
 		}
 		if res.Err != nil && !json.Valid(res.Err.JSON()) {
 			t.Fatal("invalid error JSON")
 		}
-		body, res = AggregateResponses(bytes.NewReader(in), nil)
+		body, res = AggregateResponses(bytes.NewReader(in), nil, fuzzCallIDs)
 		if res.Err == nil && !json.Valid(body) {
 			t.Fatalf("invalid responses body %s", body)
 		}
-		var rs ResponsesStream
+		rs := ResponsesStream{CallIDs: fuzzCallIDs}
 		rd := NewReaderSize(bytes.NewReader(in), 1<<16)
 		var out []byte
 		for {

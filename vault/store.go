@@ -137,6 +137,13 @@ type SessionStore interface {
 	// TakeOAuthSession returns and deletes a pending OAuth flow in one step;
 	// ErrNotFound if there is none.
 	TakeOAuthSession(ctx context.Context, key []byte) (OAuthRecord, error)
+	// GetLoginToken returns a login token without using it up (the confirm
+	// page names the account before the button is pressed); ErrNotFound if
+	// there is none.
+	GetLoginToken(ctx context.Context, key []byte) (LoginRecord, error)
+	// DeleteUserSessions removes every dashboard session and pending OAuth
+	// flow of a user ("sign out everywhere") and returns how many sessions.
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 	// PurgeExpiredSessions deletes sessions, login tokens and OAuth flows
 	// whose Expires is not after now, and returns how many.
 	PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error)

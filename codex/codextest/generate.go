@@ -19,10 +19,22 @@ type gen struct {
 	text    strings.Builder
 	reason  bool
 	usage   map[string]any
+	echo    map[string]any // request fields the response object repeats
 }
 
-func newGen(model string) *gen {
-	return &gen{respID: newID("resp_"), model: model, created: time.Now().Unix()}
+// echoedFields are the request fields the backend repeats in the response
+// object of response.created, .in_progress, .completed and the others, as
+// the Responses API does: tools with their full parameter schemas among them.
+var echoedFields = []string{"instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text", "store"}
+
+func newGen(model string, req map[string]any) *gen {
+	echo := make(map[string]any, len(echoedFields))
+	for _, k := range echoedFields {
+		if v, ok := req[k]; ok {
+			echo[k] = v
+		}
+	}
+	return &gen{respID: newID("resp_"), model: model, created: time.Now().Unix(), echo: echo}
 }
 
 func (g *gen) add(typ string, data map[string]any) { g.evs = append(g.evs, event{typ, data}) }
@@ -31,10 +43,14 @@ func (g *gen) response(status string, output []any) map[string]any {
 	if output == nil {
 		output = []any{}
 	}
-	return map[string]any{
+	r := map[string]any{
 		"id": g.respID, "object": "response", "created_at": g.created, "status": status,
 		"model": g.model, "output": output, "error": nil, "incomplete_details": nil, "usage": nil,
 	}
+	for k, v := range g.echo {
+		r[k] = v
+	}
+	return r
 }
 
 func (g *gen) start() {

@@ -7,7 +7,7 @@ import (
 // prerenderedFrames renders the fast-path stream once: created, n text
 // deltas, done events and completed.
 func prerenderedFrames(n int) [][]byte {
-	g := newGen("gpt-5.5")
+	g := newGen("gpt-5.5", nil)
 	g.respID = "resp_prerendered"
 	g.start()
 	deltas := make([]string, n)

@@ -109,7 +109,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	g := newGen(model.Slug)
+	g := newGen(model.Slug, req)
 	delay := s.opts.EventDelay
 	abort := false
 	echo := echoText(lastUserText(req))

@@ -170,6 +170,38 @@ func TestToolCallScenarios(t *testing.T) {
 	}
 }
 
+// TestResponseEchoesRequest: like the backend, the response object of
+// created, in_progress and completed repeats the request's tools (with
+// their schemas), tool_choice, reasoning, text and instructions, so a
+// proxy must be able to read events as deep as the request it sent.
+func TestResponseEchoesRequest(t *testing.T) {
+	s := New(t)
+	tok := s.AddAccount("acc-1", "a@example.com", "plus")
+	tools := []any{map[string]any{"type": "function", "name": "f", "parameters": map[string]any{
+		"type": "object", "properties": map[string]any{"deep": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}}}}
+	b := validBody("hi")
+	b["instructions"] = "Be brief."
+	b["tools"] = tools
+	b["tool_choice"] = "auto"
+	b["text"] = map[string]any{"format": map[string]any{"type": "json_schema", "name": "x", "schema": map[string]any{"type": "object"}}}
+	want, _ := json.Marshal(tools)
+	seen := 0
+	for _, e := range readEvents(t, post(t, s, tok, "acc-1", b).Body) {
+		r, ok := e.data["response"].(map[string]any)
+		if !ok {
+			continue
+		}
+		seen++
+		got, _ := json.Marshal(r["tools"])
+		if string(got) != string(want) || r["tool_choice"] != "auto" || r["instructions"] != "Be brief." || r["text"] == nil || r["store"] != false {
+			t.Fatalf("%s does not echo the request: %s", e.name, e.raw)
+		}
+	}
+	if seen != 3 {
+		t.Fatalf("%d events with a response object, want created, in_progress, completed", seen)
+	}
+}
+
 func TestTerminalScenarios(t *testing.T) {
 	s := New(t, WithModels(DefaultModels()...))
 	tok := s.AddAccount("acc-1", "a@example.com", "plus")

@@ -98,7 +98,14 @@ func tooLong(param string, n int) string {
 	return fmt.Sprintf("Invalid '%s': string too long. Expected a string with maximum length 64, but got a string with length %d instead.", param, n)
 }
 
-// validateInput checks item shapes, ids and call/output pairing (traps 5, 6).
+// statusRefused lists the input item types on which the backend refuses
+// "status", an output-only field clients copy along when they replay a
+// previous response's output. The official client sends status only on
+// local_shell_call, custom_tool_call and web_search_call (§4.3).
+var statusRefused = []string{"message", "reasoning", "function_call", "function_call_output", "custom_tool_call_output"}
+
+// validateInput checks item shapes, ids, call ids and call/output pairing
+// (traps 5, 6).
 func validateInput(input []any) *apiError {
 	type call struct{ id, kind string }
 	var calls, outputs []call
@@ -114,6 +121,12 @@ func validateInput(input []any) *apiError {
 		id, hasID := item["id"].(string)
 		if hasID && len(id) > 64 {
 			return badRequest(tooLong(fmt.Sprintf("input[%d].id", i), len(id)), fmt.Sprintf("input[%d].id", i), "string_above_max_length")
+		}
+		if cid, ok := item["call_id"].(string); ok && len(cid) > 64 {
+			return badRequest(tooLong(fmt.Sprintf("input[%d].call_id", i), len(cid)), fmt.Sprintf("input[%d].call_id", i), "string_above_max_length")
+		}
+		if _, ok := item["status"]; ok && slices.Contains(statusRefused, typ) {
+			return badRequest(fmt.Sprintf("Unknown parameter: 'input[%d].status'.", i), fmt.Sprintf("input[%d].status", i), "unknown_parameter")
 		}
 		notFound := badRequest(fmt.Sprintf("Item with id '%s' not found. Items are not persisted when `store` is set to false. "+
 			"Try again with `store` set to true, or remove this item from your input.", id), "input", "")

@@ -67,6 +67,44 @@ func TestValidationRules(t *testing.T) {
 		{"long id", mod(func(b map[string]any) {
 			b["input"] = []any{map[string]any{"type": "message", "role": "user", "id": "msg_" + strings.Repeat("a", 61), "content": "x"}}
 		}), 400, `{"error":{"code":"string_above_max_length","message":"Invalid 'input[0].id': string too long. Expected a string with maximum length 64, but got a string with length 65 instead.","param":"input[0].id","type":"invalid_request_error"}}`},
+		{"call_id too long", mod(func(b map[string]any) {
+			long := "call_" + strings.Repeat("x", 60)
+			in := b["input"].([]any)
+			b["input"] = append(in, fc(long), fco(long))
+		}), 400, `{"error":{"code":"string_above_max_length","message":"Invalid 'input[1].call_id': string too long. Expected a string with maximum length 64, but got a string with length 65 instead.","param":"input[1].call_id","type":"invalid_request_error"}}`},
+		{"output call_id too long", mod(func(b map[string]any) {
+			b["input"] = []any{fco(strings.Repeat("y", 100))}
+		}), 400, `{"error":{"code":"string_above_max_length","message":"Invalid 'input[0].call_id': string too long. Expected a string with maximum length 64, but got a string with length 100 instead.","param":"input[0].call_id","type":"invalid_request_error"}}`},
+		{"call_id of 64 ok", mod(func(b map[string]any) {
+			id := strings.Repeat("z", 64)
+			in := b["input"].([]any)
+			b["input"] = append(in, fc(id), fco(id))
+		}), 200, ""},
+		{"status on a replayed message", mod(func(b map[string]any) {
+			in := b["input"].([]any)
+			b["input"] = append(in, map[string]any{"type": "message", "role": "assistant", "status": "completed",
+				"content": []any{map[string]any{"type": "output_text", "text": "a"}}})
+		}), 400, `{"error":{"code":"unknown_parameter","message":"Unknown parameter: 'input[1].status'.","param":"input[1].status","type":"invalid_request_error"}}`},
+		{"status on a function call", mod(func(b map[string]any) {
+			call := fc("call_1")
+			call["status"] = "completed"
+			in := b["input"].([]any)
+			b["input"] = append(in, call, fco("call_1"))
+		}), 400, `{"error":{"code":"unknown_parameter","message":"Unknown parameter: 'input[1].status'.","param":"input[1].status","type":"invalid_request_error"}}`},
+		{"status on a function call output", mod(func(b map[string]any) {
+			out := fco("call_1")
+			out["status"] = "completed"
+			in := b["input"].([]any)
+			b["input"] = append(in, fc("call_1"), out)
+		}), 400, `{"error":{"code":"unknown_parameter","message":"Unknown parameter: 'input[2].status'.","param":"input[2].status","type":"invalid_request_error"}}`},
+		{"status on reasoning", mod(func(b map[string]any) {
+			b["input"] = append([]any{map[string]any{"type": "reasoning", "status": "completed", "summary": []any{}, "encrypted_content": "gAAA"}}, b["input"].([]any)...)
+		}), 400, `{"error":{"code":"unknown_parameter","message":"Unknown parameter: 'input[0].status'.","param":"input[0].status","type":"invalid_request_error"}}`},
+		{"status on a custom tool call ok", mod(func(b map[string]any) {
+			in := b["input"].([]any)
+			b["input"] = append(in, map[string]any{"type": "custom_tool_call", "status": "completed", "call_id": "c1", "name": "apply_patch", "input": "p"},
+				map[string]any{"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"})
+		}), 200, ""},
 		{"paired calls ok", mod(func(b map[string]any) {
 			in := b["input"].([]any)
 			b["input"] = append(in, fc("call_1"), fco("call_1"))

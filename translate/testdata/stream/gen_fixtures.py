@@ -77,3 +77,12 @@ def noise():
     out.append(ev("codex.rate_limits",rate_limits={"primary":{"used_percent":5}}))
     return out
 build("comments_no_event_names", noise)
+# A call whose id the request mapping shortened (translate/callids.go), as
+# the upstream would echo it: the client must only ever see its long id.
+import hashlib
+LONG_CALL_ID="tooluse_"+"Ab3-"*20
+SHORT_CALL_ID="call_sh_"+hashlib.sha256(LONG_CALL_ID.encode()).hexdigest()[:40]
+def long_call_id():
+    item={"id":"fc_7","type":"function_call","status":"completed","arguments":"{\"q\":\"x\"}","call_id":SHORT_CALL_ID,"name":"search"}
+    return created("resp_lid")+call(0,"fc_7",SHORT_CALL_ID,"search",['{"q":','"x"}'])+[completed("resp_lid",output=[item])]
+build("long_call_id", long_call_id)
