@@ -30,10 +30,12 @@ func init() {
 //	GET    /codex_proxy/users                    all users
 //	POST   /codex_proxy/users                    create or update a user: {"email", "name", "auth_json"}
 //	GET    /codex_proxy/users/{email}            one user
-//	POST   /codex_proxy/users/{email}/disable    revoke all the user's keys
-//	POST   /codex_proxy/users/{email}/enable     no-op (the vault has no disabled flag)
+//	POST   /codex_proxy/users/{email}/disable    disable a user: their keys (403) and dashboard sign-in are refused; nothing is deleted
+//	POST   /codex_proxy/users/{email}/enable     enable a user again: their existing keys and sign-in work again
 //	GET    /codex_proxy/keys?email=              a user's keys
-//	POST   /codex_proxy/keys                     create a key: {"email", "label"}; the answer holds the key, once
+//	POST   /codex_proxy/keys                     create a key: {"email", "label", "policy"}; the answer holds the key, once
+//	POST   /codex_proxy/keys/{id}/policy         change a key's policy: {"email", "policy": {"rpm": "60", …}}
+//	POST   /codex_proxy/keys/{id}/reset-usage?email=  set a key's usage counters back to zero
 //	DELETE /codex_proxy/keys/{id}?email=         revoke a key
 //	POST   /codex_proxy/keys/{id}/revoke?email=  revoke a key
 //
@@ -162,6 +164,27 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			return http.StatusOK, res, err
 		})
 
+	case seg[0] == "keys" && len(seg) == 3 && seg[2] == "policy":
+		if err := allow(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		var req keyUpdateRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			return err
+		}
+		return a.with(w, r, func(v *vault.Vault) (int, any, error) {
+			res, err := updateKeyPolicy(v, seg[1], req)
+			return http.StatusOK, res, err
+		})
+	case seg[0] == "keys" && len(seg) == 3 && seg[2] == "reset-usage":
+		if err := allow(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		return a.with(w, r, func(v *vault.Vault) (int, any, error) {
+			res, err := resetKeyUsage(v, q.Get("email"), seg[1])
+			return http.StatusOK, res, err
+		})
+
 	case seg[0] == "keys" && len(seg) == 2:
 		return allow(w, r, http.MethodDelete)
 	case seg[0] == "keys" && len(seg) == 3 && seg[2] == "revoke":
@@ -193,7 +216,7 @@ func (a adminAPI) openVaults() []string {
 	a.vaultPool().Range(func(key, val any) bool {
 		p, ok := key.(string)
 		if _, isVault := val.(*pooledVault); ok && isVault {
-			paths = append(paths, p)
+			paths = append(paths, vaultDisplay(p))
 		}
 		return true
 	})

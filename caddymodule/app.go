@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -130,10 +129,6 @@ func (a *App) Start() error {
 // acquire takes the vault from the pool, opening it if no config has it,
 // and makes this config's settings the ones it runs with.
 func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
-	// The vault's directory may not exist on a first run.
-	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("vault directory: %v", err)
-	}
 	keys, pepper, generated, err := s.secrets()
 	if err != nil {
 		return nil, err
@@ -147,14 +142,14 @@ func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
 		return openPooledVault(s.Path, want)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %v", s.Path, err)
+		return nil, fmt.Errorf("opening vault %s: %v", vaultDisplay(s.Path), err)
 	}
 	pv := val.(*pooledVault)
 	a.mu.Lock()
 	a.held = append(a.held, pv)
 	a.mu.Unlock()
 	if err := pv.live.attach(a, want); err != nil {
-		return nil, fmt.Errorf("vault %s: %w", s.Path, err)
+		return nil, fmt.Errorf("vault %s: %w", vaultDisplay(s.Path), err)
 	}
 	return pv, nil
 }

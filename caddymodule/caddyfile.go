@@ -39,6 +39,7 @@ func init() {
 //		log_retention         <duration>
 //		cors_origins          <origin> [<origin>...]
 //		alias                 <name> <model>
+//		expose_account_quota  on|off
 //		dashboard             off|<path-prefix>
 //		signup                open|closed|domains <domain>...
 //		smtp                  <host:port> {
@@ -161,6 +162,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.CORSOrigins) == 0 {
 				return d.ArgErr()
 			}
+		case "expose_account_quota":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			if s != "on" && s != "off" {
+				return d.Errf("expose_account_quota must be on or off, not %q", s)
+			}
+			on := s == "on"
+			h.ExposeAccountQuota = &on
 		case "alias":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

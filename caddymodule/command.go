@@ -35,9 +35,16 @@ func init() {
 Manages the users and API keys of the codex_proxy handler.
 
   caddy codex-proxy provision --config <Caddyfile> --email <e> [--display-name <n>] [--auth-file <path>] [--label <l>]
-  caddy codex-proxy keys list   --email <e>
-  caddy codex-proxy keys create --email <e> [--label <l>]
+  caddy codex-proxy keys list   --email <e> [--json]
+  caddy codex-proxy keys create --email <e> [--label <l>] [policy flags]
+  caddy codex-proxy keys update --email <e> --id <key id> [policy flags] [--reset-usage]
   caddy codex-proxy keys revoke --email <e> --id <key id>
+  caddy codex-proxy users list
+
+Policy flags (all optional; none means no limit): --expires 30d|2027-01-31|never,
+--models gpt-5.5,gpt-5.4*, --rpm 60, --concurrency 4, --tokens-per-day 2000000,
+--tokens-per-week N, --max-effort high. With update, only the flags given change;
+clear a limit with 0 (--rpm 0), --expires never, --models '' or --max-effort ''.
   caddy codex-proxy users list
   caddy codex-proxy users disable --email <e>
   caddy codex-proxy users enable  --email <e>
@@ -104,7 +111,16 @@ the same email imports the login again and adds another key.`
 	keysCreate := c.leaf("create --email <email> [--label <label>]", "Creates an API key and prints it", c.keysCreate)
 	keysCreate.Flags().String("email", "", "Email of the user (required)")
 	keysCreate.Flags().String("label", "", "Label of the new key")
+	addPolicyFlags(keysCreate)
 	_ = keysCreate.MarkFlagRequired("email")
+
+	keysUpdate := c.leaf("update --email <email> --id <key id> [policy flags] [--reset-usage]", "Changes an API key's policy or resets its usage", c.keysUpdate)
+	keysUpdate.Flags().String("email", "", "Email of the user (required)")
+	keysUpdate.Flags().String("id", "", "Id of the key, as keys list shows it (required)")
+	keysUpdate.Flags().Bool("reset-usage", false, "Set the key's usage counters back to zero")
+	addPolicyFlags(keysUpdate)
+	_ = keysUpdate.MarkFlagRequired("email")
+	_ = keysUpdate.MarkFlagRequired("id")
 
 	keysRevoke := c.leaf("revoke --email <email> --id <key id>", "Revokes an API key", c.keysRevoke)
 	keysRevoke.Flags().String("email", "", "Email of the user (required)")
@@ -113,16 +129,16 @@ the same email imports the login again and adds another key.`
 	_ = keysRevoke.MarkFlagRequired("id")
 
 	keys := &cobra.Command{Use: "keys", Short: "Lists, creates and revokes a user's API keys"}
-	keys.AddCommand(keysList, keysCreate, keysRevoke)
+	keys.AddCommand(keysList, keysCreate, keysUpdate, keysRevoke)
 
 	usersList := c.leaf("list", "Lists the users", c.usersList)
 	usersList.Flags().Bool("json", false, "Print JSON instead of a table")
 
-	usersDisable := c.leaf("disable --email <email>", "Disables a user by revoking all their API keys", c.usersDisable)
+	usersDisable := c.leaf("disable --email <email>", "Disables a user: their API keys and dashboard sign-in are refused until enabled; nothing is deleted", c.usersDisable)
 	usersDisable.Flags().String("email", "", "Email of the user (required)")
 	_ = usersDisable.MarkFlagRequired("email")
 
-	usersEnable := c.leaf("enable --email <email>", "Enables a user (keys revoked by disable stay revoked)", c.usersEnable)
+	usersEnable := c.leaf("enable --email <email>", "Enables a disabled user: their existing API keys and dashboard sign-in work again", c.usersEnable)
 	usersEnable.Flags().String("email", "", "Email of the user (required)")
 	_ = usersEnable.MarkFlagRequired("email")
 
@@ -169,7 +185,7 @@ func (c *cli) provision(fl caddycmd.Flags) (int, error) {
 // keysCreate implements `caddy codex-proxy keys create`.
 func (c *cli) keysCreate(fl caddycmd.Flags) (int, error) {
 	return c.run(fl, func(m manager) error {
-		return c.newKey(m, keyRequest{Email: fl.String("email"), Label: fl.String("label")})
+		return c.newKey(m, keyRequest{Email: fl.String("email"), Label: fl.String("label"), Policy: policyChanges(fl.FlagSet)})
 	})
 }
 
@@ -195,15 +211,42 @@ func (c *cli) keysList(fl caddycmd.Flags) (int, error) {
 			return c.printJSON(res)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tLABEL\tPREFIX\tCREATED\tLAST USED\tSTATUS")
+		fmt.Fprintln(tw, "ID\tLABEL\tPREFIX\tCREATED\tLAST USED\tSTATUS\tTOKENS TODAY\tPOLICY")
 		for _, k := range res.Keys {
-			status := "active"
-			if k.Disabled {
-				status = "revoked"
+			today := "-"
+			if k.Usage != nil {
+				today = fmt.Sprint(k.Usage.TokensToday.Used)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Label), k.Prefix, when(k.Created), when(k.LastUsed), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Label), k.Prefix, when(k.Created), when(k.LastUsed), keyState(k), today, policySummary(k.Policy))
 		}
 		return tw.Flush()
+	})
+}
+
+// keysUpdate implements `caddy codex-proxy keys update`.
+func (c *cli) keysUpdate(fl caddycmd.Flags) (int, error) {
+	return c.run(fl, func(m manager) error {
+		email, id := fl.String("email"), fl.String("id")
+		changes := policyChanges(fl.FlagSet)
+		reset := fl.Bool("reset-usage")
+		if len(changes) == 0 && !reset {
+			return fmt.Errorf("nothing to change: give policy flags (see --help) or --reset-usage")
+		}
+		var res keyUpdateResult
+		var err error
+		if len(changes) > 0 {
+			if res, err = m.updateKey(id, keyUpdateRequest{Email: email, Policy: changes}); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stderr, "updated key %s of %s: %s\n", id, email, policySummary(res.Key.Policy))
+		}
+		if reset {
+			if res, err = m.resetKeyUsage(email, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stderr, "reset the usage of key %s of %s\n", id, email)
+		}
+		return nil
 	})
 }
 
@@ -292,6 +335,16 @@ func (c *cli) connect(fl caddycmd.Flags) (manager, error) {
 		return nil, err
 	}
 	var why error
+	if isVaultDSN(t.vault.Path) {
+		// No file lock to contend for: open the database directly, running
+		// Caddy or not; instances learn of the changes through NOTIFY.
+		v, err := c.openVault(t.vault, nil)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(c.stderr, "using the PostgreSQL vault %s\n", vaultDisplay(t.vault.Path))
+		return fileManager{v}, nil
+	}
 	if t.admin == "" {
 		why = errors.New("the admin endpoint is off in the config")
 	} else {
@@ -322,12 +375,9 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 	if generated {
 		fmt.Fprintf(c.stderr, "generated an encryption key and API key pepper in %s; Caddy must run as a user that can read them\n", filepath.Dir(vc.Path))
 	}
-	// Provision leaves a missing directory to bolt's error; a first
-	// provision before Caddy ever ran should just work.
-	if err := os.MkdirAll(filepath.Dir(vc.Path), 0o700); err != nil {
-		return nil, err
-	}
-	v, err := vault.Open(vc.Path, vault.Options{
+	// A first provision before Caddy ever ran should just work: the
+	// vault's directory is created if missing.
+	v, err := openVaultAt(context.Background(), vc.Path, vault.Options{
 		EncryptionKeys: keys,
 		Pepper:         pepper,
 		LogRetention:   vc.LogRetention,
@@ -337,7 +387,10 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("the vault %s is locked by another process — is Caddy running with a different admin address? (%v)", vc.Path, why)
 	}
-	return v, err
+	if err != nil {
+		return nil, fmt.Errorf("opening the vault %s: %w", vaultDisplay(vc.Path), err)
+	}
+	return v, nil
 }
 
 // readAuthFile reads and checks an auth.json, returning it compacted for
@@ -491,6 +544,8 @@ type manager interface {
 	listKeys(email string) (keysResult, error)
 	createKey(keyRequest) (createdKey, error)
 	revokeKey(email, id string) (revokeResult, error)
+	updateKey(id string, req keyUpdateRequest) (keyUpdateResult, error)
+	resetKeyUsage(email, id string) (keyUpdateResult, error)
 	close() error
 }
 
@@ -506,6 +561,12 @@ func (m fileManager) listKeys(email string) (keysResult, error)    { return list
 func (m fileManager) createKey(req keyRequest) (createdKey, error) { return createKey(m.v, req) }
 func (m fileManager) revokeKey(email, id string) (revokeResult, error) {
 	return revokeKey(m.v, email, id)
+}
+func (m fileManager) updateKey(id string, req keyUpdateRequest) (keyUpdateResult, error) {
+	return updateKeyPolicy(m.v, id, req)
+}
+func (m fileManager) resetKeyUsage(email, id string) (keyUpdateResult, error) {
+	return resetKeyUsage(m.v, email, id)
 }
 func (m fileManager) close() error { return m.v.Close() }
 
@@ -551,6 +612,14 @@ func (m adminManager) createKey(req keyRequest) (res createdKey, err error) {
 
 func (m adminManager) revokeKey(email, id string) (res revokeResult, err error) {
 	return res, m.call(http.MethodDelete, adminPrefix+"keys/"+url.PathEscape(id), url.Values{"email": {email}}, nil, &res)
+}
+
+func (m adminManager) updateKey(id string, req keyUpdateRequest) (res keyUpdateResult, err error) {
+	return res, m.call(http.MethodPost, adminPrefix+"keys/"+url.PathEscape(id)+"/policy", nil, req, &res)
+}
+
+func (m adminManager) resetKeyUsage(email, id string) (res keyUpdateResult, err error) {
+	return res, m.call(http.MethodPost, adminPrefix+"keys/"+url.PathEscape(id)+"/reset-usage", url.Values{"email": {email}}, nil, &res)
 }
 
 func (m adminManager) close() error {

@@ -151,7 +151,7 @@ func TestCLIWithCaddyStopped(t *testing.T) {
 			}
 
 			// The first key (label laptop) is revoked; the second still works.
-			first := keys.Keys[slices.IndexFunc(keys.Keys, func(k vault.Key) bool { return k.Label == "laptop" })]
+			first := keys.Keys[slices.IndexFunc(keys.Keys, func(k keyView) bool { return k.Label == "laptop" })]
 			mustRun(t, "keys", "revoke", "--config", cfg, "--email", "ada@example.com", "--id", first.ID)
 
 			v := reopen(t, vaultPath)

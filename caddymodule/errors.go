@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -14,12 +15,7 @@ import (
 // writeError answers with an OpenAI-shaped error body. Caddy's own error
 // path would send an empty body, which clients show as "missing message".
 func writeError(w http.ResponseWriter, e *translate.Error) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(e.JSON())
+	apierror.Write(w, e)
 }
 
 // writeRetryAfter sets Retry-After in whole seconds, at least one.
@@ -43,6 +39,11 @@ func clientError(err error) (*translate.Error, time.Duration) {
 	case errors.Is(err, vault.ErrNotLinked):
 		return &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "chatgpt_not_linked",
 			Message: "no ChatGPT account is linked to this user yet: link one in the dashboard or import an auth.json"}, 0
+	case errors.Is(err, vault.ErrUnavailable):
+		// The shared database is down (a refresh could not take its lock
+		// or store its result): the proxy, not the user, must recover.
+		return &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+			Message: "the proxy's database is unavailable right now; retry shortly"}, 5 * time.Second
 	case errors.Is(err, vault.ErrRefreshUnavailable):
 		return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "token_refresh_unavailable",
 			Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}, 5 * time.Second
@@ -57,12 +58,4 @@ func clientError(err error) (*translate.Error, time.Duration) {
 	}
 	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error",
 		Message: "the upstream request failed"}, 0
-}
-
-// respondError writes err as a client error.
-func respondError(w http.ResponseWriter, err error) *translate.Error {
-	e, retry := clientError(err)
-	writeRetryAfter(w, retry)
-	writeError(w, e)
-	return e
 }

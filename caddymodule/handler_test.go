@@ -80,10 +80,17 @@ func serveHandler(t *testing.T, h *Handler, ip string) *httptest.Server {
 
 func newProxyEnv(t *testing.T, opts ...codextest.Option) *proxyEnv {
 	t.Helper()
+	return newProxyEnvAt(t, filepath.Join(t.TempDir(), "vault.db"), opts...)
+}
+
+// newProxyEnvAt is newProxyEnv with the vault at location (a file or a
+// PostgreSQL DSN).
+func newProxyEnvAt(t *testing.T, location string, opts ...codextest.Option) *proxyEnv {
+	t.Helper()
 	fake := codextest.New(t, opts...)
 	tok := fake.AddAccount("acc-1", "ada@example.com", "plus")
 	h := &Handler{
-		Vault:          filepath.Join(t.TempDir(), "vault.db"),
+		Vault:          location,
 		EncryptionKeys: []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
 		APIKeyPepper:   "test-pepper-0123456789",
 		Upstream:       fake.URL,

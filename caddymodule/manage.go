@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -60,6 +61,9 @@ type userStateResult struct {
 type keyRequest struct {
 	Email string `json:"email"`
 	Label string `json:"label,omitempty"`
+	// Policy sets policy fields by name, as the CLI flags take them
+	// ({"rpm": "60", "expires": "30d"}); see manage_policy.go.
+	Policy map[string]string `json:"policy,omitempty"`
 }
 
 // createdKey answers POST /codex_proxy/keys. Plaintext is the only time the
@@ -71,8 +75,8 @@ type createdKey struct {
 
 // keysResult answers GET /codex_proxy/keys.
 type keysResult struct {
-	User vault.User  `json:"user"`
-	Keys []vault.Key `json:"keys"`
+	User vault.User `json:"user"`
+	Keys []keyView  `json:"keys"`
 }
 
 // revokeResult answers a key revocation.
@@ -102,7 +106,7 @@ func vaultErr(err error) error {
 		return apiErr(http.StatusNotFound, err)
 	case errors.Is(err, vault.ErrEmailTaken):
 		return apiErr(http.StatusConflict, err)
-	case errors.Is(err, vault.ErrClosed):
+	case errors.Is(err, vault.ErrClosed), errors.Is(err, vault.ErrUnavailable):
 		return apiErr(http.StatusServiceUnavailable, err)
 	default:
 		return apiErr(http.StatusInternalServerError, err)
@@ -238,10 +242,7 @@ func listKeys(v *vault.Vault, email string) (keysResult, error) {
 	if err != nil {
 		return keysResult{}, vaultErr(err)
 	}
-	if keys == nil {
-		keys = []vault.Key{}
-	}
-	return keysResult{User: u, Keys: keys}, nil
+	return keysResult{User: u, Keys: viewKeys(v, keys)}, nil
 }
 
 // createKey makes a key for an existing user.
@@ -250,7 +251,11 @@ func createKey(v *vault.Vault, req keyRequest) (createdKey, error) {
 	if err != nil {
 		return createdKey{}, err
 	}
-	plaintext, k, err := v.CreateKey(u.ID, req.Label)
+	policy, err := applyPolicy(keypolicy.Policy{}, req.Policy)
+	if err != nil {
+		return createdKey{}, err
+	}
+	plaintext, k, err := v.CreateKeyWithPolicy(u.ID, req.Label, policy)
 	if err != nil {
 		return createdKey{}, vaultErr(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
@@ -63,7 +62,7 @@ var (
 		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
 	}, liveVaults.droppedLogs)
 
-	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes, requestLogDropped}
+	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes, requestLogDropped, keyRefusals}
 )
 
 // registerMetrics registers the package's collectors with a config's
@@ -123,12 +122,3 @@ func (m *metrics) tokens(u translate.Usage) {
 
 func (m *metrics) streamStarted() { m.activeStreams.Inc() }
 func (m *metrics) streamEnded()   { m.activeStreams.Dec() }
-
-// gaugeValue reads a gauge; tests use it to see streams end.
-func gaugeValue(g prometheus.Gauge) float64 {
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		return 0
-	}
-	return m.GetGauge().GetValue()
-}

@@ -114,6 +114,10 @@ type Handler struct {
 	// Aliases map extra model names to catalog models.
 	Aliases map[string]string `json:"aliases,omitempty"`
 
+	// ExposeAccountQuota lets GET /v1/usage show the linked ChatGPT
+	// account's 5-hour and weekly windows to the key's holder. Default: on.
+	ExposeAccountQuota *bool `json:"expose_account_quota,omitempty"`
+
 	// Dashboard configures the web dashboard (see DashboardConfig); nil
 	// serves it at "/" with the defaults.
 	Dashboard *DashboardConfig `json:"dashboard,omitempty"`
@@ -134,8 +138,8 @@ type Handler struct {
 	// config and to tell its paths, never to serve.
 	dashCfg    *dashboard.Config
 	dashRoutes *dashboard.Dashboard
-	// quotas keeps each user's latest rate limits for the dashboard; nil
-	// (storing nothing) when the dashboard is off.
+	// quotas keeps each user's latest rate limits for the dashboard and
+	// GET /v1/usage; nil (storing nothing) when both are off.
 	quotas *dashboard.QuotaStore
 }
 
@@ -214,7 +218,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionDashboard(oauth); err != nil {
 		return err // "dashboard: …"
 	}
-
 	h.catalog = translate.DefaultCatalog()
 	if len(h.Aliases) > 0 {
 		h.catalog = h.catalog.With(nil, h.Aliases)
@@ -231,7 +234,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // app calls it from Start, before requests are let through.
 func (h *Handler) bind(pv *pooledVault) error {
 	h.vault = pv.Vault
-	return h.bindDashboard()
+	if err := h.bindDashboard(); err != nil {
+		return err
+	}
+	if h.quotas == nil && (h.ExposeAccountQuota == nil || *h.ExposeAccountQuota) {
+		h.quotas = dashboard.NewVaultQuotaStore(h.vault) // for GET /v1/usage
+	}
+	return nil
 }
 
 // Validate checks the configuration for obvious mistakes.
@@ -269,7 +278,7 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
 	if !api && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
-		return next.ServeHTTP(w, r)
+		return h.serveNext(w, r, next)
 	}
 	// Caddy may start the http app before ours: wait for the vault.
 	if !h.app.await(r.Context()) || h.vault == nil || !api && h.dashboard == nil {

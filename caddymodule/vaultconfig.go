@@ -19,7 +19,9 @@ import (
 // resolves it: same default path, same placeholder expansion, same
 // generated-secret fallback.
 type vaultConfig struct {
-	// Path is the vault file, absolute.
+	// Path is the vault file, absolute, or a PostgreSQL DSN as configured
+	// (placeholders expanded; it may hold a password: show it with
+	// vaultDisplay).
 	Path string
 	// EncryptionKeys and Pepper are the expanded secrets; empty means the
 	// generated ones beside the vault.
@@ -46,11 +48,15 @@ func vaultConfigOf(h Handler) (vaultConfig, error) {
 	if strings.TrimSpace(expanded) == "" {
 		return vaultConfig{}, fmt.Errorf("vault path %q expands to nothing; set the environment variables it names", h.Vault)
 	}
-	abs, err := filepath.Abs(expanded)
-	if err != nil {
-		return vaultConfig{}, fmt.Errorf("vault path: %v", err)
+	location := strings.TrimSpace(expanded)
+	if !isVaultDSN(location) {
+		abs, err := filepath.Abs(expanded)
+		if err != nil {
+			return vaultConfig{}, fmt.Errorf("vault path: %v", err)
+		}
+		location = abs
 	}
-	vc := vaultConfig{Path: abs, LogRetention: time.Duration(h.LogRetention)}
+	vc := vaultConfig{Path: location, LogRetention: time.Duration(h.LogRetention)}
 	if vc.LogRetention <= 0 {
 		vc.LogRetention = time.Duration(DefaultLogRetention)
 	}
@@ -70,6 +76,10 @@ func vaultConfigOf(h Handler) (vaultConfig, error) {
 // checkSecrets checks the configured secrets without reading the
 // generated ones beside the vault (those are read when the vault opens).
 func (vc vaultConfig) checkSecrets() error {
+	if isVaultDSN(vc.Path) && (!vc.keysSet || !vc.pepperSet) {
+		// Secrets generated on one machine would not be on the others.
+		return errors.New("a PostgreSQL vault needs encryption_key and api_key_pepper in the config, the same on every instance (e.g. {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}); there is no directory beside it for generated ones")
+	}
 	if vc.keysSet && len(vc.EncryptionKeys) == 0 {
 		return errors.New("encryption_key is set but expands to nothing: set the environment variables it names")
 	}
@@ -102,6 +112,10 @@ func (vc vaultConfig) secrets() (keys []string, pepper string, generated bool, e
 	keys, pepper = vc.EncryptionKeys, vc.Pepper
 	if len(keys) > 0 && pepper != "" {
 		return keys, pepper, false, nil
+	}
+	if isVaultDSN(vc.Path) {
+		// Secrets generated on one machine would not be on the others.
+		return nil, "", false, errors.New("a PostgreSQL vault needs encryption_key and api_key_pepper in the config, the same on every instance (e.g. {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}); there is no directory beside it for generated ones")
 	}
 	gk, gp, generated, err := loadOrCreateSecrets(filepath.Dir(vc.Path))
 	if err != nil {
@@ -153,7 +167,7 @@ func vaultConfigsFromJSON(cfg []byte) ([]vaultConfig, error) {
 		case !out[i].sameSecrets(vc):
 			// Caddy would open the shared vault with whichever handler it
 			// provisions first; guessing here could mint unusable keys.
-			return nil, fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption keys or peppers", vc.Path)
+			return nil, fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption keys or peppers", vaultDisplay(vc.Path))
 		case vc.LogRetention > out[i].LogRetention:
 			out[i].LogRetention = vc.LogRetention // never purge what a handler keeps
 		}
@@ -183,18 +197,26 @@ func collectHandlers(node any, out *[]map[string]any) {
 // named by --vault.
 func selectVault(vcs []vaultConfig, want string) (vaultConfig, error) {
 	paths := make([]string, len(vcs))
+	shown := make([]string, len(vcs))
 	for i, vc := range vcs {
-		paths[i] = vc.Path
+		paths[i], shown[i] = vc.Path, vaultDisplay(vc.Path)
 	}
 	if want != "" {
-		abs, err := filepath.Abs(caddy.NewReplacer().ReplaceAll(want, ""))
-		if err != nil {
-			return vaultConfig{}, err
+		loc := strings.TrimSpace(caddy.NewReplacer().ReplaceAll(want, ""))
+		if !isVaultDSN(loc) {
+			abs, err := filepath.Abs(loc)
+			if err != nil {
+				return vaultConfig{}, err
+			}
+			loc = abs
 		}
-		if i := slices.Index(paths, abs); i >= 0 {
-			return vcs[i], nil
+		// A DSN may be named with or without its password.
+		for i := range vcs {
+			if paths[i] == loc || shown[i] == vaultDisplay(loc) {
+				return vcs[i], nil
+			}
 		}
-		return vaultConfig{}, fmt.Errorf("no codex_proxy handler in the config uses the vault %s; it has: %s", abs, strings.Join(paths, ", "))
+		return vaultConfig{}, fmt.Errorf("no codex_proxy handler in the config uses the vault %s; it has: %s", vaultDisplay(loc), strings.Join(shown, ", "))
 	}
 	switch len(vcs) {
 	case 0:
@@ -202,6 +224,6 @@ func selectVault(vcs []vaultConfig, want string) (vaultConfig, error) {
 	case 1:
 		return vcs[0], nil
 	default:
-		return vaultConfig{}, fmt.Errorf("the config has several codex_proxy vaults; choose one with --vault: %s", strings.Join(paths, ", "))
+		return vaultConfig{}, fmt.Errorf("the config has several codex_proxy vaults; choose one with --vault: %s", strings.Join(shown, ", "))
 	}
 }

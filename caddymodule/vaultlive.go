@@ -62,7 +62,10 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	l := &liveVault{}
 	l.setLogger(s.logger)
 	l.refresher.Store(&refresher{oauth: &codex.OAuth{Issuer: s.issuer}})
-	v, err := vault.Open(path, vault.Options{
+	// Opening is bounded; the open vault then lives for the process.
+	ctx, cancel := context.WithTimeout(context.Background(), vaultOpenTimeout)
+	defer cancel()
+	v, err := openVaultAt(ctx, path, vault.Options{
 		EncryptionKeys: s.keys,
 		Pepper:         s.pepper,
 		LogRetention:   s.retention,

@@ -18,10 +18,14 @@ import (
 // flashes are the messages a redirect can ask the next page to show, by
 // code, so no text from the URL is ever reflected.
 var flashes = map[string]string{
-	"signedout": "You are signed out.",
-	"linked":    "Your ChatGPT account is linked.",
-	"unlinked":  "Your ChatGPT account was unlinked. API calls fail until you link one again.",
-	"revoked":   "The key was revoked. Requests with it now fail with 401.",
+	"signedout":  "You are signed out.",
+	"everywhere": "You are signed out on every device and browser.",
+	"linked":     "Your ChatGPT account is linked.",
+	"unlinked":   "Your ChatGPT account was unlinked. API calls fail until you link one again.",
+	"revoked":    "The key was revoked. Requests with it now fail with 401.",
+	"flowgone":   "That ChatGPT sign-in has expired. Start again below.",
+	"policy":     "The key's limits were saved. They apply from its next request.",
+	"reset":      "The key's usage was reset.",
 }
 
 // flash is the message named by the msg query parameter.
@@ -83,6 +87,16 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, d.home(s.user), http.StatusSeeOther)
 		return
 	}
+	if id := r.URL.Query().Get("sent"); id != "" {
+		// After post/redirect/get: the "check your email" page, again on a
+		// reload, without sending another link.
+		if v, ok := d.flashes.peek(id, "visitor:"+d.csrfToken(w, r), d.cfg.Now()); ok {
+			if body, ok := v.(loginBody); ok {
+				d.render(w, r, http.StatusOK, "login", pageData{Title: "Check your email", Body: body})
+				return
+			}
+		}
+	}
 	d.render(w, r, http.StatusOK, "login", pageData{
 		Title: "Sign in",
 		Flash: flash(r),
@@ -97,9 +111,15 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	raw := strings.TrimSpace(r.PostFormValue("email"))
 	next := d.safeNext(r.PostFormValue("next"))
 	body := loginBody{Email: raw, Next: next, Signup: d.cfg.Signup.Mode}
-	email, err := vault.NormalizeEmail(raw)
-	if err != nil || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") {
-		d.render(w, r, http.StatusBadRequest, "login", pageData{Title: "Sign in", Error: "Enter a valid email address.", Body: body})
+	email, problem := checkEmail(raw, d.cfg.DevReturnLink)
+	if problem == "" {
+		var err error
+		if email, err = vault.NormalizeEmail(email); err != nil {
+			problem = emailBareOnly
+		}
+	}
+	if problem != "" {
+		d.render(w, r, http.StatusBadRequest, "login", pageData{Title: "Sign in", Error: problem, Body: body})
 		return
 	}
 	ip := d.cfg.ClientIP(r)
@@ -150,7 +170,9 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		d.log.Info("dashboard: no sign-in link sent: no account for this email and sign-up does not allow it",
 			"email", email, "signup", string(d.cfg.Signup.Mode))
 	}
-	d.render(w, r, http.StatusOK, "login", pageData{Title: "Check your email", Body: body})
+	// Post/redirect/get: a reload shows the same page and sends nothing.
+	id := d.flashes.put("visitor:"+d.csrfToken(w, r), body, d.cfg.Now(), d.cfg.LoginTTL)
+	http.Redirect(w, r, d.url("login")+"?sent="+id, http.StatusSeeOther)
 }
 
 // mayLogin reports whether email has an account or may create one.
@@ -224,6 +246,9 @@ func (d *Dashboard) loginMessage(email, link string) (Message, error) {
 type confirmBody struct {
 	Token string
 	Next  string
+	Email string // the account the link signs in to
+	// Current is the account this browser is signed in to, when another.
+	Current string
 }
 
 // confirmPage is where the magic link lands. Opening it changes nothing:
@@ -236,10 +261,23 @@ func (d *Dashboard) confirmPage(w http.ResponseWriter, r *http.Request) {
 			"Open the link from the email exactly as it was sent, or ask for a new one.")
 		return
 	}
-	d.render(w, r, http.StatusOK, "confirm", pageData{
-		Title: "Confirm sign-in",
-		Body:  confirmBody{Token: token, Next: d.safeNext(r.URL.Query().Get("next"))},
-	})
+	// Name the account before the button is pressed: someone sent another
+	// person's link would otherwise sign in as them without noticing (and
+	// link their own ChatGPT account there).
+	email, err := d.cfg.Vault.LoginTokenEmail(token)
+	if err != nil {
+		if !errors.Is(err, vault.ErrInvalidToken) {
+			d.log.Error("dashboard: reading a login token failed", "error", err)
+		}
+		d.renderError(w, r, http.StatusBadRequest, "This sign-in link can no longer be used",
+			"Sign-in links work once and expire after "+strconv.Itoa(int(d.cfg.LoginTTL/time.Minute))+" minutes. Ask for a new one.")
+		return
+	}
+	b := confirmBody{Token: token, Next: d.safeNext(r.URL.Query().Get("next")), Email: email}
+	if s := d.lookupSession(r); s != nil && s.user.Email != email {
+		b.Current = s.user.Email
+	}
+	d.render(w, r, http.StatusOK, "confirm", pageData{Title: "Confirm sign-in", Body: b})
 }
 
 // confirmSubmit redeems the magic link (once), creates the account when
@@ -296,6 +334,20 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	d.clearSession(w, r)
 	http.Redirect(w, r, d.url("login")+"?msg=signedout", http.StatusSeeOther)
+}
+
+// logoutEverywhere ends every session of the user, this one included.
+func (d *Dashboard) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
+	s := sessionOf(r)
+	n, err := d.cfg.Vault.DeleteUserSessions(s.user.ID)
+	if err != nil {
+		d.log.Error("dashboard: signing out everywhere failed", "user_id", s.user.ID, "error", err)
+		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Signing out everywhere failed. Try again.")
+		return
+	}
+	d.log.Info("dashboard: signed out everywhere", "user_id", s.user.ID, "sessions", n)
+	d.clearSession(w, r)
+	http.Redirect(w, r, d.url("login")+"?msg=everywhere", http.StatusSeeOther)
 }
 
 // safeNext keeps a post-sign-in destination only if it is a dashboard page.

@@ -9,9 +9,13 @@ import (
 )
 
 // chart is a server-rendered SVG of requests (bars, left axis) and tokens
-// (line, right axis) per day. Coordinates are preformatted strings.
+// (line, right axis) per day. Coordinates are preformatted strings. The
+// overview draws it twice, wide and narrow, and CSS shows the one that
+// fits, so axis labels stay readable and inside the drawing at any width.
 type chart struct {
+	ID          string // "wide" or "narrow", for element ids
 	W, H        int
+	Font        int    // axis label size in drawing units
 	Left, Right string // x of the plot edges
 	Top, Bottom string
 	Grid        []gridLine
@@ -42,24 +46,28 @@ type label struct {
 	X, Y, Text string
 }
 
-const (
-	chartW      = 720
-	chartH      = 250
-	chartLeft   = 48.0
-	chartRight  = 56.0
-	chartTop    = 16.0
-	chartBottom = 34.0
-	gridLines   = 4
+// chartSpec is one drawing size of the chart.
+type chartSpec struct {
+	id         string
+	w, h, font int
+	labelEvery int // label every n-th day (always today)
+}
+
+var (
+	wideChart   = chartSpec{id: "wide", w: 720, h: 250, font: 11, labelEvery: 2}
+	narrowChart = chartSpec{id: "narrow", w: 360, h: 240, font: 12, labelEvery: 4}
 )
 
-func buildChart(days []vault.DayUsage) chart {
-	c := chart{W: chartW, H: chartH}
-	plotW := chartW - chartLeft - chartRight
-	plotH := chartH - chartTop - chartBottom
-	bottom := chartTop + plotH
-	c.Left, c.Right = f1(chartLeft), f1(chartW-chartRight)
-	c.Top, c.Bottom = f1(chartTop), f1(bottom)
-	c.RightAxisX = f1(chartW - chartRight + 8)
+const (
+	chartTop  = 16.0
+	gridLines = 4
+	// charWidth is a generous average glyph width of the axis font, as a
+	// fraction of its size, so a label is never wider than its margin.
+	charWidth = 0.62
+)
+
+func buildChart(days []vault.DayUsage, spec chartSpec) chart {
+	c := chart{ID: spec.id, W: spec.w, H: spec.h, Font: spec.font}
 	var maxReq, maxTok int64
 	for _, d := range days {
 		maxReq = max(maxReq, d.Requests)
@@ -69,6 +77,25 @@ func buildChart(days []vault.DayUsage) chart {
 	reqScale := niceCeil(maxReq, gridLines)
 	tokScale := niceCeil(maxTok, gridLines)
 	c.MaxRequests, c.MaxTokens = reqScale, tokScale
+	// The margins hold the widest label of each axis, plus a gap.
+	font := float64(spec.font)
+	leftW, rightW := 0, 0
+	for i := 0; i <= gridLines; i++ {
+		leftW = max(leftW, len(shortNumber(reqScale*int64(i)/gridLines)))
+		rightW = max(rightW, len(shortNumber(tokScale*int64(i)/gridLines)))
+	}
+	chartLeft := math.Ceil(float64(leftW)*font*charWidth) + 12
+	chartRight := math.Ceil(float64(rightW)*font*charWidth) + 12
+	chartBottom := font*2 + 10
+	// A day label is centred on its bar: keep the first and last inside.
+	dayHalf := math.Ceil(6 * font * charWidth / 2)
+	chartLeft, chartRight = max(chartLeft, dayHalf), max(chartRight, dayHalf)
+	plotW := float64(spec.w) - chartLeft - chartRight
+	plotH := float64(spec.h) - chartTop - chartBottom
+	bottom := chartTop + plotH
+	c.Left, c.Right = f1(chartLeft), f1(float64(spec.w)-chartRight)
+	c.Top, c.Bottom = f1(chartTop), f1(bottom)
+	c.RightAxisX = f1(float64(spec.w) - chartRight + 6)
 	for i := 0; i <= gridLines; i++ {
 		y := bottom - plotH*float64(i)/gridLines
 		c.Grid = append(c.Grid, gridLine{
@@ -98,9 +125,9 @@ func buildChart(days []vault.DayUsage) chart {
 		ty := bottom - plotH*float64(tok)/float64(tokScale)
 		pts = append(pts, f1(cx)+","+f1(ty))
 		c.Points = append(c.Points, point{X: f1(cx), Y: f1(ty), Title: title})
-		// Label every other day on the axis, always the last (today).
-		if (n-1-i)%2 == 0 {
-			c.Labels = append(c.Labels, label{X: f1(cx), Y: f1(bottom + 20), Text: day})
+		// Label every few days on the axis, always the last (today).
+		if (n-1-i)%spec.labelEvery == 0 {
+			c.Labels = append(c.Labels, label{X: f1(cx), Y: f1(bottom + font + 8), Text: day})
 		}
 		if d.Requests > 0 {
 			desc = append(desc, title)

@@ -151,6 +151,11 @@ type Config struct {
 	LoginWindow               time.Duration
 	// MailTimeout bounds one delivery (default 30 s).
 	MailTimeout time.Duration
+	// HSTSOnLoopback also sends Strict-Transport-Security to HTTPS
+	// requests for localhost and loopback addresses (off by default: a
+	// max-age on localhost outlives the development site and breaks every
+	// plain-HTTP localhost server for a year).
+	HSTSOnLoopback bool
 
 	// Quotas holds each user's latest rate-limit snapshot, shown on the
 	// overview; "no data yet" for everyone when nil.
@@ -171,6 +176,8 @@ type Dashboard struct {
 	views   *views
 	limiter *ratelimit.Table
 	devices devices
+	forms   formTokens
+	flashes flashStore
 	prices  PriceTable
 	// valueMax and valuePage bound the request log read for the
 	// API-equivalent value (tests lower them).
@@ -184,17 +191,8 @@ type Dashboard struct {
 	stopMail   context.CancelFunc
 }
 
-// New builds the dashboard. The returned handler is a *Dashboard, whose
-// Match tells which requests it serves.
-func New(cfg Config) (http.Handler, error) {
-	d, err := NewDashboard(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// NewDashboard is New with the concrete type.
+// NewDashboard builds the dashboard; its Match tells which requests it
+// serves.
 func NewDashboard(cfg Config) (*Dashboard, error) {
 	if cfg.Vault == nil {
 		return nil, errors.New("dashboard: Config.Vault is required")
@@ -319,6 +317,7 @@ func (d *Dashboard) routes() {
 	handle("GET", "/login/confirm", d.confirmPage)
 	handle("POST", "/login/confirm", d.csrf(d.confirmSubmit))
 	handle("POST", "/logout", d.csrf(d.logout))
+	handle("POST", "/logout/everywhere", d.csrf(d.auth(d.logoutEverywhere)))
 
 	handle("GET", "/onboarding", d.auth(d.onboarding))
 	handle("GET", "/overview", d.auth(d.overview))
@@ -326,28 +325,46 @@ func (d *Dashboard) routes() {
 	handle("POST", "/keys", d.csrf(d.auth(d.keysCreate)))
 	handle("GET", "/keys/revoke", d.auth(d.revokePage))
 	handle("POST", "/keys/revoke", d.csrf(d.auth(d.revokeSubmit)))
+	handle("GET", "/keys/detail", d.auth(d.keyPage))
+	handle("POST", "/keys/policy", d.csrf(d.auth(d.keyPolicySubmit)))
+	handle("POST", "/keys/reset", d.csrf(d.auth(d.keyResetSubmit)))
 	handle("GET", "/requests", d.auth(d.requestsPage))
+	handle("GET", "/requests.csv", d.auth(d.requestsCSV))
 	handle("GET", "/chatgpt", d.auth(d.chatgptPage))
-	handle("GET", "/chatgpt/link", d.auth(d.linkRedirect))
+	handle("GET", "/chatgpt/link", d.auth(d.linkPage))
 	handle("POST", "/chatgpt/link", d.csrf(d.auth(d.linkStart)))
 	handle("POST", "/chatgpt/callback", d.csrf(d.auth(d.linkCallback)))
 	handle("POST", "/chatgpt/authjson", d.csrf(d.auth(d.linkAuthJSON)))
-	handle("GET", "/chatgpt/device", d.auth(d.linkRedirect))
+	handle("GET", "/chatgpt/device", d.auth(d.devicePage))
 	handle("POST", "/chatgpt/device", d.csrf(d.auth(d.deviceStart)))
 	handle("POST", "/chatgpt/device/check", d.csrf(d.auth(d.deviceCheck)))
 	handle("GET", "/chatgpt/unlink", d.auth(d.unlinkPage))
 	handle("POST", "/chatgpt/unlink", d.csrf(d.auth(d.unlinkSubmit)))
+	// Everything else under the prefix is a designed 404 page.
+	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }
 
 // Match reports whether the dashboard serves r's path; a server mounting
 // the dashboard beside other handlers sends everything else elsewhere.
+// Under a prefix every path below it is the dashboard's (unknown ones get
+// its 404 page); at the root only its own pages are, so the site can serve
+// other things (see NotFound for the paths nothing serves).
 func (d *Dashboard) Match(r *http.Request) bool {
 	p := r.URL.Path
+	if d.prefix != "" && strings.HasPrefix(p, d.prefix+"/") {
+		return true
+	}
 	return d.paths[p] || strings.HasPrefix(p, d.prefix+"/static/")
 }
 
 // ServeHTTP serves the dashboard with its security headers.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.securityHeaders(w, r)
+	d.mux.ServeHTTP(w, r)
+}
+
+// securityHeaders sets what every dashboard answer carries.
+func (d *Dashboard) securityHeaders(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -356,11 +373,13 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	if d.hsts(r) {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if !strings.HasPrefix(r.URL.Path, d.prefix+"/static/") {
 		// Pages can show a key once, session state and user data.
 		h.Set("Cache-Control", "no-store")
 	}
-	d.mux.ServeHTTP(w, r)
 }
 
 // url is the path of a dashboard page.
@@ -387,6 +406,30 @@ func (d *Dashboard) origin(r *http.Request) string {
 // prefix, which browsers only accept with it).
 func (d *Dashboard) secure(r *http.Request) bool {
 	return r.TLS != nil || strings.HasPrefix(d.cfg.PublicOrigin, "https://")
+}
+
+// hsts reports whether the answer to r carries Strict-Transport-Security:
+// over HTTPS, except for localhost and loopback addresses unless
+// HSTSOnLoopback.
+func (d *Dashboard) hsts(r *http.Request) bool {
+	if r.TLS == nil {
+		return false
+	}
+	return d.cfg.HSTSOnLoopback || !loopbackHost(r.Host)
+}
+
+// loopbackHost reports whether host (with or without a port) is localhost,
+// a name under .localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // normalizePrefix turns "/", "" and "/dash/" into "" and "/dash".

@@ -29,7 +29,7 @@ func TestMagicLinkSignIn(t *testing.T) {
 	if r.status != 200 || csrfOf(r.body) == "" {
 		t.Fatalf("login page: %d", r.status)
 	}
-	r = b.post("/login", url.Values{"email": {" ada@EXAMPLE.com "}})
+	r = b.login(url.Values{"email": {" ada@EXAMPLE.com "}})
 	mustContain(t, r.body, "Check your email", "ada@example.com", "15 minutes")
 	mustNotContain(t, r.body, "login/confirm") // no dev link
 	msg := e.mail.wait(t)
@@ -48,7 +48,7 @@ func TestMagicLinkSignIn(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("confirm page: %d", r.status)
 		}
-		mustContain(t, r.body, "Confirm sign-in", `name="token"`)
+		mustContain(t, r.body, "Confirm sign-in", `name="token"`, "Sign in as ada@example.com")
 	}
 	r = b.get(link)
 	r = b.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}})
@@ -79,7 +79,11 @@ func TestMagicLinkSignIn(t *testing.T) {
 
 	// The link is single use.
 	b2 := e.browser()
-	b2.get(link)
+	if r = b2.get(link); r.status != http.StatusBadRequest {
+		t.Fatalf("used link page: %d", r.status)
+	}
+	mustContain(t, r.body, "can no longer be used")
+	b2.get("/login")
 	r = b2.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("second use: %d", r.status)
@@ -104,11 +108,16 @@ func TestMagicLinkExpires(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
 	b.get("/login")
-	b.post("/login", url.Values{"email": {"bob@example.com"}})
+	b.login(url.Values{"email": {"bob@example.com"}})
 	link := linkIn(t, e.mail.wait(t).Text)
 	e.clock.Advance(16 * time.Minute)
-	b.get(link)
-	r := b.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}})
+	r := b.get(link)
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("expired link page: %d", r.status)
+	}
+	mustContain(t, r.body, "can no longer be used")
+	b.get("/login")
+	r = b.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("expired link: %d", r.status)
 	}
@@ -137,7 +146,7 @@ func TestSameAnswerForUnknownEmail(t *testing.T) {
 	answer := func(email string) (int, string) {
 		b := e.browser()
 		b.get("/login")
-		r := b.post("/login", url.Values{"email": {email}})
+		r := b.login(url.Values{"email": {email}})
 		body := strings.ReplaceAll(r.body, email, "EMAIL")
 		body = csrfRE.ReplaceAllString(body, "CSRF")
 		return r.status, body
@@ -158,7 +167,7 @@ func TestSignupPolicies(t *testing.T) {
 	request := func(e *env, email string) {
 		b := e.browser()
 		b.get("/login")
-		if r := b.post("/login", url.Values{"email": {email}}); r.status != 200 {
+		if r := b.login(url.Values{"email": {email}}); r.status != 200 {
 			t.Fatalf("%s: %d", email, r.status)
 		}
 	}
@@ -194,7 +203,7 @@ func TestSignupPolicies(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.Signup = SignupPolicy{Mode: SignupOpen} })
 		b := e.browser()
 		b.get("/login")
-		b.post("/login", url.Values{"email": {"late@example.com"}})
+		b.login(url.Values{"email": {"late@example.com"}})
 		link := linkIn(t, e.mail.wait(t).Text)
 		e.d.cfg.Signup = SignupPolicy{Mode: SignupClosed}
 		b.get(link)
@@ -203,7 +212,7 @@ func TestSignupPolicies(t *testing.T) {
 		}
 	})
 	for _, bad := range []SignupPolicy{{Mode: "maybe"}, {Mode: SignupDomains}, {Mode: SignupOpen, Domains: []string{"x.com"}}, {Mode: SignupDomains, Domains: []string{"not a domain"}}} {
-		if _, err := New(Config{Vault: newEnv(t).v, Signup: bad}); err == nil {
+		if _, err := NewDashboard(Config{Vault: newEnv(t).v, Signup: bad}); err == nil {
 			t.Errorf("policy %+v accepted", bad)
 		}
 	}
@@ -217,7 +226,7 @@ func TestCSRF(t *testing.T) {
 		"missing": {"email": {"a@example.com"}, "csrf": {""}},
 		"wrong":   {"email": {"a@example.com"}, "csrf": {"not-the-token-not-the-token-not-the-token"}},
 	} {
-		if r := b.post("/login", form); r.status != http.StatusForbidden {
+		if r := b.login(form); r.status != http.StatusForbidden {
 			t.Errorf("%s token: %d", name, r.status)
 		}
 	}
@@ -256,7 +265,7 @@ func TestCSRF(t *testing.T) {
 		t.Fatal("a key was created without a valid token")
 	}
 	s.get("/keys")
-	if r := s.post("/keys", url.Values{"label": {"ok"}}); r.status != 200 {
+	if r := s.postForm("/keys", url.Values{"label": {"ok"}}); r.status != http.StatusSeeOther {
 		t.Fatalf("with the session token: %d", r.status)
 	}
 }
@@ -266,12 +275,12 @@ func TestLoginRateLimits(t *testing.T) {
 	b := e.browser()
 	b.get("/login")
 	for i := range DefaultLoginPerEmail {
-		if r := b.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != 200 {
+		if r := b.login(url.Values{"email": {"ada@example.com"}}); r.status != 200 {
 			t.Fatalf("request %d: %d", i, r.status)
 		}
 		b.get("/login")
 	}
-	r := b.post("/login", url.Values{"email": {"ADA@example.com"}})
+	r := b.login(url.Values{"email": {"ADA@example.com"}})
 	// An HTML page a person can read, with the whole window (frozen clock)
 	// in Retry-After.
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "900" ||
@@ -284,47 +293,47 @@ func TestLoginRateLimits(t *testing.T) {
 	for range DefaultLoginPerEmail {
 		b.ip = "10.0.0.2"
 		b.get("/login")
-		b.post("/login", url.Values{"email": {"nobody@example.com"}})
+		b.login(url.Values{"email": {"nobody@example.com"}})
 	}
 	b.get("/login")
-	if r := b.post("/login", url.Values{"email": {"nobody@example.com"}}); r.status != http.StatusTooManyRequests {
+	if r := b.login(url.Values{"email": {"nobody@example.com"}}); r.status != http.StatusTooManyRequests {
 		t.Fatalf("unknown email not limited alike: %d", r.status)
 	}
 	// Per client address, across emails.
 	b.ip = "10.0.0.9"
 	for i := range DefaultLoginPerIP {
 		b.get("/login")
-		if r := b.post("/login", url.Values{"email": {fmt.Sprintf("u%d@example.com", i)}}); r.status != 200 {
+		if r := b.login(url.Values{"email": {fmt.Sprintf("u%d@example.com", i)}}); r.status != 200 {
 			t.Fatalf("ip request %d: %d", i, r.status)
 		}
 	}
 	b.get("/login")
-	if r := b.post("/login", url.Values{"email": {"fresh@example.com"}}); r.status != http.StatusTooManyRequests {
+	if r := b.login(url.Values{"email": {"fresh@example.com"}}); r.status != http.StatusTooManyRequests {
 		t.Fatalf("over the per-address limit: %d", r.status)
 	}
 	// IPv6 counts per /64: rotating addresses inside one does not help.
 	for i := range DefaultLoginPerIP {
 		b.ip = fmt.Sprintf("2001:db8:5:5::%x", i+1)
 		b.get("/login")
-		if r := b.post("/login", url.Values{"email": {fmt.Sprintf("v%d@example.com", i)}}); r.status != 200 {
+		if r := b.login(url.Values{"email": {fmt.Sprintf("v%d@example.com", i)}}); r.status != 200 {
 			t.Fatalf("ipv6 request %d: %d", i, r.status)
 		}
 	}
 	b.ip = "2001:db8:5:5:ffff::1"
 	b.get("/login")
-	if r := b.post("/login", url.Values{"email": {"fresh6@example.com"}}); r.status != http.StatusTooManyRequests {
+	if r := b.login(url.Values{"email": {"fresh6@example.com"}}); r.status != http.StatusTooManyRequests {
 		t.Fatalf("another address in the same /64: %d", r.status)
 	}
 	b.ip = "2001:db8:5:6::1"
 	b.get("/login")
-	if r := b.post("/login", url.Values{"email": {"fresh6@example.com"}}); r.status != 200 {
+	if r := b.login(url.Values{"email": {"fresh6@example.com"}}); r.status != 200 {
 		t.Fatalf("the next /64: %d", r.status)
 	}
 	// The window passes.
 	e.clock.Advance(DefaultLoginWindow)
 	b.ip = "10.0.0.9"
 	b.get("/login")
-	if r := b.post("/login", url.Values{"email": {"fresh@example.com"}}); r.status != 200 {
+	if r := b.login(url.Values{"email": {"fresh@example.com"}}); r.status != 200 {
 		t.Fatalf("after the window: %d", r.status)
 	}
 }
@@ -338,18 +347,18 @@ func TestLoginLimitsOutliveTheDashboard(t *testing.T) {
 	b := first.browser()
 	for i := range DefaultLoginPerEmail {
 		b.get("/login")
-		if r := b.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != 200 {
+		if r := b.login(url.Values{"email": {"ada@example.com"}}); r.status != 200 {
 			t.Fatalf("request %d: %d", i, r.status)
 		}
 	}
 	second := newEnv(t, withShared).browser()
 	second.get("/login")
-	if r := second.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != http.StatusTooManyRequests {
+	if r := second.login(url.Values{"email": {"ada@example.com"}}); r.status != http.StatusTooManyRequests {
 		t.Fatalf("the new dashboard forgot the count: %d", r.status)
 	}
 	private := newEnv(t).browser()
 	private.get("/login")
-	if r := private.post("/login", url.Values{"email": {"ada@example.com"}}); r.status != 200 {
+	if r := private.login(url.Values{"email": {"ada@example.com"}}); r.status != 200 {
 		t.Fatalf("a dashboard with its own table: %d", r.status)
 	}
 }
@@ -361,9 +370,15 @@ func startLink(t *testing.T, b *browser, from string) string {
 	t.Helper()
 	b.get("/chatgpt")
 	r := b.post("/chatgpt/link", url.Values{"from": {from}})
-	if r.status != 200 {
-		t.Fatalf("start link: %d %s", r.status, r.body)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/chatgpt/link?flow=") {
+		t.Fatalf("start link: %d %q %s", r.status, r.location, r.body)
 	}
+	b.flow = mustURL(t, r.location).Query().Get("flow")
+	// A reload of the link page shows the same sign-in.
+	if again := b.get(r.location); again.status != 200 {
+		t.Fatalf("link page: %d", again.status)
+	}
+	r = b.get(r.location)
 	m := authorizeRE.FindStringSubmatch(r.body)
 	if m == nil {
 		t.Fatalf("no authorize link:\n%s", r.body)
@@ -398,14 +413,17 @@ func TestPasteFlowLinksChatGPT(t *testing.T) {
 		t.Fatalf("authorize URL %s", authURL)
 	}
 	// A typo keeps the pending sign-in: the page is shown again.
-	r := b.post("/chatgpt/callback", url.Values{"from": {"onboarding"}, "callback": {"http://localhost:1455/auth/callback?code=abc"}, "authorize_url": {authURL}})
+	r := b.post("/chatgpt/callback", url.Values{"from": {"onboarding"}, "callback": {"http://localhost:1455/auth/callback?code=abc"}, "flow": {b.flow}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("typo: %d", r.status)
 	}
-	mustContain(t, r.body, "no state parameter", `id="authorize-link"`)
+	mustContain(t, r.body, "missing part of the sign-in", `id="authorize-link"`)
+	// An address from another site is named as such.
+	r = b.post("/chatgpt/callback", url.Values{"callback": {"https://chatgpt.com/?code=abc&state=x"}, "flow": {b.flow}})
+	mustContain(t, r.body, "This address is from another site (chatgpt.com)", `id="authorize-link"`)
 
 	callback := authorize(t, authURL)
-	r = b.post("/chatgpt/callback", url.Values{"from": {"onboarding"}, "callback": {"  " + callback + " "}, "authorize_url": {authURL}})
+	r = b.post("/chatgpt/callback", url.Values{"from": {"onboarding"}, "callback": {"  " + callback + " "}, "flow": {b.flow}})
 	if r.status != http.StatusSeeOther || r.location != "/onboarding?msg=linked" {
 		t.Fatalf("callback: %d %q %s", r.status, r.location, r.body)
 	}
@@ -414,17 +432,32 @@ func TestPasteFlowLinksChatGPT(t *testing.T) {
 		t.Fatalf("token info %+v %v", info, err)
 	}
 	r = b.get("/onboarding?msg=linked")
-	mustContain(t, r.body, "Your ChatGPT account is linked", "ada@chatgpt.example", "Create your first API key")
+	mustContain(t, r.body, "Linked as ada@chatgpt.example (pro). Next: create your first API key", "Create your first API key")
 	r = b.get("/chatgpt")
 	mustContain(t, r.body, "acc-paste", "ada@chatgpt.example", "pro", "Last refresh", "Unlink")
-	mustNotContain(t, r.body, "Re-link needed")
+	mustNotContain(t, r.body, "stopped working")
 
 	// The state is single use.
 	r = b.post("/chatgpt/callback", url.Values{"callback": {callback}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("replayed callback: %d", r.status)
 	}
-	mustContain(t, r.body, "does not match a pending one")
+	mustContain(t, r.body, "expired or was already used")
+}
+
+// TestPasteFlowBareCode: pasting only the code works; the state is the
+// flow's on the page.
+func TestPasteFlowBareCode(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddAccount("acc-code", "ada@chatgpt.example", "plus")
+	b := e.signIn("ada@example.com")
+	callback := authorize(t, startLink(t, b, "chatgpt"))
+	code := mustURL(t, callback).Query().Get("code")
+	r := b.post("/chatgpt/callback", url.Values{"callback": {code}, "flow": {b.flow}})
+	if r.status != http.StatusSeeOther || r.location != "/chatgpt?msg=linked" {
+		t.Fatalf("bare code: %d %q %s", r.status, r.location, r.body)
+	}
+	mustContain(t, b.get(r.location).body, "Linked as ada@chatgpt.example (plus)")
 }
 
 func TestPasteFlowStateMismatch(t *testing.T) {
@@ -432,35 +465,59 @@ func TestPasteFlowStateMismatch(t *testing.T) {
 	e.fake.AddAccount("acc-1", "ada@chatgpt.example", "plus")
 	b := e.signIn("ada@example.com")
 	authURL := startLink(t, b, "chatgpt")
+	flow := b.flow
 	callback := authorize(t, authURL)
 
-	// Another state than the pending one.
+	// Another state than the pending one: from the page, a different
+	// attempt; without the page, unknown.
 	cu := mustURL(t, callback)
 	q := cu.Query()
 	q.Set("state", "forged-state-forged-state-forged-state")
 	cu.RawQuery = q.Encode()
-	r := b.post("/chatgpt/callback", url.Values{"callback": {cu.String()}})
+	r := b.post("/chatgpt/callback", url.Values{"callback": {cu.String()}, "flow": {flow}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("forged state: %d", r.status)
 	}
-	mustContain(t, r.body, "does not match a pending one")
+	mustContain(t, r.body, "belongs to a different sign-in attempt", `id="authorize-link"`)
+	r = b.post("/chatgpt/callback", url.Values{"callback": {cu.String()}})
+	mustContain(t, r.body, "expired or was already used")
 
-	// A pending sign-in of another user is refused, and used up.
+	// Another signed-in user who pastes Ada's callback is refused, and Ada's
+	// pending sign-in is not used up: she can still finish.
 	other := e.signIn("mallory@example.com")
 	r = other.post("/chatgpt/callback", url.Values{"callback": {callback}, "csrf": {csrfOf(other.get("/chatgpt").body)}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("other user's state: %d", r.status)
 	}
-	for _, email := range []string{"ada@example.com", "mallory@example.com"} {
-		if _, err := e.v.TokenInfo(e.user(email).ID); err == nil {
-			t.Fatalf("%s got linked", email)
-		}
+	mustContain(t, r.body, "expired or was already used")
+	// Not even with Ada's flow id (it is hers alone).
+	r = other.post("/chatgpt/callback", url.Values{"callback": {callback}, "flow": {flow}})
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("other user's flow: %d", r.status)
+	}
+	if _, err := e.v.TokenInfo(e.user("mallory@example.com").ID); err == nil {
+		t.Fatal("mallory got linked")
+	}
+	b.get("/chatgpt")
+	r = b.post("/chatgpt/callback", url.Values{"callback": {callback}, "flow": {flow}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("ada after mallory's paste: %d %s", r.status, r.body)
+	}
+	if info, err := e.v.TokenInfo(e.user("ada@example.com").ID); err != nil || info.AccountID != "acc-1" {
+		t.Fatalf("ada: %+v %v", info, err)
 	}
 
-	// An error from the issuer is explained.
-	b.get("/chatgpt")
-	r = b.post("/chatgpt/callback", url.Values{"callback": {"http://localhost:1455/auth/callback?error=access_denied&error_description=missing_codex_entitlement&state=x"}})
-	mustContain(t, r.body, "Codex is not enabled for this workspace")
+	// Errors from the issuer are explained in plain words, the code kept
+	// behind a disclosure.
+	for _, c := range []struct{ query, want string }{
+		{"error=access_denied&error_description=missing_codex_entitlement&state=x", "Codex is not enabled for your workspace"},
+		{"error=access_denied&state=x", "The sign-in was cancelled on ChatGPT’s page"},
+		{"error=server_error&state=x", "ChatGPT reported a problem"},
+	} {
+		b.get("/chatgpt")
+		r = b.post("/chatgpt/callback", url.Values{"callback": {"http://localhost:1455/auth/callback?" + c.query}})
+		mustContain(t, r.body, c.want, "<summary>Technical details</summary>")
+	}
 }
 
 func TestPasteFlowExpired(t *testing.T) {
@@ -470,7 +527,7 @@ func TestPasteFlowExpired(t *testing.T) {
 	authURL := startLink(t, b, "chatgpt")
 	callback := authorize(t, authURL)
 	e.clock.Advance(DefaultOAuthTTL + time.Second)
-	r := b.post("/chatgpt/callback", url.Values{"callback": {callback}, "authorize_url": {authURL}})
+	r := b.post("/chatgpt/callback", url.Values{"callback": {callback}, "flow": {b.flow}})
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("expired: %d", r.status)
 	}
@@ -490,7 +547,7 @@ func TestPasteFlowBadCode(t *testing.T) {
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("bad code: %d", r.status)
 	}
-	mustContain(t, r.body, "ChatGPT did not accept the sign-in")
+	mustContain(t, r.body, "ChatGPT did not accept this sign-in code", "<summary>Technical details</summary>")
 }
 
 func authJSON(t *testing.T, e *env, account string) []byte {
@@ -552,7 +609,8 @@ func TestRelinkBannerAndUnlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := b.get("/chatgpt")
-	mustNotContain(t, r.body, "Re-link needed")
+	mustNotContain(t, r.body, "stopped working")
+	mustContain(t, r.body, "Working", "renews")
 
 	// The refresh token dies: the vault marks the bundle.
 	e.fake.ExpireRefresh("acc-r")
@@ -565,9 +623,16 @@ func TestRelinkBannerAndUnlink(t *testing.T) {
 	}
 	for _, p := range []string{"/chatgpt", "/overview", "/keys"} {
 		r = b.get(p)
-		mustContain(t, r.body, `class="banner" role="alert"`, "Re-link needed", "Re-link ChatGPT")
+		mustContain(t, r.body, `class="banner" role="alert"`, "stopped working", "Link again")
 	}
-	mustContain(t, b.get("/chatgpt").body, "Re-link with ChatGPT")
+	// The re-link page speaks plainly, keeps the technical detail behind a
+	// disclosure and claims no automatic renewal.
+	r = b.get("/chatgpt")
+	mustContain(t, r.body, "Your ChatGPT sign-in expired or was revoked", "Link again with ChatGPT", "<summary>Technical details</summary>")
+	mustNotContain(t, r.body, "renew")
+	if i, j := strings.Index(r.body, "<details class=\"detail\">"), strings.Index(r.body, info.RelinkReason); info.RelinkReason != "" && (j < i || i < 0) {
+		t.Fatalf("the reason %q is not inside the disclosure", info.RelinkReason)
+	}
 
 	// Re-linking clears it.
 	callback := authorize(t, startLink(t, b, "chatgpt"))
@@ -575,7 +640,7 @@ func TestRelinkBannerAndUnlink(t *testing.T) {
 	if r = b.post("/chatgpt/callback", url.Values{"callback": {callback}}); r.status != http.StatusSeeOther {
 		t.Fatalf("relink: %d %s", r.status, r.body)
 	}
-	mustNotContain(t, b.get("/chatgpt").body, "Re-link needed")
+	mustNotContain(t, b.get("/chatgpt").body, "stopped working")
 
 	// Unlink, with confirmation.
 	r = b.get("/chatgpt/unlink")
@@ -596,10 +661,12 @@ func TestKeys(t *testing.T) {
 	b := e.signIn("ada@example.com")
 	u := e.user("ada@example.com")
 	b.get("/keys")
-	r := b.post("/keys", url.Values{"label": {"Laptop <b>"}})
-	if r.status != 200 {
-		t.Fatalf("create: %d", r.status)
+	r := b.postForm("/keys", url.Values{"label": {"Laptop <b>"}})
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/keys?created=") {
+		t.Fatalf("create: %d %q", r.status, r.location)
 	}
+	created := r.location
+	r = b.follow(r)
 	m := newKeyRE.FindStringSubmatch(r.body)
 	if m == nil {
 		t.Fatalf("key not shown:\n%s", r.body)
@@ -616,7 +683,11 @@ func TestKeys(t *testing.T) {
 		t.Fatal("key page may be cached")
 	}
 
-	// Shown once: the list has the prefix only.
+	// Shown once: a reload of the page that showed it does not show it
+	// again, and the list has the prefix only.
+	r = b.get(created)
+	mustNotContain(t, r.body, key)
+	mustContain(t, r.body, "shown once and is hidden now")
 	r = b.get("/keys")
 	mustNotContain(t, r.body, key)
 	mustContain(t, r.body, key[:12]+"…", "Laptop &lt;b&gt;", "just now") // VerifyKey above used it
@@ -652,7 +723,7 @@ func TestKeys(t *testing.T) {
 
 	// Labels are bounded.
 	b.get("/keys")
-	if r = b.post("/keys", url.Values{"label": {strings.Repeat("x", 101)}}); r.status != http.StatusBadRequest {
+	if r = b.postForm("/keys", url.Values{"label": {strings.Repeat("x", 101)}}); r.status != http.StatusBadRequest {
 		t.Fatalf("long label: %d", r.status)
 	}
 }
@@ -666,16 +737,16 @@ func TestOnboardingThenOverview(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := b.get("/onboarding")
-	mustContain(t, r.body, "Linked to", "ada@chatgpt.example", `id="create-key"`)
-	r = b.post("/keys", url.Values{"label": {"first"}, "from": {"onboarding"}})
-	mustContain(t, r.body, "go to the dashboard")
+	mustContain(t, r.body, "Linked as", "ada@chatgpt.example", `id="create-key"`)
+	r = b.follow(b.postForm("/keys", url.Values{"label": {"first"}, "from": {"onboarding"}}))
+	mustContain(t, r.body, "go to the dashboard", `id="new-key"`)
 	// Linked with a key: the landing page and sign-in go to the overview.
 	if r = b.get("/"); r.status != http.StatusSeeOther || r.location != "/overview" {
 		t.Fatalf("landing when done: %d %q", r.status, r.location)
 	}
 	b2 := e.browser()
 	b2.get("/login")
-	b2.post("/login", url.Values{"email": {"ada@example.com"}})
+	b2.login(url.Values{"email": {"ada@example.com"}})
 	link := linkIn(t, e.mail.wait(t).Text)
 	b2.get(link)
 	if r = b2.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}}); r.location != "/overview" {
@@ -740,7 +811,7 @@ func TestOverview(t *testing.T) {
 	})
 	r := b.get("/overview")
 	mustContain(t, r.body, "Requests today", "Tokens today", "Requests, 7 days", "Tokens, 7 days",
-		`<svg class="chart"`, `<rect class="bar"`, `<polyline class="line"`, "7,500", "1 failed", "Show as a table", "No ChatGPT account is linked")
+		`<svg class="chart chart-wide"`, `<svg class="chart chart-narrow"`, `<rect class="bar"`, `<polyline class="line"`, "7,500", "1 failed", "Show as a table", "No ChatGPT account is linked")
 	today := now.UTC().Format("Jan 2")
 	mustContain(t, r.body, today+": 5 requests, 7,500 tokens")
 	mustNotContain(t, r.body, "style=", "<script>")
@@ -833,7 +904,7 @@ func TestPrefixAndSecureCookies(t *testing.T) {
 		t.Fatal("prefix matching")
 	}
 	for _, bad := range []string{"dash", "/v1", "/v1/dash", "/a//b", "/a/../b"} {
-		if _, err := New(Config{Vault: e.v, Prefix: bad}); err == nil {
+		if _, err := NewDashboard(Config{Vault: e.v, Prefix: bad}); err == nil {
 			t.Errorf("prefix %q accepted", bad)
 		}
 	}
@@ -843,7 +914,7 @@ func TestDevReturnLink(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.DevReturnLink = true; c.Mailer = nil })
 	b := e.browser()
 	b.get("/login")
-	r := b.post("/login", url.Values{"email": {"dev@example.com"}})
+	r := b.login(url.Values{"email": {"dev@example.com"}})
 	m := regexp.MustCompile(`id="dev-link" href="([^"]+)"`).FindStringSubmatch(r.body)
 	if m == nil {
 		t.Fatalf("no dev link:\n%s", r.body)
@@ -879,7 +950,7 @@ func TestNextAfterSignIn(t *testing.T) {
 	}
 	r = b.get(r.location)
 	mustContain(t, r.body, `name="next" value="/requests?status=failed"`)
-	b.post("/login", url.Values{"email": {"ada@example.com"}, "next": {"/requests?status=failed"}})
+	b.login(url.Values{"email": {"ada@example.com"}, "next": {"/requests?status=failed"}})
 	link := linkIn(t, e.mail.wait(t).Text)
 	b.get(link)
 	if r = b.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}, "next": {"/requests?status=failed"}}); r.location != "/requests?status=failed" {
@@ -921,13 +992,17 @@ func TestDeviceCodeFlow(t *testing.T) {
 	b := e.signIn("ada@example.com")
 	b.get("/onboarding")
 	r := b.post("/chatgpt/device", url.Values{"from": {"onboarding"}})
+	if r.status != http.StatusSeeOther || r.location != "/chatgpt/device" {
+		t.Fatalf("device start: %d %q", r.status, r.location)
+	}
+	r = b.follow(r)
 	m := userCodeRE.FindStringSubmatch(r.body)
 	if r.status != 200 || m == nil {
 		t.Fatalf("device start: %d\n%s", r.status, r.body)
 	}
 	mustContain(t, r.body, e.fake.IssuerURL+"/codex/device")
 	// Not approved yet.
-	r = b.post("/chatgpt/device/check", url.Values{"from": {"onboarding"}})
+	r = b.follow(b.post("/chatgpt/device/check", url.Values{"from": {"onboarding"}}))
 	mustContain(t, r.body, "Not confirmed yet", m[1])
 	if err := e.fake.ApproveDevice(m[1], "acc-dev"); err != nil {
 		t.Fatal(err)
@@ -943,4 +1018,7 @@ func TestDeviceCodeFlow(t *testing.T) {
 	b.get("/chatgpt")
 	r = b.post("/chatgpt/device/check", nil)
 	mustContain(t, r.body, "expired or was already used")
+	if r = b.get("/chatgpt/device"); r.status != http.StatusSeeOther {
+		t.Fatalf("device page with no code: %d", r.status)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ const (
 
 type pendingDevice struct {
 	code    codex.DeviceCode
+	from    string
 	expires time.Time
 }
 
@@ -69,7 +71,8 @@ type deviceBody struct {
 	Minutes   int
 }
 
-// deviceStart asks the issuer for a user code and shows it.
+// deviceStart asks the issuer for a user code, then (post/redirect/get)
+// shows it.
 func (d *Dashboard) deviceStart(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	from := fromPage(r.PostFormValue("from"))
@@ -77,17 +80,32 @@ func (d *Dashboard) deviceStart(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	dc, err := d.cfg.OAuth.DeviceStart(ctx)
 	if err != nil {
-		msg := "ChatGPT did not give a device code. Use the sign-in link instead."
+		msg := "ChatGPT did not give a code just now. Try again in a minute, or use “Link with ChatGPT” instead."
 		if errors.Is(err, codex.ErrDeviceLoginDisabled) {
-			msg = "Device-code sign-in is not available. Use the sign-in link instead."
+			msg = "Signing in with a code is not available for this ChatGPT service. Use “Link with ChatGPT” instead."
 		}
 		d.log.Warn("dashboard: device-code start failed", "error", err)
-		d.linkFailed(w, r, from, msg)
+		d.linkFailed(w, r, from, msg, strings.TrimPrefix(err.Error(), "codex: "))
 		return
 	}
 	now := d.cfg.Now()
-	d.devices.put(s.user.ID, pendingDevice{code: dc, expires: now.Add(deviceTTL)}, now)
-	d.renderDevice(w, r, http.StatusOK, "", "", from, dc)
+	d.devices.put(s.user.ID, pendingDevice{code: dc, from: from, expires: now.Add(deviceTTL)}, now)
+	http.Redirect(w, r, d.url("chatgpt/device"), http.StatusSeeOther)
+}
+
+// devicePage shows the pending code; none pending goes to the status page.
+func (d *Dashboard) devicePage(w http.ResponseWriter, r *http.Request) {
+	s := sessionOf(r)
+	p, ok := d.devices.get(s.user.ID, d.cfg.Now())
+	if !ok {
+		http.Redirect(w, r, d.url("chatgpt"), http.StatusSeeOther)
+		return
+	}
+	errMsg := ""
+	if r.URL.Query().Get("wait") != "" {
+		errMsg = "Not confirmed yet. Enter the code on ChatGPT’s page and approve it, then press the button again."
+	}
+	d.renderDevice(w, r, http.StatusOK, "", errMsg, p.from, p.code)
 }
 
 func (d *Dashboard) renderDevice(w http.ResponseWriter, r *http.Request, status int, flashMsg, errMsg, from string, dc codex.DeviceCode) {
@@ -105,20 +123,21 @@ func (d *Dashboard) deviceCheck(w http.ResponseWriter, r *http.Request) {
 	from := fromPage(r.PostFormValue("from"))
 	p, ok := d.devices.get(s.user.ID, d.cfg.Now())
 	if !ok {
-		d.linkFailed(w, r, from, "This device code expired or was already used. Start again.")
+		d.linkFailed(w, r, from, "This code has expired or was already used. Start again.", "")
 		return
 	}
+	from = p.from
 	ctx, cancel := context.WithTimeout(r.Context(), d.devicePoll)
 	defer cancel()
 	tok, err := d.cfg.OAuth.DevicePoll(ctx, p.code)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
-			d.renderDevice(w, r, http.StatusOK, "", "Not confirmed yet. Enter the code on ChatGPT's page, then check again.", from, p.code)
+			http.Redirect(w, r, d.url("chatgpt/device")+"?wait=1", http.StatusSeeOther)
 			return
 		}
 		d.devices.drop(s.user.ID)
 		d.log.Warn("dashboard: device-code sign-in failed", "user_id", s.user.ID, "error", err)
-		d.linkFailed(w, r, from, "The device-code sign-in failed. Start again.")
+		d.linkFailed(w, r, from, "Signing in with the code did not work. Start again.", strings.TrimPrefix(err.Error(), "codex: "))
 		return
 	}
 	d.devices.drop(s.user.ID)

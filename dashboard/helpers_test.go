@@ -186,6 +186,7 @@ type browser struct {
 	c    *http.Client
 	last string // body of the last page
 	ip   string
+	flow string // the paste flow startLink started
 }
 
 func (e *env) browser() *browser {
@@ -273,7 +274,7 @@ func (e *env) signIn(email string) *browser {
 	e.t.Helper()
 	b := e.browser()
 	b.get("/login")
-	if r := b.post("/login", url.Values{"email": {email}}); r.status != http.StatusOK {
+	if r := b.login(url.Values{"email": {email}}); r.status != http.StatusOK {
 		e.t.Fatalf("login: %d %s", r.status, r.body)
 	}
 	link := linkIn(e.t, e.mail.wait(e.t).Text)
@@ -328,3 +329,43 @@ func mustNotContain(t *testing.T, body string, parts ...string) {
 }
 
 func newJar() (http.CookieJar, error) { return cookiejar.New(nil) }
+
+// login asks for a magic link as the form does and follows the
+// post/redirect/get to the "check your email" page.
+func (b *browser) login(form url.Values) resp {
+	b.e.t.Helper()
+	r := b.post("/login", form)
+	if r.status == http.StatusSeeOther && strings.Contains(r.location, "/login?sent=") {
+		return b.get(r.location)
+	}
+	return r
+}
+
+// follow GETs the target of a 303, as a browser would; other answers are
+// returned as they are.
+func (b *browser) follow(r resp) resp {
+	b.e.t.Helper()
+	if r.status == http.StatusSeeOther && r.location != "" {
+		return b.get(r.location)
+	}
+	return r
+}
+
+var formTokenRE = regexp.MustCompile(`name="form_token" value="([^"]+)"`)
+
+func formTokenOf(page string) string {
+	m := formTokenRE.FindStringSubmatch(page)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// postForm posts to path with the one-time form token of the last page.
+func (b *browser) postForm(path string, form url.Values) resp {
+	b.e.t.Helper()
+	if _, ok := form["form_token"]; !ok {
+		form.Set("form_token", formTokenOf(b.last))
+	}
+	return b.post(path, form)
+}

@@ -17,13 +17,25 @@ const (
 )
 
 type keysBody struct {
-	From    string
-	Keys    []vault.Key
-	Active  int
-	NewKey  string // plaintext, only in the answer to the create
-	NewMeta vault.Key
-	Setup   setup
-	Label   string
+	From      string
+	Keys      []vault.Key
+	Active    int
+	NewKey    string // plaintext, only on the GET that takes the flash
+	NewMeta   vault.Key
+	Setup     setup
+	Label     string
+	FormToken string // one-time token of the create form
+	Linked    bool
+	// Badges say which active keys would be refused right now (expired,
+	// over budget, rate-limited), by key id.
+	Badges map[string]string
+}
+
+// createdKey is the flash a key creation leaves for the next GET.
+type createdKey struct {
+	Plain string
+	Meta  vault.Key
+	From  string
 }
 
 // setup is what the client snippets need.
@@ -62,7 +74,20 @@ func envVarName(site string) string {
 }
 
 func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request) {
-	d.showKeys(w, r, http.StatusOK, keysBody{}, flash(r), "")
+	s := sessionOf(r)
+	b := keysBody{}
+	flashMsg := flash(r)
+	if id := r.URL.Query().Get("created"); id != "" {
+		// The key is shown on this GET only: a reload shows the list.
+		if v, ok := d.flashes.take(id, "user:"+s.user.ID, d.cfg.Now()); ok {
+			if ck, ok := v.(createdKey); ok {
+				b.NewKey, b.NewMeta, b.From = ck.Plain, ck.Meta, ck.From
+			}
+		} else {
+			flashMsg = "The new key was shown once and is hidden now. If you did not copy it, revoke it and create another."
+		}
+	}
+	d.showKeys(w, r, http.StatusOK, b, flashMsg, "")
 }
 
 func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, status int, b keysBody, flashMsg, errMsg string) {
@@ -87,11 +112,18 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, status int,
 	}
 	b.Active = len(active)
 	b.Keys = append(active, revoked...)
+	b.Badges = d.keyBadges(active)
 	b.Setup = d.setupFor(r, b.NewKey)
+	b.FormToken = d.forms.issue(s.user.ID, d.cfg.Now())
+	if _, err := d.cfg.Vault.TokenInfo(s.user.ID); err == nil {
+		b.Linked = true
+	}
 	d.render(w, r, status, "keys", pageData{Title: "API keys", Nav: "keys", Flash: flashMsg, Error: errMsg, Body: b})
 }
 
-// keysCreate makes a key and shows it, once, with setup snippets.
+// keysCreate makes a key and redirects to the page that shows it once.
+// The form's one-time token makes a reload or a double click create one
+// key, not two: a repeated POST goes where the first one went.
 func (d *Dashboard) keysCreate(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	label := strings.TrimSpace(r.PostFormValue("label"))
@@ -106,18 +138,35 @@ func (d *Dashboard) keysCreate(w http.ResponseWriter, r *http.Request) {
 	if label == "" {
 		label = "Key"
 	}
-	if n, err := d.activeKeys(s.user.ID); err == nil && n >= maxActiveKeys {
-		d.showKeys(w, r, http.StatusBadRequest, keysBody{}, "", "You have "+strconv.Itoa(n)+" active keys, the most allowed. Revoke one first.")
-		return
+	var status int
+	var errMsg string
+	now := d.cfg.Now()
+	dest, replay, ok := d.forms.use(r.PostFormValue("form_token"), s.user.ID, now, func() string {
+		if n, err := d.activeKeys(s.user.ID); err == nil && n >= maxActiveKeys {
+			status, errMsg = http.StatusBadRequest, "You have "+strconv.Itoa(n)+" active keys, the most allowed. Revoke one first."
+			return ""
+		}
+		plain, k, err := d.cfg.Vault.CreateKey(s.user.ID, label)
+		if err != nil {
+			d.log.Error("dashboard: creating a key failed", "user_id", s.user.ID, "error", err)
+			status, errMsg = http.StatusInternalServerError, "The key could not be created. Try again."
+			return ""
+		}
+		d.log.Info("dashboard: API key created", "user_id", s.user.ID, "key_id", k.ID, "prefix", k.Prefix)
+		id := d.flashes.put("user:"+s.user.ID, createdKey{Plain: plain, Meta: k, From: from}, now, flashTTL)
+		return d.url("keys") + "?created=" + id
+	})
+	switch {
+	case !ok:
+		d.showKeys(w, r, http.StatusConflict, keysBody{Label: label}, "",
+			"This form was already sent or is too old, so no key was created. Check the list below, then create the key again if you need it.")
+	case dest != "":
+		http.Redirect(w, r, dest, http.StatusSeeOther)
+	case replay:
+		http.Redirect(w, r, d.url("keys"), http.StatusSeeOther)
+	default:
+		d.showKeys(w, r, status, keysBody{Label: label}, "", errMsg)
 	}
-	plain, k, err := d.cfg.Vault.CreateKey(s.user.ID, label)
-	if err != nil {
-		d.log.Error("dashboard: creating a key failed", "user_id", s.user.ID, "error", err)
-		d.showKeys(w, r, http.StatusInternalServerError, keysBody{}, "", "The key could not be created. Try again.")
-		return
-	}
-	d.log.Info("dashboard: API key created", "user_id", s.user.ID, "key_id", k.ID, "prefix", k.Prefix)
-	d.showKeys(w, r, http.StatusOK, keysBody{From: from, NewKey: plain, NewMeta: k}, "", "")
 }
 
 // findKey returns one of the user's keys.

@@ -221,7 +221,7 @@ func TestLoginMailOverSMTP(t *testing.T) {
 	})
 	b := e.browser()
 	b.get("/login")
-	b.post("/login", url.Values{"email": {"ada@example.com"}})
+	b.login(url.Values{"email": {"ada@example.com"}})
 	got := sink.wait(t)
 	text, html, hdr := mimeParts(t, got.data)
 	link := linkIn(t, text)

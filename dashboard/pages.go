@@ -11,8 +11,9 @@ import (
 
 type onboardingBody struct {
 	linkState
-	Keys int
-	Done bool
+	Keys      int
+	Done      bool
+	FormToken string // one-time token of the key form
 }
 
 func (d *Dashboard) onboarding(w http.ResponseWriter, r *http.Request) {
@@ -20,6 +21,10 @@ func (d *Dashboard) onboarding(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) showOnboarding(w http.ResponseWriter, r *http.Request, status int, flashMsg, errMsg string) {
+	d.showOnboardingDetail(w, r, status, flashMsg, errMsg, "")
+}
+
+func (d *Dashboard) showOnboardingDetail(w http.ResponseWriter, r *http.Request, status int, flashMsg, errMsg, detail string) {
 	s := sessionOf(r)
 	ls, err := d.linkStateOf(s.user.ID, "onboarding")
 	if err != nil {
@@ -30,7 +35,13 @@ func (d *Dashboard) showOnboarding(w http.ResponseWriter, r *http.Request, statu
 		d.log.Error("dashboard: listing keys failed", "user_id", s.user.ID, "error", err)
 	}
 	b := onboardingBody{linkState: ls, Keys: n, Done: ls.Linked && n > 0}
-	d.render(w, r, status, "onboarding", pageData{Title: "Get started", Flash: flashMsg, Error: errMsg, Body: b})
+	if ls.Linked && n == 0 {
+		b.FormToken = d.forms.issue(s.user.ID, d.cfg.Now())
+	}
+	if r.URL.Query().Get("msg") == "linked" && ls.Linked {
+		flashMsg = linkedMessage(ls.Info, n == 0)
+	}
+	d.render(w, r, status, "onboarding", pageData{Title: "Get started", Flash: flashMsg, Error: errMsg, ErrorDetail: detail, Body: b})
 }
 
 // chartDays is how many days the overview chart covers.
@@ -38,11 +49,11 @@ const chartDays = 14
 
 type overviewBody struct {
 	Today, Week, Total vault.DayUsage
-	Chart              chart
+	Charts             []chart // wide and narrow drawings
 	Days               []vault.DayUsage
 	Link               linkState
 	Keys               int
-	Recent             []vault.LogRecord
+	Recent             []requestRow
 	BaseURL            string
 	Quota              quotaView
 	Savings            savings
@@ -78,14 +89,15 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		addUsage(&b.Total, u)
 	}
 	b.Today = b.Days[len(b.Days)-1]
-	b.Chart = buildChart(b.Days)
+	b.Charts = []chart{buildChart(b.Days, wideChart), buildChart(b.Days, narrowChart)}
 	var lerr, kerr, rerr error
 	b.Link, lerr = d.linkStateOf(s.user.ID, "chatgpt")
 	b.Keys, kerr = d.activeKeys(s.user.ID)
-	b.Recent, rerr = d.cfg.Vault.RecentRequests(s.user.ID, time.Time{}, 5, vault.StatusAll)
+	recent, rerr := d.cfg.Vault.RecentRequests(s.user.ID, time.Time{}, 5, vault.StatusAll)
 	if err := errors.Join(lerr, kerr, rerr); err != nil {
 		d.log.Error("dashboard: reading the overview failed", "user_id", s.user.ID, "error", err)
 	}
+	b.Recent = rowsOf(recent, d.keyNames(s.user.ID))
 	snap, ok := d.cfg.Quotas.Get(s.user.ID)
 	b.Quota = buildQuotaView(snap, ok, now)
 	if sv, err := d.savingsOf(s.user.ID, today, today.AddDate(0, 0, -6)); err != nil {
@@ -109,7 +121,7 @@ func addUsage(dst *vault.DayUsage, u vault.DayUsage) {
 const pageSize = 50
 
 type requestsBody struct {
-	Rows       []vault.LogRecord
+	Rows       []requestRow
 	Status     string
 	Before     int64
 	NextBefore int64
@@ -145,7 +157,7 @@ func (d *Dashboard) requestsPage(w http.ResponseWriter, r *http.Request) {
 		b.HasMore = true
 		b.NextBefore = rows[len(rows)-1].Time.UnixNano()
 	}
-	b.Rows = rows
+	b.Rows = rowsOf(rows, d.keyNames(s.user.ID))
 	d.render(w, r, http.StatusOK, "requests", pageData{Title: "Requests", Nav: "requests", Error: errMsg, Body: b})
 }
 

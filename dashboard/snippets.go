@@ -8,7 +8,13 @@ import (
 
 // codeBlock is a snippet for the "codeblock" template.
 type codeBlock struct {
-	ID, Text string
+	ID, Lang, Text string
+}
+
+// snippetLangs label each snippet's code bar.
+var snippetLangs = map[string]string{
+	"curl": "Shell", "python": "Python", "node": "JavaScript", "codex": "config.toml",
+	"codexenv": "Shell", "continue": "config.yaml",
 }
 
 // snippet renders the setup snippet called name for st.
@@ -71,5 +77,5 @@ func snippet(name string, st setup) codeBlock {
 			"    apiKey: " + st.Key + "\n" +
 			"    roles: [chat, edit, apply]"
 	}
-	return codeBlock{ID: "snippet-" + name, Text: t}
+	return codeBlock{ID: "snippet-" + name, Lang: snippetLangs[name], Text: t}
 }

@@ -35,7 +35,7 @@ type views struct {
 // pageNames are the templates under templates/ that are whole pages.
 var pageNames = []string{
 	"landing", "login", "confirm", "error", "onboarding", "overview",
-	"keys", "revoke", "requests", "chatgpt", "link", "unlink", "device",
+	"keys", "key", "revoke", "requests", "chatgpt", "link", "unlink", "device", "notfound",
 }
 
 func loadViews(prefix string) (*views, error) {
@@ -112,6 +112,7 @@ func (v *views) funcs() template.FuncMap {
 		"ago":     ago,
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"clock":   func(t time.Time) string { return t.UTC().Format("Jan 2 15:04:05") },
+		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"dur":     duration,
 		"num":     number,
 		"short":   shortNumber,
@@ -133,7 +134,9 @@ type pageData struct {
 	Relink bool
 	Flash  string
 	Error  string
-	Body   any
+	// ErrorDetail is the technical side of Error, behind a disclosure.
+	ErrorDetail string
+	Body        any
 }
 
 // render writes a page.

@@ -32,6 +32,10 @@ type RequestOptions struct {
 	// CacheKeySalt is mixed into derived prompt_cache_key values (e.g. the
 	// user id) so two users never share a key.
 	CacheKeySalt string
+	// MaxEffort is a ceiling on the reasoning effort sent (an API key's
+	// policy); a higher one is lowered to it, see Mapped.EffortClampedFrom.
+	// "" means none.
+	MaxEffort string
 }
 
 // Mapped is a translated request ready to be sent upstream.
@@ -44,6 +48,10 @@ type Mapped struct {
 	UpstreamModel string
 	// Effort is the effective reasoning effort sent, "" when none was sent.
 	Effort string
+	// EffortClampedFrom is the effort the request asked for ("default"
+	// when it named none) when RequestOptions.MaxEffort lowered it to
+	// Effort; "" otherwise.
+	EffortClampedFrom string
 	// ServiceTier is "priority" or "".
 	ServiceTier string
 	// Stream is what the client asked for; upstream always streams.
@@ -234,7 +242,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Reasoning, mp.Effort = plan.reasoning, plan.effort
+	out.Reasoning, mp.Effort, mp.EffortClampedFrom = plan.reasoning, plan.effort, plan.clamped
 	out.Include = []string{}
 	if plan.include {
 		out.Include = []string{includeEncrypted}

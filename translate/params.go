@@ -187,6 +187,7 @@ type reasoningPlan struct {
 	reasoning *rqReasoning // nil: send no reasoning object
 	include   bool         // ask for encrypted reasoning content
 	effort    string       // effective effort sent, "" for upstream default
+	clamped   string       // the effort asked for when MaxEffort lowered it
 }
 
 // planReasoning picks the effort (client parameters in priority order, then
@@ -224,6 +225,13 @@ func planReasoning(cat *Catalog, res Resolved, efforts []effortInput, summaryRaw
 	if res.Known {
 		effort = cat.ClampEffort(res.Model, effort)
 	}
+	clampedFrom := ""
+	if capped := capEffort(res, effort, opts.MaxEffort); capped != effort {
+		clampedFrom, effort = effort, capped
+		if clampedFrom == "" {
+			clampedFrom = "default"
+		}
+	}
 
 	summary, err := stringParam(summaryRaw, summaryParam)
 	if err != nil {
@@ -248,9 +256,9 @@ func planReasoning(cat *Catalog, res Resolved, efforts []effortInput, summaryRaw
 
 	if effort == "none" {
 		// Reasoning off: nothing to summarise and nothing encrypted to replay.
-		return reasoningPlan{reasoning: &rqReasoning{Effort: "none"}, effort: effort}, nil
+		return reasoningPlan{reasoning: &rqReasoning{Effort: "none"}, effort: effort, clamped: clampedFrom}, nil
 	}
-	p := reasoningPlan{include: true, effort: effort}
+	p := reasoningPlan{include: true, effort: effort, clamped: clampedFrom}
 	if effort != "" || summary != "" {
 		p.reasoning = &rqReasoning{Effort: effort, Summary: summary}
 	}

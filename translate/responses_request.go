@@ -141,7 +141,7 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	if err != nil {
 		return nil, err
 	}
-	mp.Effort = plan.effort
+	mp.Effort, mp.EffortClampedFrom = plan.effort, plan.clamped
 	if plan.reasoning != nil {
 		out["reasoning"], _ = marshalCompact(plan.reasoning)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // CreateKey stores a key with its user and hash index entries.
@@ -172,4 +174,30 @@ func getKeyRecord(b *bolt.Bucket, id string) (KeyRecord, error) {
 		return KeyRecord{}, fmt.Errorf("vault: key record: %w", err)
 	}
 	return rec, nil
+}
+
+// UpdateKeyPolicy replaces a key's policy.
+func (s *boltStore) UpdateKeyPolicy(_ context.Context, userID, keyID string, p keypolicy.Policy) error {
+	return s.updateUserKey(userID, keyID, func(rec *KeyRecord) { rec.Policy = p.Clone() })
+}
+
+// ResetKeyUsage sets a key's usage reset point.
+func (s *boltStore) ResetKeyUsage(_ context.Context, userID, keyID string, at time.Time) error {
+	return s.updateUserKey(userID, keyID, func(rec *KeyRecord) { rec.UsageReset = at.UTC() })
+}
+
+// updateUserKey rewrites one key of the user with fn applied.
+func (s *boltStore) updateUserKey(userID, keyID string, fn func(*KeyRecord)) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		rec, err := getKeyRecord(b, keyID)
+		if err != nil {
+			return err
+		}
+		if rec.UserID != userID {
+			return ErrNotFound
+		}
+		fn(&rec)
+		return putJSON(b, []byte(keyID), rec)
+	})
 }

@@ -121,3 +121,35 @@ func take(b *bolt.Bucket, key []byte, dst any) error {
 	}
 	return b.Delete(key)
 }
+
+// GetLoginToken reads a login token without deleting it.
+func (s *boltStore) GetLoginToken(_ context.Context, key []byte) (LoginRecord, error) {
+	var rec LoginRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		found, err := getJSON(tx.Bucket(bucketLoginTokens), key, &rec)
+		if err == nil && !found {
+			err = ErrNotFound
+		}
+		return err
+	})
+	return rec, err
+}
+
+// DeleteUserSessions removes a user's dashboard sessions and OAuth flows.
+func (s *boltStore) DeleteUserSessions(_ context.Context, userID string) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		var err error
+		n, err = deleteWhere(tx.Bucket(bucketSessions), func(data []byte) bool {
+			var r struct {
+				UserID string `json:"user_id"`
+			}
+			return json.Unmarshal(data, &r) == nil && r.UserID == userID
+		})
+		if err != nil {
+			return err
+		}
+		return deleteSessionsOf(tx, userID)
+	})
+	return n, err
+}

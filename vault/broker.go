@@ -187,7 +187,7 @@ func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, 
 		defer v.flights.Done()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.opts.RefreshTimeout)
 		defer cancel()
-		cb, err := v.refresh(rctx, userID, st)
+		cb, err := v.refresh(rctx, userID, st, seen)
 		f.cb, f.err = cb, err
 		st.mu.Lock()
 		st.flight = nil
@@ -198,8 +198,8 @@ func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, 
 }
 
 // refresh runs one flight: re-read the store, call the token endpoint with
-// retries, commit the result.
-func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*cachedBundle, error) {
+// retries, commit the result. seen is the bundle the caller found stale.
+func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState, seen *cachedBundle) (*cachedBundle, error) {
 	// The flight already keeps this process to one refresh per user; the
 	// store's lock extends that to every instance sharing the database.
 	unlock, err := v.store.LockUserRefresh(ctx, userID)
@@ -216,6 +216,11 @@ func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState) (*ca
 	cur := st.cur.Load()
 	if cur == nil || stored.Version > cur.b.Version {
 		cur = st.store(v.newCached(stored))
+	}
+	// Newer than what the caller found stale, read here or reported by
+	// another instance's change while we waited for the lock: that
+	// instance refreshed, so use its result rather than refresh again.
+	if seen == nil || cur.b.Version > seen.b.Version {
 		if cur.b.RelinkNeeded {
 			return nil, relinkErr(cur.b.RelinkReason, nil)
 		}

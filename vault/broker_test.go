@@ -495,3 +495,39 @@ func TestRefreshWaitsForAnotherInstance(t *testing.T) {
 		t.Fatalf("token endpoint called %d times; the stored token was fresh", n)
 	}
 }
+
+// TestRefreshUsesAnotherInstancesChange: the other instance's change
+// notification reaches the cache while this instance waits for the
+// refresh lock. Once it gets the lock, the store and the cache agree on
+// the other's fresh token: it must use it, not refresh again.
+func TestRefreshUsesAnotherInstancesChange(t *testing.T) {
+	v, _, u, rr, _ := linkedVault(t, -time.Minute, nil)
+	ctx := context.Background()
+	unlock, err := v.store.LockUserRefresh(ctx, u.ID) // the other instance
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		tok, _, err := v.AccessToken(ctx, u.ID, false)
+		if err != nil {
+			tok = err.Error()
+		}
+		done <- tok
+	}()
+	time.Sleep(50 * time.Millisecond) // the flight is waiting for the lock
+	rotated := bundle("rt-other", t0.Add(time.Hour))
+	rotated.AccessToken += "-other"
+	writeBehindCache(t, v, u.ID, rotated, 2)
+	rr.valid = map[string]bool{"rt-other": true}
+	if err := v.applyChange(ctx, Change{Kind: ChangeTokens, UserID: u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if tok := <-done; tok != rotated.AccessToken {
+		t.Fatalf("got %q, want the other instance's token", tok)
+	}
+	if n := rr.calls.Load(); n != 0 {
+		t.Fatalf("token endpoint called %d times; the other instance had just refreshed", n)
+	}
+}

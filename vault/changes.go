@@ -92,8 +92,11 @@ func (v *Vault) applyKeyLocked(rec KeyRecord) {
 		v.unindexKeyLocked(rec.ID)
 		return
 	}
-	if _, ok := v.keysByID[rec.ID]; ok {
-		return // active here already; keep its unwritten last-used time
+	if e, ok := v.keysByID[rec.ID]; ok {
+		// Active here already: take its new policy or reset point, keep
+		// its unwritten last-used time.
+		v.refreshKeyLocked(e, rec)
+		return
 	}
 	v.indexRecord(rec)
 }
@@ -103,6 +106,7 @@ func (v *Vault) unindexKeyLocked(id string) {
 	if e, ok := v.keysByID[id]; ok {
 		delete(v.keysByHash, e.hash)
 		delete(v.keysByID, id)
+		v.usage.Forget(id)
 	}
 }
 

@@ -46,3 +46,8 @@ var ErrSchemaTooNew = errors.New("vault: the database was written by a newer ver
 // ErrDuplicate reports a record whose id or unique value (an API key's
 // hash) another record already has.
 var ErrDuplicate = errors.New("vault: a record with this id or key already exists")
+
+// ErrUnavailable reports a database that cannot be reached right now (a
+// server engine whose connection failed or timed out). The call may work
+// again later without a restart; the HTTP layer answers 503.
+var ErrUnavailable = errors.New("vault: the database is unavailable")

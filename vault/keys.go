@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // API key format: "cpk_" + base64url(32 random bytes), no padding.
@@ -38,6 +40,11 @@ type Key struct {
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used"` // zero if never used
 	Disabled bool      `json:"disabled"`
+	// Policy limits what the key may do; the zero value limits nothing.
+	Policy keypolicy.Policy `json:"policy,omitzero"`
+	// UsageReset is when the owner last reset the key's usage counters;
+	// requests before it do not count against the key's budgets.
+	UsageReset time.Time `json:"usage_reset,omitzero"`
 }
 
 // keyEntry is an active key in the in-memory index.
@@ -55,6 +62,15 @@ var dummyHash [32]byte
 // CreateKey makes a new API key for the user and returns its plaintext,
 // which is never stored.
 func (v *Vault) CreateKey(userID, label string) (string, Key, error) {
+	return v.CreateKeyWithPolicy(userID, label, keypolicy.Policy{})
+}
+
+// CreateKeyWithPolicy is CreateKey with a policy, which must be valid
+// (keypolicy.Policy.Validate).
+func (v *Vault) CreateKeyWithPolicy(userID, label string, policy keypolicy.Policy) (string, Key, error) {
+	if err := policy.Validate(v.now()); err != nil {
+		return "", Key{}, err
+	}
 	label = strings.TrimSpace(label)
 	if len(label) > maxLabelLen {
 		return "", Key{}, fmt.Errorf("vault: key label is longer than %d bytes", maxLabelLen)
@@ -71,6 +87,7 @@ func (v *Vault) CreateKey(userID, label string) (string, Key, error) {
 		Prefix:  plaintext[:keyDisplayLen],
 		Label:   label,
 		Created: v.now().UTC(),
+		Policy:  policy.Clone(),
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -145,6 +162,7 @@ func (v *Vault) RevokeKey(userID, keyID string) error {
 		delete(v.keysByHash, e.hash)
 		delete(v.keysByID, keyID)
 	}
+	v.usage.Forget(keyID)
 	return nil
 }
 

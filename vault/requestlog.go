@@ -95,6 +95,9 @@ func (v *Vault) LogRequest(rec LogRecord) {
 	if rec.Time.IsZero() {
 		rec.Time = v.now()
 	}
+	// The key's budgets count the request now, in memory; the record is
+	// what rebuilds them after a restart.
+	v.usage.Record(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens)
 	v.life.RLock()
 	defer v.life.RUnlock()
 	if v.closed {

@@ -177,3 +177,23 @@ func secretKey(secret string) []byte {
 
 // oauthContext binds a sealed verifier to its state's hash.
 func oauthContext(key []byte) string { return "oauth\x00" + hex.EncodeToString(key) }
+
+// LoginTokenEmail returns the email a login token signs in, without using
+// the token; unknown and expired tokens fail with ErrInvalidToken.
+func (v *Vault) LoginTokenEmail(token string) (string, error) {
+	rec, err := v.store.GetLoginToken(context.Background(), secretKey(token))
+	if err != nil {
+		return "", invalidToken(err)
+	}
+	if !v.now().Before(rec.Expires) {
+		return "", ErrInvalidToken
+	}
+	return rec.Email, nil
+}
+
+// DeleteUserSessions ends every dashboard session of a user and drops
+// their pending ChatGPT sign-ins ("sign out everywhere"); it returns how
+// many sessions ended.
+func (v *Vault) DeleteUserSessions(userID string) (int, error) {
+	return v.store.DeleteUserSessions(context.Background(), userID)
+}

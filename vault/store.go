@@ -3,6 +3,8 @@ package vault
 import (
 	"context"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // Store is where a Vault keeps its records: the storage engine behind the
@@ -24,6 +26,8 @@ import (
 //     is not.
 //   - Each method is atomic: it happens completely or not at all.
 //   - After Close, methods fail with ErrClosed.
+//   - A server engine that cannot reach its database fails fast with an
+//     error wrapping ErrUnavailable, and recovers by itself.
 //   - Times go in as UTC and come back equal to within a microsecond (a
 //     server engine may keep microseconds only).
 //   - All methods are safe for concurrent use.
@@ -97,6 +101,15 @@ type KeyStore interface {
 	// TouchKeys raises the LastUsed of each key (id → time) to the given
 	// time if that is later. Unknown keys (deleted meanwhile) are skipped.
 	TouchKeys(ctx context.Context, uses map[string]time.Time) error
+	// UpdateKeyPolicy replaces the Policy of the user's key, leaving every
+	// other field as it is. It fails with ErrNotFound if the key does not
+	// exist or belongs to another user. The policy is a self-contained
+	// value with a JSON form (a server engine may keep it in one JSON
+	// column).
+	UpdateKeyPolicy(ctx context.Context, userID, keyID string, p keypolicy.Policy) error
+	// ResetKeyUsage sets the UsageReset of the user's key to at, leaving
+	// every other field as it is; ErrNotFound as for UpdateKeyPolicy.
+	ResetKeyUsage(ctx context.Context, userID, keyID string, at time.Time) error
 }
 
 // TokenStore keeps each user's sealed ChatGPT token bundle.
@@ -137,6 +150,13 @@ type SessionStore interface {
 	// TakeOAuthSession returns and deletes a pending OAuth flow in one step;
 	// ErrNotFound if there is none.
 	TakeOAuthSession(ctx context.Context, key []byte) (OAuthRecord, error)
+	// GetLoginToken returns a login token without using it up (the confirm
+	// page names the account before the button is pressed); ErrNotFound if
+	// there is none.
+	GetLoginToken(ctx context.Context, key []byte) (LoginRecord, error)
+	// DeleteUserSessions removes every dashboard session and pending OAuth
+	// flow of a user ("sign out everywhere") and returns how many sessions.
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 	// PurgeExpiredSessions deletes sessions, login tokens and OAuth flows
 	// whose Expires is not after now, and returns how many.
 	PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error)
@@ -193,7 +213,8 @@ type ChangeKind int
 const (
 	// ChangeUser: the user UserID was created, changed or deleted.
 	ChangeUser ChangeKind = iota + 1
-	// ChangeKey: the key KeyID (of UserID) was created or revoked.
+	// ChangeKey: the key KeyID (of UserID) was created, revoked, or had
+	// its policy or usage reset point changed.
 	ChangeKey
 	// ChangeTokens: the token bundle of UserID was stored, refreshed or
 	// deleted.

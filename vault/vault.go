@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // Vault is the proxy's store. All methods are safe for concurrent use.
@@ -32,6 +34,10 @@ type Vault struct {
 	// tokMu guards tokens, the per-user broker state (cache + refresh lock).
 	tokMu  sync.RWMutex
 	tokens map[string]*tokenState
+
+	// usage counts requests and tokens per key against its policy; see
+	// key_policy.go.
+	usage *keypolicy.Tracker
 
 	// quotas holds each user's latest rate-limit snapshot; see quota.go.
 	quotas quotaCache
@@ -109,6 +115,7 @@ func New(store Store, opts Options) (*Vault, error) {
 		keysByHash: map[[32]byte]*keyEntry{},
 		keysByID:   map[string]*keyEntry{},
 		tokens:     map[string]*tokenState{},
+		usage:      keypolicy.NewTracker(opts.Now),
 		logCh:      make(chan LogRecord, opts.LogBuffer),
 		stop:       make(chan struct{}),
 	}
@@ -133,6 +140,9 @@ func (v *Vault) load() error {
 	}
 	if err := v.loadKeys(ctx); err != nil {
 		return fmt.Errorf("vault: load API keys: %w", err)
+	}
+	if err := v.loadKeyUsage(ctx); err != nil {
+		return fmt.Errorf("vault: rebuild API key usage from the request log: %w", err)
 	}
 	if err := v.loadTokens(ctx); err != nil {
 		return fmt.Errorf("vault: load tokens: %w", err)

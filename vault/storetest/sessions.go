@@ -27,6 +27,11 @@ func testSessions(t *testing.T, h *harness) {
 
 	login := vault.LoginRecord{Email: "a@example.com", Expires: t0.Add(15 * time.Minute)}
 	must(t, s.PutLoginToken(ctx, hash("l1"), login))
+	peek, err := s.GetLoginToken(ctx, hash("l1"))
+	must(t, err)
+	same(t, "GetLoginToken", peek, login)
+	_, err = s.GetLoginToken(ctx, hash("l2"))
+	wantErr(t, "GetLoginToken(unknown)", err, vault.ErrNotFound)
 	gotLogin, err := s.TakeLoginToken(ctx, hash("l1"))
 	must(t, err)
 	same(t, "TakeLoginToken", gotLogin, login)
@@ -41,6 +46,27 @@ func testSessions(t *testing.T, h *harness) {
 	same(t, "TakeOAuthSession", gotOAuth, oauth)
 	_, err = s.TakeOAuthSession(ctx, hash("o1"))
 	wantErr(t, "TakeOAuthSession(second time)", err, vault.ErrNotFound)
+
+	// Sign out everywhere: every session and OAuth flow of one user goes,
+	// another user's stay.
+	mustUser(t, s, "u-b", "b@example.com")
+	must(t, s.PutSession(ctx, hash("a1"), sess))
+	must(t, s.PutSession(ctx, hash("a2"), sess))
+	must(t, s.PutSession(ctx, hash("b1"), vault.SessionRecord{UserID: "u-b", Created: t0, Expires: t0.Add(day)}))
+	must(t, s.PutOAuthSession(ctx, hash("o2"), oauth))
+	n, err := s.DeleteUserSessions(ctx, "u-a")
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("DeleteUserSessions removed %d sessions, want 2", n)
+	}
+	for _, k := range []string{"a1", "a2"} {
+		_, err = s.GetSession(ctx, hash(k))
+		wantErr(t, "GetSession(after DeleteUserSessions)", err, vault.ErrNotFound)
+	}
+	_, err = s.TakeOAuthSession(ctx, hash("o2"))
+	wantErr(t, "TakeOAuthSession(after DeleteUserSessions)", err, vault.ErrNotFound)
+	_, err = s.GetSession(ctx, hash("b1"))
+	must(t, err)
 }
 
 // testTakeConcurrent: of many concurrent takes of one login token, exactly

@@ -47,6 +47,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Keys", testKeys},
 		{"KeyUniqueness", testKeyUniqueness},
 		{"RevokeAndTouchKeys", testRevokeAndTouch},
+		{"KeyPolicy", testKeyPolicy},
 		{"Tokens", testTokens},
 		{"TokensCompareAndSwapIsAtomic", testTokensConcurrent},
 		{"Sessions", testSessions},

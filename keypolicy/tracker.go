@@ -1,0 +1,236 @@
+package keypolicy
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// rateWindow is the span RPM counts requests over.
+const rateWindow = time.Minute
+
+// concurrencyRetry is the Retry-After of a refusal for too many requests
+// in progress: when one ends is unknowable, a second is a fair guess.
+const concurrencyRetry = time.Second
+
+// Tracker counts each key's requests and tokens in memory and decides
+// whether a key may start another request. Counts are exact for this
+// process; each instance sharing a database keeps its own. The owner
+// feeds it every finished request (Record) and rebuilds it from the
+// request log at start. Safe for concurrent use.
+type Tracker struct {
+	now  func() time.Time
+	mu   sync.Mutex
+	keys map[string]*counter
+}
+
+// counter is one key's state.
+type counter struct {
+	starts   []time.Time // admitted requests of the last rateWindow, oldest first
+	inFlight int
+	day      window
+	week     window
+	resetAt  time.Time // counts before it are forgotten
+}
+
+// window is a token budget period: its start and what it has seen.
+type window struct {
+	start    time.Time
+	tokens   int64
+	requests int64
+}
+
+// NewTracker returns an empty tracker; now nil means time.Now.
+func NewTracker(now func() time.Time) *Tracker {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tracker{now: now, keys: map[string]*counter{}}
+}
+
+// DayStart is midnight UTC of t's day.
+func DayStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// WeekStart is Monday 00:00 UTC of t's ISO week.
+func WeekStart(t time.Time) time.Time {
+	d := DayStart(t)
+	back := (int(d.Weekday()) + 6) % 7 // Monday → 0, Sunday → 6
+	return d.AddDate(0, 0, -back)
+}
+
+// counterLocked returns the key's counter, its windows rolled to now; mu
+// is held.
+func (t *Tracker) counterLocked(keyID string, now time.Time) *counter {
+	c := t.keys[keyID]
+	if c == nil {
+		c = &counter{}
+		t.keys[keyID] = c
+	}
+	if d := DayStart(now); !c.day.start.Equal(d) && now.After(c.day.start) {
+		c.day = window{start: d}
+	}
+	if w := WeekStart(now); !c.week.start.Equal(w) && now.After(c.week.start) {
+		c.week = window{start: w}
+	}
+	cut := now.Add(-rateWindow)
+	i := 0
+	for i < len(c.starts) && !c.starts[i].After(cut) {
+		i++
+	}
+	if i > 0 {
+		c.starts = append(c.starts[:0], c.starts[i:]...)
+	}
+	return c
+}
+
+// Admit decides whether the key, under policy p, may start a request now:
+// budgets first (they say when to come back), then the request rate, then
+// concurrency. On success the request is counted and release must be
+// called exactly once when it ends (stream finished or client gone);
+// calling it again is harmless. Expiry and the model are checked
+// separately (CheckExpiry, CheckModel).
+func (t *Tracker) Admit(keyID string, p Policy) (release func(), refused *Refusal) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counterLocked(keyID, now)
+	if p.TokensPerDay > 0 && c.day.tokens >= p.TokensPerDay {
+		next := c.day.start.AddDate(0, 0, 1)
+		return nil, budgetExhausted(ReasonDayBudget, next.Sub(now), fmt.Sprintf(
+			"This API key has used its %d tokens for today (UTC); the budget renews at %s.", p.TokensPerDay, next.Format(time.RFC3339)))
+	}
+	if p.TokensPerWeek > 0 && c.week.tokens >= p.TokensPerWeek {
+		next := c.week.start.AddDate(0, 0, 7)
+		return nil, budgetExhausted(ReasonWeekBudget, next.Sub(now), fmt.Sprintf(
+			"This API key has used its %d tokens for this week (from Monday, UTC); the budget renews at %s.", p.TokensPerWeek, next.Format(time.RFC3339)))
+	}
+	if p.RPM > 0 && len(c.starts) >= p.RPM {
+		retry := c.starts[len(c.starts)-p.RPM].Add(rateWindow).Sub(now)
+		return nil, rateLimited(ReasonRPM, retry, fmt.Sprintf(
+			"This API key is limited to %d requests per minute; retry after the seconds in Retry-After.", p.RPM))
+	}
+	if p.Concurrency > 0 && c.inFlight >= p.Concurrency {
+		return nil, rateLimited(ReasonConcurrency, concurrencyRetry, fmt.Sprintf(
+			"This API key is limited to %d requests at a time and that many are in progress; retry when one finishes.", p.Concurrency))
+	}
+	c.starts = append(c.starts, now)
+	c.inFlight++
+	c.day.requests++
+	c.week.requests++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.mu.Lock()
+			if c := t.keys[keyID]; c != nil && c.inFlight > 0 {
+				c.inFlight--
+			}
+			t.mu.Unlock()
+		})
+	}, nil
+}
+
+// Record adds the tokens of a finished request that started at started.
+// Tokens count in the windows the request started in, so a restart that
+// rebuilds from the request log arrives at the same counts. A budget
+// crossed by a request in progress does not stop it; the next one is
+// refused.
+func (t *Tracker) Record(keyID string, started time.Time, tokens int64) {
+	if keyID == "" || tokens <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counterLocked(keyID, t.now())
+	if started.Before(c.resetAt) {
+		return
+	}
+	if !started.Before(c.day.start) {
+		c.day.tokens += tokens
+	}
+	if !started.Before(c.week.start) {
+		c.week.tokens += tokens
+	}
+}
+
+// Rebuilt is one request the tracker is rebuilt from (a request-log
+// record, refused requests left out).
+type Rebuilt struct {
+	KeyID   string
+	Started time.Time
+	Tokens  int64
+}
+
+// Load counts requests of the past (the request log, in any order) into
+// the windows they fall in; requests before the key's reset point are
+// skipped. Call it at start, before the first Admit, after SetReset.
+func (t *Tracker) Load(reqs []Rebuilt) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range reqs {
+		if r.KeyID == "" || r.Started.After(now) {
+			continue
+		}
+		c := t.counterLocked(r.KeyID, now)
+		if r.Started.Before(c.resetAt) {
+			continue
+		}
+		if !r.Started.Before(c.day.start) {
+			c.day.tokens += r.Tokens
+			c.day.requests++
+		}
+		if !r.Started.Before(c.week.start) {
+			c.week.tokens += r.Tokens
+			c.week.requests++
+		}
+		if r.Started.After(now.Add(-rateWindow)) {
+			c.starts = insertSorted(c.starts, r.Started)
+		}
+	}
+}
+
+// insertSorted inserts v into the sorted ts.
+func insertSorted(ts []time.Time, v time.Time) []time.Time {
+	i := len(ts)
+	for i > 0 && ts[i-1].After(v) {
+		i--
+	}
+	ts = append(ts, time.Time{})
+	copy(ts[i+1:], ts[i:])
+	ts[i] = v
+	return ts
+}
+
+// SetReset records a reset point loaded from storage: counts before at
+// are ignored. It does not clear what is counted already; Reset does.
+func (t *Tracker) SetReset(keyID string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counterLocked(keyID, t.now())
+	if at.After(c.resetAt) {
+		c.resetAt = at
+	}
+}
+
+// Reset forgets the key's counted requests and tokens as of at (requests
+// in progress stay in progress). The caller stores at as the key's reset
+// point so a rebuild does not count them again.
+func (t *Tracker) Reset(keyID string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counterLocked(keyID, t.now())
+	c.resetAt = at
+	c.starts = c.starts[:0]
+	c.day = window{start: c.day.start}
+	c.week = window{start: c.week.start}
+}
+
+// Forget drops a key's counters (the key was revoked or deleted).
+func (t *Tracker) Forget(keyID string) {
+	t.mu.Lock()
+	delete(t.keys, keyID)
+	t.mu.Unlock()
+}
