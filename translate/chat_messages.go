@@ -23,6 +23,9 @@ type rqChatMessage struct {
 // fails is it decoded element by element, to name the exact message and
 // tool call at fault (encoding/json reports field paths without indices).
 func decodeMessages(raw json.RawMessage) ([]rqChatMessage, *Error) {
+	if msgs, ok := scanMessages(raw); ok {
+		return msgs, nil
+	}
 	var msgs []rqChatMessage
 	if json.Unmarshal(raw, &msgs) == nil {
 		return msgs, nil
@@ -392,6 +395,9 @@ func contentParts(raw json.RawMessage, param string) (s string, parts []rqChatPa
 		}
 		return s, nil, true, nil
 	case '[':
+		if parts, ok := scanParts(r); ok {
+			return "", parts, false, nil
+		}
 		if json.Unmarshal(r, &parts) == nil {
 			if parts == nil {
 				parts = []rqChatPart{}

@@ -286,7 +286,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 	if out.Input == nil {
 		out.Input = []any{}
 	}
-	b, merr := marshalCompact(&out)
+	b, merr := appendRequestBody(make([]byte, 0, len(body)+len(body)/8+512), &out)
 	if merr != nil {
 		return nil, InvalidRequest("", codeInvalidValue, "cannot encode the upstream request: %s", merr.Error())
 	}

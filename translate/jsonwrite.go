@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file builds upstream request bodies by appending to a byte slice
@@ -24,6 +25,7 @@ func appendJSONStr(dst []byte, s string) []byte {
 		if c < utf8.RuneSelf {
 			if plainStringByte[c] {
 				i++
+				i += plainPrefix(unsafe.Slice(unsafe.StringData(s[i:]), len(s)-i))
 				continue
 			}
 			dst = append(dst, s[start:i]...)
@@ -112,15 +114,9 @@ func unquoteJSON(raw []byte) (string, bool) {
 		return "", false
 	}
 	s := raw[1 : len(raw)-1]
-	i := 0
-	for i < len(s) && plainStringByte[s[i]] {
-		i++
-	}
+	i := plainPrefix(s)
 	if i == len(s) {
 		return string(s), true
-	}
-	if bytes.IndexByte(s[i:], '\\') < 0 && isJSONString(raw) {
-		return string(s), true // non-ASCII, no escapes
 	}
 	if !isJSONString(raw) {
 		// Invalid UTF-8 inside is still a string to encoding/json.
@@ -130,17 +126,45 @@ func unquoteJSON(raw []byte) (string, bool) {
 		}
 		return out, true
 	}
+	return unquoteValid(s, i), true
+}
+
+// unquoteScanned is unquoteJSON for a string token from valid JSON (an
+// objectIter value): its escapes are not checked again. It refuses what is
+// not a string token, and strings holding invalid UTF-8, which
+// encoding/json would repair: callers then fall back to it.
+func unquoteScanned(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	s := raw[1 : len(raw)-1]
+	i := plainPrefix(s)
+	if i == len(s) {
+		return string(s), true
+	}
+	if !utf8.Valid(s[i:]) {
+		return "", false
+	}
+	return unquoteValid(s, i), true
+}
+
+// unquoteValid decodes the inside s of a valid string token whose first i
+// bytes are plain.
+func unquoteValid(s []byte, i int) string {
+	if bytes.IndexByte(s[i:], '\\') < 0 {
+		return string(s) // non-ASCII, no escapes
+	}
 	b := make([]byte, 0, len(s)+utf8.UTFMax)
 	b = append(b, s[:i]...)
 	for i < len(s) {
 		c := s[i]
 		if c != '\\' {
-			j := i + 1
-			for j < len(s) && s[j] != '\\' {
-				j++
+			j := bytes.IndexByte(s[i:], '\\')
+			if j < 0 {
+				j = len(s) - i
 			}
-			b = append(b, s[i:j]...)
-			i = j
+			b = append(b, s[i:i+j]...)
+			i += j
 			continue
 		}
 		switch e := s[i+1]; e {
@@ -174,7 +198,7 @@ func unquoteJSON(raw []byte) (string, bool) {
 		}
 		i += 2
 	}
-	return string(b), true
+	return string(b)
 }
 
 // hex4 reads four hex digits already checked by skipString.
@@ -192,4 +216,209 @@ func hex4(h []byte) rune {
 		r = r<<4 | rune(c)
 	}
 	return r
+}
+
+// appendRequestBody appends the upstream body as marshalCompact(b) would.
+func appendRequestBody(dst []byte, b *rqBody) ([]byte, error) {
+	var err error
+	dst = append(dst, `{"model":`...)
+	dst = appendJSONStr(dst, b.Model)
+	dst = append(dst, `,"instructions":`...)
+	dst = appendJSONStr(dst, b.Instructions)
+	dst = append(dst, `,"input":`...)
+	if dst, err = appendValue(dst, b.Input); err != nil {
+		return nil, err
+	}
+	if len(b.Tools) > 0 {
+		dst = append(dst, `,"tools":[`...)
+		for i, t := range b.Tools {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendCompactJSON(dst, t); err != nil {
+				return nil, err
+			}
+		}
+		dst = append(dst, ']')
+	}
+	if len(b.ToolChoice) > 0 {
+		dst = append(dst, `,"tool_choice":`...)
+		if dst, err = appendCompactJSON(dst, b.ToolChoice); err != nil {
+			return nil, err
+		}
+	}
+	if b.ParallelToolCalls != nil {
+		dst = append(dst, `,"parallel_tool_calls":`...)
+		dst = strconvAppendBool(dst, *b.ParallelToolCalls)
+	}
+	if b.Reasoning != nil {
+		dst = append(dst, `,"reasoning":{`...)
+		sep := false
+		if b.Reasoning.Effort != "" {
+			dst = append(dst, `"effort":`...)
+			dst = appendJSONStr(dst, b.Reasoning.Effort)
+			sep = true
+		}
+		if b.Reasoning.Summary != "" {
+			if sep {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"summary":`...)
+			dst = appendJSONStr(dst, b.Reasoning.Summary)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `,"store":`...)
+	dst = strconvAppendBool(dst, b.Store)
+	dst = append(dst, `,"stream":`...)
+	dst = strconvAppendBool(dst, b.Stream)
+	dst = append(dst, `,"include":`...)
+	if b.Include == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, s := range b.Include {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONStr(dst, s)
+		}
+		dst = append(dst, ']')
+	}
+	if b.PromptCacheKey != "" {
+		dst = append(dst, `,"prompt_cache_key":`...)
+		dst = appendJSONStr(dst, b.PromptCacheKey)
+	}
+	if b.Text != nil {
+		dst = append(dst, `,"text":{`...)
+		sep := false
+		if len(b.Text.Format) > 0 {
+			dst = append(dst, `"format":`...)
+			if dst, err = appendCompactJSON(dst, b.Text.Format); err != nil {
+				return nil, err
+			}
+			sep = true
+		}
+		if b.Text.Verbosity != "" {
+			if sep {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"verbosity":`...)
+			dst = appendJSONStr(dst, b.Text.Verbosity)
+		}
+		dst = append(dst, '}')
+	}
+	if b.ServiceTier != "" {
+		dst = append(dst, `,"service_tier":`...)
+		dst = appendJSONStr(dst, b.ServiceTier)
+	}
+	return append(dst, '}'), nil
+}
+
+func strconvAppendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, "true"...)
+	}
+	return append(dst, "false"...)
+}
+
+// appendValue appends one input item, content part or output value. The
+// types the chat mapping builds are written directly; anything else goes
+// through encoding/json.
+func appendValue(dst []byte, v any) ([]byte, error) {
+	var err error
+	switch x := v.(type) {
+	case string:
+		return appendJSONStr(dst, x), nil
+	case []any:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendValue(dst, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	case *rqMessageItem:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"role":`...)
+		dst = appendJSONStr(dst, x.Role)
+		dst = append(dst, `,"content":`...)
+		if dst, err = appendValue(dst, x.Content); err != nil {
+			return nil, err
+		}
+		return append(dst, '}'), nil
+	case *rqTextPart:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"text":`...)
+		dst = appendJSONStr(dst, x.Text)
+		return append(dst, '}'), nil
+	case *rqImagePart:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"image_url":`...)
+		dst = appendJSONStr(dst, x.ImageURL)
+		if x.Detail != "" {
+			dst = append(dst, `,"detail":`...)
+			dst = appendJSONStr(dst, x.Detail)
+		}
+		return append(dst, '}'), nil
+	case *rqFilePart:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"file_data":`...)
+		dst = appendJSONStr(dst, x.FileData)
+		if x.Filename != "" {
+			dst = append(dst, `,"filename":`...)
+			dst = appendJSONStr(dst, x.Filename)
+		}
+		return append(dst, '}'), nil
+	case *rqCallItem:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"name":`...)
+		dst = appendJSONStr(dst, x.Name)
+		dst = append(dst, `,"arguments":`...)
+		dst = appendJSONStr(dst, x.Arguments)
+		dst = append(dst, `,"call_id":`...)
+		dst = appendJSONStr(dst, x.CallID)
+		return append(dst, '}'), nil
+	case *rqCustomCallItem:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"call_id":`...)
+		dst = appendJSONStr(dst, x.CallID)
+		dst = append(dst, `,"name":`...)
+		dst = appendJSONStr(dst, x.Name)
+		dst = append(dst, `,"input":`...)
+		dst = appendJSONStr(dst, x.Input)
+		return append(dst, '}'), nil
+	case *rqOutputItem:
+		dst = append(dst, `{"type":`...)
+		dst = appendJSONStr(dst, x.Type)
+		dst = append(dst, `,"call_id":`...)
+		dst = appendJSONStr(dst, x.CallID)
+		dst = append(dst, `,"output":`...)
+		if dst, err = appendValue(dst, x.Output); err != nil {
+			return nil, err
+		}
+		return append(dst, '}'), nil
+	case json.RawMessage:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
+		return appendCompactJSON(dst, x)
+	}
+	b, err := marshalCompact(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
 }

@@ -60,3 +60,53 @@ func FuzzAppendCompactJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendRequestBodyMatchesEncodingJSON: the hand-written body writer
+// gives encoding/json's bytes for every field and item type, set or not.
+func TestAppendRequestBodyMatchesEncodingJSON(t *testing.T) {
+	yes, no := true, false
+	tricky := "<b>&\"\\\n\t\x01é\u2028\xff"
+	full := rqBody{
+		Model: "gpt-5.5", Instructions: tricky,
+		Input: []any{
+			&rqMessageItem{Type: "message", Role: "user", Content: []any{
+				&rqTextPart{Type: "input_text", Text: tricky},
+				&rqImagePart{Type: "input_image", ImageURL: "data:image/png;base64,AAAA", Detail: "low"},
+				&rqImagePart{Type: "input_image", ImageURL: "https://x/y.png"},
+				&rqFilePart{Type: "input_file", FileData: "data:application/pdf;base64,AA", Filename: "a.pdf"},
+				&rqFilePart{Type: "input_file", FileData: "d"},
+			}},
+			&rqMessageItem{Type: "message", Role: "assistant", Content: nil},
+			&rqCallItem{Type: "function_call", Name: "f", Arguments: `{"a": 1}`, CallID: "c1"},
+			&rqCustomCallItem{Type: "custom_tool_call", CallID: "c2", Name: "g", Input: tricky},
+			&rqOutputItem{Type: "function_call_output", CallID: "c1", Output: tricky},
+			&rqOutputItem{Type: "function_call_output", CallID: "c3", Output: []any{&rqTextPart{Type: "input_text", Text: "x"}}},
+			json.RawMessage(` {"type" : "reasoning", "summary": [ ] } `),
+			map[string]any{"type": "other", "v": 1},
+		},
+		Tools:             []json.RawMessage{json.RawMessage(`{"type":"function","name":"f"}`), json.RawMessage(` { "type" : "web_search" } `)},
+		ToolChoice:        json.RawMessage(` "auto" `),
+		ParallelToolCalls: &yes,
+		Reasoning:         &rqReasoning{Effort: "high", Summary: "auto"},
+		Store:             false, Stream: true,
+		Include:        []string{includeEncrypted},
+		PromptCacheKey: "k",
+		Text:           &rqText{Format: json.RawMessage(`{"type": "json_object"}`), Verbosity: "low"},
+		ServiceTier:    "priority",
+	}
+	for name, b := range map[string]*rqBody{
+		"full":    &full,
+		"minimal": {Model: "m", Input: []any{}, Include: []string{}},
+		"nil include and input, empty reasoning and text": {Model: "m", Reasoning: &rqReasoning{}, Text: &rqText{}, ParallelToolCalls: &no},
+		"summary only": {Model: "m", Input: []any{}, Reasoning: &rqReasoning{Summary: "auto"}, Text: &rqText{Verbosity: "high"}},
+	} {
+		want, err := marshalCompact(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendRequestBody(nil, b)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s:\ngot  %s\nwant %s (%v)", name, got, want, err)
+		}
+	}
+}

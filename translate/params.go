@@ -29,6 +29,12 @@ const includeEncrypted = "reasoning.encrypted_content"
 // decodeObject parses a request body that must be a JSON object, reporting
 // where it is broken.
 func decodeObject(body []byte) (map[string]json.RawMessage, *Error) {
+	if m, ok := scanTopObject(body); ok {
+		if err := checkDepth(body); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, InvalidRequest("", codeInvalidJSON, "request body is empty; expected a JSON object")
 	}
@@ -140,6 +146,9 @@ func rawKind(raw json.RawMessage) string {
 func decodeString(r []byte) (string, error) {
 	if len(r) >= 2 && r[0] == '"' && r[len(r)-1] == '"' && bytes.IndexByte(r, '\\') < 0 {
 		return string(r[1 : len(r)-1]), nil
+	}
+	if s, ok := unquoteScanned(r); ok {
+		return s, nil
 	}
 	var s string
 	err := json.Unmarshal(r, &s)
