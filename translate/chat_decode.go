@@ -292,3 +292,61 @@ func scanParts(raw []byte) ([]rqChatPart, bool) {
 	})
 	return parts, ok
 }
+
+var (
+	chatToolFields = []string{"type", "function", "custom", "name", "description", "parameters", "strict"}
+	funcDefFields  = []string{"name", "description", "parameters", "strict"}
+)
+
+// scanChatTool decodes one chat tool as json.Unmarshal into rqChatTool
+// would. Custom tools (a nested object of another shape) are left to
+// encoding/json.
+func scanChatTool(raw []byte, ct *rqChatTool) bool {
+	it := newTrustedIter(raw)
+	for {
+		k, v, more := it.next()
+		if !more {
+			return !it.failed()
+		}
+		var good bool
+		switch string(k) {
+		case "type":
+			good = scanString(v, &ct.Type)
+		case "function":
+			if v[0] == 'n' {
+				ct.Function, good = nil, string(v) == "null"
+				break
+			}
+			fd := &rqFuncDef{}
+			if ct.Function != nil {
+				fd = ct.Function
+			}
+			good = v[0] == '{' && scanMembers(v, funcDefFields, func(k, v []byte) bool { return scanFuncDefField(fd, k, v) })
+			ct.Function = fd
+		case "name", "description", "parameters", "strict":
+			good = scanFuncDefField(&ct.rqFuncDef, k, v)
+		case "custom":
+			good = false
+		default:
+			good = !unknownKey(k, chatToolFields...)
+		}
+		if !good {
+			return false
+		}
+	}
+}
+
+// scanFuncDefField stores one member of a function declaration.
+func scanFuncDefField(fd *rqFuncDef, k, v []byte) bool {
+	switch string(k) {
+	case "name":
+		return scanString(v, &fd.Name)
+	case "description":
+		return scanString(v, &fd.Description)
+	case "parameters":
+		fd.Parameters = v
+	case "strict":
+		fd.Strict = v
+	}
+	return true
+}

@@ -23,6 +23,9 @@ func FuzzScanDecoders(f *testing.F) {
 		`[{"type":"image_url","image_url":{"url":"data:x"},"detail":"low"},{"type":"text","text":null},{"type":"file","file":{"file_data":"d"}}]`,
 		`[{"type":"input_text","text":"\ud83d\ude00 \u2028","TEXT":"y"}]`,
 		`{"a":1,"a":2,"b":[ {"c" : "d"} ]}`,
+		`{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"},"strict":true}}`,
+		`{"type":"function","name":"f","parameters":null,"function":null,"Strict":1}`,
+		`{"type":"custom","custom":{"name":"c"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -44,6 +47,12 @@ func FuzzScanDecoders(f *testing.F) {
 			var want []rqChatMessage
 			if err := json.Unmarshal(in, &want); err != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("messages: %q\ngot  %+v\nwant %+v %v", in, got, want, err)
+			}
+		}
+		if got := (rqChatTool{}); len(in) > 0 && in[0] == '{' && scanChatTool(in, &got) {
+			var want rqChatTool
+			if err := json.Unmarshal(in, &want); err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("tool: %q\ngot  %+v\nwant %+v %v", in, got, want, err)
 			}
 		}
 		if got, ok := scanParts(in); ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -88,11 +89,14 @@ func convertChatTools(toolsRaw, functionsRaw json.RawMessage, names *ToolNames) 
 	var t chatTools
 	if !isNullRaw(toolsRaw) {
 		var raws []json.RawMessage
-		if err := decodeField(toolsRaw, &raws, "tools"); err != nil {
-			return t, err
+		if !forEachElement(toolsRaw, func(v []byte) bool { raws = append(raws, v); return true }) {
+			raws = nil
+			if err := decodeField(toolsRaw, &raws, "tools"); err != nil {
+				return t, err
+			}
 		}
 		for i, raw := range raws {
-			if err := t.addChatTool(raw, fmt.Sprintf("tools[%d]", i), names); err != nil {
+			if err := t.addChatTool(raw, "tools["+strconv.Itoa(i)+"]", names); err != nil {
 				return t, err
 			}
 		}
@@ -127,8 +131,11 @@ func decodeObjectField(raw json.RawMessage, v any, param string) *Error {
 // addChatTool converts one chat tool.
 func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNames) *Error {
 	var ct rqChatTool
-	if err := decodeObjectField(raw, &ct, param); err != nil {
-		return err
+	if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' || !scanChatTool(r, &ct) {
+		ct = rqChatTool{}
+		if err := decodeObjectField(raw, &ct, param); err != nil {
+			return err
+		}
 	}
 	switch {
 	case ct.Type == "function" || (ct.Type == "" && (ct.Function != nil || ct.Name != "")):
@@ -187,7 +194,12 @@ func (t *chatTools) addFunction(fd rqFuncDef, param string, names *ToolNames) *E
 	if err := t.declare(fd.Name, short, kindFunction, param); err != nil {
 		return err
 	}
-	return t.appendTool(rqFunctionTool{Type: "function", Name: short, Description: fd.Description, Parameters: params, Strict: strict}, param)
+	b, merr := appendFunctionTool(make([]byte, 0, 64+len(short)+len(fd.Description)+len(params)), &rqFunctionTool{Type: "function", Name: short, Description: fd.Description, Parameters: params, Strict: strict})
+	if merr != nil {
+		return InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, merr.Error())
+	}
+	t.list = append(t.list, b)
+	return nil
 }
 
 // appendTool marshals and appends a converted tool.

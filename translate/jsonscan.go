@@ -254,11 +254,19 @@ func skipString(b []byte, i int) (int, bool) {
 	ascii := true
 	start := i
 	for i < len(b) {
-		// Plain characters are the bulk of every string; skip them in a
-		// tight loop before looking at anything special.
-		i += plainPrefix(b[i:])
-		if i >= len(b) {
-			break
+		// Plain characters are the bulk of every string: skip them eight
+		// at a time (see plainPrefix) before looking at anything special.
+		if i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			special := ((x - swarOnes*0x20) | (x ^ swarOnes*'"' - swarOnes) | (x ^ swarOnes*'\\' - swarOnes) | x) & swarHighs
+			if special == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(special) >> 3
+		} else if plainStringByte[b[i]] {
+			i++
+			continue
 		}
 		c := b[i]
 		switch {
@@ -365,20 +373,20 @@ func skipStringTrusted(b []byte, i int) int {
 	return len(b)
 }
 
+// Constants of the eight-bytes-at-a-time string scans.
+const (
+	swarOnes  = 0x0101010101010101
+	swarHighs = 0x8080808080808080
+)
+
 // plainPrefix returns how many leading bytes of b are plain string bytes.
 // It tests eight bytes at a time: a word is plain when none of its bytes is
 // below 0x20, '"', '\\' or at least 0x80.
 func plainPrefix(b []byte) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
-		q := x ^ (ones * '"')
-		bs := x ^ (ones * '\\')
-		special := ((x - ones*0x20) | (q - ones) | (bs - ones) | x) & highs
+		special := ((x - swarOnes*0x20) | (x ^ swarOnes*'"' - swarOnes) | (x ^ swarOnes*'\\' - swarOnes) | x) & swarHighs
 		if special != 0 {
 			// Borrows only run upwards from a special byte, so the lowest
 			// flagged byte is the first special one.

@@ -167,6 +167,9 @@ func unquoteValid(s []byte, i int) string {
 			i += j
 			continue
 		}
+		if i+1 == len(s) || (s[i+1] == 'u' && i+6 > len(s)) {
+			break // cut short: only invalid input gets here
+		}
 		switch e := s[i+1]; e {
 		case '"', '\\', '/':
 			b = append(b, e)
@@ -198,7 +201,7 @@ func unquoteValid(s []byte, i int) string {
 		}
 		i += 2
 	}
-	return string(b)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not used again
 }
 
 // hex4 reads four hex digits already checked by skipString.
@@ -421,4 +424,24 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(dst, b...), nil
+}
+
+// appendFunctionTool appends a function tool as marshalCompact(t) would.
+func appendFunctionTool(dst []byte, t *rqFunctionTool) ([]byte, error) {
+	dst = append(dst, `{"type":`...)
+	dst = appendJSONStr(dst, t.Type)
+	dst = append(dst, `,"name":`...)
+	dst = appendJSONStr(dst, t.Name)
+	dst = append(dst, `,"description":`...)
+	dst = appendJSONStr(dst, t.Description)
+	dst = append(dst, `,"parameters":`...)
+	var err error
+	if t.Parameters == nil {
+		dst = append(dst, "null"...)
+	} else if dst, err = appendCompactJSON(dst, t.Parameters); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"strict":`...)
+	dst = strconvAppendBool(dst, t.Strict)
+	return append(dst, '}'), nil
 }

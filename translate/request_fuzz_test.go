@@ -215,6 +215,31 @@ func BenchmarkChatToResponses500(b *testing.B) {
 	}
 }
 
+// BenchmarkChatToResponses150KB and 300KB are the sizes Cline and Codex
+// send every turn late in a session; ns/op should grow linearly from
+// BenchmarkChatToResponses50 (35 KB).
+func BenchmarkChatToResponses150KB(b *testing.B) { benchChatSize(b, 150<<10) }
+
+func BenchmarkChatToResponses300KB(b *testing.B) { benchChatSize(b, 300<<10) }
+
+// benchChatSize maps a conversation of the bench shape grown to about size
+// bytes.
+func benchChatSize(b *testing.B, size int) {
+	rounds := 12
+	body := rqBenchConversation(rounds)
+	for len(body) < size {
+		rounds += max(1, rounds*(size-len(body))/len(body))
+		body = rqBenchConversation(rounds)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ChatToResponses(body, RequestOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkNormalizeResponses(b *testing.B) {
 	m, err := ChatToResponses(rqBenchConversation(12), RequestOptions{})
 	if err != nil {
