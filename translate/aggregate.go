@@ -40,6 +40,7 @@ type outItem struct {
 type collectedItem struct {
 	index   int64
 	id      string
+	idRaw   []byte // the raw JSON id last seen for it
 	raw     json.RawMessage // from output_item.done
 	partial outItem         // from output_item.added and deltas
 	text    strings.Builder
@@ -53,18 +54,48 @@ type collector struct {
 	response json.RawMessage // the terminal event's response object
 	res      StreamResult
 	finished bool
+	scratch  []byte // decoded delta, reused
 }
 
 func (c *collector) item(e upstreamEvent) *collectedItem {
+	// Deltas name their item with the same raw id every time: compare the
+	// bytes first, so the hot path decodes nothing.
+	if len(e.itemID) > 0 {
+		for _, it := range c.items {
+			if it.idRaw != nil && string(it.idRaw) == string(e.itemID) {
+				return it
+			}
+		}
+	}
 	id, _ := unquote(e.itemID)
+	for _, it := range c.items {
+		if id != "" && it.id == id {
+			it.idRaw = append(it.idRaw[:0], e.itemID...)
+			return it
+		}
+	}
 	for _, it := range c.items {
 		if id != "" && it.id == id || id == "" && e.hasOutputIdx && it.index == e.outputIndex {
 			return it
 		}
 	}
 	it := &collectedItem{index: e.outputIndex, id: id}
+	if id != "" {
+		it.idRaw = append([]byte(nil), e.itemID...)
+	}
 	c.items = append(c.items, it)
 	return it
+}
+
+// appendDelta appends the decoded JSON string raw to b, with no string
+// allocated in between; it reports false for what unquote would refuse.
+func (c *collector) appendDelta(b *strings.Builder, raw []byte) bool {
+	if !isJSONString(raw) {
+		return false
+	}
+	c.scratch = appendUnescaped(c.scratch[:0], raw[1:len(raw)-1])
+	b.Write(c.scratch)
+	return true
 }
 
 // observe takes one event; it reports whether the stream reached its end.
@@ -91,12 +122,12 @@ func (c *collector) observe(ev Event) bool {
 			it.partial = item
 		}
 	case "response.output_text.delta", "response.refusal.delta":
-		if s, ok := unquote(e.delta); ok {
-			c.item(e).text.WriteString(s)
+		if isJSONString(e.delta) {
+			c.appendDelta(&c.item(e).text, e.delta)
 		}
 	case "response.function_call_arguments.delta", "response.custom_tool_call_input.delta":
-		if s, ok := unquote(e.delta); ok {
-			c.item(e).args.WriteString(s)
+		if isJSONString(e.delta) {
+			c.appendDelta(&c.item(e).args, e.delta)
 		}
 	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
 		if s, ok := unquote(e.delta); ok {

@@ -154,8 +154,14 @@ func unquoteValid(s []byte, i int) string {
 	if bytes.IndexByte(s[i:], '\\') < 0 {
 		return string(s) // non-ASCII, no escapes
 	}
-	b := make([]byte, 0, len(s)+utf8.UTFMax)
-	b = append(b, s[:i]...)
+	b := appendUnescaped(make([]byte, 0, len(s)+utf8.UTFMax), s)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not used again
+}
+
+// appendUnescaped appends the decoded inside s of a valid JSON string
+// token to b, as encoding/json decodes it.
+func appendUnescaped(b, s []byte) []byte {
+	i := 0
 	for i < len(s) {
 		c := s[i]
 		if c != '\\' {
@@ -201,7 +207,7 @@ func unquoteValid(s []byte, i int) string {
 		}
 		i += 2
 	}
-	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not used again
+	return b
 }
 
 // hex4 reads four hex digits already checked by skipString.
