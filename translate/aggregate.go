@@ -40,7 +40,7 @@ type outItem struct {
 type collectedItem struct {
 	index   int64
 	id      string
-	idRaw   []byte // the raw JSON id last seen for it
+	idRaw   []byte          // the raw JSON id last seen for it
 	raw     json.RawMessage // from output_item.done
 	partial outItem         // from output_item.added and deltas
 	text    strings.Builder
