@@ -23,6 +23,11 @@ type LogRecord struct {
 	CachedTokens    int64         `json:"cached_tokens,omitempty"`
 	ReasoningTokens int64         `json:"reasoning_tokens,omitempty"`
 	ErrorCode       string        `json:"error_code,omitempty"`
+	// AccountID is the linked account (Account.ID) that served the
+	// request; FailoverFrom lists, comma-separated, the accounts tried
+	// before it that were at their usage limit.
+	AccountID    string `json:"account_id,omitempty"`
+	FailoverFrom string `json:"failover_from,omitempty"`
 }
 
 // failed reports whether the request counts as an error.

@@ -31,15 +31,20 @@ type Vault struct {
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
 
-	// tokMu guards tokens, the per-user broker state (cache + refresh lock).
+	// tokMu guards tokens, the per-account broker state (cache + refresh
+	// lock + exhaustion), by user id then account id.
 	tokMu  sync.RWMutex
-	tokens map[string]*tokenState
+	tokens map[string]map[string]*tokenState
+
+	// affinity keeps conversations on the account that served them; see
+	// routing.go.
+	affinity affinityMap
 
 	// usage counts requests and tokens per key against its policy; see
 	// key_policy.go.
 	usage *keypolicy.Tracker
 
-	// quotas holds each user's latest rate-limit snapshot; see quota.go.
+	// quotas holds each account's latest rate-limit snapshot; see quota.go.
 	quotas quotaCache
 
 	// life guards closed: LogRequest and refresh flights check it so that
@@ -114,7 +119,7 @@ func New(store Store, opts Options) (*Vault, error) {
 		emails:     map[string]string{},
 		keysByHash: map[[32]byte]*keyEntry{},
 		keysByID:   map[string]*keyEntry{},
-		tokens:     map[string]*tokenState{},
+		tokens:     map[string]map[string]*tokenState{},
 		usage:      keypolicy.NewTracker(opts.Now),
 		logCh:      make(chan LogRecord, opts.LogBuffer),
 		stop:       make(chan struct{}),

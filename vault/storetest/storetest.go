@@ -142,6 +142,7 @@ func tokens(version uint64, ct string) vault.TokenRecord {
 		TokenInfo: vault.TokenInfo{
 			AccountID: "acc-1", PlanType: "plus", Email: "chatgpt@example.com",
 			Expiry: t0.Add(time.Hour), LastRefresh: t0, Version: version, Updated: t0,
+			Label: "personal", Position: 1, Linked: t0,
 		},
 	}
 }
