@@ -2,8 +2,10 @@
 # xcaddy.sh — the project's two commands (and helpers):
 #   ./xcaddy.sh build   build ./caddy: Caddy with this module, via xcaddy
 #   ./xcaddy.sh run     build, then run the proxy with Caddyfile.example (bbolt vault, local HTTPS)
-#   ./xcaddy.sh test    the whole test suite: gofmt, go vet, go test -race (fuzz seeds included),
-#                       the end-to-end checks against a freshly built ./caddy, and the bench smoke run
+#   ./xcaddy.sh test    the whole test suite: gofmt, go vet, the dependency rules, staticcheck,
+#                       go test -race (fuzz seeds included), the end-to-end checks against a
+#                       freshly built ./caddy, and the bench smoke run
+#   ./xcaddy.sh lint    only the static part of test: gofmt, go vet, dependency rules, staticcheck
 #   ./xcaddy.sh bench   build, then benchmark codex_proxy against stock reverse_proxy
 #                       (bench-results/results.md; --smoke: the short CI run; -h: options)
 set -euo pipefail
@@ -11,6 +13,7 @@ cd "$(dirname "$0")"
 
 CADDY_VERSION=v2.11.9
 XCADDY_VERSION=v0.4.5
+STATICCHECK_VERSION=v0.8.2
 MODULE=github.com/usemysub/caddy-codex-proxy
 GOBIN_DIR="$(go env GOPATH)/bin"
 export PATH="$GOBIN_DIR:$PATH"
@@ -19,6 +22,15 @@ need_xcaddy() {
 	if ! command -v xcaddy >/dev/null 2>&1 || ! xcaddy version 2>/dev/null | grep -q "${XCADDY_VERSION#v}"; then
 		echo "==> installing xcaddy $XCADDY_VERSION"
 		go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+	fi
+}
+
+need_staticcheck() {
+	# staticcheck -version prints "staticcheck 2026.2.2 (0.8.2)": the module
+	# version is the part in parentheses.
+	if ! command -v staticcheck >/dev/null 2>&1 || ! staticcheck -version 2>/dev/null | grep -qF "(${STATICCHECK_VERSION#v})"; then
+		echo "==> installing staticcheck $STATICCHECK_VERSION"
+		GOBIN="$GOBIN_DIR" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 	fi
 }
 
@@ -37,7 +49,48 @@ build() {
 	}
 }
 
-unit() {
+# forbid RULE DENY ALLOW PACKAGE...: every PACKAGE (a go list pattern) must
+# not depend, directly or not, on an import path matching the regular
+# expression DENY, unless it also matches ALLOW. Sets failed=1 and says which
+# package pulls in what otherwise.
+forbid() {
+	local rule="$1" deny="$2" allow="$3" listed pkg deps hits
+	shift 3
+	listed="$(go list -f '{{.ImportPath}} {{join .Deps " "}}' "$@")"
+	while read -r pkg deps; do
+		hits="$(tr ' ' '\n' <<<"$deps" | grep -E "$deny" | grep -Ev "$allow" || true)"
+		if [ -n "$hits" ]; then
+			echo "dependency rule broken: $rule" >&2
+			echo "  $pkg depends on:" >&2
+			sed 's/^/    /' <<<"$hits" >&2
+			failed=1
+		fi
+	done <<<"$listed"
+}
+
+# deps checks the package layering the README's Layout describes.
+deps() {
+	echo "==> dependency rules"
+	local failed=0 project="^${MODULE//./\\.}/" caddy='^github\.com/caddyserver/caddy(/|$)'
+	forbid "apierror is a leaf: it imports nothing of the project" \
+		"$project" '^$' ./apierror/
+	forbid "translate is pure: it imports nothing of the project" \
+		"$project" '^$' ./translate/
+	forbid "codex does not import translate (its errors are apierror's)" \
+		"${project}translate(/|\$)" '^$' ./codex/...
+	forbid "vault and codex never import each other" \
+		"${project}codex(/|\$)" '^$' ./vault/...
+	forbid "vault and codex never import each other" \
+		"${project}vault(/|\$)" '^$' ./codex/...
+	forbid "only caddymodule (and the e2e harness) may import Caddy" \
+		"$caddy" '^$' ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/
+	if [ "$failed" -ne 0 ]; then
+		echo "the package layering is broken; see Layout in README.md" >&2
+		exit 1
+	fi
+}
+
+lint() {
 	echo "==> gofmt"
 	local unformatted
 	unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
@@ -48,6 +101,14 @@ unit() {
 	fi
 	echo "==> go vet"
 	go vet ./...
+	deps
+	need_staticcheck
+	echo "==> staticcheck $STATICCHECK_VERSION"
+	staticcheck ./...
+}
+
+unit() {
+	lint
 	echo "==> go test -race (unit, fuzz seed corpora, golden fixtures)"
 	go test -race -count=1 ./...
 }
@@ -65,6 +126,7 @@ e2e() {
 cmd="${1:-}"
 case "$cmd" in
 build) build ;;
+lint) lint ;;
 run)
 	build
 	cat >&2 <<NEXT
@@ -89,7 +151,7 @@ bench)
 	CODEXBENCH_COMMAND="./xcaddy.sh bench${*:+ $*}" exec bench/run.sh "$@"
 	;;
 *)
-	echo "usage: $0 build|run|test|bench" >&2
+	echo "usage: $0 build|run|test|lint|bench" >&2
 	exit 2
 	;;
 esac

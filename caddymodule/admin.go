@@ -30,8 +30,8 @@ func init() {
 //	GET    /codex_proxy/users                    all users
 //	POST   /codex_proxy/users                    create or update a user: {"email", "name", "auth_json"}
 //	GET    /codex_proxy/users/{email}            one user
-//	POST   /codex_proxy/users/{email}/disable    revoke all the user's keys
-//	POST   /codex_proxy/users/{email}/enable     no-op (the vault has no disabled flag)
+//	POST   /codex_proxy/users/{email}/disable    disable a user: their keys (403) and dashboard sign-in are refused; nothing is deleted
+//	POST   /codex_proxy/users/{email}/enable     enable a user again: their existing keys and sign-in work again
 //	GET    /codex_proxy/keys?email=              a user's keys
 //	POST   /codex_proxy/keys                     create a key: {"email", "label", "policy"}; the answer holds the key, once
 //	POST   /codex_proxy/keys/{id}/policy         change a key's policy: {"email", "policy": {"rpm": "60", …}}

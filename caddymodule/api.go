@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,11 +122,13 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiR
 		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
 			Message: "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."})
 	default:
-		// The vault failed, not the client: not counted against its address.
-		req.status = http.StatusUnauthorized
+		// The vault failed, not the client: not counted against its address,
+		// and a 5xx, so clients retry instead of dropping a good key.
+		req.status = http.StatusServiceUnavailable
 		h.logger.Error("verifying an API key failed", zap.String("request_id", req.id), zap.Error(err))
-		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
-			Message: "the API key could not be checked"})
+		writeRetryAfter(w, 5*time.Second)
+		writeError(w, &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+			Message: "the API key could not be checked right now; retry shortly"})
 	}
 	return false
 }
@@ -158,33 +161,22 @@ func (h *Handler) tokenSource(userID string) codex.TokenSource {
 // serveModels lists the user's models in OpenAI list format: the catalog
 // the upstream reports for the user's plan, or the static catalog.
 func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *apiRequest, one string) {
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
-	var list []model
-	seen := map[string]bool{}
-	add := func(id string) {
-		if id != "" && !seen[id] && req.key.Policy.AllowsModel(id) {
-			seen[id] = true
-			list = append(list, model{ID: id, Object: "model", Created: 1700000000, OwnedBy: "openai"})
-		}
-	}
+	var upstream []string
 	remote, err := h.models.Get(r.Context(), req.user.ID, h.tokenSource(req.user.ID))
 	if err == nil {
+		upstream = make([]string, 0, len(remote))
 		for _, m := range remote {
 			if !m.Hidden {
-				add(m.Slug)
+				upstream = append(upstream, m.Slug)
 			}
 		}
 	} else if c := h.logger.Check(zap.DebugLevel, "model catalog unavailable, using the static one"); c != nil {
 		c.Write(zap.String("user_id", req.user.ID), zap.Error(err))
 	}
-	for _, m := range h.catalog.Models() {
-		add(m.ID)
-	}
+	// A key limited to some models sees only those.
+	list := slices.DeleteFunc(h.catalog.ModelList(upstream), func(m translate.ModelObject) bool {
+		return !req.key.Policy.AllowsModel(m.ID)
+	})
 	if one != "" {
 		for _, m := range list {
 			if m.ID == one {

@@ -134,11 +134,11 @@ the same email imports the login again and adds another key.`
 	usersList := c.leaf("list", "Lists the users", c.usersList)
 	usersList.Flags().Bool("json", false, "Print JSON instead of a table")
 
-	usersDisable := c.leaf("disable --email <email>", "Disables a user by revoking all their API keys", c.usersDisable)
+	usersDisable := c.leaf("disable --email <email>", "Disables a user: their API keys and dashboard sign-in are refused until enabled; nothing is deleted", c.usersDisable)
 	usersDisable.Flags().String("email", "", "Email of the user (required)")
 	_ = usersDisable.MarkFlagRequired("email")
 
-	usersEnable := c.leaf("enable --email <email>", "Enables a user (keys revoked by disable stay revoked)", c.usersEnable)
+	usersEnable := c.leaf("enable --email <email>", "Enables a disabled user: their existing API keys and dashboard sign-in work again", c.usersEnable)
 	usersEnable.Flags().String("email", "", "Email of the user (required)")
 	_ = usersEnable.MarkFlagRequired("email")
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -14,12 +15,7 @@ import (
 // writeError answers with an OpenAI-shaped error body. Caddy's own error
 // path would send an empty body, which clients show as "missing message".
 func writeError(w http.ResponseWriter, e *translate.Error) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(e.JSON())
+	translate.WriteError(w, e)
 }
 
 // writeRetryAfter sets Retry-After in whole seconds, at least one.
@@ -54,20 +50,16 @@ func clientError(err error) (*translate.Error, time.Duration) {
 	}
 	var ue *codex.UpstreamError
 	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err, ue.RetryAfter
+		return (*translate.Error)(ue.Err), ue.RetryAfter
 	}
 	var te *translate.Error
 	if errors.As(err, &te) {
 		return te, 0
 	}
+	var ae *apierror.Error // the upstream client's, unwrapped
+	if errors.As(err, &ae) {
+		return (*translate.Error)(ae), 0
+	}
 	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error",
 		Message: "the upstream request failed"}, 0
-}
-
-// respondError writes err as a client error.
-func respondError(w http.ResponseWriter, err error) *translate.Error {
-	e, retry := clientError(err)
-	writeRetryAfter(w, retry)
-	writeError(w, e)
-	return e
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
@@ -123,12 +122,3 @@ func (m *metrics) tokens(u translate.Usage) {
 
 func (m *metrics) streamStarted() { m.activeStreams.Inc() }
 func (m *metrics) streamEnded()   { m.activeStreams.Dec() }
-
-// gaugeValue reads a gauge; tests use it to see streams end.
-func gaugeValue(g prometheus.Gauge) float64 {
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		return 0
-	}
-	return m.GetGauge().GetValue()
-}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -165,4 +166,13 @@ func TestDroppedRequestLogsExported(t *testing.T) {
 	if got, _ := gathered(t, reg, name); got != base+5 {
 		t.Fatalf("after the vault closed: %v, want %v", got, base+5)
 	}
+}
+
+// gaugeValue reads a gauge; it shows streams end.
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
 }

@@ -7,7 +7,7 @@
 // The package holds no credentials itself: every upstream call takes a
 // TokenSource supplied by the caller (the vault), so one Client serves all
 // users. Tokens never appear in error messages, logs or URLs. Errors meant
-// for API clients are *UpstreamError values that unwrap to *translate.Error.
+// for API clients are *UpstreamError values that unwrap to *apierror.Error.
 //
 // The wire protocol follows the project's codex-protocol.md dossier; section
 // and trap numbers in comments (§5.3, §8.1, trap 18 …) refer to it.

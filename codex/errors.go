@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // UpstreamError is a failure to show an API client: Err is the OpenAI-shaped
@@ -14,11 +14,11 @@ import (
 // in a Retry-After header (zero when none), Cause the underlying transport
 // or token-source error for logs only.
 //
-// It is a wrapper rather than an embedding of *translate.Error because an
+// It is a wrapper rather than an embedding of *apierror.Error because an
 // embedded field named Error would hide the Error method. errors.As finds
-// both *UpstreamError and *translate.Error in it.
+// both *UpstreamError and *apierror.Error in it.
 type UpstreamError struct {
-	Err        *translate.Error
+	Err        *apierror.Error
 	RetryAfter time.Duration
 	Cause      error
 }
@@ -42,7 +42,7 @@ func (e *UpstreamError) Unwrap() []error {
 	return []error{e.Err}
 }
 
-// Codes this package puts in translate.Error.Code besides upstream ones.
+// Codes this package puts in apierror.Error.Code besides upstream ones.
 const (
 	CodeUpstreamUnauthorized = "upstream_unauthorized"
 	CodeUpstreamUnreachable  = "upstream_unreachable"
@@ -74,7 +74,7 @@ var (
 
 // newErr builds an UpstreamError.
 func newErr(status int, code, format string, args ...any) *UpstreamError {
-	return &UpstreamError{Err: &translate.Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &UpstreamError{Err: &apierror.Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
 // relinkMessage is shown whenever the linked account's credentials are dead.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
-	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // testTS is a TokenSource backed by the fake issuer: force refreshes
@@ -93,16 +93,16 @@ func requestBody(text string) []byte {
 }
 
 // asUpstream extracts the *UpstreamError and checks it unwraps to a
-// *translate.Error.
+// *apierror.Error.
 func asUpstream(t *testing.T, err error) *UpstreamError {
 	t.Helper()
 	var ue *UpstreamError
 	if !errors.As(err, &ue) {
 		t.Fatalf("error %T %v is not an *UpstreamError", err, err)
 	}
-	var te *translate.Error
+	var te *apierror.Error
 	if !errors.As(err, &te) || te != ue.Err {
-		t.Fatalf("error does not unwrap to its *translate.Error")
+		t.Fatalf("error does not unwrap to its *apierror.Error")
 	}
 	return ue
 }

@@ -111,12 +111,3 @@ func (m *ModelCache) orFallback(models []RemoteModel, err error) ([]RemoteModel,
 	}
 	return models, err
 }
-
-// Invalidate drops the cached catalog for key, e.g. after a plan change.
-func (m *ModelCache) Invalidate(key string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e := m.entries[key]; e != nil && e.wait == nil {
-		delete(m.entries, key)
-	}
-}

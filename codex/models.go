@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // maxModelsBody bounds the catalog size; the real one is a few hundred KiB
@@ -65,12 +65,12 @@ func (c *Client) Models(ctx context.Context, ts TokenSource) ([]RemoteModel, err
 	defer s.resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(s.resp.Body, maxModelsBody))
 	if err != nil {
-		return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+		return nil, &UpstreamError{Err: &apierror.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
 			Message: "Reading the model catalog from the Codex upstream failed."}, Cause: err}
 	}
 	models, err := ParseModels(body)
 	if err != nil {
-		return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+		return nil, &UpstreamError{Err: &apierror.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
 			Message: "The Codex upstream returned an unreadable model catalog."}, Cause: err}
 	}
 	return models, nil

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // maxErrorBody bounds how much of a failed answer is read for mapping.
@@ -62,7 +62,7 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 		if err != nil {
 			at.stop()
 			at.cancel(err)
-			return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusInternalServerError, Message: "Could not build the upstream request."}, Cause: err}
+			return nil, &UpstreamError{Err: &apierror.Error{Status: http.StatusInternalServerError, Message: "Could not build the upstream request."}, Cause: err}
 		}
 		resp, err := c.http.Do(req)
 		if at.stop() && err == nil {
@@ -77,7 +77,7 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 				return nil, contextError(ctx.Err())
 			}
 			if errors.Is(err, errRedirectRefused) {
-				return nil, &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+				return nil, &UpstreamError{Err: &apierror.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
 					Message: "The Codex upstream redirected to another host; the proxy refused to follow it."}, Cause: errRedirectRefused}
 			}
 			kind := ErrConnectionLost
@@ -139,17 +139,17 @@ func transportError(kind, err error, headerTimeout time.Duration) *UpstreamError
 	if !errors.Is(err, kind) {
 		cause = fmt.Errorf("%w: %w", kind, err)
 	}
-	var te *translate.Error
+	var te *apierror.Error
 	switch kind {
 	case ErrHeaderTimeout:
-		te = &translate.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: CodeUpstreamTimeout,
+		te = &apierror.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: CodeUpstreamTimeout,
 			Message: fmt.Sprintf("The Codex upstream did not answer in time (no response within %s). "+
 				"The request was not re-sent, so that it cannot run twice; retry it later.", headerTimeout)}
 	case ErrUnreachable:
-		te = &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamUnreachable,
+		te = &apierror.Error{Status: http.StatusBadGateway, Code: CodeUpstreamUnreachable,
 			Message: "Could not reach the Codex upstream; try again later."}
 	default:
-		te = &translate.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
+		te = &apierror.Error{Status: http.StatusBadGateway, Code: CodeUpstreamError,
 			Message: "The connection to the Codex upstream failed after the request was sent. " +
 				"It was not re-sent, so that it cannot run twice; retry it later."}
 	}
@@ -202,7 +202,7 @@ func tokenSourceError(ctx context.Context, err error) error {
 	if errors.As(err, &ue) {
 		return ue
 	}
-	var te *translate.Error
+	var te *apierror.Error
 	if errors.As(err, &te) {
 		return &UpstreamError{Err: te, Cause: err}
 	}
@@ -213,16 +213,16 @@ func tokenSourceError(ctx context.Context, err error) error {
 		e.Cause = err
 		return e
 	}
-	return &UpstreamError{Err: &translate.Error{Status: http.StatusBadGateway, Code: CodeTokenUnavailable,
+	return &UpstreamError{Err: &apierror.Error{Status: http.StatusBadGateway, Code: CodeTokenUnavailable,
 		Message: "Could not obtain a ChatGPT access token for this account; try again shortly."}, Cause: err}
 }
 
 // contextError reports the caller's cancellation or deadline.
 func contextError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &UpstreamError{Err: &translate.Error{Status: http.StatusGatewayTimeout, Code: CodeUpstreamError,
+		return &UpstreamError{Err: &apierror.Error{Status: http.StatusGatewayTimeout, Code: CodeUpstreamError,
 			Message: "Timed out waiting for the Codex upstream."}, Cause: err}
 	}
 	// 499: the client went away; nobody reads this status, but logs do.
-	return &UpstreamError{Err: &translate.Error{Status: 499, Message: "The request was cancelled."}, Cause: err}
+	return &UpstreamError{Err: &apierror.Error{Status: 499, Message: "The request was cancelled."}, Cause: err}
 }

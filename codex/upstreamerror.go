@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // maxMessageLen bounds upstream text copied into client-facing messages.
@@ -100,7 +100,7 @@ func parseUpstreamError(status int, header http.Header, body []byte, now time.Ti
 		}
 		return newErr(http.StatusBadGateway, CodeUpstreamError, "%s", msg)
 	case status >= 400 && status <= 499:
-		e := &UpstreamError{Err: &translate.Error{
+		e := &UpstreamError{Err: &apierror.Error{
 			Status:  status,
 			Message: orDefault(b.message, fmt.Sprintf("The Codex upstream rejected the request (HTTP %d).", status)),
 			Code:    b.code,

@@ -191,17 +191,8 @@ type Dashboard struct {
 	stopMail   context.CancelFunc
 }
 
-// New builds the dashboard. The returned handler is a *Dashboard, whose
-// Match tells which requests it serves.
-func New(cfg Config) (http.Handler, error) {
-	d, err := NewDashboard(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// NewDashboard is New with the concrete type.
+// NewDashboard builds the dashboard; its Match tells which requests it
+// serves.
 func NewDashboard(cfg Config) (*Dashboard, error) {
 	if cfg.Vault == nil {
 		return nil, errors.New("dashboard: Config.Vault is required")

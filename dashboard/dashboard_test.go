@@ -212,7 +212,7 @@ func TestSignupPolicies(t *testing.T) {
 		}
 	})
 	for _, bad := range []SignupPolicy{{Mode: "maybe"}, {Mode: SignupDomains}, {Mode: SignupOpen, Domains: []string{"x.com"}}, {Mode: SignupDomains, Domains: []string{"not a domain"}}} {
-		if _, err := New(Config{Vault: newEnv(t).v, Signup: bad}); err == nil {
+		if _, err := NewDashboard(Config{Vault: newEnv(t).v, Signup: bad}); err == nil {
 			t.Errorf("policy %+v accepted", bad)
 		}
 	}
@@ -904,7 +904,7 @@ func TestPrefixAndSecureCookies(t *testing.T) {
 		t.Fatal("prefix matching")
 	}
 	for _, bad := range []string{"dash", "/v1", "/v1/dash", "/a//b", "/a/../b"} {
-		if _, err := New(Config{Vault: e.v, Prefix: bad}); err == nil {
+		if _, err := NewDashboard(Config{Vault: e.v, Prefix: bad}); err == nil {
 			t.Errorf("prefix %q accepted", bad)
 		}
 	}

@@ -30,12 +30,6 @@ type Mailer interface {
 	Send(ctx context.Context, m Message) error
 }
 
-// MailerFunc adapts a function to Mailer.
-type MailerFunc func(ctx context.Context, m Message) error
-
-// Send calls f.
-func (f MailerFunc) Send(ctx context.Context, m Message) error { return f(ctx, m) }
-
 // LogMailer writes messages to a log instead of sending them: for
 // development, where the magic link is read from the log. Anyone who can
 // read the log can sign in as anyone who asked for a link.

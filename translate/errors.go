@@ -7,8 +7,11 @@ import (
 )
 
 // Error is a client-facing failure in the OpenAI error shape
-// {"error":{"message","type","param","code"}}. Status is the HTTP status the
-// caller should answer with when no response byte has been written yet.
+// {"error":{"message","type","param","code"}}. Status is the HTTP status
+// the caller should answer with when no response byte has been written yet.
+// The upstream client has its own twin, apierror.Error (codex must not
+// import the translator); having the same fields, the two convert into each
+// other with a plain conversion, (*translate.Error)(e).
 type Error struct {
 	Status  int
 	Message string
@@ -21,7 +24,7 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 // MarshalJSON renders the OpenAI error envelope. Param and Code are null when
-// empty, as OpenAI does.
+// empty, as OpenAI does; an empty Type is derived from Status.
 func (e *Error) MarshalJSON() ([]byte, error) {
 	type body struct {
 		Message string  `json:"message"`
@@ -31,7 +34,7 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 	}
 	b := body{Message: e.Message, Type: e.Type}
 	if b.Type == "" {
-		b.Type = errorTypeFor(e.Status)
+		b.Type = TypeFor(e.Status)
 	}
 	if e.Param != "" {
 		b.Param = &e.Param
@@ -50,6 +53,18 @@ func (e *Error) JSON() []byte {
 	return b
 }
 
+// WriteError answers with e as the whole response: status, a JSON body and
+// headers that keep caches and a stale Content-Length out of it. Only for
+// responses nothing has been written to yet.
+func WriteError(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(e.JSON())
+}
+
 // InvalidRequest builds a 400 invalid_request_error naming the offending
 // parameter.
 func InvalidRequest(param, code, format string, args ...any) *Error {
@@ -62,8 +77,8 @@ func InvalidRequest(param, code, format string, args ...any) *Error {
 	}
 }
 
-// errorTypeFor picks the OpenAI error type that matches an HTTP status.
-func errorTypeFor(status int) string {
+// TypeFor picks the OpenAI error type that matches an HTTP status.
+func TypeFor(status int) string {
 	switch {
 	case status == http.StatusUnauthorized:
 		return "authentication_error"

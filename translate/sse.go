@@ -230,10 +230,5 @@ func AppendEvent(dst, name, data []byte) []byte {
 	return append(dst, '\n', '\n')
 }
 
-// AppendData appends a data-only event, the framing Chat Completions uses.
-func AppendData(dst, data []byte) []byte {
-	return AppendEvent(dst, nil, data)
-}
-
 // Keepalive is an SSE comment; clients ignore it, proxies see traffic.
 var Keepalive = []byte(": keepalive\n\n")

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -150,29 +149,31 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "authorization_code":
 		s.mu.Lock()
 		c := s.codes[p.Get("code")]
-		var err error
+		// denied is the issuer's wire text for a refused grant; empty when
+		// the code is good.
+		var denied string
 		switch {
 		case c == nil || c.used:
-			err = errors.New("Invalid authorization code.")
+			denied = "Invalid authorization code."
 		case c.redirectURI != p.Get("redirect_uri"):
-			err = errors.New("redirect_uri does not match the authorization request.")
+			denied = "redirect_uri does not match the authorization request."
 		case s256(p.Get("code_verifier")) != c.challenge:
-			err = errors.New("PKCE verification failed.")
+			denied = "PKCE verification failed."
 		}
 		if c != nil {
 			c.used = true
 		}
 		var t Tokens
-		if err == nil {
+		if denied == "" {
 			if acc := s.accounts[c.account]; acc != nil {
 				t = s.mintLocked(acc, newID("fam_"))
 			} else {
-				err = errors.New("Unknown account.")
+				denied = "Unknown account."
 			}
 		}
 		s.mu.Unlock()
-		if err != nil {
-			flat(http.StatusBadRequest, "invalid_grant", err.Error())
+		if denied != "" {
+			flat(http.StatusBadRequest, "invalid_grant", denied)
 			return
 		}
 		writeTokens(w, t)
