@@ -145,7 +145,7 @@ the same email imports the login again and adds another key.`
 	users := &cobra.Command{Use: "users", Short: "Lists, disables and enables users"}
 	users.AddCommand(usersList, usersDisable, usersEnable)
 
-	cmd.AddCommand(provision, keys, users)
+	cmd.AddCommand(provision, keys, users, c.accountsCommand())
 }
 
 // leaf makes a runnable subcommand with the flags every subcommand takes.

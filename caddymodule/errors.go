@@ -48,6 +48,9 @@ func clientError(err error) (*translate.Error, time.Duration) {
 		return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "token_refresh_unavailable",
 			Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}, 5 * time.Second
 	}
+	if e, retry, ok := routeError(err); ok {
+		return (*translate.Error)(e), retry
+	}
 	var ue *codex.UpstreamError
 	if errors.As(err, &ue) && ue.Err != nil {
 		return (*translate.Error)(ue.Err), ue.RetryAfter
