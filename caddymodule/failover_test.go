@@ -284,3 +284,24 @@ func TestConcurrentFlip(t *testing.T) {
 		t.Fatalf("acc-1 got %d more requests after the flip", after-t1)
 	}
 }
+
+// TestUsageReportsEveryAccount: /v1/usage lists the accounts in their
+// order, each with its own windows, and says which is at its limit.
+func TestUsageReportsEveryAccount(t *testing.T) {
+	env := newProxyEnv(t)
+	first, second := env.withSecond(t)
+	env.fake.SetUsageBudget("acc-1", 0, time.Hour)
+	if _, err := generate(t, env.client, "chat", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	u := env.usage(t, "")
+	if len(u.Accounts) != 2 || u.Accounts[0].ID != first || u.Accounts[1].ID != second || u.Accounts[1].Label != "work" {
+		t.Fatalf("accounts: %+v", u.Accounts)
+	}
+	if u.Accounts[0].ExhaustedUntil.IsZero() || !u.Accounts[1].ExhaustedUntil.IsZero() {
+		t.Fatalf("exhaustion: %+v", u.Accounts)
+	}
+	if q := u.Accounts[1].Quota; q == nil || q.FiveHour == nil || q.PlanType != "pro" {
+		t.Fatalf("the serving account's windows: %+v", q)
+	}
+}
