@@ -109,8 +109,8 @@ type Server struct {
 	reuses int
 	// refreshDelays holds the delay of each upcoming refresh grant.
 	refreshDelays []time.Duration
-	cacheKeys map[string]bool
-	prerender []byte
+	cacheKeys     map[string]bool
+	prerender     []byte
 	// prerenderFrames are the events of prerender, for paced serving.
 	prerenderFrames [][]byte
 }
