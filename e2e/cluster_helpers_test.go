@@ -35,6 +35,10 @@ type cluster struct {
 // clusterNode is one Caddy process of the cluster (an instance or the
 // balancer), which a test may stop, kill and start again.
 type clusterNode struct {
+	// owner is the test the cluster belongs to: processes started in a
+	// subtest (a restart) must outlive it, so they are stopped when the
+	// owner ends.
+	owner     *testing.T
 	name      string
 	bin       string
 	caddyfile string
@@ -142,7 +146,7 @@ func accountOf(email string) string { return "acc-" + strings.SplitN(email, "@",
 func (c *cluster) newNode(t *testing.T, name, admin string, port int, cfg string) *clusterNode {
 	t.Helper()
 	dir := t.TempDir()
-	n := &clusterNode{name: name, bin: c.bin, admin: admin, url: fmt.Sprintf("http://127.0.0.1:%d", port),
+	n := &clusterNode{owner: t, name: name, bin: c.bin, admin: admin, url: fmt.Sprintf("http://127.0.0.1:%d", port),
 		caddyfile: filepath.Join(dir, "Caddyfile")}
 	n.env = append(os.Environ(), "CODEX_DATABASE_URL="+c.dsn, "TOKEN_ENCRYPTION_KEY="+encKey, "API_KEY_PEPPER="+pepper,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
@@ -173,7 +177,7 @@ func (n *clusterNode) spawn(t *testing.T) {
 	n.cmd = exec.Command(n.bin, "run", "--config", n.caddyfile, "--adapter", "caddyfile")
 	n.cmd.Env = n.env
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
-	n.exited = startProcess(t, n.name, n.cmd, n.logs)
+	n.exited = startProcess(n.owner, n.name, n.cmd, n.logs)
 }
 
 // start runs the node and waits until it answers.
