@@ -183,20 +183,25 @@ func (v *Vault) background() {
 	defer quotas.Stop()
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
-	batch := make([]LogRecord, 0, v.opts.LogBatchSize)
+	w := &logWriter{batch: make([]LogRecord, 0, v.opts.LogBatchSize)}
+	defer w.stop()
 	for {
 		select {
-		case rec := <-v.logCh:
-			batch = append(batch, rec)
-			if len(batch) >= v.opts.LogBatchSize {
+		case rec := <-v.logQueue(w):
+			w.batch = append(w.batch, rec)
+			if len(w.batch) >= v.opts.LogBatchSize && !w.waiting() {
 				// Under load, take the backlog into the same commit: a commit
 				// costs two fsyncs whatever its size.
-				batch = v.drainLogs(batch, maxBacklogBatches*v.opts.LogBatchSize)
-				batch = v.writeLogBatch(batch)
+				w.batch = v.drainLogs(w.batch, maxBacklogBatches*v.opts.LogBatchSize)
+				v.flushLogs(w, false)
 			}
 		case <-flush.C:
-			batch = v.writeLogBatch(batch)
+			if !w.waiting() {
+				v.flushLogs(w, false)
+			}
 			v.warnDrops()
+		case <-w.retryC:
+			v.flushLogs(w, false)
 		case <-keys.C:
 			v.flushKeyUsage()
 		case <-quotas.C:
@@ -204,13 +209,14 @@ func (v *Vault) background() {
 		case <-purge.C:
 			v.purge()
 		case <-v.stop:
-			// Close set closed first, so nothing more arrives: drain it all.
+			// Close set closed first, so nothing more arrives: drain it all,
+			// with one last attempt for records kept for a retry.
 			for {
-				batch = v.drainLogs(batch, maxBacklogBatches*v.opts.LogBatchSize)
-				if len(batch) == 0 {
+				w.batch = v.drainLogs(w.batch, maxBacklogBatches*v.opts.LogBatchSize)
+				if len(w.batch) == 0 {
 					break
 				}
-				batch = v.writeLogBatch(batch)
+				v.flushLogs(w, true)
 			}
 			v.flushKeyUsage()
 			v.flushQuotas()
