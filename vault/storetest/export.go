@@ -56,7 +56,7 @@ func Fill(t *testing.T, s vault.Store) {
 		logRec("r3", "u-b", t0.Add(sec), 500, "upstream_error"),
 	}, []vault.UsageDelta{{UserID: "u-a", DayUsage: vault.DayUsage{Day: midnight(t0), Requests: 1, InputTokens: 1200}}}))
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{
-		logRec("r4", "u-a", t0.Add(sec), 200, ""), // same time as r3, appended later
+		logRec("r4", "u-a", t0.Add(sec), 200, ""),   // same time as r3, appended later
 		logRec("r2", "u-a", t0.Add(sec/2), 200, ""), // arrives late
 		logRec("r5", "u-c", t0.Add(day), 200, ""),
 	}, []vault.UsageDelta{
