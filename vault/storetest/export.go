@@ -214,12 +214,12 @@ func testDeleteAll(t *testing.T, h *harness) {
 	if !ok {
 		t.Skipf("%T does not implement the optional vault.Importer", s)
 	}
-	ex := exporter(t, s)
+	exporter(t, s)
 	Fill(t, s)
 	must(t, imp.DeleteAll(ctx))
 	must(t, closeOnce(s))
 	s = h.store()
-	ex = s.(vault.Exporter)
+	ex := s.(vault.Exporter)
 	n, err := ex.Count(ctx)
 	must(t, err)
 	if n.Total() != 0 {
