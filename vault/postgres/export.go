@@ -22,6 +22,10 @@ var (
 const vaultTables = `codex_users, codex_keys, codex_tokens, codex_sessions, codex_login_tokens,
 	codex_oauth_sessions, codex_request_log, codex_usage, codex_quotas`
 
+// countOrder is the order of the columns Count selects.
+var countOrder = []vault.Kind{vault.KindUsers, vault.KindKeys, vault.KindTokens, vault.KindSessions, vault.KindLoginTokens,
+	vault.KindOAuthSessions, vault.KindQuotas, vault.KindRequestLogs, vault.KindUsage}
+
 // Count counts every table in one statement.
 func (s *Store) Count(ctx context.Context) (vault.Counts, error) {
 	return queryOne(s, ctx, "count records", `SELECT
@@ -29,7 +33,7 @@ func (s *Store) Count(ctx context.Context) (vault.Counts, error) {
 	(SELECT count(*) FROM codex_sessions), (SELECT count(*) FROM codex_login_tokens), (SELECT count(*) FROM codex_oauth_sessions),
 	(SELECT count(*) FROM codex_quotas), (SELECT count(*) FROM codex_request_log), (SELECT count(*) FROM codex_usage)`, nil,
 		func(r pgx.Row) (vault.Counts, error) {
-			n := make([]int64, len(vault.Kinds))
+			n := make([]int64, len(countOrder))
 			dst := make([]any, len(n))
 			for i := range n {
 				dst[i] = &n[i]
@@ -38,7 +42,7 @@ func (s *Store) Count(ctx context.Context) (vault.Counts, error) {
 				return nil, err
 			}
 			c := vault.Counts{}
-			for i, k := range vault.Kinds { // the order of the SELECT
+			for i, k := range countOrder {
 				c[k] = int(n[i])
 			}
 			return c, nil
