@@ -163,7 +163,7 @@ func (v *Vault) writeLogBatch(batch []LogRecord) []LogRecord {
 	for k, d := range roll {
 		usage = append(usage, UsageDelta{UserID: k.user, DayUsage: *d})
 	}
-	err := v.store.AppendLogs(context.Background(), batch, usage)
+	err := v.appendLogs(context.Background(), batch, usage)
 	if err != nil {
 		v.drops.Add(uint64(len(batch)))
 		v.logError("vault: writing request logs failed; the records are lost", "records", len(batch), "error", err)
