@@ -165,7 +165,7 @@ func (v *Vault) writeLogBatch(batch []LogRecord) error {
 	for k, d := range roll {
 		usage = append(usage, UsageDelta{UserID: k.user, DayUsage: *d})
 	}
-	return v.store.AppendLogs(context.Background(), batch, usage)
+	return v.appendLogs(context.Background(), batch, usage)
 }
 
 // RecentRequests returns up to limit records older than before (zero: now),

@@ -36,8 +36,11 @@ type Vault struct {
 	tokens map[string]*tokenState
 
 	// usage counts requests and tokens per key against its policy; see
-	// key_policy.go.
-	usage *keypolicy.Tracker
+	// key_policy.go. usageMu keeps request-log writes and reads of the
+	// store's key usage from overlapping (key_usage.go); it is taken
+	// before mu.
+	usage   *keypolicy.Tracker
+	usageMu sync.Mutex
 
 	// quotas holds each user's latest rate-limit snapshot; see quota.go.
 	quotas quotaCache

@@ -133,6 +133,11 @@ CREATE TABLE codex_quotas (
 ALTER TABLE codex_keys ADD COLUMN policy jsonb;
 ALTER TABLE codex_keys ADD COLUMN usage_reset timestamptz;
 `},
+	// Each key's tokens per UTC day, so token budgets hold for the total
+	// of every instance (key_usage.go); filled from the last 8 days of the
+	// request log. Additive: instances of schema 1 and 2 keep running
+	// beside it (without adding to it).
+	{compatible: 1, sql: keyUsageSchema},
 }
 
 // SchemaVersion is the schema this code writes.
