@@ -30,11 +30,20 @@ func (v *Vault) applyChange(ctx context.Context, c Change) error {
 	case ChangeUser:
 		return v.reloadUser(ctx, c.UserID)
 	case ChangeKey:
-		return v.reloadKey(ctx, c.KeyID)
+		if err := v.reloadKey(ctx, c.KeyID); err != nil {
+			return err
+		}
+		// A usage reset elsewhere cleared the stored totals too.
+		return v.reloadKeyUsage(ctx, []string{c.KeyID})
 	case ChangeTokens:
 		return v.reloadTokens(ctx, c.UserID)
 	case ChangeAll:
-		return v.reloadAll(ctx)
+		if err := v.reloadAll(ctx); err != nil {
+			return err
+		}
+		return v.reloadKeyUsage(ctx, nil)
+	case ChangeKeyUsage:
+		return v.reloadKeyUsage(ctx, c.KeyIDs)
 	}
 	return nil
 }

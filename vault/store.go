@@ -243,6 +243,9 @@ const (
 	ChangeTokens
 	// ChangeAll: anything may have changed; reload everything.
 	ChangeAll
+	// ChangeKeyUsage: the token usage of the keys KeyIDs grew (a
+	// KeyUsageStore wrote request logs with their tokens).
+	ChangeKeyUsage
 )
 
 // Change is one write another instance made, as Store.Changes reports it.
@@ -250,4 +253,6 @@ type Change struct {
 	Kind   ChangeKind
 	UserID string
 	KeyID  string
+	// KeyIDs are the keys of a ChangeKeyUsage.
+	KeyIDs []string
 }

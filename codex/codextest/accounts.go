@@ -79,6 +79,22 @@ func (s *Server) AccountRequests(accountID string) (total, limited int) {
 	return 0, 0
 }
 
+// AddAccountTTL is AddAccount with an access token that lives accessTTL
+// instead of Options.AccessTTL; zero or negative: it has already expired
+// (its exp claim is in the past), as in a login left unused for a while.
+// Tokens minted by later refreshes live Options.AccessTTL.
+func (s *Server) AddAccountTTL(accountID, email, plan string, accessTTL time.Duration) Tokens {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[accountID]
+	if a == nil {
+		a = &account{id: accountID, userID: "user-" + accountID, budget: -1}
+		s.accounts[accountID] = a
+	}
+	a.email, a.plan = email, plan
+	return s.mintTTLLocked(a, newID("fam_"), accessTTL)
+}
+
 // ExpireAccess makes every access token issued so far for the account
 // invalid (the backend answers 401 token_expired). The JWT exp claim is not
 // changed, as with a token revoked server-side.
@@ -117,8 +133,13 @@ func (s *Server) DenyCodex(accountID string) {
 
 // mintLocked issues an id/access/refresh token set in a refresh family.
 func (s *Server) mintLocked(a *account, family string) Tokens {
+	return s.mintTTLLocked(a, family, s.opts.AccessTTL)
+}
+
+// mintTTLLocked is mintLocked with the access token's lifetime.
+func (s *Server) mintTTLLocked(a *account, family string, ttl time.Duration) Tokens {
 	now := time.Now()
-	exp := now.Add(s.opts.AccessTTL).Truncate(time.Second)
+	exp := now.Add(ttl).Truncate(time.Second)
 	c := claims.Claims{AccountID: a.id, PlanType: a.plan, UserID: a.userID, Email: a.email, Expiry: exp}
 	at := uniqueJWT(c)
 	c.Expiry = now.Add(time.Hour).Truncate(time.Second)
@@ -126,7 +147,7 @@ func (s *Server) mintLocked(a *account, family string) Tokens {
 	rt := "rt_" + rand.Text()
 	s.access[at] = &accessRec{account: a.id, exp: exp}
 	s.refresh[rt] = &refreshRec{account: a.id, family: family}
-	return Tokens{IDToken: id, AccessToken: at, RefreshToken: rt, ExpiresIn: s.opts.AccessTTL}
+	return Tokens{IDToken: id, AccessToken: at, RefreshToken: rt, ExpiresIn: ttl}
 }
 
 // uniqueJWT encodes c with a random signature so that two tokens minted in

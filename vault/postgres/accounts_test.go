@@ -12,7 +12,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// TestUpgradeToAccounts: a database of schema 2 (one token bundle per
+// TestUpgradeToAccounts: a database of schema 3 (one token bundle per
 // user) upgrades in place: each user's bundle becomes their account 1,
 // byte for byte, with its quota snapshot; a snapshot of a user without
 // tokens is dropped.
@@ -26,8 +26,8 @@ func TestUpgradeToAccounts(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, q := range []string{
 		`CREATE TABLE codex_proxy_schema (version integer NOT NULL, compatible integer NOT NULL, updated timestamptz NOT NULL DEFAULT now())`,
-		`INSERT INTO codex_proxy_schema (version, compatible) VALUES (2, 1)`,
-		migrations[0].sql, migrations[1].sql,
+		`INSERT INTO codex_proxy_schema (version, compatible) VALUES (3, 1)`,
+		migrations[0].sql, migrations[1].sql, migrations[2].sql,
 		`INSERT INTO codex_users (id, email) VALUES ('u-a', 'a@example.com'), ('u-b', 'b@example.com')`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {

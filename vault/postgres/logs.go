@@ -51,7 +51,10 @@ func (s *Store) AppendLogs(ctx context.Context, recs []vault.LogRecord, usage []
 				return err
 			}
 		}
-		return addUsage(ctx, tx, usage)
+		if err := addUsage(ctx, tx, usage); err != nil {
+			return err
+		}
+		return addKeyUsage(ctx, tx, recs)
 	})
 }
 
@@ -195,7 +198,7 @@ func (s *Store) PurgeLogs(ctx context.Context, before time.Time) (int, error) {
 		n := int(tag.RowsAffected())
 		total += n
 		if n < purgeChunk {
-			return total, nil
+			return total, s.fail(ctx, "purge key usage", purgeKeyUsage(cctx, conn, before))
 		}
 	}
 }

@@ -133,13 +133,18 @@ CREATE TABLE codex_quotas (
 ALTER TABLE codex_keys ADD COLUMN policy jsonb;
 ALTER TABLE codex_keys ADD COLUMN usage_reset timestamptz;
 `},
+	// Each key's tokens per UTC day, so token budgets hold for the total
+	// of every instance (key_usage.go); filled from the last 8 days of the
+	// request log. Additive: instances of schema 1 and 2 keep running
+	// beside it (without adding to it).
+	{compatible: 1, sql: keyUsageSchema},
 	// Several ChatGPT accounts per user: a token bundle (and its quota
 	// snapshot) per (user, account); each user's one bundle becomes their
 	// account 1. Its ciphertext moves as it is: it stays bound to the user
 	// alone until the vault re-seals it bound to the account at its next
-	// start. Not additive: instances of schema 2 write tokens by user and
-	// must be stopped first (compatible 3).
-	{compatible: 3, sql: `
+	// start. Not additive: instances of schema 3 and older write tokens by user and
+	// must be stopped first (compatible 4).
+	{compatible: 4, sql: `
 ALTER TABLE codex_tokens ADD COLUMN account text;
 UPDATE codex_tokens SET account = substr(md5(user_id || ':' || random()::text || ':' || clock_timestamp()::text), 1, 12);
 ALTER TABLE codex_tokens ALTER COLUMN account SET NOT NULL;
