@@ -52,7 +52,11 @@ func Fill(t *testing.T, s vault.Store) {
 
 	sec := time.Second
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{
-		logRec("r1", "u-a", t0, 200, ""),
+		func() vault.LogRecord {
+			r := logRec("r1", "u-a", t0, 200, "")
+			r.AccountID, r.FailoverFrom = "a2", "a1"
+			return r
+		}(),
 		logRec("r3", "u-b", t0.Add(sec), 500, "upstream_error"),
 	}, []vault.UsageDelta{{UserID: "u-a", DayUsage: vault.DayUsage{Day: midnight(t0), Requests: 1, InputTokens: 1200}}}))
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{

@@ -25,6 +25,7 @@ func testPersistence(t *testing.T, h *harness) {
 	oauth := vault.OAuthRecord{UserID: "u-a", Expires: t0.Add(day), Verifier: vault.Sealed{KeyID: "k", Nonce: []byte("n"), Ciphertext: []byte("c")}}
 	must(t, s.PutOAuthSession(ctx, hash("o1"), oauth))
 	rec := logRec("r1", "u-a", t0, 200, "")
+	rec.AccountID, rec.FailoverFrom = "a2", "a1" // served by a2 after a1 was at its limit
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{rec}, []vault.UsageDelta{{UserID: "u-a", DayUsage: vault.DayUsage{Day: midnight(t0), Requests: 1}}}))
 	q := quota("plus", 12)
 	must(t, s.PutQuotas(ctx, map[vault.AccountRef]vault.QuotaSnapshot{{UserID: "u-a", ID: "a1"}: q}))
