@@ -227,7 +227,6 @@ func (h *Handler) finish(req *apiRequest) {
 		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens,
 		ErrorCode: code, AccountID: req.account, FailoverFrom: failoverNote(req.failoverFrom),
 	})
-	h.countFailover(req)
 	h.metrics.observe(req.route, req.status, model)
 	h.metrics.firstByte(req.ttfb)
 	h.metrics.tokens(u)

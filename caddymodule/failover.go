@@ -46,6 +46,9 @@ func (h *Handler) sendGeneration(ctx context.Context, req *apiRequest, body []by
 		req.account = acct
 		up, err := h.client.Responses(ctx, h.accountSource(req.user.ID, acct), body, hdr)
 		if err == nil {
+			if len(req.failoverFrom) > 0 {
+				accountFailovers.Inc()
+			}
 			h.vault.NoteServed(req.user.ID, hint.Affinity, acct)
 			if up.RateLimits != nil {
 				h.quotas.SetAccount(req.user.ID, acct, up.RateLimits) // in memory; a map store
@@ -57,7 +60,9 @@ func (h *Handler) sendGeneration(ctx context.Context, req *apiRequest, body []by
 		}
 		// Nothing of this request started upstream: the next account may
 		// take it.
-		if until, ok := usageLimitReset(err); ok {
+		// With one account there is nothing to route around: every request
+		// asks the upstream, as it always did, and gets its own answer.
+		if until, ok := usageLimitReset(err); ok && h.vault.AccountCount(req.user.ID) > 1 {
 			h.vault.MarkExhausted(req.user.ID, acct, until)
 			h.logger.Info("ChatGPT account reached its usage limit; trying the user's next account",
 				zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("account", acct),
@@ -74,13 +79,6 @@ func (h *Handler) sendGeneration(ctx context.Context, req *apiRequest, body []by
 		}
 	}
 	return nil, last
-}
-
-// countFailover records a request that another account served.
-func (h *Handler) countFailover(req *apiRequest) {
-	if len(req.failoverFrom) > 0 && req.account != "" && req.status < 400 {
-		accountFailovers.Inc()
-	}
 }
 
 // failsOver reports whether a failed attempt on one account may be

@@ -305,3 +305,18 @@ func TestUsageReportsEveryAccount(t *testing.T) {
 		t.Fatalf("the serving account's windows: %+v", q)
 	}
 }
+
+// TestSingleAccountIsNotMarked: with one account the usage-limit answer
+// is passed on and the next request still asks the upstream (whose limit
+// may have been lifted), as before accounts could be several.
+func TestSingleAccountIsNotMarked(t *testing.T) {
+	env := newProxyEnv(t)
+	env.fake.SetUsageBudget("acc-1", 0, time.Hour)
+	if e := apiError(t, env.client, "hi"); e.StatusCode != 429 || e.Code != "usage_limit_reached" {
+		t.Fatalf("at the limit: %d %s", e.StatusCode, e.Code)
+	}
+	env.fake.SetUsageBudget("acc-1", -1, 0)
+	if _, err := generate(t, env.client, "chat", "hi"); err != nil {
+		t.Fatalf("after the limit was lifted: %v", err)
+	}
+}

@@ -134,6 +134,13 @@ func (v *Vault) Route(userID string, h RouteHint) (Route, error) {
 	return r, nil
 }
 
+// AccountCount is how many accounts the user has linked (from memory).
+func (v *Vault) AccountCount(userID string) int {
+	v.tokMu.RLock()
+	defer v.tokMu.RUnlock()
+	return len(v.tokens[userID])
+}
+
 // orderLess is the user's order of preference between two accounts.
 func orderLess(a *tokenState, acb *cachedBundle, b *tokenState, bcb *cachedBundle) bool {
 	var ai, bi TokenInfo
