@@ -74,16 +74,16 @@ deps() {
 	local failed=0 project="^${MODULE//./\\.}/" caddy='^github\.com/caddyserver/caddy(/|$)'
 	forbid "apierror is a leaf: it imports nothing of the project" \
 		"$project" '^$' ./apierror/
-	forbid "translate is pure: it imports nothing of the project but apierror" \
-		"$project" "${project}apierror\$" ./translate/
-	forbid "codex does not import translate (shared errors live in apierror)" \
+	forbid "translate is pure: it imports nothing of the project" \
+		"$project" '^$' ./translate/
+	forbid "codex does not import translate (its errors are apierror's)" \
 		"${project}translate(/|\$)" '^$' ./codex/...
 	forbid "vault and codex never import each other" \
 		"${project}codex(/|\$)" '^$' ./vault/...
 	forbid "vault and codex never import each other" \
 		"${project}vault(/|\$)" '^$' ./codex/...
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
-		"$caddy" '^$' ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/
+		"$caddy" '^$' ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/
 	if [ "$failed" -ne 0 ]; then
 		echo "the package layering is broken; see Layout in README.md" >&2
 		exit 1

@@ -1,19 +1,13 @@
-// Package apierror is the OpenAI-shaped client error
-// {"error":{"message","type","param","code"}} shared by the upstream client
-// (codex) and the protocol translator (translate). It is a leaf: it imports
-// nothing of the project, so neither of those packages has to know the other
-// to agree on what a client sees.
+// Package apierror is the upstream client's (codex) error in the OpenAI
+// client-error shape: status, message, type, param and code. It is a leaf
+// that imports nothing, so codex can say what a client should see without
+// importing the translator; translate.Error has the same fields, converts
+// to and from it with a plain type conversion and renders it as JSON.
 package apierror
 
-import (
-	"encoding/json"
-	"fmt"
-	"net/http"
-)
-
-// Error is a client-facing failure in the OpenAI error shape. Status is the
-// HTTP status the caller should answer with when no response byte has been
-// written yet.
+// Error is a client-facing failure. Status is the HTTP status the caller
+// should answer with when no response byte has been written yet; an empty
+// Type is derived from it when the error is rendered.
 type Error struct {
 	Status  int
 	Message string
@@ -24,75 +18,3 @@ type Error struct {
 
 // Error implements the error interface with the client-facing message.
 func (e *Error) Error() string { return e.Message }
-
-// MarshalJSON renders the OpenAI error envelope. Param and Code are null when
-// empty, as OpenAI does; an empty Type is derived from Status.
-func (e *Error) MarshalJSON() ([]byte, error) {
-	type body struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	b := body{Message: e.Message, Type: e.Type}
-	if b.Type == "" {
-		b.Type = TypeFor(e.Status)
-	}
-	if e.Param != "" {
-		b.Param = &e.Param
-	}
-	if e.Code != "" {
-		b.Code = &e.Code
-	}
-	return json.Marshal(struct {
-		Error body `json:"error"`
-	}{b})
-}
-
-// JSON returns the marshalled envelope; it cannot fail.
-func (e *Error) JSON() []byte {
-	b, _ := e.MarshalJSON()
-	return b
-}
-
-// Write answers with e as the whole response: status, a JSON body and
-// headers that keep caches and a stale Content-Length out of it. Only for
-// responses nothing has been written to yet.
-func Write(w http.ResponseWriter, e *Error) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(e.JSON())
-}
-
-// InvalidRequest builds a 400 invalid_request_error naming the offending
-// parameter.
-func InvalidRequest(param, code, format string, args ...any) *Error {
-	return &Error{
-		Status:  http.StatusBadRequest,
-		Message: fmt.Sprintf(format, args...),
-		Type:    "invalid_request_error",
-		Param:   param,
-		Code:    code,
-	}
-}
-
-// TypeFor picks the OpenAI error type that matches an HTTP status.
-func TypeFor(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusForbidden:
-		return "permission_error"
-	case status == http.StatusNotFound:
-		return "not_found_error"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	default:
-		return "invalid_request_error"
-	}
-}

@@ -38,6 +38,8 @@ func init() {
 //	POST   /codex_proxy/keys/{id}/reset-usage?email=  set a key's usage counters back to zero
 //	DELETE /codex_proxy/keys/{id}?email=         revoke a key
 //	POST   /codex_proxy/keys/{id}/revoke?email=  revoke a key
+//	…      /codex_proxy/accounts…                a user's linked ChatGPT accounts (serveAccounts)
+//	GET    /codex_proxy/backup                   a consistent copy of the open bbolt vault file (admin_backup.go)
 //
 // With several vaults open (several sites), every route except /vaults
 // needs ?vault=<path>; with one, that one is used.
@@ -97,6 +99,9 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return writeAdminJSON(w, http.StatusOK, vaultsResult{Vaults: a.openVaults()})
+
+	case len(seg) == 1 && seg[0] == "backup":
+		return a.backup(w, r)
 
 	case len(seg) == 1 && seg[0] == "users":
 		switch r.Method {
@@ -185,6 +190,8 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			return http.StatusOK, res, err
 		})
 
+	case seg[0] == "accounts":
+		return a.serveAccounts(w, r, seg, q)
 	case seg[0] == "keys" && len(seg) == 2:
 		return allow(w, r, http.MethodDelete)
 	case seg[0] == "keys" && len(seg) == 3 && seg[2] == "revoke":

@@ -29,6 +29,10 @@ type apiRequest struct {
 	mapped *translate.Mapped
 	result translate.StreamResult
 	errObj *translate.Error
+	// account is the linked ChatGPT account that served the request;
+	// failoverFrom the ones tried before it that were at their limit.
+	account      string
+	failoverFrom []string
 }
 
 // serveAPI handles everything under /v1/.
@@ -221,14 +225,14 @@ func (h *Handler) finish(req *apiRequest) {
 		Model: model, Effort: effort, ServiceTier: tier, Status: req.status,
 		Duration: time.Since(req.start), TTFB: req.ttfb,
 		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens,
-		ErrorCode: code,
+		ErrorCode: code, AccountID: req.account, FailoverFrom: failoverNote(req.failoverFrom),
 	})
 	h.metrics.observe(req.route, req.status, model)
 	h.metrics.firstByte(req.ttfb)
 	h.metrics.tokens(u)
 	if c := h.logger.Check(zap.InfoLevel, "api request"); c != nil {
 		c.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID),
-			zap.String("route", req.route), zap.String("model", model), zap.Int("status", req.status),
+			zap.String("route", req.route), zap.String("model", model), zap.Int("status", req.status), zap.String("account", req.account),
 			zap.Duration("duration", time.Since(req.start)), zap.String("error_code", code))
 	}
 }

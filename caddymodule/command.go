@@ -48,6 +48,8 @@ clear a limit with 0 (--rpm 0), --expires never, --models '' or --max-effort ''.
   caddy codex-proxy users list
   caddy codex-proxy users disable --email <e>
   caddy codex-proxy users enable  --email <e>
+  caddy codex-proxy vault migrate --from <bbolt file|dsn> --to <dsn|bbolt file> [--force] [--config <Caddyfile>]
+  caddy codex-proxy vault backup  --config <Caddyfile> --out <file>
 
 Every subcommand reads the codex_proxy handler's settings (vault, encryption_key,
 api_key_pepper, with {env.*} placeholders expanded) and the admin address from the
@@ -145,7 +147,8 @@ the same email imports the login again and adds another key.`
 	users := &cobra.Command{Use: "users", Short: "Lists, disables and enables users"}
 	users.AddCommand(usersList, usersDisable, usersEnable)
 
-	cmd.AddCommand(provision, keys, users)
+	cmd.AddCommand(provision, keys, users, c.accountsCommand())
+	c.registerVault(cmd)
 }
 
 // leaf makes a runnable subcommand with the flags every subcommand takes.

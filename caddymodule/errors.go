@@ -15,7 +15,7 @@ import (
 // writeError answers with an OpenAI-shaped error body. Caddy's own error
 // path would send an empty body, which clients show as "missing message".
 func writeError(w http.ResponseWriter, e *translate.Error) {
-	apierror.Write(w, e)
+	translate.WriteError(w, e)
 }
 
 // writeRetryAfter sets Retry-After in whole seconds, at least one.
@@ -48,13 +48,20 @@ func clientError(err error) (*translate.Error, time.Duration) {
 		return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "token_refresh_unavailable",
 			Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}, 5 * time.Second
 	}
+	if e, retry, ok := routeError(err); ok {
+		return (*translate.Error)(e), retry
+	}
 	var ue *codex.UpstreamError
 	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err, ue.RetryAfter
+		return (*translate.Error)(ue.Err), ue.RetryAfter
 	}
 	var te *translate.Error
 	if errors.As(err, &te) {
 		return te, 0
+	}
+	var ae *apierror.Error // the upstream client's, unwrapped
+	if errors.As(err, &ae) {
+		return (*translate.Error)(ae), 0
 	}
 	return &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error",
 		Message: "the upstream request failed"}, 0

@@ -55,7 +55,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 	}
 
 	upStart := time.Now()
-	up, err := h.client.Responses(r.Context(), h.tokenSource(req.user.ID), m.Body,
+	up, err := h.sendGeneration(r.Context(), req, m.Body,
 		codex.RequestHeaders{PromptCacheKey: m.PromptCacheKey, RequestID: req.id})
 	h.metrics.upstreamLatency(time.Since(upStart))
 	if err != nil {
@@ -72,9 +72,6 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 		return
 	}
 	defer up.Close()
-	if up.RateLimits != nil {
-		h.quotas.Set(req.user.ID, up.RateLimits) // in memory; a map store
-	}
 	codex.PassHeaders(w.Header(), up.Header)
 
 	chatOpts := translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames,

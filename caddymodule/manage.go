@@ -255,6 +255,11 @@ func createKey(v *vault.Vault, req keyRequest) (createdKey, error) {
 	if err != nil {
 		return createdKey{}, err
 	}
+	if policy.Account != "" {
+		if err := checkAccount(v, u.ID, policy.Account); err != nil {
+			return createdKey{}, err
+		}
+	}
 	plaintext, k, err := v.CreateKeyWithPolicy(u.ID, req.Label, policy)
 	if err != nil {
 		return createdKey{}, vaultErr(err)

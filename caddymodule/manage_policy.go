@@ -99,6 +99,11 @@ func updateKeyPolicy(v *vault.Vault, id string, req keyUpdateRequest) (keyUpdate
 	if err != nil {
 		return keyUpdateResult{}, err
 	}
+	if p.Account != "" && p.Account != k.Policy.Account {
+		if err := checkAccount(v, u.ID, p.Account); err != nil {
+			return keyUpdateResult{}, err
+		}
+	}
 	if k, err = v.UpdateKeyPolicy(u.ID, id, p); err != nil {
 		if errors.Is(err, keypolicy.ErrInvalid) {
 			return keyUpdateResult{}, apiErr(http.StatusBadRequest, err)
@@ -136,6 +141,7 @@ var policyFlagHelp = map[string]string{
 	keypolicy.FieldTokensPerDay:  "Input+output tokens per UTC day; 0 for no limit",
 	keypolicy.FieldTokensPerWeek: "Input+output tokens per ISO week (from Monday, UTC); 0 for no limit",
 	keypolicy.FieldMaxEffort:     "Highest reasoning effort (none, minimal, low, medium, high, xhigh); higher requests are lowered to it; '' for none",
+	keypolicy.FieldAccount:       "Pin the key to one of the user's linked ChatGPT accounts (its id, see accounts list): no failover to the others; '' to unpin",
 }
 
 // addPolicyFlags adds the policy flags to a keys subcommand.
@@ -180,6 +186,9 @@ func policySummary(p keypolicy.Policy) string {
 	}
 	if p.MaxEffort != "" {
 		parts = append(parts, "effort ≤ "+p.MaxEffort)
+	}
+	if p.Account != "" {
+		parts = append(parts, "account "+p.Account)
 	}
 	if len(parts) == 0 {
 		return "-"

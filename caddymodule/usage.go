@@ -22,9 +22,23 @@ type usageResponse struct {
 	// Keys are all the owner's active keys (scope=user), Total their sums.
 	Keys  []usageKey        `json:"keys,omitempty"`
 	Total *keypolicy.Status `json:"total,omitempty"`
-	// Account is the linked ChatGPT account's latest windows, when the
-	// operator exposes them and the upstream has reported them.
+	// Account is the preferred linked ChatGPT account's latest windows,
+	// when the operator exposes them and the upstream has reported them.
 	Account *accountQuota `json:"account,omitempty"`
+	// Accounts are all the owner's linked accounts in their order, each
+	// with its windows (when reported) and whether it is at its limit.
+	Accounts []linkedAccount `json:"accounts,omitempty"`
+}
+
+// linkedAccount is one of the owner's ChatGPT accounts in /v1/usage.
+type linkedAccount struct {
+	ID             string        `json:"id"`
+	Label          string        `json:"label,omitempty"`
+	Position       int           `json:"position"`
+	PlanType       string        `json:"plan_type,omitempty"`
+	RelinkNeeded   bool          `json:"relink_needed,omitempty"`
+	ExhaustedUntil time.Time     `json:"exhausted_until,omitzero"`
+	Quota          *accountQuota `json:"quota,omitempty"`
 }
 
 // usageKey is one key's policy and counters.
@@ -96,6 +110,16 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *apiReq
 	if h.ExposeAccountQuota == nil || *h.ExposeAccountQuota {
 		if q, err := h.vault.Quota(req.user.ID); err == nil {
 			resp.Account = accountQuotaOf(q)
+		}
+		if accts, err := h.vault.Accounts(req.user.ID); err == nil {
+			for _, a := range accts {
+				la := linkedAccount{ID: a.ID, Label: a.Label, Position: a.Position, PlanType: a.PlanType,
+					RelinkNeeded: a.RelinkNeeded, ExhaustedUntil: a.ExhaustedUntil}
+				if q, err := h.vault.AccountQuota(req.user.ID, a.ID); err == nil {
+					la.Quota = accountQuotaOf(q)
+				}
+				resp.Accounts = append(resp.Accounts, la)
+			}
 		}
 	}
 	req.status = http.StatusOK

@@ -1,6 +1,7 @@
 package codex
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -143,6 +144,8 @@ func FuzzParseUpstreamError(f *testing.F) {
 		if e.RetryAfter < 0 {
 			t.Fatalf("negative retry %v", e.RetryAfter)
 		}
-		_ = e.Err.JSON()
+		if _, err := json.Marshal(e.Err); err != nil {
+			t.Fatalf("error does not encode: %v", err)
+		}
 	})
 }

@@ -24,6 +24,10 @@ type linkState struct {
 	Linked  bool
 	Info    vault.TokenInfo
 	Minutes int // lifetime of a pending sign-in
+	// Accounts are all the user's linked accounts, in their order, with
+	// their latest usage windows; Policy is how one is chosen.
+	Accounts []accountView
+	Policy   string
 }
 
 func (d *Dashboard) linkStateOf(userID, from string) (linkState, error) {
@@ -35,6 +39,13 @@ func (d *Dashboard) linkStateOf(userID, from string) (linkState, error) {
 	case errors.Is(err, vault.ErrNotLinked):
 	default:
 		return ls, err
+	}
+	if ls.Accounts, err = d.accountViews(userID); err != nil {
+		return ls, err
+	}
+	ls.Policy = vault.PolicyPreferOrder
+	if u, err := d.cfg.Vault.User(userID); err == nil && u.AccountPolicy != "" {
+		ls.Policy = u.AccountPolicy
 	}
 	return ls, nil
 }
@@ -57,6 +68,9 @@ func (d *Dashboard) showChatGPTDetail(w http.ResponseWriter, r *http.Request, st
 	}
 	if r.URL.Query().Get("msg") == "linked" && ls.Linked {
 		flashMsg = linkedMessage(ls.Info, false)
+	}
+	if r.URL.Query().Get("msg") == "added" {
+		flashMsg = "Account added. It is used when the accounts before it reach their usage limit."
 	}
 	d.render(w, r, status, "chatgpt", pageData{Title: "ChatGPT account", Nav: "chatgpt", Flash: flashMsg, Error: errMsg, ErrorDetail: detail, Body: ls})
 }
@@ -97,13 +111,18 @@ type linkBody struct {
 	Pasted       string
 }
 
-// fromPage keeps the return page to one of the two that start a link.
+// fromPage keeps the return page to one of the two that start a link;
+// "add" is the ChatGPT page's "add another account", which links one more
+// account instead of replacing the first.
 func fromPage(s string) string {
-	if s == "onboarding" {
+	if s == "onboarding" || s == fromAdd {
 		return s
 	}
 	return "chatgpt"
 }
+
+// fromAdd marks a link flow started to add one more account.
+const fromAdd = "add"
 
 // oauthKey is what a pending sign-in is stored under: the state bound to
 // the dashboard user who started it. Another signed-in user who pastes the
@@ -336,7 +355,19 @@ func (d *Dashboard) linkAuthJSON(w http.ResponseWriter, r *http.Request) {
 // storeTokens saves a new login and goes back where the flow started.
 func (d *Dashboard) storeTokens(w http.ResponseWriter, r *http.Request, from string, b vault.TokenBundle) {
 	s := sessionOf(r)
-	if err := d.cfg.Vault.PutTokens(s.user.ID, b); err != nil {
+	var err error
+	if from == fromAdd {
+		var a vault.Account
+		a, err = d.cfg.Vault.AddAccount(s.user.ID, b)
+		if err == nil {
+			d.log.Info("dashboard: ChatGPT account added", "user_id", s.user.ID, "account", a.ID, "account_id", a.AccountID, "plan", a.PlanType)
+			http.Redirect(w, r, d.url("chatgpt")+"?msg=added", http.StatusSeeOther)
+			return
+		}
+	} else {
+		err = d.cfg.Vault.PutTokens(s.user.ID, b)
+	}
+	if err != nil {
 		d.log.Error("dashboard: storing ChatGPT tokens failed", "user_id", s.user.ID, "error", err)
 		d.linkFailed(w, r, from, "The ChatGPT login could not be saved. Try again.", "")
 		return

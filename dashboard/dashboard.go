@@ -340,6 +340,9 @@ func (d *Dashboard) routes() {
 	handle("POST", "/chatgpt/device/check", d.csrf(d.auth(d.deviceCheck)))
 	handle("GET", "/chatgpt/unlink", d.auth(d.unlinkPage))
 	handle("POST", "/chatgpt/unlink", d.csrf(d.auth(d.unlinkSubmit)))
+	handle("POST", "/chatgpt/accounts/move", d.csrf(d.auth(d.accountMove)))
+	handle("POST", "/chatgpt/accounts/remove", d.csrf(d.auth(d.accountRemove)))
+	handle("POST", "/chatgpt/accounts/policy", d.csrf(d.auth(d.accountPolicy)))
 	// Everything else under the prefix is a designed 404 page.
 	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }

@@ -182,6 +182,9 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	for _, name := range keypolicy.FieldNames {
 		form[name] = r.PostFormValue(name)
 	}
+	if _, ok := r.PostForm[keypolicy.FieldAccount]; !ok {
+		form[keypolicy.FieldAccount] = k.Policy.Account // a form without the pin keeps it
+	}
 	for _, name := range keypolicy.FieldNames {
 		if p, err = keypolicy.Set(p, name, form[name], now, resolveModel); err != nil {
 			break

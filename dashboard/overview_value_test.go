@@ -108,6 +108,7 @@ func testOverviewQuotaBars(t *testing.T, newStore func(*vault.Vault) *QuotaStore
 	e := newEnv(t, func(c *Config) { store = newStore(c.Vault); c.Quotas = store })
 	b := e.signIn("ada@example.com")
 	u := e.user("ada@example.com")
+	e.link(t, u.ID, "acc-q")
 
 	r := b.get("/overview")
 	mustContain(t, r.body, "ChatGPT usage limits", "No data yet — make a request")
@@ -200,6 +201,7 @@ func TestVaultQuotaStoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.link(t, u.ID, "acc-q")
 	store := NewVaultQuotaStore(e.v)
 	if _, ok := store.Get(u.ID); ok {
 		t.Fatal("snapshot before any was recorded")

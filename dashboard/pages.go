@@ -56,6 +56,7 @@ type overviewBody struct {
 	Recent             []requestRow
 	BaseURL            string
 	Quota              quotaView
+	Accounts           []accountView
 	Savings            savings
 	SavingsOK          bool
 }
@@ -98,8 +99,12 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		d.log.Error("dashboard: reading the overview failed", "user_id", s.user.ID, "error", err)
 	}
 	b.Recent = rowsOf(recent, d.keyNames(s.user.ID))
+	d.nameAccounts(s.user.ID, b.Recent)
 	snap, ok := d.cfg.Quotas.Get(s.user.ID)
 	b.Quota = buildQuotaView(snap, ok, now)
+	if accts, err := d.accountViews(s.user.ID); err == nil && len(accts) > 1 {
+		b.Accounts = accts // several: every account's windows side by side
+	}
 	if sv, err := d.savingsOf(s.user.ID, today, today.AddDate(0, 0, -6)); err != nil {
 		d.log.Error("dashboard: reading the request log failed", "user_id", s.user.ID, "error", err)
 	} else {
@@ -158,6 +163,7 @@ func (d *Dashboard) requestsPage(w http.ResponseWriter, r *http.Request) {
 		b.NextBefore = rows[len(rows)-1].Time.UnixNano()
 	}
 	b.Rows = rowsOf(rows, d.keyNames(s.user.ID))
+	d.nameAccounts(s.user.ID, b.Rows)
 	d.render(w, r, http.StatusOK, "requests", pageData{Title: "Requests", Nav: "requests", Error: errMsg, Body: b})
 }
 

@@ -66,7 +66,33 @@ func (s *QuotaStore) SetAt(userID string, rl *codex.RateLimits, seen time.Time) 
 	s.m.Store(userID, snap)
 }
 
-// Get returns userID's latest snapshot.
+// SetAccount records rl as the latest snapshot of one of userID's linked
+// accounts, seen now. Without a vault the store keeps one snapshot per
+// user, so it records rl as the user's.
+func (s *QuotaStore) SetAccount(userID, accountID string, rl *codex.RateLimits) {
+	if s == nil || rl == nil || userID == "" {
+		return
+	}
+	if s.v != nil && accountID != "" {
+		s.v.RecordAccountQuota(userID, accountID, toVaultQuota(rl, time.Now()))
+		return
+	}
+	s.Set(userID, rl)
+}
+
+// GetAccount returns the latest snapshot of one of userID's accounts.
+func (s *QuotaStore) GetAccount(userID, accountID string) (QuotaSnapshot, bool) {
+	if s == nil || s.v == nil {
+		return s.Get(userID)
+	}
+	q, err := s.v.AccountQuota(userID, accountID)
+	if err != nil {
+		return QuotaSnapshot{}, false
+	}
+	return fromVaultQuota(q), true
+}
+
+// Get returns userID's latest snapshot (of their preferred account).
 func (s *QuotaStore) Get(userID string) (QuotaSnapshot, bool) {
 	if s == nil {
 		return QuotaSnapshot{}, false

@@ -17,6 +17,10 @@ type requestRow struct {
 	KeyName   string // the key's label, or its prefix
 	KeyPrefix string
 	ShortID   string // the request id's last 8 characters
+	// AccountName names the linked ChatGPT account that served the
+	// request; FailoverNote the ones tried first, at their usage limit.
+	AccountName  string
+	FailoverNote string
 }
 
 // routeNames are the friendly names of the API routes in the log.
@@ -150,4 +154,35 @@ func csvSafe(c string) string {
 		return "'" + c
 	}
 	return c
+}
+
+// nameAccounts fills in which of the user's accounts served each row, by
+// label (else ChatGPT email); an account unlinked since shows its id.
+func (d *Dashboard) nameAccounts(userID string, rows []requestRow) {
+	accts, _ := d.cfg.Vault.Accounts(userID)
+	names := make(map[string]string, len(accts))
+	for _, a := range accts {
+		names[a.ID] = a.Label
+		if a.Label == "" {
+			names[a.ID] = a.Email
+		}
+	}
+	name := func(id string) string {
+		if n := names[id]; n != "" {
+			return n
+		}
+		return id
+	}
+	for i := range rows {
+		if rows[i].AccountID != "" {
+			rows[i].AccountName = name(rows[i].AccountID)
+		}
+		if rows[i].FailoverFrom != "" {
+			var from []string
+			for _, id := range strings.Split(rows[i].FailoverFrom, ",") {
+				from = append(from, name(id))
+			}
+			rows[i].FailoverNote = "after " + strings.Join(from, ", ") + " reached its limit"
+		}
+	}
 }

@@ -16,10 +16,11 @@ const (
 	FieldTokensPerDay  = "tokens-per-day"
 	FieldTokensPerWeek = "tokens-per-week"
 	FieldMaxEffort     = "max-effort"
+	FieldAccount       = "account"
 )
 
 // FieldNames lists every field, in the order they are documented.
-var FieldNames = []string{FieldExpires, FieldModels, FieldRPM, FieldConcurrency, FieldTokensPerDay, FieldTokensPerWeek, FieldMaxEffort}
+var FieldNames = []string{FieldExpires, FieldModels, FieldRPM, FieldConcurrency, FieldTokensPerDay, FieldTokensPerWeek, FieldMaxEffort, FieldAccount}
 
 // Set changes one field of p from its text form and returns the result.
 // Clearing a limit: "" or "0" for the numbers, "never" (or "") for the
@@ -50,6 +51,8 @@ func Set(p Policy, field, value string, now time.Time, resolve func(string) stri
 		if p.MaxEffort == "extra-high" || p.MaxEffort == "extra" {
 			p.MaxEffort = "xhigh"
 		}
+	case FieldAccount:
+		p.Account = strings.ToLower(value)
 	default:
 		return p, invalid("unknown policy field %q", field)
 	}
@@ -135,6 +138,8 @@ func (p Policy) Text(field string) string {
 		return countText(p.TokensPerWeek)
 	case FieldMaxEffort:
 		return p.MaxEffort
+	case FieldAccount:
+		return p.Account
 	}
 	return ""
 }

@@ -38,6 +38,10 @@ type Policy struct {
 	// MaxEffort is the highest reasoning effort sent upstream; requests
 	// above it are clamped to it, not refused.
 	MaxEffort string `json:"max_effort,omitempty"`
+	// Account pins the key to one of its owner's linked ChatGPT accounts
+	// (the account's id): requests of the key use that account only, with
+	// no failover to the others. Empty: the owner's routing applies.
+	Account string `json:"account,omitempty"`
 }
 
 // Upper bounds a policy may set; far above any sane use, they keep the
@@ -60,7 +64,7 @@ var ErrInvalid = errors.New("invalid key policy")
 // IsZero reports whether p limits nothing.
 func (p Policy) IsZero() bool {
 	return p.Expires.IsZero() && len(p.Models) == 0 && p.RPM == 0 && p.Concurrency == 0 &&
-		p.TokensPerDay == 0 && p.TokensPerWeek == 0 && p.MaxEffort == ""
+		p.TokensPerDay == 0 && p.TokensPerWeek == 0 && p.MaxEffort == "" && p.Account == ""
 }
 
 // Clone returns a copy that shares no slice with p.
@@ -88,6 +92,8 @@ func (p Policy) Validate(now time.Time) error {
 		return invalid("max effort must be one of %s, not %q", strings.Join(Efforts, ", "), p.MaxEffort)
 	case len(p.Models) > MaxModels:
 		return invalid("at most %d model names or patterns", MaxModels)
+	case !validAccount(p.Account):
+		return invalid("the account pin must be a linked account's id (letters, digits, '-', at most 64), not %q", p.Account)
 	}
 	for _, m := range p.Models {
 		if err := validModel(m); err != nil {
@@ -95,6 +101,20 @@ func (p Policy) Validate(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// validAccount checks an account pin's form (not that the account exists:
+// the vault knows that).
+func validAccount(a string) bool {
+	if len(a) > 64 {
+		return false
+	}
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // validModel checks one allowlist entry.

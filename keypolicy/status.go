@@ -55,8 +55,8 @@ func (t *Tracker) Status(keyID string, p Policy) Status {
 	s := Status{
 		RequestsPerMinute: counterOf(int64(len(c.starts)), int64(p.RPM)),
 		Concurrent:        counterOf(int64(c.inFlight), int64(p.Concurrency)),
-		TokensToday:       counterOf(c.day.tokens, p.TokensPerDay),
-		TokensThisWeek:    counterOf(c.week.tokens, p.TokensPerWeek),
+		TokensToday:       counterOf(c.day.tokens(), p.TokensPerDay),
+		TokensThisWeek:    counterOf(c.week.tokens(), p.TokensPerWeek),
 		UsageResetAt:      c.resetAt,
 	}
 	if len(c.starts) > 0 {

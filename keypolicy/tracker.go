@@ -14,10 +14,13 @@ const rateWindow = time.Minute
 const concurrencyRetry = time.Second
 
 // Tracker counts each key's requests and tokens in memory and decides
-// whether a key may start another request. Counts are exact for this
-// process; each instance sharing a database keeps its own. The owner
-// feeds it every finished request (Record) and rebuilds it from the
-// request log at start. Safe for concurrent use.
+// whether a key may start another request. The owner feeds it every
+// finished request (Record) and rebuilds it from the request log at start.
+// Request rates and concurrency are this process's own; token usage is
+// what the store holds (committed) plus what this process recorded and has
+// not written yet (pending), so instances sharing a store can enforce a
+// budget on their total (see Committed and SetCommitted). Safe for
+// concurrent use.
 type Tracker struct {
 	now  func() time.Time
 	mu   sync.Mutex
@@ -34,11 +37,19 @@ type counter struct {
 }
 
 // window is a token budget period: its start and what it has seen.
+// committed is the tokens the store holds for the window (as last read,
+// plus this process's writes confirmed since); pending is the tokens this
+// process recorded and has not confirmed written. No request is in both,
+// so their sum is the window's usage.
 type window struct {
-	start    time.Time
-	tokens   int64
-	requests int64
+	start     time.Time
+	committed int64
+	pending   int64
+	requests  int64
 }
+
+// tokens is the window's usage.
+func (w *window) tokens() int64 { return w.committed + w.pending }
 
 // NewTracker returns an empty tracker; now nil means time.Now.
 func NewTracker(now func() time.Time) *Tracker {
@@ -97,12 +108,12 @@ func (t *Tracker) Admit(keyID string, p Policy) (release func(), refused *Refusa
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.counterLocked(keyID, now)
-	if p.TokensPerDay > 0 && c.day.tokens >= p.TokensPerDay {
+	if p.TokensPerDay > 0 && c.day.tokens() >= p.TokensPerDay {
 		next := c.day.start.AddDate(0, 0, 1)
 		return nil, budgetExhausted(ReasonDayBudget, next.Sub(now), fmt.Sprintf(
 			"This API key has used its %d tokens for today (UTC); the budget renews at %s.", p.TokensPerDay, next.Format(time.RFC3339)))
 	}
-	if p.TokensPerWeek > 0 && c.week.tokens >= p.TokensPerWeek {
+	if p.TokensPerWeek > 0 && c.week.tokens() >= p.TokensPerWeek {
 		next := c.week.start.AddDate(0, 0, 7)
 		return nil, budgetExhausted(ReasonWeekBudget, next.Sub(now), fmt.Sprintf(
 			"This API key has used its %d tokens for this week (from Monday, UTC); the budget renews at %s.", p.TokensPerWeek, next.Format(time.RFC3339)))
@@ -132,11 +143,11 @@ func (t *Tracker) Admit(keyID string, p Policy) (release func(), refused *Refusa
 	}, nil
 }
 
-// Record adds the tokens of a finished request that started at started.
-// Tokens count in the windows the request started in, so a restart that
-// rebuilds from the request log arrives at the same counts. A budget
-// crossed by a request in progress does not stop it; the next one is
-// refused.
+// Record adds the tokens of a finished request that started at started,
+// as pending: not yet in the store (see Committed). Tokens count in the
+// windows the request started in, so a restart that rebuilds from the
+// request log arrives at the same counts. A budget crossed by a request in
+// progress does not stop it; the next one is refused.
 func (t *Tracker) Record(keyID string, started time.Time, tokens int64) {
 	if keyID == "" || tokens <= 0 {
 		return
@@ -148,10 +159,10 @@ func (t *Tracker) Record(keyID string, started time.Time, tokens int64) {
 		return
 	}
 	if !started.Before(c.day.start) {
-		c.day.tokens += tokens
+		c.day.pending += tokens
 	}
 	if !started.Before(c.week.start) {
-		c.week.tokens += tokens
+		c.week.pending += tokens
 	}
 }
 
@@ -164,7 +175,7 @@ type Rebuilt struct {
 }
 
 // Load counts requests of the past (the request log, in any order) into
-// the windows they fall in; requests before the key's reset point are
+// the windows they fall in, as committed; requests before the key's reset point are
 // skipped. Call it at start, before the first Admit, after SetReset.
 func (t *Tracker) Load(reqs []Rebuilt) {
 	now := t.now()
@@ -179,11 +190,11 @@ func (t *Tracker) Load(reqs []Rebuilt) {
 			continue
 		}
 		if !r.Started.Before(c.day.start) {
-			c.day.tokens += r.Tokens
+			c.day.committed += r.Tokens
 			c.day.requests++
 		}
 		if !r.Started.Before(c.week.start) {
-			c.week.tokens += r.Tokens
+			c.week.committed += r.Tokens
 			c.week.requests++
 		}
 		if r.Started.After(now.Add(-rateWindow)) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -24,7 +23,7 @@ func Complete(ctx context.Context, w http.ResponseWriter, up io.ReadCloser, agg 
 		if ctx.Err() != nil {
 			return Outcome{Status: ClientGone}
 		}
-		apierror.Write(w, res.Err)
+		translate.WriteError(w, res.Err)
 		return Outcome{Status: res.Err.Status, Result: res}
 	}
 	drainFinished(up)

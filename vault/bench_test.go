@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // BenchmarkVerifyKey is the per-request API key check: memory only.
@@ -71,4 +73,29 @@ func BenchmarkLogRequest(b *testing.B) {
 		b.Fatalf("%d records dropped", d)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+// BenchmarkAdmitKey is the per-request policy check and its release, for a
+// key with a concurrency limit and both token budgets: memory only, no
+// store call.
+func BenchmarkAdmitKey(b *testing.B) {
+	v, _, _ := newTestVault(b, func(o *Options) { o.Now = time.Now })
+	u := mustUser(b, v, "a@example.com")
+	_, k, err := v.CreateKeyWithPolicy(u.ID, "", keypolicy.Policy{Concurrency: 4,
+		TokensPerDay: keypolicy.MaxTokens, TokensPerWeek: keypolicy.MaxTokens})
+	if err != nil {
+		b.Fatal(err)
+	}
+	commits := boltOf(v).commits.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		release, refused := v.AdmitKey(k)
+		if refused != nil {
+			b.Fatal(refused)
+		}
+		release()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(boltOf(v).commits.Load()-commits), "disk-writes")
 }

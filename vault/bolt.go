@@ -95,10 +95,10 @@ func (s *boltStore) Close() error { return s.db.Close() }
 // Changes is nil: nobody else writes the file while it is open.
 func (s *boltStore) Changes() <-chan Change { return nil }
 
-// LockUserRefresh takes an in-process lock: bbolt's file lock already
-// keeps every other process out.
-func (s *boltStore) LockUserRefresh(ctx context.Context, userID string) (func(), error) {
-	return s.locks.lock(ctx, userID)
+// LockRefresh takes an in-process lock: bbolt's file lock already keeps
+// every other process out.
+func (s *boltStore) LockRefresh(ctx context.Context, userID, accountID string) (func(), error) {
+	return s.locks.lock(ctx, string(accountKey(userID, accountID)))
 }
 
 // update runs fn in a write transaction and counts the commit.

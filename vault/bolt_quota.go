@@ -8,15 +8,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// PutQuotas writes snapshots of existing users in one transaction.
-func (s *boltStore) PutQuotas(_ context.Context, snaps map[string]QuotaSnapshot) error {
+// PutQuotas writes snapshots of existing accounts in one transaction.
+func (s *boltStore) PutQuotas(_ context.Context, snaps map[AccountRef]QuotaSnapshot) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketQuotas)
-		for id, q := range snaps {
-			if !userExists(tx, id) {
+		tokens := tx.Bucket(bucketTokens)
+		for ref, q := range snaps {
+			key := accountKey(ref.UserID, ref.ID)
+			if tokens.Get(key) == nil {
 				continue
 			}
-			if err := putJSON(b, []byte(id), q); err != nil {
+			if err := putJSON(b, key, q); err != nil {
 				return err
 			}
 		}
@@ -25,15 +27,19 @@ func (s *boltStore) PutQuotas(_ context.Context, snaps map[string]QuotaSnapshot)
 }
 
 // ListQuotas reads every snapshot.
-func (s *boltStore) ListQuotas(context.Context) (map[string]QuotaSnapshot, error) {
-	out := map[string]QuotaSnapshot{}
+func (s *boltStore) ListQuotas(context.Context) (map[AccountRef]QuotaSnapshot, error) {
+	out := map[AccountRef]QuotaSnapshot{}
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketQuotas).ForEach(func(k, data []byte) error {
+			ref, ok := splitAccountKey(k)
+			if !ok {
+				return fmt.Errorf("quota record %q: key is not user and account", k)
+			}
 			var q QuotaSnapshot
 			if err := json.Unmarshal(data, &q); err != nil {
 				return fmt.Errorf("quota record %q: %w", k, err)
 			}
-			out[string(k)] = q
+			out[ref] = q
 			return nil
 		})
 	})

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -15,7 +16,7 @@ var (
 	bucketUsersByEmail  = []byte("users_by_email") // normalised email → user id
 	bucketKeys          = []byte("keys")           // key id → keyRecord
 	bucketKeysByUser    = []byte("keys_by_user")   // user id \x00 key id → nil
-	bucketTokens        = []byte("tokens")         // user id → tokenRecord
+	bucketTokens        = []byte("tokens")         // user id \x00 account id → tokenRecord (schema 3; user id before)
 	bucketSessions      = []byte("sessions")       // sha256(token) → sessionRecord
 	bucketLoginTokens   = []byte("login_tokens")   // sha256(token) → loginRecord
 	bucketOAuthSessions = []byte("oauth_sessions") // sha256(state) → oauthRecord
@@ -23,7 +24,7 @@ var (
 	bucketRequestsByUsr = []byte("requests_by_user")
 	bucketUsage         = []byte("usage")        // user id \x00 YYYY-MM-DD → DayUsage
 	bucketKeysByHash    = []byte("keys_by_hash") // key HMAC → key id (schema 2)
-	bucketQuotas        = []byte("quotas")       // user id → QuotaSnapshot (schema 2)
+	bucketQuotas        = []byte("quotas")       // user id \x00 account id → QuotaSnapshot (schema 3; user id in 2)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -70,6 +71,66 @@ var migrations = []migration{
 			return idx.Put(rec.Hash, id)
 		})
 	}},
+	{to: 3, name: "several ChatGPT accounts per user", fn: migrateAccounts},
+}
+
+// migrateAccounts moves each user's one token bundle to their account 1
+// (a new account id, position 1) and its quota snapshot with it. The
+// bundle's ciphertext is moved as it is: it stays bound to the user alone
+// until the vault re-seals it bound to the account (Vault.loadTokens).
+func migrateAccounts(tx *bolt.Tx) error {
+	tokens, quotas := tx.Bucket(bucketTokens), tx.Bucket(bucketQuotas)
+	type moved struct {
+		user string
+		rec  TokenRecord
+	}
+	var all []moved
+	err := tokens.ForEach(func(k, data []byte) error {
+		if bytes.IndexByte(k, 0) >= 0 {
+			return nil // migrated already
+		}
+		var rec TokenRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return fmt.Errorf("token record %q: %w", k, err)
+		}
+		all = append(all, moved{user: string(k), rec: rec})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range all {
+		id := newAccountID()
+		m.rec.Position = 1
+		if m.rec.Linked.IsZero() {
+			m.rec.Linked = m.rec.Updated
+		}
+		if err := putJSON(tokens, accountKey(m.user, id), m.rec); err != nil {
+			return err
+		}
+		if err := tokens.Delete([]byte(m.user)); err != nil {
+			return err
+		}
+		if q := quotas.Get([]byte(m.user)); q != nil {
+			if err := quotas.Put(accountKey(m.user, id), bytes.Clone(q)); err != nil {
+				return err
+			}
+		}
+	}
+	// Snapshots of users without tokens belong to no account.
+	var stale [][]byte
+	_ = quotas.ForEach(func(k, _ []byte) error {
+		if bytes.IndexByte(k, 0) < 0 {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range stale {
+		if err := quotas.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // latestSchema is the version a file has once every migration ran.

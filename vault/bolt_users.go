@@ -92,10 +92,10 @@ func (s *boltStore) DeleteUser(_ context.Context, id string) error {
 		if err := deleteUserKeys(tx, id); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTokens).Delete([]byte(id)); err != nil {
+		if err := deletePrefix(tx.Bucket(bucketTokens), accountKey(id, "")); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketQuotas).Delete([]byte(id)); err != nil {
+		if err := deletePrefix(tx.Bucket(bucketQuotas), accountKey(id, "")); err != nil {
 			return err
 		}
 		if err := deleteSessionsOf(tx, id); err != nil {

@@ -51,12 +51,17 @@ const (
 // refreshBackoff is the wait before the 2nd and 3rd attempt.
 var refreshBackoff = [refreshAttempts - 1]time.Duration{time.Second, 2 * time.Second}
 
-// tokenState is the broker's per-user state: the decrypted bundle and the
-// refresh in flight, if any.
+// tokenState is the broker's per-account state: the decrypted bundle, the
+// refresh in flight, if any, and until when the account is known to be at
+// its usage limit.
 type tokenState struct {
+	ref    AccountRef
 	cur    atomic.Pointer[cachedBundle] // nil if the stored bundle did not decrypt
 	mu     sync.Mutex                   // guards flight
 	flight *flight
+	// exhausted is the Unix nanoseconds until which the upstream said the
+	// account is at its usage limit; 0 if not known to be.
+	exhausted atomic.Int64
 }
 
 // cachedBundle is a decrypted bundle with its freshness precomputed, so the
@@ -109,20 +114,37 @@ func (st *tokenState) store(c *cachedBundle) *cachedBundle {
 	}
 }
 
-// AccessToken returns a usable ChatGPT access token and account id for the
-// user, refreshing it when it is stale or when force is set (after the
-// upstream answered 401).
+// AccessToken returns a usable ChatGPT access token and account id of the
+// user's preferred usable account (Route without hints), refreshing it
+// when it is stale or when force is set (after the upstream answered 401).
+// See AccountToken.
+func (v *Vault) AccessToken(ctx context.Context, userID string, force bool) (token, accountID string, err error) {
+	r, err := v.Route(userID, RouteHint{})
+	if err != nil {
+		return "", "", err
+	}
+	return v.AccountToken(ctx, userID, r.Accounts[0], force)
+}
+
+// AccountToken returns a usable ChatGPT access token and ChatGPT account
+// id for one of the user's linked accounts, refreshing it when it is stale
+// or when force is set (after the upstream answered 401).
 //
-// Concurrent callers for one user share one refresh. The refresh runs
+// Concurrent callers for one account share one refresh. The refresh runs
 // detached from ctx with its own timeout, so a caller giving up never loses
 // a rotated refresh token; the new refresh token is committed to disk before
-// any caller sees the new access token. Errors: ErrNotLinked,
-// ErrRelinkNeeded (fails fast, no refresh attempted), ErrRefreshUnavailable
-// (after retries), ErrTokenUndecryptable, or ctx's error.
-func (v *Vault) AccessToken(ctx context.Context, userID string, force bool) (token, accountID string, err error) {
-	st := v.tokenStateOf(userID)
+// any caller sees the new access token. Errors: ErrNotLinked (no such
+// account), ErrRelinkNeeded (fails fast, no refresh attempted),
+// ErrAccountsExhausted (the account was marked exhausted: a request routed
+// to it before the mark is not sent), ErrRefreshUnavailable (after
+// retries), ErrTokenUndecryptable, or ctx's error.
+func (v *Vault) AccountToken(ctx context.Context, userID, accountID string, force bool) (token, chatgptAccountID string, err error) {
+	st := v.tokenStateOf(AccountRef{UserID: userID, ID: accountID})
 	if st == nil {
 		return "", "", ErrNotLinked
+	}
+	if until := st.exhaustedUntil(v.now()); !until.IsZero() {
+		return "", "", &ExhaustedError{Until: until}
 	}
 	seen := st.cur.Load()
 	if seen != nil {
@@ -133,7 +155,7 @@ func (v *Vault) AccessToken(ctx context.Context, userID string, force bool) (tok
 			return seen.b.AccessToken, seen.b.AccountID, nil
 		}
 	}
-	f, cb, err := v.joinRefresh(ctx, userID, st, seen)
+	f, cb, err := v.joinRefresh(ctx, st, seen)
 	if err != nil {
 		return "", "", err
 	}
@@ -157,9 +179,9 @@ func (v *Vault) AccessToken(ctx context.Context, userID string, force bool) (tok
 	return cb.b.AccessToken, cb.b.AccountID, nil
 }
 
-// joinRefresh returns the user's refresh in flight, starting one if needed,
-// or a bundle that became fresh since the caller looked (seen).
-func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, seen *cachedBundle) (*flight, *cachedBundle, error) {
+// joinRefresh returns the account's refresh in flight, starting one if
+// needed, or a bundle that became fresh since the caller looked (seen).
+func (v *Vault) joinRefresh(ctx context.Context, st *tokenState, seen *cachedBundle) (*flight, *cachedBundle, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.flight != nil {
@@ -187,7 +209,7 @@ func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, 
 		defer v.flights.Done()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.opts.RefreshTimeout)
 		defer cancel()
-		cb, err := v.refresh(rctx, userID, st, seen)
+		cb, err := v.refresh(rctx, st, seen)
 		f.cb, f.err = cb, err
 		st.mu.Lock()
 		st.flight = nil
@@ -199,17 +221,18 @@ func (v *Vault) joinRefresh(ctx context.Context, userID string, st *tokenState, 
 
 // refresh runs one flight: re-read the store, call the token endpoint with
 // retries, commit the result. seen is the bundle the caller found stale.
-func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState, seen *cachedBundle) (*cachedBundle, error) {
-	// The flight already keeps this process to one refresh per user; the
-	// store's lock extends that to every instance sharing the database.
-	unlock, err := v.store.LockUserRefresh(ctx, userID)
+func (v *Vault) refresh(ctx context.Context, st *tokenState, seen *cachedBundle) (*cachedBundle, error) {
+	ref := st.ref
+	// The flight already keeps this process to one refresh per account;
+	// the store's lock extends that to every instance sharing the database.
+	unlock, err := v.store.LockRefresh(ctx, ref.UserID, ref.ID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: waiting for another refresh of this user: %w", ErrRefreshUnavailable, err)
+		return nil, fmt.Errorf("%w: waiting for another refresh of this account: %w", ErrRefreshUnavailable, err)
 	}
 	defer unlock()
 	// Another writer may have rotated the tokens since we cached them; using
 	// our stale copy would spend a refresh token that is already used.
-	stored, err := v.readBundle(ctx, userID)
+	stored, err := v.readBundle(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -240,14 +263,14 @@ func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState, seen
 		}
 		got, err := v.opts.Refresher.Refresh(ctx, cur.b.RefreshToken)
 		if err == nil {
-			return v.commitRefresh(ctx, userID, st, stored, cur.b, got)
+			return v.commitRefresh(ctx, st, stored, cur.b, got)
 		}
 		err = scrub(err, cur.b)
 		if isPermanent(err) {
-			return v.markRelink(ctx, userID, st, stored, cur.b, err)
+			return v.markRelink(ctx, st, stored, cur.b, err)
 		}
 		last = err
-		v.logWarn("vault: ChatGPT token refresh failed", "user_id", userID, "attempt", attempt+1, "error", err)
+		v.logWarn("vault: ChatGPT token refresh failed", "user_id", ref.UserID, "account", ref.ID, "attempt", attempt+1, "error", err)
 		if ctx.Err() != nil {
 			break
 		}
@@ -257,7 +280,8 @@ func (v *Vault) refresh(ctx context.Context, userID string, st *tokenState, seen
 
 // commitRefresh stores the refreshed tokens, replacing stored only if it
 // is still what is on disk.
-func (v *Vault) commitRefresh(ctx context.Context, userID string, st *tokenState, stored, base TokenBundle, got RefreshedTokens) (*cachedBundle, error) {
+func (v *Vault) commitRefresh(ctx context.Context, st *tokenState, stored, base TokenBundle, got RefreshedTokens) (*cachedBundle, error) {
+	ref := st.ref
 	if v.testHookAfterRefresh != nil {
 		v.testHookAfterRefresh()
 	}
@@ -284,17 +308,17 @@ func (v *Vault) commitRefresh(ctx context.Context, userID string, st *tokenState
 	nb.LastRefresh = now
 	nb.Version = max(base.Version, stored.Version) + 1
 	nb.RelinkNeeded, nb.RelinkReason = false, ""
-	ok, err := v.replaceBundle(ctx, userID, stored, nb)
+	ok, err := v.replaceBundle(ctx, ref, stored, &nb)
 	if err != nil {
 		// Not durable, but keep it in memory: the old refresh token is spent
 		// and this one is the only one that still works.
 		st.store(v.newCached(nb))
-		v.logError("vault: saving the refreshed ChatGPT token failed; it is kept in memory only and lost on restart", "user_id", userID, "error", err)
+		v.logError("vault: saving the refreshed ChatGPT token failed; it is kept in memory only and lost on restart", "user_id", ref.UserID, "account", ref.ID, "error", err)
 		return nil, fmt.Errorf("vault: saving the refreshed ChatGPT token: %w", err)
 	}
 	if !ok {
-		v.logInfo("vault: tokens changed during refresh; keeping the stored ones", "user_id", userID)
-		return v.adoptStored(ctx, userID, st)
+		v.logInfo("vault: tokens changed during refresh; keeping the stored ones", "user_id", ref.UserID, "account", ref.ID)
+		return v.adoptStored(ctx, st)
 	}
 	if v.testHookAfterPersist != nil {
 		v.testHookAfterPersist()
@@ -304,7 +328,8 @@ func (v *Vault) commitRefresh(ctx context.Context, userID string, st *tokenState
 
 // markRelink records that the user must log in again, so later calls fail
 // fast without touching the token endpoint.
-func (v *Vault) markRelink(ctx context.Context, userID string, st *tokenState, stored, base TokenBundle, cause error) (*cachedBundle, error) {
+func (v *Vault) markRelink(ctx context.Context, st *tokenState, stored, base TokenBundle, cause error) (*cachedBundle, error) {
+	ref := st.ref
 	reason := cause.Error()
 	if len(reason) > maxReasonLen {
 		reason = strings.ToValidUTF8(reason[:maxReasonLen], "")
@@ -313,35 +338,38 @@ func (v *Vault) markRelink(ctx context.Context, userID string, st *tokenState, s
 	nb := base
 	nb.Version = max(base.Version, stored.Version) + 1
 	nb.RelinkNeeded, nb.RelinkReason = true, reason
-	ok, err := v.replaceBundle(ctx, userID, stored, nb)
+	ok, err := v.replaceBundle(ctx, ref, stored, &nb)
 	if err == nil && !ok {
 		// Re-linked meanwhile: the dead token was not the current one.
-		return v.adoptStored(ctx, userID, st)
+		return v.adoptStored(ctx, st)
 	}
 	st.store(v.newCached(nb))
 	if err != nil {
-		v.logError("vault: saving the re-link flag failed", "user_id", userID, "error", err)
+		v.logError("vault: saving the re-link flag failed", "user_id", ref.UserID, "account", ref.ID, "error", err)
 	}
-	v.logWarn("vault: ChatGPT refresh token rejected; user must re-link", "user_id", userID, "reason", reason)
+	v.logWarn("vault: ChatGPT refresh token rejected; user must re-link", "user_id", ref.UserID, "account", ref.ID, "reason", reason)
 	return nil, relinkErr(reason, cause)
 }
 
 // replaceBundle stores nb if the stored bundle is still expected (same
-// version and refresh token); ok is false otherwise, or if the user was
-// unlinked or deleted meanwhile.
-func (v *Vault) replaceBundle(ctx context.Context, userID string, expected, nb TokenBundle) (ok bool, err error) {
-	err = v.updateTokens(ctx, userID, func(cur *TokenRecord) (*TokenRecord, error) {
+// version and refresh token); ok is false otherwise, or if the account was
+// unlinked or the user deleted meanwhile. The account's metadata (label,
+// position) is taken from the stored record into nb: a reorder that
+// happened during the refresh is kept.
+func (v *Vault) replaceBundle(ctx context.Context, ref AccountRef, expected TokenBundle, nb *TokenBundle) (ok bool, err error) {
+	err = v.updateTokens(ctx, ref, func(cur *TokenRecord) (*TokenRecord, error) {
 		ok = false
 		if cur == nil || cur.Version != expected.Version {
 			return nil, nil
 		}
 		// Re-encryption keeps the version: compare the secret itself.
-		b, err := v.openRecord(userID, *cur)
+		b, err := v.openRecord(ref, *cur)
 		if err != nil || b.RefreshToken != expected.RefreshToken {
 			return nil, nil
 		}
 		ok = true
-		return v.sealBundle(userID, nb)
+		nb.Label, nb.Position, nb.Linked = cur.Label, cur.Position, cur.Linked
+		return v.sealBundle(ref, *nb)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -350,8 +378,8 @@ func (v *Vault) replaceBundle(ctx context.Context, userID string, expected, nb T
 }
 
 // adoptStored caches what is on disk and returns it if it can be used.
-func (v *Vault) adoptStored(ctx context.Context, userID string, st *tokenState) (*cachedBundle, error) {
-	b, err := v.readBundle(ctx, userID)
+func (v *Vault) adoptStored(ctx context.Context, st *tokenState) (*cachedBundle, error) {
+	b, err := v.readBundle(ctx, st.ref)
 	if err != nil {
 		return nil, err
 	}
@@ -408,30 +436,60 @@ type scrubbedError struct {
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
 
-// tokenStateOf returns the user's broker state, or nil if not linked.
-func (v *Vault) tokenStateOf(userID string) *tokenState {
+// tokenStateOf returns the account's broker state, or nil if not linked.
+func (v *Vault) tokenStateOf(ref AccountRef) *tokenState {
 	v.tokMu.RLock()
-	st := v.tokens[userID]
+	st := v.tokens[ref.UserID][ref.ID]
 	v.tokMu.RUnlock()
 	return st
 }
 
-// stateFor returns the user's broker state, creating it.
-func (v *Vault) stateFor(userID string) *tokenState {
-	if st := v.tokenStateOf(userID); st != nil {
+// stateFor returns the account's broker state, creating it.
+func (v *Vault) stateFor(ref AccountRef) *tokenState {
+	if st := v.tokenStateOf(ref); st != nil {
 		return st
 	}
 	v.tokMu.Lock()
 	defer v.tokMu.Unlock()
-	st := v.tokens[userID]
+	m := v.tokens[ref.UserID]
+	if m == nil {
+		m = map[string]*tokenState{}
+		v.tokens[ref.UserID] = m
+	}
+	st := m[ref.ID]
 	if st == nil {
-		st = &tokenState{}
-		v.tokens[userID] = st
+		st = &tokenState{ref: ref}
+		m[ref.ID] = st
 	}
 	return st
 }
 
-// dropTokenState forgets the user's cached tokens.
+// userStates returns the broker states of the user's accounts.
+func (v *Vault) userStates(userID string) []*tokenState {
+	v.tokMu.RLock()
+	defer v.tokMu.RUnlock()
+	m := v.tokens[userID]
+	out := make([]*tokenState, 0, len(m))
+	for _, st := range m {
+		out = append(out, st)
+	}
+	return out
+}
+
+// dropAccountState forgets an account's cached tokens and quota.
+func (v *Vault) dropAccountState(ref AccountRef) {
+	v.tokMu.Lock()
+	if m := v.tokens[ref.UserID]; m != nil {
+		delete(m, ref.ID)
+		if len(m) == 0 {
+			delete(v.tokens, ref.UserID)
+		}
+	}
+	v.tokMu.Unlock()
+	v.quotas.dropAccount(ref)
+}
+
+// dropTokenState forgets the cached tokens of all of the user's accounts.
 func (v *Vault) dropTokenState(userID string) {
 	v.tokMu.Lock()
 	delete(v.tokens, userID)

@@ -127,7 +127,7 @@ func TestAccessTokenConcurrentCallersShareOneRefresh(t *testing.T) {
 func TestForcedRefresh(t *testing.T) {
 	v, _, u, rr, _ := linkedVault(t, time.Hour, nil)
 	ctx := context.Background()
-	st := v.tokenStateOf(u.ID)
+	st := v.tokenStateOf(first(t, v, u.ID))
 	seen := st.cur.Load()
 	tok, _, err := v.AccessToken(ctx, u.ID, true)
 	if err != nil {
@@ -138,7 +138,7 @@ func TestForcedRefresh(t *testing.T) {
 	}
 	// A caller whose 401 was for the token that was just replaced gets the
 	// new one instead of refreshing again.
-	f, cb, err := v.joinRefresh(ctx, u.ID, st, seen)
+	f, cb, err := v.joinRefresh(ctx, st, seen)
 	if err != nil || f != nil || cb == nil || cb.b.AccessToken != tok {
 		t.Fatalf("joinRefresh for a replaced token: flight %v, bundle %v, err %v", f != nil, cb != nil, err)
 	}
@@ -268,7 +268,7 @@ func TestTransientFailureRetries(t *testing.T) {
 	t.Run("serves a still valid token", func(t *testing.T) {
 		v, _, u, rr, _ := linkedVault(t, 2*time.Minute, nil)
 		rr.failures = []error{&transientErr{503}, &transientErr{503}, &transientErr{503}}
-		old := v.tokenStateOf(u.ID).cur.Load().b.AccessToken
+		old := v.tokenStateOf(first(t, v, u.ID)).cur.Load().b.AccessToken
 		tok, _, err := v.AccessToken(context.Background(), u.ID, false)
 		if err != nil || tok != old {
 			t.Fatalf("got %v; want the old, still valid token", err)
@@ -311,7 +311,7 @@ func TestRereadBeforeRefresh(t *testing.T) {
 			t.Fatalf("refresher called %d times", rr.calls.Load())
 		}
 		// And it is cached now: no disk read either.
-		if v.tokenStateOf(u.ID).cur.Load().b.RefreshToken != "rt-other" {
+		if v.tokenStateOf(first(t, v, u.ID)).cur.Load().b.RefreshToken != "rt-other" {
 			t.Fatal("cache not updated")
 		}
 	})
@@ -334,12 +334,13 @@ func writeBehindCache(t *testing.T, v *Vault, userID string, b TokenBundle, vers
 	t.Helper()
 	b = withClaims(b, false)
 	b.Version = version
-	rec, err := v.sealBundle(userID, b)
+	ref := first(t, v, userID)
+	rec, err := v.sealBundle(ref, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = boltOf(v).db.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketTokens), []byte(userID), rec)
+		return putJSON(tx.Bucket(bucketTokens), accountKey(ref.UserID, ref.ID), rec)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +463,7 @@ func TestFreshAccessTokenTouchesNothing(t *testing.T) {
 func TestRefreshWaitsForAnotherInstance(t *testing.T) {
 	v, _, u, rr, _ := linkedVault(t, -time.Minute, nil)
 	ctx := context.Background()
-	unlock, err := v.store.LockUserRefresh(ctx, u.ID) // the other instance
+	unlock, err := v.store.LockRefresh(ctx, u.ID, first(t, v, u.ID).ID) // the other instance
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +504,7 @@ func TestRefreshWaitsForAnotherInstance(t *testing.T) {
 func TestRefreshUsesAnotherInstancesChange(t *testing.T) {
 	v, _, u, rr, _ := linkedVault(t, -time.Minute, nil)
 	ctx := context.Background()
-	unlock, err := v.store.LockUserRefresh(ctx, u.ID) // the other instance
+	unlock, err := v.store.LockRefresh(ctx, u.ID, first(t, v, u.ID).ID) // the other instance
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,20 @@ func (v *Vault) applyChange(ctx context.Context, c Change) error {
 	case ChangeUser:
 		return v.reloadUser(ctx, c.UserID)
 	case ChangeKey:
-		return v.reloadKey(ctx, c.KeyID)
+		if err := v.reloadKey(ctx, c.KeyID); err != nil {
+			return err
+		}
+		// A usage reset elsewhere cleared the stored totals too.
+		return v.reloadKeyUsage(ctx, []string{c.KeyID})
 	case ChangeTokens:
 		return v.reloadTokens(ctx, c.UserID)
 	case ChangeAll:
-		return v.reloadAll(ctx)
+		if err := v.reloadAll(ctx); err != nil {
+			return err
+		}
+		return v.reloadKeyUsage(ctx, nil)
+	case ChangeKeyUsage:
+		return v.reloadKeyUsage(ctx, c.KeyIDs)
 	}
 	return nil
 }
@@ -110,17 +119,21 @@ func (v *Vault) unindexKeyLocked(id string) {
 	}
 }
 
-// reloadTokens re-reads a user's bundle into the broker's cache.
+// reloadTokens re-reads the bundles of all of a user's accounts into the
+// broker's cache, dropping accounts removed elsewhere.
 func (v *Vault) reloadTokens(ctx context.Context, userID string) error {
-	rec, err := v.store.GetTokens(ctx, userID)
-	if errors.Is(err, ErrNotFound) {
-		v.dropTokenState(userID)
-		return nil
-	}
+	all, err := v.store.ListUserTokens(ctx, userID)
 	if err != nil {
 		return err
 	}
-	v.cacheRecord(userID, rec)
+	for _, st := range v.userStates(userID) {
+		if _, ok := all[st.ref.ID]; !ok {
+			v.dropAccountState(st.ref)
+		}
+	}
+	for id, rec := range all {
+		v.cacheRecord(AccountRef{UserID: userID, ID: id}, rec)
+	}
 	return nil
 }
 
@@ -170,18 +183,26 @@ func (v *Vault) reloadAll(ctx context.Context) error {
 	}
 	v.mu.Unlock()
 	v.tokMu.RLock()
-	var gone []string
-	for id := range v.tokens {
-		if _, ok := tokens[id]; !ok {
-			gone = append(gone, id)
+	var gone []AccountRef
+	for user, m := range v.tokens {
+		for id := range m {
+			if ref := (AccountRef{UserID: user, ID: id}); !hasRef(tokens, ref) {
+				gone = append(gone, ref)
+			}
 		}
 	}
 	v.tokMu.RUnlock()
-	for _, id := range gone {
-		v.dropTokenState(id)
+	for _, ref := range gone {
+		v.dropAccountState(ref)
 	}
-	for id, rec := range tokens {
-		v.cacheRecord(id, rec)
+	for ref, rec := range tokens {
+		v.cacheRecord(ref, rec)
 	}
 	return nil
+}
+
+// hasRef reports whether m has ref.
+func hasRef(m map[AccountRef]TokenRecord, ref AccountRef) bool {
+	_, ok := m[ref]
+	return ok
 }

@@ -99,11 +99,12 @@ func TestChangesFromOtherInstances(t *testing.T) {
 	relinked := withClaims(bundle("rt-elsewhere", t0.Add(2*time.Hour)), false)
 	relinked.AccessToken += "-elsewhere"
 	relinked.Version = 5
-	sealed, err := v.sealBundle(u.ID, relinked)
+	ref := first(t, v, u.ID)
+	sealed, err := v.sealBundle(ref, relinked)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.UpdateTokens(ctx, u.ID, func(*TokenRecord) (*TokenRecord, error) { return sealed, nil }); err != nil {
+	if err := other.UpdateTokens(ctx, u.ID, ref.ID, func(*TokenRecord) (*TokenRecord, error) { return sealed, nil }); err != nil {
 		t.Fatal(err)
 	}
 	notify(Change{Kind: ChangeTokens, UserID: u.ID})
@@ -111,7 +112,7 @@ func TestChangesFromOtherInstances(t *testing.T) {
 		t.Fatalf("tokens changed elsewhere: got %q, %v", tok, err)
 	}
 	// Unlinked elsewhere.
-	if err := other.DeleteTokens(ctx, u.ID); err != nil {
+	if err := other.DeleteTokens(ctx, u.ID, ref.ID); err != nil {
 		t.Fatal(err)
 	}
 	notify(Change{Kind: ChangeTokens, UserID: u.ID})

@@ -108,7 +108,8 @@ func tokenRecordOf(t *testing.T, v *Vault, userID string) TokenRecord {
 	var rec TokenRecord
 	err := boltOf(v).db.View(func(tx *bolt.Tx) error {
 		var err error
-		rec, err = getTokenRecord(tx.Bucket(bucketTokens), userID)
+		ref := first(t, v, userID)
+		rec, err = getTokenRecord(tx.Bucket(bucketTokens), accountKey(ref.UserID, ref.ID))
 		return err
 	})
 	if err != nil {
@@ -120,8 +121,9 @@ func tokenRecordOf(t *testing.T, v *Vault, userID string) TokenRecord {
 // putTokenRecord writes a raw token record.
 func putTokenRecord(t *testing.T, v *Vault, userID string, rec TokenRecord) {
 	t.Helper()
+	ref := first(t, v, userID)
 	if err := boltOf(v).db.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketTokens), []byte(userID), rec)
+		return putJSON(tx.Bucket(bucketTokens), accountKey(ref.UserID, ref.ID), rec)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +165,7 @@ func TestTokenBundleCrypto(t *testing.T) {
 			tc.change(t, v, alice.ID, bob.ID)
 			v.Close()
 			v2 := openAt(t, path, testOptions(clock))
-			b, err := v2.readBundle(context.Background(), bob.ID)
+			b, err := v2.readBundle(context.Background(), first(t, v2, bob.ID))
 			if tc.name == "untouched" {
 				if err != nil || b.RefreshToken != "rt-bob@example.com" {
 					t.Fatalf("got %q, %v", b.RefreshToken, err)

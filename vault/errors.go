@@ -51,3 +51,11 @@ var ErrDuplicate = errors.New("vault: a record with this id or key already exist
 // server engine whose connection failed or timed out). The call may work
 // again later without a restart; the HTTP layer answers 503.
 var ErrUnavailable = errors.New("vault: the database is unavailable")
+
+// ErrAccountsExhausted reports a user all of whose usable ChatGPT accounts
+// are known to be at their usage limit; the error is an *ExhaustedError
+// that says when the soonest one resets.
+var ErrAccountsExhausted = errors.New("vault: every linked ChatGPT account has reached its usage limit")
+
+// ErrNoSuchAccount reports a linked-account id the user does not have.
+var ErrNoSuchAccount = errors.New("vault: no linked ChatGPT account with this id")

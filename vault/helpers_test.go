@@ -186,7 +186,7 @@ func (r *rotatingRefresher) isValid(rt string) bool {
 // storedBundle reads and decrypts what is on disk, bypassing the cache.
 func storedBundle(t testing.TB, v *Vault, userID string) TokenBundle {
 	t.Helper()
-	b, err := v.readBundle(context.Background(), userID)
+	b, err := v.readBundle(context.Background(), first(t, v, userID))
 	if err != nil {
 		t.Fatalf("readBundle: %v", err)
 	}

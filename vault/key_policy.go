@@ -11,8 +11,10 @@ import (
 // Per-key policies: the policy is part of the key record (Key.Policy);
 // the counters that enforce it live in memory in a keypolicy.Tracker the
 // Vault feeds from LogRequest and rebuilds from the request log at start,
-// so a restart does not reset a day's budget. Counters are per process:
-// instances sharing a database each count their own requests.
+// so a restart does not reset a day's budget. Request rates and
+// concurrency are per process. Token usage is per process on a store of
+// its own, and the total of every instance on a KeyUsageStore (PostgreSQL):
+// see key_usage.go.
 
 // rebuildPage is how many request-log records one rebuild read takes.
 const rebuildPage = 1000
@@ -66,6 +68,9 @@ func (v *Vault) UpdateKeyPolicy(userID, keyID string, p keypolicy.Policy) (Key, 
 // point, so a restart rebuilding from the request log does not count the
 // requests before it again.
 func (v *Vault) ResetKeyUsage(userID, keyID string) error {
+	// No read of the stored usage may straddle the reset.
+	v.usageMu.Lock()
+	defer v.usageMu.Unlock()
 	at := v.now().UTC()
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -174,5 +179,7 @@ func (v *Vault) loadKeyUsage(ctx context.Context) error {
 		before = oldest.Add(time.Microsecond)
 	}
 	v.usage.Load(reqs)
-	return nil
+	// A shared store's totals replace the log's: they count what every
+	// instance wrote, past the log's retention.
+	return v.reloadKeyUsage(ctx, nil)
 }

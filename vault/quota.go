@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// QuotaSnapshot is a user's latest ChatGPT rate limits as the upstream
+// QuotaSnapshot is a linked account's latest ChatGPT rate limits as the upstream
 // reported them (x-codex-* response headers), and when they were seen.
 // The vault keeps it as data; the codex package parses it.
 type QuotaSnapshot struct {
@@ -52,31 +52,60 @@ func (q QuotaSnapshot) clone() QuotaSnapshot {
 	return q
 }
 
-// quotaCache holds the latest snapshot per user and which ones changed
+// quotaCache holds the latest snapshot per account and which ones changed
 // since the last write.
 type quotaCache struct {
 	mu    sync.Mutex
-	snaps map[string]QuotaSnapshot
-	dirty map[string]bool
+	snaps map[AccountRef]QuotaSnapshot
+	dirty map[AccountRef]bool
 }
 
-// drop forgets a user's snapshot (the user was deleted).
+// drop forgets a user's snapshots (the user was deleted).
 func (c *quotaCache) drop(userID string) {
 	c.mu.Lock()
-	delete(c.snaps, userID)
-	delete(c.dirty, userID)
+	for ref := range c.snaps {
+		if ref.UserID == userID {
+			delete(c.snaps, ref)
+			delete(c.dirty, ref)
+		}
+	}
 	c.mu.Unlock()
 }
 
-// RecordQuota remembers the user's latest rate limits. It only updates
-// memory, so it can run on every response; the background writer stores
-// changed snapshots every QuotaFlushInterval (all users in one write) and
-// at Close. A snapshot older than the one held is ignored; a zero Seen
-// means now.
+// dropAccount forgets one account's snapshot (it was removed).
+func (c *quotaCache) dropAccount(ref AccountRef) {
+	c.mu.Lock()
+	delete(c.snaps, ref)
+	delete(c.dirty, ref)
+	c.mu.Unlock()
+}
+
+// get returns an account's snapshot.
+func (c *quotaCache) get(ref AccountRef) (QuotaSnapshot, bool) {
+	c.mu.Lock()
+	q, ok := c.snaps[ref]
+	c.mu.Unlock()
+	return q, ok
+}
+
+// RecordQuota remembers the latest rate limits of the user's preferred
+// account; RecordAccountQuota names the account.
 func (v *Vault) RecordQuota(userID string, q QuotaSnapshot) {
-	if userID == "" {
+	if ref, ok := v.preferred(userID); ok {
+		v.RecordAccountQuota(ref.UserID, ref.ID, q)
+	}
+}
+
+// RecordAccountQuota remembers one account's latest rate limits. It only
+// updates memory, so it can run on every response; the background writer
+// stores changed snapshots every QuotaFlushInterval (all accounts in one
+// write) and at Close. A snapshot older than the one held is ignored; a
+// zero Seen means now.
+func (v *Vault) RecordAccountQuota(userID, accountID string, q QuotaSnapshot) {
+	if userID == "" || accountID == "" {
 		return
 	}
+	ref := AccountRef{UserID: userID, ID: accountID}
 	if q.Seen.IsZero() {
 		q.Seen = v.now()
 	}
@@ -85,23 +114,31 @@ func (v *Vault) RecordQuota(userID string, q QuotaSnapshot) {
 	c := &v.quotas
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.snaps[userID]; ok && old.Seen.After(q.Seen) {
+	if old, ok := c.snaps[ref]; ok && old.Seen.After(q.Seen) {
 		return
 	}
 	if c.snaps == nil {
-		c.snaps, c.dirty = map[string]QuotaSnapshot{}, map[string]bool{}
+		c.snaps, c.dirty = map[AccountRef]QuotaSnapshot{}, map[AccountRef]bool{}
 	}
-	c.snaps[userID] = q
-	c.dirty[userID] = true
+	c.snaps[ref] = q
+	c.dirty[ref] = true
 }
 
-// Quota returns the user's latest rate-limit snapshot (kept across
-// restarts), or ErrNotFound if the upstream has not reported one yet.
+// Quota returns the latest rate-limit snapshot (kept across restarts) of
+// the user's preferred account, or ErrNotFound if the upstream has not
+// reported one yet.
 func (v *Vault) Quota(userID string) (QuotaSnapshot, error) {
-	c := &v.quotas
-	c.mu.Lock()
-	q, ok := c.snaps[userID]
-	c.mu.Unlock()
+	ref, ok := v.preferred(userID)
+	if !ok {
+		return QuotaSnapshot{}, ErrNotFound
+	}
+	return v.AccountQuota(ref.UserID, ref.ID)
+}
+
+// AccountQuota returns one account's latest rate-limit snapshot, or
+// ErrNotFound if the upstream has not reported one yet.
+func (v *Vault) AccountQuota(userID, accountID string) (QuotaSnapshot, error) {
+	q, ok := v.quotas.get(AccountRef{UserID: userID, ID: accountID})
 	if !ok {
 		return QuotaSnapshot{}, ErrNotFound
 	}
@@ -116,21 +153,21 @@ func (v *Vault) flushQuotas() {
 		c.mu.Unlock()
 		return
 	}
-	batch := make(map[string]QuotaSnapshot, len(c.dirty))
-	for id := range c.dirty {
-		batch[id] = c.snaps[id].clone()
+	batch := make(map[AccountRef]QuotaSnapshot, len(c.dirty))
+	for ref := range c.dirty {
+		batch[ref] = c.snaps[ref].clone()
 	}
 	clear(c.dirty)
 	c.mu.Unlock()
 	if err := v.store.PutQuotas(context.Background(), batch); err != nil {
 		c.mu.Lock()
-		for id := range batch {
-			if _, ok := c.snaps[id]; ok {
-				c.dirty[id] = true // try again next tick
+		for ref := range batch {
+			if _, ok := c.snaps[ref]; ok {
+				c.dirty[ref] = true // try again next tick
 			}
 		}
 		c.mu.Unlock()
-		v.logWarn("vault: writing quota snapshots failed", "users", len(batch), "error", err)
+		v.logWarn("vault: writing quota snapshots failed", "accounts", len(batch), "error", err)
 	}
 }
 
@@ -143,9 +180,9 @@ func (v *Vault) loadQuotas(ctx context.Context) error {
 	c := &v.quotas
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.snaps, c.dirty = make(map[string]QuotaSnapshot, len(all)), map[string]bool{}
-	for id, q := range all {
-		c.snaps[id] = q
+	c.snaps, c.dirty = make(map[AccountRef]QuotaSnapshot, len(all)), map[AccountRef]bool{}
+	for ref, q := range all {
+		c.snaps[ref] = q
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ func testQuota(used float64, seen time.Time) QuotaSnapshot {
 func TestQuotaSurvivesRestart(t *testing.T) {
 	v, path, clock := newTestVault(t, nil)
 	alice, bob := mustUser(t, v, "alice@example.com"), mustUser(t, v, "bob@example.com")
+	linkAll(t, v, alice, bob)
 	if _, err := v.Quota(alice.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Quota before any record: %v", err)
 	}
@@ -71,6 +72,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 func TestQuotaWritesCoalesced(t *testing.T) {
 	v, _, clock := newTestVault(t, func(o *Options) { o.QuotaFlushInterval = time.Hour })
 	users := []User{mustUser(t, v, "a@example.com"), mustUser(t, v, "b@example.com"), mustUser(t, v, "c@example.com")}
+	linkAll(t, v, users...)
 	commits := boltOf(v).commits.Load()
 	for i := range 1000 {
 		clock.Advance(time.Millisecond)
@@ -95,7 +97,17 @@ func TestQuotaWritesCoalesced(t *testing.T) {
 		t.Fatal("an ignored snapshot was written")
 	}
 	stored, err := v.store.ListQuotas(t.Context())
-	if err != nil || len(stored) != 3 || !stored[users[0].ID].Seen.Equal(latest.Seen) {
+	if err != nil || len(stored) != 3 || !stored[first(t, v, users[0].ID)].Seen.Equal(latest.Seen) {
 		t.Fatalf("stored %+v, %v", stored, err)
+	}
+}
+
+// linkAll links one account to each user.
+func linkAll(t *testing.T, v *Vault, users ...User) {
+	t.Helper()
+	for _, u := range users {
+		if err := v.PutTokens(u.ID, bundle("rt-"+u.Email, t0.Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

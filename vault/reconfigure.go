@@ -86,10 +86,10 @@ func (v *Vault) BundlesByKey() (map[string]int, error) {
 
 // updateTokens is Store.UpdateTokens under the seal lock's read side, so
 // SetEncryptionKeys never counts bundles while one is being sealed.
-func (v *Vault) updateTokens(ctx context.Context, userID string, fn func(cur *TokenRecord) (*TokenRecord, error)) error {
+func (v *Vault) updateTokens(ctx context.Context, ref AccountRef, fn func(cur *TokenRecord) (*TokenRecord, error)) error {
 	v.sealMu.RLock()
 	defer v.sealMu.RUnlock()
-	return v.store.UpdateTokens(ctx, userID, fn)
+	return v.store.UpdateTokens(ctx, ref.UserID, ref.ID, fn)
 }
 
 // SetEncryptionKeys replaces the encryption keys: keys[0] seals from now

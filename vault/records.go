@@ -21,8 +21,8 @@ type Sealed struct {
 }
 
 // TokenRecord is a token bundle as stored: metadata in clear, tokens
-// sealed with the user id as associated data (so a record copied to
-// another user does not open).
+// sealed with the user id and the account id as associated data (so a
+// record copied to another user or another account does not open).
 type TokenRecord struct {
 	Sealed
 	TokenInfo

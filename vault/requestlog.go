@@ -23,6 +23,11 @@ type LogRecord struct {
 	CachedTokens    int64         `json:"cached_tokens,omitempty"`
 	ReasoningTokens int64         `json:"reasoning_tokens,omitempty"`
 	ErrorCode       string        `json:"error_code,omitempty"`
+	// AccountID is the linked account (Account.ID) that served the
+	// request; FailoverFrom lists, comma-separated, the accounts tried
+	// before it that were at their usage limit.
+	AccountID    string `json:"account_id,omitempty"`
+	FailoverFrom string `json:"failover_from,omitempty"`
 }
 
 // failed reports whether the request counts as an error.
@@ -111,9 +116,10 @@ func (v *Vault) LogRequest(rec LogRecord) {
 	}
 }
 
-// DroppedLogs is how many request-log records were lost because the writer
-// fell behind, the vault was closed or a commit failed. It only grows over
-// the vault's life, so it can back a Prometheus counter.
+// DroppedLogs is how many request-log records were lost: the writer fell
+// behind, the vault was closed, a commit failed for good, or the database
+// stayed unreachable for longer than the buffer could hold. It only grows
+// over the vault's life, so it can back a Prometheus counter.
 func (v *Vault) DroppedLogs() uint64 { return v.drops.Load() }
 
 // dropWarnEvery bounds the dropped-records warning to one per interval:
@@ -132,16 +138,17 @@ func (v *Vault) warnDrops() {
 	if !v.dropsWarnedAt.IsZero() && now.Sub(v.dropsWarnedAt) < dropWarnEvery {
 		return
 	}
-	v.logWarn("vault: request-log records were dropped (the writer fell behind or a commit failed); usage figures undercount",
+	v.logWarn("vault: request-log records were dropped (the writer fell behind, a commit failed, or the database was unreachable for longer than the buffer holds); usage figures undercount",
 		"dropped", n-v.dropsWarned, "dropped_total", n)
 	v.dropsWarned, v.dropsWarnedAt = n, now
 }
 
-// writeLogBatch commits records and their usage roll-ups in one transaction
-// and returns the emptied batch.
-func (v *Vault) writeLogBatch(batch []LogRecord) []LogRecord {
+// writeLogBatch commits records and their usage roll-ups in one
+// transaction. It leaves batch as it was: the caller decides whether a
+// failed batch is kept for a retry or dropped (requestlog_retry.go).
+func (v *Vault) writeLogBatch(batch []LogRecord) error {
 	if len(batch) == 0 {
-		return batch
+		return nil
 	}
 	// Roll the batch up per user and day here, so a store only adds.
 	type dayKey struct {
@@ -163,13 +170,7 @@ func (v *Vault) writeLogBatch(batch []LogRecord) []LogRecord {
 	for k, d := range roll {
 		usage = append(usage, UsageDelta{UserID: k.user, DayUsage: *d})
 	}
-	err := v.store.AppendLogs(context.Background(), batch, usage)
-	if err != nil {
-		v.drops.Add(uint64(len(batch)))
-		v.logError("vault: writing request logs failed; the records are lost", "records", len(batch), "error", err)
-	}
-	clear(batch)
-	return batch[:0]
+	return v.appendLogs(context.Background(), batch, usage)
 }
 
 // RecentRequests returns up to limit records older than before (zero: now),

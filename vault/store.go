@@ -73,8 +73,8 @@ type UserStore interface {
 	// UpdateUser replaces the user with u.ID (the email cannot change), or
 	// fails with ErrNotFound.
 	UpdateUser(ctx context.Context, u User) error
-	// DeleteUser removes a user with their API keys, token bundle,
-	// dashboard sessions, OAuth sessions and quota snapshot, or fails with
+	// DeleteUser removes a user with their API keys, token bundles,
+	// dashboard sessions, OAuth sessions and quota snapshots, or fails with
 	// ErrNotFound. Request logs and usage roll-ups are history and stay.
 	DeleteUser(ctx context.Context, id string) error
 }
@@ -112,24 +112,44 @@ type KeyStore interface {
 	ResetKeyUsage(ctx context.Context, userID, keyID string, at time.Time) error
 }
 
-// TokenStore keeps each user's sealed ChatGPT token bundle.
+// TokenStore keeps the sealed ChatGPT token bundles, one per linked
+// account of a user (AccountRef: user id and the account's id, unique per
+// user). A user may link several accounts; the same ChatGPT account may be
+// linked by several users, each under their own record.
 type TokenStore interface {
-	// GetTokens returns the user's record, or ErrNotFound.
-	GetTokens(ctx context.Context, userID string) (TokenRecord, error)
-	// ListTokens returns every record by user id.
-	ListTokens(ctx context.Context) (map[string]TokenRecord, error)
+	// GetTokens returns one account's record, or ErrNotFound.
+	GetTokens(ctx context.Context, userID, accountID string) (TokenRecord, error)
+	// ListTokens returns every record of every user.
+	ListTokens(ctx context.Context) (map[AccountRef]TokenRecord, error)
+	// ListUserTokens returns the user's records by account id; none (and
+	// no error) for a user without accounts or an unknown user.
+	ListUserTokens(ctx context.Context, userID string) (map[string]TokenRecord, error)
 	// UpdateTokens is the compare-and-swap the refresh broker and linking
-	// rely on: it reads the user's record (nil if none) and stores what fn
-	// returns, with no other write to that record in between. If fn returns
-	// nil, or an error, nothing is written and that error is returned.
-	// It fails with ErrNotFound, without calling fn, if the user does not
-	// exist. fn runs while the record is locked, so it must be quick and
-	// free of I/O; an engine may call it again after a serialisation
-	// failure, so whatever else it does must be redone by the next call.
-	UpdateTokens(ctx context.Context, userID string, fn func(cur *TokenRecord) (*TokenRecord, error)) error
-	// DeleteTokens forgets the user's record; none stored is not an error.
-	DeleteTokens(ctx context.Context, userID string) error
+	// rely on: it reads the account's record (nil if none: fn may then
+	// create it) and stores what fn returns, with no other write to that
+	// record in between. If fn returns nil, or an error, nothing is written
+	// and that error is returned. It fails with ErrNotFound, without
+	// calling fn, if the user does not exist. fn runs while the record is
+	// locked, so it must be quick and free of I/O; an engine may call it
+	// again after a serialisation failure, so whatever else it does must be
+	// redone by the next call.
+	UpdateTokens(ctx context.Context, userID, accountID string, fn func(cur *TokenRecord) (*TokenRecord, error)) error
+	// DeleteTokens forgets one account's record and its quota snapshot;
+	// none stored is not an error.
+	DeleteTokens(ctx context.Context, userID, accountID string) error
 }
+
+// AccountRef names one linked account: its user and its id.
+type AccountRef struct {
+	UserID string
+	ID     string
+}
+
+// String is "user id/account id", for logs.
+func (r AccountRef) String() string { return r.UserID + "/" + r.ID }
+
+// MarshalText is String, so maps keyed by AccountRef encode as JSON.
+func (r AccountRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // SessionStore keeps dashboard sessions, single-use login tokens and
 // pending OAuth flows, each under the SHA-256 of its bearer secret.
@@ -181,29 +201,31 @@ type LogStore interface {
 	PurgeLogs(ctx context.Context, before time.Time) (int, error)
 }
 
-// QuotaStore keeps each user's latest upstream rate-limit snapshot.
+// QuotaStore keeps each linked account's latest upstream rate-limit
+// snapshot.
 type QuotaStore interface {
-	// PutQuotas stores snapshots by user id, replacing older ones.
-	// Snapshots of users that do not exist (deleted meanwhile) are skipped.
-	PutQuotas(ctx context.Context, snaps map[string]QuotaSnapshot) error
-	// ListQuotas returns every stored snapshot by user id.
-	ListQuotas(ctx context.Context) (map[string]QuotaSnapshot, error)
+	// PutQuotas stores snapshots by account, replacing older ones.
+	// Snapshots of accounts that do not exist (removed meanwhile) are
+	// skipped.
+	PutQuotas(ctx context.Context, snaps map[AccountRef]QuotaSnapshot) error
+	// ListQuotas returns every stored snapshot by account.
+	ListQuotas(ctx context.Context) (map[AccountRef]QuotaSnapshot, error)
 }
 
-// RefreshLocker serialises token refreshes per user across every instance
-// sharing the database: a refresh token works once, so two instances
-// refreshing the same user at once would log the user out.
+// RefreshLocker serialises token refreshes per linked account across every
+// instance sharing the database: a refresh token works once, so two
+// instances refreshing the same account at once would log it out.
 type RefreshLocker interface {
-	// LockUserRefresh blocks until the caller holds the user's refresh lock
+	// LockRefresh blocks until the caller holds the account's refresh lock
 	// or ctx ends (then it returns ctx's error). unlock releases it and must
 	// be called exactly once. Holding the lock excludes every other holder
-	// for the same user, in this process and in others; it does not block
+	// for the same account, in this process and in others; it does not block
 	// other writes. The broker re-reads the bundle after taking the lock
 	// and commits the rotated token (UpdateTokens) before releasing it. A
 	// single-process engine may use an in-process mutex; a server engine
 	// uses a lock that ends with the holder's connection, so a crashed
 	// holder cannot keep it.
-	LockUserRefresh(ctx context.Context, userID string) (unlock func(), err error)
+	LockRefresh(ctx context.Context, userID, accountID string) (unlock func(), err error)
 }
 
 // ChangeKind says what a Change is about.
@@ -216,11 +238,14 @@ const (
 	// ChangeKey: the key KeyID (of UserID) was created, revoked, or had
 	// its policy or usage reset point changed.
 	ChangeKey
-	// ChangeTokens: the token bundle of UserID was stored, refreshed or
-	// deleted.
+	// ChangeTokens: a token bundle of UserID (any of their accounts) was
+	// stored, refreshed, reordered or deleted.
 	ChangeTokens
 	// ChangeAll: anything may have changed; reload everything.
 	ChangeAll
+	// ChangeKeyUsage: the token usage of the keys KeyIDs grew (a
+	// KeyUsageStore wrote request logs with their tokens).
+	ChangeKeyUsage
 )
 
 // Change is one write another instance made, as Store.Changes reports it.
@@ -228,4 +253,6 @@ type Change struct {
 	Kind   ChangeKind
 	UserID string
 	KeyID  string
+	// KeyIDs are the keys of a ChangeKeyUsage.
+	KeyIDs []string
 }

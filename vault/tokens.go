@@ -30,6 +30,11 @@ type TokenBundle struct {
 	// RelinkNeeded is set when the refresh token was rejected for good.
 	RelinkNeeded bool
 	RelinkReason string
+	// Label, Position and Linked are the account's metadata (TokenInfo);
+	// AddAccount takes Label from here, the vault assigns the others.
+	Label    string
+	Position int
+	Linked   time.Time
 }
 
 // String describes the bundle without its tokens.
@@ -52,6 +57,8 @@ func redacted(s string) string {
 
 // TokenInfo is a token bundle's metadata, without secrets, for dashboards.
 type TokenInfo struct {
+	// AccountID is the ChatGPT account (ChatGPT-Account-ID), not the id
+	// the proxy gives the link (Account.ID).
 	AccountID    string    `json:"account_id"`
 	PlanType     string    `json:"plan_type"`
 	Email        string    `json:"email"`
@@ -61,6 +68,13 @@ type TokenInfo struct {
 	RelinkNeeded bool      `json:"relink_needed"`
 	RelinkReason string    `json:"relink_reason,omitempty"`
 	Updated      time.Time `json:"updated"`
+	// Label is the owner's name for the account ("work", "personal").
+	Label string `json:"label,omitempty"`
+	// Position is the account's place in the owner's order of preference,
+	// 1 first.
+	Position int `json:"position"`
+	// Linked is when the account was first linked.
+	Linked time.Time `json:"linked,omitzero"`
 }
 
 // tokenSecrets is the sealed part of a tokenRecord.
@@ -70,59 +84,43 @@ type tokenSecrets struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// PutTokens stores a user's ChatGPT tokens (after linking or an auth.json
-// import), replacing any previous ones and clearing RelinkNeeded. Metadata
-// missing from b is derived from the tokens' claims; b.Version is ignored.
+// PutTokens stores a user's ChatGPT tokens as their first account (after
+// linking or an auth.json import): the account holding the same ChatGPT
+// login gets them if there is one, else the account first in the user's
+// order is replaced, else the user's first account is created. It clears
+// RelinkNeeded. Metadata missing from b is derived from the tokens'
+// claims; b.Version is ignored. AddAccount links a further account.
 func (v *Vault) PutTokens(userID string, b TokenBundle) error {
-	if b.RefreshToken == "" {
-		return errors.New("vault: token bundle has no refresh token")
-	}
-	b = withClaims(b, false)
-	b.RelinkNeeded, b.RelinkReason = false, ""
-	if b.LastRefresh.IsZero() {
-		// Tokens handed over without a date were just obtained.
-		b.LastRefresh = v.now().UTC()
-	}
-	b.Version = 0
-	st := v.tokenStateOf(userID)
-	if st != nil {
-		if cur := st.cur.Load(); cur != nil {
-			b.Version = cur.b.Version
-		}
-	}
-	base := b.Version
-	err := v.updateTokens(context.Background(), userID, func(cur *TokenRecord) (*TokenRecord, error) {
-		b.Version = base
-		if cur != nil && cur.Version > b.Version {
-			b.Version = cur.Version
-		}
-		b.Version++
-		return v.sealBundle(userID, b)
-	})
-	if err != nil {
-		return err
-	}
-	v.stateFor(userID).store(v.newCached(b))
-	return nil
+	_, err := v.linkAccount(userID, b, false)
+	return err
 }
 
-// TokenInfo returns the metadata of the user's stored tokens, or
-// ErrNotLinked.
+// TokenInfo returns the metadata of the user's preferred account (the
+// first in their order), or ErrNotLinked.
 func (v *Vault) TokenInfo(userID string) (TokenInfo, error) {
-	rec, err := v.store.GetTokens(context.Background(), userID)
+	accts, err := v.Accounts(userID)
 	if err != nil {
-		return TokenInfo{}, notLinked(err)
+		return TokenInfo{}, err
 	}
-	return rec.TokenInfo, nil
+	if len(accts) == 0 {
+		return TokenInfo{}, ErrNotLinked
+	}
+	return accts[0].TokenInfo, nil
 }
 
-// Unlink forgets the user's ChatGPT tokens. Unlinking a user without
-// tokens is not an error.
+// Unlink forgets all of the user's ChatGPT accounts. Unlinking a user
+// without accounts is not an error.
 func (v *Vault) Unlink(userID string) error {
-	if err := v.store.DeleteTokens(context.Background(), userID); err != nil {
+	all, err := v.store.ListUserTokens(context.Background(), userID)
+	if err != nil {
 		return err
 	}
-	v.dropTokenState(userID)
+	for id := range all {
+		if err := v.store.DeleteTokens(context.Background(), userID, id); err != nil {
+			return err
+		}
+		v.dropAccountState(AccountRef{UserID: userID, ID: id})
+	}
 	return nil
 }
 
@@ -140,23 +138,23 @@ func (v *Vault) ReencryptAll() (int, error) {
 	primary := v.keyring.primaryID()
 	n := 0
 	var failed []string
-	for user, rec := range all {
+	for ref, rec := range all {
 		if rec.KeyID == primary {
 			continue
 		}
 		resealed, undecryptable := false, false
-		err := v.updateTokens(ctx, user, func(cur *TokenRecord) (*TokenRecord, error) {
+		err := v.updateTokens(ctx, ref, func(cur *TokenRecord) (*TokenRecord, error) {
 			resealed, undecryptable = false, false
 			if cur == nil || cur.KeyID == primary {
 				return nil, nil // unlinked or re-sealed meanwhile
 			}
-			pt, err := v.keyring.open(cur.Sealed, user)
+			pt, _, err := v.openSealed(cur.Sealed, ref)
 			if err != nil {
 				undecryptable = true
 				return nil, nil
 			}
 			next := *cur
-			if next.Sealed, err = v.keyring.seal(pt, user); err != nil {
+			if next.Sealed, err = v.keyring.seal(pt, sealContext(ref)); err != nil {
 				return nil, err
 			}
 			resealed = true
@@ -168,7 +166,7 @@ func (v *Vault) ReencryptAll() (int, error) {
 		case err != nil:
 			return n, err
 		case undecryptable:
-			failed = append(failed, user)
+			failed = append(failed, ref.UserID)
 		case resealed:
 			n++
 		}
@@ -180,27 +178,46 @@ func (v *Vault) ReencryptAll() (int, error) {
 	return n, nil
 }
 
-// sealBundle is the stored form of b for userID.
-func (v *Vault) sealBundle(userID string, b TokenBundle) (*TokenRecord, error) {
+// sealContext is the associated data a bundle is sealed with: it binds the
+// ciphertext to the user and the account.
+func sealContext(ref AccountRef) string { return ref.UserID + "\x00account\x00" + ref.ID }
+
+// openSealed decrypts s for ref. Bundles stored before accounts existed
+// were bound to the user alone; they still open (legacy is true) until
+// loadTokens re-seals them, which it does at the first start after the
+// upgrade.
+func (v *Vault) openSealed(s Sealed, ref AccountRef) (pt []byte, legacy bool, err error) {
+	pt, err = v.keyring.open(s, sealContext(ref))
+	if err == nil {
+		return pt, false, nil
+	}
+	if pt, lerr := v.keyring.open(s, ref.UserID); lerr == nil {
+		return pt, true, nil
+	}
+	return nil, false, err
+}
+
+// sealBundle is the stored form of b for ref, metadata included.
+func (v *Vault) sealBundle(ref AccountRef, b TokenBundle) (*TokenRecord, error) {
 	pt, err := json.Marshal(tokenSecrets{IDToken: b.IDToken, AccessToken: b.AccessToken, RefreshToken: b.RefreshToken})
 	if err != nil {
 		return nil, err
 	}
-	s, err := v.keyring.seal(pt, userID)
+	s, err := v.keyring.seal(pt, sealContext(ref))
 	if err != nil {
 		return nil, err
 	}
 	return &TokenRecord{Sealed: s, TokenInfo: infoOf(b, v.now().UTC())}, nil
 }
 
-// readBundle loads and decrypts the stored bundle of a user, or fails with
-// ErrNotLinked.
-func (v *Vault) readBundle(ctx context.Context, userID string) (TokenBundle, error) {
-	rec, err := v.store.GetTokens(ctx, userID)
+// readBundle loads and decrypts the stored bundle of an account, or fails
+// with ErrNotLinked.
+func (v *Vault) readBundle(ctx context.Context, ref AccountRef) (TokenBundle, error) {
+	rec, err := v.store.GetTokens(ctx, ref.UserID, ref.ID)
 	if err != nil {
 		return TokenBundle{}, notLinked(err)
 	}
-	return v.openRecord(userID, rec)
+	return v.openRecord(ref, rec)
 }
 
 // notLinked maps the store's ErrNotFound for a token record to
@@ -213,8 +230,8 @@ func notLinked(err error) error {
 }
 
 // openRecord decrypts a stored record into a bundle.
-func (v *Vault) openRecord(userID string, rec TokenRecord) (TokenBundle, error) {
-	pt, err := v.keyring.open(rec.Sealed, userID)
+func (v *Vault) openRecord(ref AccountRef, rec TokenRecord) (TokenBundle, error) {
+	pt, _, err := v.openSealed(rec.Sealed, ref)
 	if err != nil {
 		return TokenBundle{}, err
 	}
@@ -228,29 +245,56 @@ func (v *Vault) openRecord(userID string, rec TokenRecord) (TokenBundle, error) 
 		AccountID: i.AccountID, PlanType: i.PlanType, Email: i.Email,
 		Expiry: i.Expiry, LastRefresh: i.LastRefresh, Version: i.Version,
 		RelinkNeeded: i.RelinkNeeded, RelinkReason: i.RelinkReason,
+		Label: i.Label, Position: i.Position, Linked: i.Linked,
 	}, nil
 }
 
 // loadTokens decrypts every stored bundle into the cache, so requests
-// never decrypt. A bundle no key opens is logged and fails on use.
+// never decrypt. A bundle no key opens is logged and fails on use. Bundles
+// still bound to the user alone (stored before accounts existed) are
+// re-sealed bound to their account.
 func (v *Vault) loadTokens(ctx context.Context) error {
 	all, err := v.store.ListTokens(ctx)
 	if err != nil {
 		return err
 	}
-	for user, rec := range all {
-		v.cacheRecord(user, rec)
+	for ref, rec := range all {
+		if _, legacy, err := v.openSealed(rec.Sealed, ref); err == nil && legacy {
+			if err := v.rebind(ctx, ref); err != nil {
+				v.logWarn("vault: binding a stored token bundle to its account failed; it keeps working and is retried at the next start", "user_id", ref.UserID, "account", ref.ID, "error", err)
+			}
+		}
+		v.cacheRecord(ref, rec)
 	}
 	return nil
 }
 
-// cacheRecord installs a stored record in the user's broker state unless a
-// newer version is cached.
-func (v *Vault) cacheRecord(user string, rec TokenRecord) {
-	st := v.stateFor(user)
-	b, err := v.openRecord(user, rec)
+// rebind re-seals an account's bundle bound to the user alone so that it is
+// bound to the account too.
+func (v *Vault) rebind(ctx context.Context, ref AccountRef) error {
+	return v.updateTokens(ctx, ref, func(cur *TokenRecord) (*TokenRecord, error) {
+		if cur == nil {
+			return nil, nil
+		}
+		pt, legacy, err := v.openSealed(cur.Sealed, ref)
+		if err != nil || !legacy {
+			return nil, nil
+		}
+		next := *cur
+		if next.Sealed, err = v.keyring.seal(pt, sealContext(ref)); err != nil {
+			return nil, err
+		}
+		return &next, nil
+	})
+}
+
+// cacheRecord installs a stored record in the account's broker state
+// unless a newer version is cached.
+func (v *Vault) cacheRecord(ref AccountRef, rec TokenRecord) {
+	st := v.stateFor(ref)
+	b, err := v.openRecord(ref, rec)
 	if err != nil {
-		v.logError("vault: stored ChatGPT tokens cannot be decrypted with the configured keys; the user must re-link or the old key be configured", "user_id", user, "key_id", rec.KeyID)
+		v.logError("vault: stored ChatGPT tokens cannot be decrypted with the configured keys; the user must re-link or the old key be configured", "user_id", ref.UserID, "account", ref.ID, "key_id", rec.KeyID)
 		return
 	}
 	st.store(v.newCached(b))
@@ -262,6 +306,7 @@ func infoOf(b TokenBundle, now time.Time) TokenInfo {
 		AccountID: b.AccountID, PlanType: b.PlanType, Email: b.Email,
 		Expiry: b.Expiry, LastRefresh: b.LastRefresh, Version: b.Version,
 		RelinkNeeded: b.RelinkNeeded, RelinkReason: b.RelinkReason, Updated: now,
+		Label: b.Label, Position: b.Position, Linked: b.Linked,
 	}
 }
 

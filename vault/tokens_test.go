@@ -27,7 +27,7 @@ func TestPutTokensAndInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := TokenInfo{AccountID: "acc-1", PlanType: "plus", Email: "chatgpt@example.com",
-		Expiry: t0.Add(time.Hour), LastRefresh: t0, Version: 2, Updated: t0}
+		Expiry: t0.Add(time.Hour), LastRefresh: t0, Version: 2, Updated: t0, Position: 1, Linked: t0}
 	if info != want {
 		t.Fatalf("TokenInfo = %+v\nwant       %+v", info, want)
 	}

@@ -21,6 +21,10 @@ type User struct {
 	// Disabled users keep their keys and linked account but can neither
 	// call the API nor sign in to the dashboard until enabled again.
 	Disabled bool `json:"disabled,omitempty"`
+	// AccountPolicy picks which of the user's linked ChatGPT accounts
+	// serves a request: PolicyPreferOrder (also when empty) or
+	// PolicyMostRemaining. See routing.go.
+	AccountPolicy string `json:"account_policy,omitempty"`
 }
 
 // maxNameLen bounds display names.

@@ -31,15 +31,23 @@ type Vault struct {
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
 
-	// tokMu guards tokens, the per-user broker state (cache + refresh lock).
+	// tokMu guards tokens, the per-account broker state (cache + refresh
+	// lock + exhaustion), by user id then account id.
 	tokMu  sync.RWMutex
-	tokens map[string]*tokenState
+	tokens map[string]map[string]*tokenState
+
+	// affinity keeps conversations on the account that served them; see
+	// routing.go.
+	affinity affinityMap
 
 	// usage counts requests and tokens per key against its policy; see
-	// key_policy.go.
-	usage *keypolicy.Tracker
+	// key_policy.go. usageMu keeps request-log writes and reads of the
+	// store's key usage from overlapping (key_usage.go); it is taken
+	// before mu.
+	usage   *keypolicy.Tracker
+	usageMu sync.Mutex
 
-	// quotas holds each user's latest rate-limit snapshot; see quota.go.
+	// quotas holds each account's latest rate-limit snapshot; see quota.go.
 	quotas quotaCache
 
 	// life guards closed: LogRequest and refresh flights check it so that
@@ -114,7 +122,7 @@ func New(store Store, opts Options) (*Vault, error) {
 		emails:     map[string]string{},
 		keysByHash: map[[32]byte]*keyEntry{},
 		keysByID:   map[string]*keyEntry{},
-		tokens:     map[string]*tokenState{},
+		tokens:     map[string]map[string]*tokenState{},
 		usage:      keypolicy.NewTracker(opts.Now),
 		logCh:      make(chan LogRecord, opts.LogBuffer),
 		stop:       make(chan struct{}),
@@ -183,20 +191,25 @@ func (v *Vault) background() {
 	defer quotas.Stop()
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
-	batch := make([]LogRecord, 0, v.opts.LogBatchSize)
+	w := &logWriter{batch: make([]LogRecord, 0, v.opts.LogBatchSize)}
+	defer w.stop()
 	for {
 		select {
-		case rec := <-v.logCh:
-			batch = append(batch, rec)
-			if len(batch) >= v.opts.LogBatchSize {
+		case rec := <-v.logQueue(w):
+			w.batch = append(w.batch, rec)
+			if len(w.batch) >= v.opts.LogBatchSize && !w.waiting() {
 				// Under load, take the backlog into the same commit: a commit
 				// costs two fsyncs whatever its size.
-				batch = v.drainLogs(batch, maxBacklogBatches*v.opts.LogBatchSize)
-				batch = v.writeLogBatch(batch)
+				w.batch = v.drainLogs(w.batch, maxBacklogBatches*v.opts.LogBatchSize)
+				v.flushLogs(w, false)
 			}
 		case <-flush.C:
-			batch = v.writeLogBatch(batch)
+			if !w.waiting() {
+				v.flushLogs(w, false)
+			}
 			v.warnDrops()
+		case <-w.retryC:
+			v.flushLogs(w, false)
 		case <-keys.C:
 			v.flushKeyUsage()
 		case <-quotas.C:
@@ -204,13 +217,14 @@ func (v *Vault) background() {
 		case <-purge.C:
 			v.purge()
 		case <-v.stop:
-			// Close set closed first, so nothing more arrives: drain it all.
+			// Close set closed first, so nothing more arrives: drain it all,
+			// with one last attempt for records kept for a retry.
 			for {
-				batch = v.drainLogs(batch, maxBacklogBatches*v.opts.LogBatchSize)
-				if len(batch) == 0 {
+				w.batch = v.drainLogs(w.batch, maxBacklogBatches*v.opts.LogBatchSize)
+				if len(w.batch) == 0 {
 					break
 				}
-				batch = v.writeLogBatch(batch)
+				v.flushLogs(w, true)
 			}
 			v.flushKeyUsage()
 			v.flushQuotas()

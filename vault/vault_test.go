@@ -190,7 +190,7 @@ func TestUpgradeFromSchema1(t *testing.T) {
 	}
 	v2.RecordQuota(u.ID, QuotaSnapshot{PlanType: "plus"})
 	v2.flushQuotas()
-	if q, err := v2.store.ListQuotas(t.Context()); err != nil || q[u.ID].PlanType != "plus" {
+	if q, err := v2.store.ListQuotas(t.Context()); err != nil || q[first(t, v2, u.ID)].PlanType != "plus" {
 		t.Fatalf("quotas after upgrade: %v, %v", q, err)
 	}
 }

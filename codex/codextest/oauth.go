@@ -178,6 +178,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		writeTokens(w, t)
 	case "refresh_token":
+		if !s.delayRefresh(r) {
+			// The client went away while the grant was delayed: as far as
+			// the issuer knows, the request never arrived.
+			return
+		}
 		s.refreshGrant(w, p.Get("refresh_token"))
 	default:
 		flat(http.StatusBadRequest, "unsupported_grant_type", "Unsupported grant type.")
@@ -202,6 +207,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, token string) {
 		s.mu.Unlock()
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})
 	case rec.used:
+		s.reuses++
 		s.families[rec.family] = "refresh_token_invalidated"
 		s.mu.Unlock()
 		nested(http.StatusBadRequest, "refresh_token_reused",

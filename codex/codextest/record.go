@@ -123,5 +123,6 @@ func (s *Server) ResetRequests() {
 	defer s.mu.Unlock()
 	s.requests = nil
 	s.refreshes = 0
+	s.reuses = 0
 	s.generations.Store(0)
 }

@@ -64,6 +64,18 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	if acc.budget == 0 {
+		// The account's plan window is used up: nothing starts.
+		acc.limited++
+		resetIn := int(acc.resetIn / time.Second)
+		s.mu.Unlock()
+		s.setScenario(idx, ScenarioUsageLimit)
+		usageLimited(w, acc, max(resetIn, 1))
+		return
+	}
+	if acc.budget > 0 {
+		acc.budget--
+	}
 	acc.requests++
 	used := min(acc.requests, 99)
 	key, _ := req["prompt_cache_key"].(string)
@@ -77,12 +89,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	h.Set("x-request-id", newID("req_"))
 	switch sc {
 	case ScenarioUsageLimit:
-		rateHeaders(h, acc, 100, 13872)
-		h.Set("X-Codex-Active-Limit", "premium")
-		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": map[string]any{
-			"type": "usage_limit_reached", "message": "The usage limit has been reached", "plan_type": acc.plan,
-			"resets_at": time.Now().Unix() + 13872, "eligible_promo": nil, "resets_in_seconds": 13872,
-		}})
+		usageLimited(w, acc, 13872)
 		return
 	case ScenarioUsageNotIncluded:
 		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": map[string]any{
@@ -205,6 +212,19 @@ func (s *Server) pickScenario(rq Request, req map[string]any) (Scenario, *apiErr
 		return "", detail(http.StatusBadRequest, fmt.Sprintf("codextest: unknown scenario %q", sc))
 	}
 	return sc, nil
+}
+
+// usageLimited answers 429 usage_limit_reached (§5.3 D): the account's
+// window is used up and resets in resetIn seconds.
+func usageLimited(w http.ResponseWriter, acc *account, resetIn int) {
+	h := w.Header()
+	h.Set("x-request-id", newID("req_"))
+	rateHeaders(h, acc, 100, resetIn)
+	h.Set("X-Codex-Active-Limit", "premium")
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": map[string]any{
+		"type": "usage_limit_reached", "message": "The usage limit has been reached", "plan_type": acc.plan,
+		"resets_at": time.Now().Unix() + int64(resetIn), "eligible_promo": nil, "resets_in_seconds": resetIn,
+	}})
 }
 
 // rateHeaders sets the x-codex usage headers (§5.3 D, §8.4).

@@ -105,8 +105,12 @@ type Server struct {
 	devices   map[string]*deviceAuth
 	requests  []Request
 	refreshes int
-	cacheKeys map[string]bool
-	prerender []byte
+	// reuses counts refresh grants that presented a used refresh token.
+	reuses int
+	// refreshDelays holds the delay of each upcoming refresh grant.
+	refreshDelays []time.Duration
+	cacheKeys     map[string]bool
+	prerender     []byte
 	// prerenderFrames are the events of prerender, for paced serving.
 	prerenderFrames [][]byte
 }

@@ -29,7 +29,7 @@ func BenchmarkPostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, _, err := a.v.CreateKey(u.ID, "bench")
+	key, rec, err := a.v.CreateKey(u.ID, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func BenchmarkPostgres(b *testing.B) {
 	// The Vault commits every 200 ms or 512 records, and takes up to 16
 	// batches of backlog into one commit under load.
 	for _, batch := range []int{vault.DefaultLogBatchSize, 16 * vault.DefaultLogBatchSize} {
-		b.Run(fmt.Sprintf("AppendLogs/batch=%d", batch), func(b *testing.B) { benchAppend(b, a, u.ID, batch) })
+		b.Run(fmt.Sprintf("AppendLogs/batch=%d", batch), func(b *testing.B) { benchAppend(b, a, u.ID, rec.ID, batch) })
 	}
 	b.Run("RevokePropagation", func(b *testing.B) {
 		var lat []time.Duration
@@ -89,13 +89,14 @@ func BenchmarkPostgres(b *testing.B) {
 	})
 }
 
-// benchAppend ingests batches of batch records with their usage roll-up.
-func benchAppend(b *testing.B, inst instance, userID string, batch int) {
+// benchAppend ingests batches of batch records of one key with their
+// usage roll-ups (the user's, the key's).
+func benchAppend(b *testing.B, inst instance, userID, keyID string, batch int) {
 	ctx := context.Background()
 	recs := make([]vault.LogRecord, batch)
 	now := time.Now().UTC()
 	for i := range recs {
-		recs[i] = vault.LogRecord{Time: now.Add(time.Duration(i) * time.Microsecond), UserID: userID, KeyID: "k", RequestID: fmt.Sprint("req-", i),
+		recs[i] = vault.LogRecord{Time: now.Add(time.Duration(i) * time.Microsecond), UserID: userID, KeyID: keyID, RequestID: fmt.Sprint("req-", i),
 			Route: "/v1/chat/completions", Model: "gpt-5-codex", Effort: "medium", Status: 200, Duration: time.Second,
 			TTFB: 300 * time.Millisecond, InputTokens: 1200, OutputTokens: 300, CachedTokens: 800}
 	}

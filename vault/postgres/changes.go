@@ -21,6 +21,8 @@ const (
 	changeUser   = "user"
 	changeKey    = "key"
 	changeTokens = "tokens"
+	// changeKeyUsage's key id part is a comma-separated list.
+	changeKeyUsage = "usage"
 )
 
 // Listener tuning.
@@ -58,6 +60,8 @@ func parseChange(payload string) (vault.Change, bool) {
 		c.Kind = vault.ChangeKey
 	case changeTokens:
 		c.Kind = vault.ChangeTokens
+	case changeKeyUsage:
+		c.Kind, c.KeyID, c.KeyIDs = vault.ChangeKeyUsage, "", strings.Split(c.KeyID, ",")
 	default:
 		return vault.Change{}, false
 	}

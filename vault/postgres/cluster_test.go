@@ -248,7 +248,11 @@ func TestRefreshLockEndsWithHolder(t *testing.T) {
 		t.Fatalf("token endpoint called %d times while A held the lock", n)
 	}
 
-	terminate(t, dsn, lockHolder(t, dsn, user))
+	accts, err := a.v.Accounts(user)
+	if err != nil || len(accts) != 1 {
+		t.Fatalf("accounts: %v, %v", accts, err)
+	}
+	terminate(t, dsn, lockHolder(t, dsn, user, accts[0].ID))
 	select {
 	case tok := <-bDone:
 		if !strings.HasSuffix(tok, "-1") {
@@ -274,8 +278,8 @@ func TestRefreshLockEndsWithHolder(t *testing.T) {
 	}
 }
 
-// lockHolder returns the backend holding the user's refresh lock.
-func lockHolder(t *testing.T, dsn, userID string) uint32 {
+// lockHolder returns the backend holding the account's refresh lock.
+func lockHolder(t *testing.T, dsn, userID, accountID string) uint32 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -287,7 +291,7 @@ func lockHolder(t *testing.T, dsn, userID string) uint32 {
 	var pid int32
 	err = conn.QueryRow(ctx, `SELECT pid FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::bigint = $1 AND objid::bigint = $2`,
-		int64(uint32(lockClassRefresh)), int64(uint32(refreshKey(userID)))).Scan(&pid)
+		int64(uint32(lockClassRefresh)), int64(uint32(refreshKey(userID, accountID)))).Scan(&pid)
 	if err != nil {
 		t.Fatalf("finding the refresh lock's holder: %v", err)
 	}

@@ -118,9 +118,12 @@ func (s *Store) UpdateKeyPolicy(ctx context.Context, userID, keyID string, p key
 	return s.updateUserKey(ctx, "update key policy", userID, keyID, `policy = $3`, policy)
 }
 
-// ResetKeyUsage sets the usage reset point of the user's key.
+// ResetKeyUsage sets the usage reset point of the user's key and clears
+// its stored token usage (key_usage.go).
 func (s *Store) ResetKeyUsage(ctx context.Context, userID, keyID string, at time.Time) error {
-	return s.updateUserKey(ctx, "reset key usage", userID, keyID, `usage_reset = $3`, ts(at))
+	return s.tx(ctx, "reset key usage", func(ctx context.Context, tx pgx.Tx) error {
+		return resetKeyUsage(ctx, tx, userID, keyID, at)
+	})
 }
 
 // updateUserKey sets one column of the user's key and announces the

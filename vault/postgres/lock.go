@@ -19,26 +19,28 @@ import (
 // just as the cancel lands, on a connection we then think is free.
 const lockPoll = 100 * time.Millisecond
 
-// refreshKey is the second advisory-lock key of a user's refresh lock.
-// Two users sharing a hash merely refresh one after the other.
-func refreshKey(userID string) int32 {
+// refreshKey is the second advisory-lock key of an account's refresh
+// lock. Two accounts sharing a hash merely refresh one after the other.
+func refreshKey(userID, accountID string) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(userID))
+	h.Write([]byte{0})
+	h.Write([]byte(accountID))
 	return int32(h.Sum32())
 }
 
-// LockUserRefresh takes the user's refresh lock: a session-level advisory
+// LockRefresh takes the account's refresh lock: a session-level advisory
 // lock on a connection of its own, held until unlock. The lock lives as
 // long as that connection: if this process dies, or its connection does,
 // PostgreSQL releases it and another instance takes over.
-func (s *Store) LockUserRefresh(ctx context.Context, userID string) (func(), error) {
+func (s *Store) LockRefresh(ctx context.Context, userID, accountID string) (func(), error) {
 	if s.closed.Load() {
 		return nil, vault.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key := refreshKey(userID)
+	key := refreshKey(userID, accountID)
 	actx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout+s.opts.QueryTimeout)
 	conn, err := s.locks.Acquire(actx)
 	cancel()

@@ -133,6 +133,39 @@ CREATE TABLE codex_quotas (
 ALTER TABLE codex_keys ADD COLUMN policy jsonb;
 ALTER TABLE codex_keys ADD COLUMN usage_reset timestamptz;
 `},
+	// Each key's tokens per UTC day, so token budgets hold for the total
+	// of every instance (key_usage.go); filled from the last 8 days of the
+	// request log. Additive: instances of schema 1 and 2 keep running
+	// beside it (without adding to it).
+	{compatible: 1, sql: keyUsageSchema},
+	// Several ChatGPT accounts per user: a token bundle (and its quota
+	// snapshot) per (user, account); each user's one bundle becomes their
+	// account 1. Its ciphertext moves as it is: it stays bound to the user
+	// alone until the vault re-seals it bound to the account at its next
+	// start. Not additive: instances of schema 3 and older write tokens by user and
+	// must be stopped first (compatible 4).
+	{compatible: 4, sql: `
+ALTER TABLE codex_tokens ADD COLUMN account text;
+UPDATE codex_tokens SET account = substr(md5(user_id || ':' || random()::text || ':' || clock_timestamp()::text), 1, 12);
+ALTER TABLE codex_tokens ALTER COLUMN account SET NOT NULL;
+ALTER TABLE codex_tokens ADD COLUMN label text NOT NULL DEFAULT '';
+ALTER TABLE codex_tokens ADD COLUMN position integer NOT NULL DEFAULT 1;
+ALTER TABLE codex_tokens ADD COLUMN linked timestamptz;
+UPDATE codex_tokens SET linked = COALESCE(updated, last_refresh);
+ALTER TABLE codex_tokens DROP CONSTRAINT codex_tokens_pkey;
+ALTER TABLE codex_tokens ADD PRIMARY KEY (user_id, account);
+ALTER TABLE codex_quotas ADD COLUMN account text;
+UPDATE codex_quotas q SET account = t.account FROM codex_tokens t WHERE t.user_id = q.user_id;
+DELETE FROM codex_quotas WHERE account IS NULL;
+ALTER TABLE codex_quotas ALTER COLUMN account SET NOT NULL;
+ALTER TABLE codex_quotas DROP CONSTRAINT codex_quotas_pkey;
+ALTER TABLE codex_quotas ADD PRIMARY KEY (user_id, account);
+ALTER TABLE codex_quotas ADD CONSTRAINT codex_quotas_account_fkey
+	FOREIGN KEY (user_id, account) REFERENCES codex_tokens (user_id, account) ON DELETE CASCADE;
+ALTER TABLE codex_users ADD COLUMN account_policy text NOT NULL DEFAULT '';
+ALTER TABLE codex_request_log ADD COLUMN account text NOT NULL DEFAULT '';
+ALTER TABLE codex_request_log ADD COLUMN failover_from text NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the schema this code writes.

@@ -10,47 +10,65 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// tokenColumns are read by scanToken after the user id, in order.
-const tokenColumns = `seal_key_id, nonce, ciphertext, account_id, plan_type, email, expiry, last_refresh, version, relink_needed, relink_reason, updated`
+// tokenColumns are read by scanToken after the user id and the account, in
+// order.
+const tokenColumns = `seal_key_id, nonce, ciphertext, account_id, plan_type, email, expiry, last_refresh, version, relink_needed, relink_reason, updated, label, position, linked`
 
-// scanToken reads user_id and tokenColumns.
-func scanToken(r pgx.Row) (userToken, error) {
-	var ut userToken
-	rec := &ut.rec
-	var expiry, lastRefresh, updated pgtype.Timestamptz
+// scanToken reads user_id, account and tokenColumns.
+func scanToken(r pgx.Row) (accountToken, error) {
+	var at accountToken
+	rec := &at.rec
+	var expiry, lastRefresh, updated, linked pgtype.Timestamptz
 	var version int64
-	err := r.Scan(&ut.userID, &rec.KeyID, &rec.Nonce, &rec.Ciphertext, &rec.AccountID, &rec.PlanType, &rec.Email,
-		&expiry, &lastRefresh, &version, &rec.RelinkNeeded, &rec.RelinkReason, &updated)
-	rec.Expiry, rec.LastRefresh, rec.Updated = fromTS(expiry), fromTS(lastRefresh), fromTS(updated)
-	rec.Version = uint64(version)
-	return ut, err
+	var position int32
+	err := r.Scan(&at.ref.UserID, &at.ref.ID, &rec.KeyID, &rec.Nonce, &rec.Ciphertext, &rec.AccountID, &rec.PlanType, &rec.Email,
+		&expiry, &lastRefresh, &version, &rec.RelinkNeeded, &rec.RelinkReason, &updated, &rec.Label, &position, &linked)
+	rec.Expiry, rec.LastRefresh, rec.Updated, rec.Linked = fromTS(expiry), fromTS(lastRefresh), fromTS(updated), fromTS(linked)
+	rec.Version, rec.Position = uint64(version), int(position)
+	return at, err
 }
 
-// userToken is a token record with its user.
-type userToken struct {
-	userID string
-	rec    vault.TokenRecord
+// accountToken is a token record with its account.
+type accountToken struct {
+	ref vault.AccountRef
+	rec vault.TokenRecord
 }
 
 // maxUpdateAttempts bounds UpdateTokens' retries after serialisation
 // failures and deadlocks.
 const maxUpdateAttempts = 5
 
-// GetTokens reads a user's token record.
-func (s *Store) GetTokens(ctx context.Context, userID string) (vault.TokenRecord, error) {
-	ut, err := queryOne(s, ctx, "get tokens", `SELECT user_id, `+tokenColumns+` FROM codex_tokens WHERE user_id = $1`, []any{userID}, scanToken)
-	return ut.rec, err
+// tokenSelect reads user_id, account and tokenColumns.
+const tokenSelect = `SELECT user_id, account, ` + tokenColumns + ` FROM codex_tokens`
+
+// GetTokens reads one account's token record.
+func (s *Store) GetTokens(ctx context.Context, userID, accountID string) (vault.TokenRecord, error) {
+	at, err := queryOne(s, ctx, "get tokens", tokenSelect+` WHERE user_id = $1 AND account = $2`, []any{userID, accountID}, scanToken)
+	return at.rec, err
 }
 
 // ListTokens reads every token record.
-func (s *Store) ListTokens(ctx context.Context) (map[string]vault.TokenRecord, error) {
-	all, err := query(s, ctx, "list tokens", `SELECT user_id, `+tokenColumns+` FROM codex_tokens`, nil, scanToken)
+func (s *Store) ListTokens(ctx context.Context) (map[vault.AccountRef]vault.TokenRecord, error) {
+	all, err := query(s, ctx, "list tokens", tokenSelect, nil, scanToken)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[vault.AccountRef]vault.TokenRecord, len(all))
+	for _, at := range all {
+		out[at.ref] = at.rec
+	}
+	return out, nil
+}
+
+// ListUserTokens reads the records of one user's accounts.
+func (s *Store) ListUserTokens(ctx context.Context, userID string) (map[string]vault.TokenRecord, error) {
+	all, err := query(s, ctx, "list user tokens", tokenSelect+` WHERE user_id = $1`, []any{userID}, scanToken)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]vault.TokenRecord, len(all))
-	for _, ut := range all {
-		out[ut.userID] = ut.rec
+	for _, at := range all {
+		out[at.ref.ID] = at.rec
 	}
 	return out, nil
 }
@@ -60,11 +78,11 @@ func (s *Store) ListTokens(ctx context.Context) (map[string]vault.TokenRecord, e
 // a first link included, and with deleting the user), reads the record
 // FOR UPDATE, and writes what fn returns. A serialisation failure or
 // deadlock runs the whole transaction again, fn included.
-func (s *Store) UpdateTokens(ctx context.Context, userID string, fn func(cur *vault.TokenRecord) (*vault.TokenRecord, error)) error {
+func (s *Store) UpdateTokens(ctx context.Context, userID, accountID string, fn func(cur *vault.TokenRecord) (*vault.TokenRecord, error)) error {
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		err = s.tx(ctx, "update tokens", func(ctx context.Context, tx pgx.Tx) error {
-			return updateTokens(ctx, tx, userID, fn)
+			return updateTokens(ctx, tx, userID, accountID, fn)
 		})
 		if errors.Is(err, errNoWrite) {
 			return nil
@@ -77,15 +95,15 @@ func (s *Store) UpdateTokens(ctx context.Context, userID string, fn func(cur *va
 }
 
 // updateTokens is one attempt of UpdateTokens.
-func updateTokens(ctx context.Context, tx pgx.Tx, userID string, fn func(cur *vault.TokenRecord) (*vault.TokenRecord, error)) error {
+func updateTokens(ctx context.Context, tx pgx.Tx, userID, accountID string, fn func(cur *vault.TokenRecord) (*vault.TokenRecord, error)) error {
 	if err := lockUser(ctx, tx, userID); err != nil {
 		return err
 	}
 	var cur *vault.TokenRecord
-	ut, err := scanToken(tx.QueryRow(ctx, `SELECT user_id, `+tokenColumns+` FROM codex_tokens WHERE user_id = $1 FOR UPDATE`, userID))
+	at, err := scanToken(tx.QueryRow(ctx, tokenSelect+` WHERE user_id = $1 AND account = $2 FOR UPDATE`, userID, accountID))
 	switch {
 	case err == nil:
-		cur = &ut.rec
+		cur = &at.rec
 	case !errors.Is(err, pgx.ErrNoRows):
 		return err
 	}
@@ -96,15 +114,17 @@ func updateTokens(ctx context.Context, tx pgx.Tx, userID string, fn func(cur *va
 	if next == nil {
 		return errNoWrite
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO codex_tokens (user_id, `+tokenColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (user_id) DO UPDATE SET
+	if _, err := tx.Exec(ctx, `INSERT INTO codex_tokens (user_id, account, `+tokenColumns+`)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT (user_id, account) DO UPDATE SET
 	seal_key_id = excluded.seal_key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext,
 	account_id = excluded.account_id, plan_type = excluded.plan_type, email = excluded.email,
 	expiry = excluded.expiry, last_refresh = excluded.last_refresh, version = excluded.version,
-	relink_needed = excluded.relink_needed, relink_reason = excluded.relink_reason, updated = excluded.updated`,
-		userID, next.KeyID, next.Nonce, next.Ciphertext, next.AccountID, next.PlanType, next.Email,
-		ts(next.Expiry), ts(next.LastRefresh), int64(next.Version), next.RelinkNeeded, next.RelinkReason, ts(next.Updated)); err != nil {
+	relink_needed = excluded.relink_needed, relink_reason = excluded.relink_reason, updated = excluded.updated,
+	label = excluded.label, position = excluded.position, linked = excluded.linked`,
+		userID, accountID, next.KeyID, next.Nonce, next.Ciphertext, next.AccountID, next.PlanType, next.Email,
+		ts(next.Expiry), ts(next.LastRefresh), int64(next.Version), next.RelinkNeeded, next.RelinkReason, ts(next.Updated),
+		next.Label, int32(next.Position), ts(next.Linked)); err != nil {
 		return err
 	}
 	return notify(ctx, tx, changeTokens, userID, "")
@@ -121,14 +141,15 @@ func lockUser(ctx context.Context, tx pgx.Tx, userID string) error {
 	return err
 }
 
-// DeleteTokens forgets a user's record, serialised with UpdateTokens so a
-// refresh that read the old record cannot write it back afterwards.
-func (s *Store) DeleteTokens(ctx context.Context, userID string) error {
+// DeleteTokens forgets one account's record (its quota snapshot goes with
+// it, a foreign key), serialised with UpdateTokens so a refresh that read
+// the old record cannot write it back afterwards.
+func (s *Store) DeleteTokens(ctx context.Context, userID, accountID string) error {
 	err := s.tx(ctx, "delete tokens", func(ctx context.Context, tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM codex_tokens WHERE user_id = $1`, userID)
+		tag, err := tx.Exec(ctx, `DELETE FROM codex_tokens WHERE user_id = $1 AND account = $2`, userID, accountID)
 		if err != nil {
 			return err
 		}

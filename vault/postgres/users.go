@@ -11,13 +11,13 @@ import (
 )
 
 // userColumns are read by scanUser, in order.
-const userColumns = `id, email, name, created, disabled`
+const userColumns = `id, email, name, created, disabled, account_policy`
 
 // scanUser reads userColumns.
 func scanUser(r pgx.Row) (vault.User, error) {
 	var u vault.User
 	var created pgtype.Timestamptz
-	err := r.Scan(&u.ID, &u.Email, &u.Name, &created, &u.Disabled)
+	err := r.Scan(&u.ID, &u.Email, &u.Name, &created, &u.Disabled, &u.AccountPolicy)
 	u.Created = fromTS(created)
 	return u, err
 }
@@ -25,8 +25,8 @@ func scanUser(r pgx.Row) (vault.User, error) {
 // CreateUser stores a new user.
 func (s *Store) CreateUser(ctx context.Context, u vault.User) error {
 	return s.tx(ctx, "create user", func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO codex_users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5)`,
-			u.ID, u.Email, u.Name, ts(u.Created), u.Disabled); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO codex_users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+			u.ID, u.Email, u.Name, ts(u.Created), u.Disabled, u.AccountPolicy); err != nil {
 			return err
 		}
 		return notify(ctx, tx, changeUser, u.ID, "")
@@ -43,11 +43,12 @@ func (s *Store) ListUsers(ctx context.Context) ([]vault.User, error) {
 	return query(s, ctx, "list users", `SELECT `+userColumns+` FROM codex_users`, nil, scanUser)
 }
 
-// UpdateUser replaces a user's name, creation time and disabled flag.
+// UpdateUser replaces a user's name, creation time, disabled flag and
+// account policy.
 func (s *Store) UpdateUser(ctx context.Context, u vault.User) error {
 	return s.tx(ctx, "update user", func(ctx context.Context, tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE codex_users SET name = $2, created = $3, disabled = $4 WHERE id = $1`,
-			u.ID, u.Name, ts(u.Created), u.Disabled)
+		tag, err := tx.Exec(ctx, `UPDATE codex_users SET name = $2, created = $3, disabled = $4, account_policy = $5 WHERE id = $1`,
+			u.ID, u.Name, ts(u.Created), u.Disabled, u.AccountPolicy)
 		if err != nil {
 			return err
 		}

@@ -14,27 +14,32 @@ const waitShort = 50 * time.Millisecond
 
 func testRefreshLock(t *testing.T, h *harness) {
 	s := h.store()
-	unlock, err := s.LockUserRefresh(ctx, "u-a")
+	unlock, err := s.LockRefresh(ctx, "u-a", "a1")
 	must(t, err)
 
 	// Held: another attempt for the same user waits until its ctx ends.
 	short, cancel := context.WithTimeout(ctx, waitShort)
-	_, err = s.LockUserRefresh(short, "u-a")
+	_, err = s.LockRefresh(short, "u-a", "a1")
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second lock of a held user: %v, want context.DeadlineExceeded", err)
 	}
-	// Other users are not blocked.
+	// Other users, and the user's other accounts, are not blocked.
 	short, cancel = context.WithTimeout(ctx, 5*time.Second)
-	unlockB, err := s.LockUserRefresh(short, "u-b")
+	unlockB, err := s.LockRefresh(short, "u-b", "a1")
 	cancel()
 	must(t, err)
 	unlockB()
+	short, cancel = context.WithTimeout(ctx, 5*time.Second)
+	unlockA2, err := s.LockRefresh(short, "u-a", "a2")
+	cancel()
+	must(t, err)
+	unlockA2()
 
 	// A waiter gets the lock once the holder lets go, not before.
 	got := make(chan func(), 1)
 	go func() {
-		u, err := s.LockUserRefresh(ctx, "u-a")
+		u, err := s.LockRefresh(ctx, "u-a", "a1")
 		if err != nil {
 			t.Error(err)
 			u = func() {}
@@ -62,7 +67,7 @@ func testRefreshLock(t *testing.T, h *harness) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				u, err := s.LockUserRefresh(ctx, "u-c")
+				u, err := s.LockRefresh(ctx, "u-c", "a1")
 				if err != nil {
 					t.Error(err)
 					return
@@ -83,7 +88,7 @@ func testRefreshLock(t *testing.T, h *harness) {
 	// After all that, it is free.
 	short, cancel = context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	u, err := s.LockUserRefresh(short, "u-c")
+	u, err := s.LockRefresh(short, "u-c", "a1")
 	must(t, err)
 	u()
 }

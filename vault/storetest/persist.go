@@ -17,7 +17,7 @@ func testPersistence(t *testing.T, h *harness) {
 	must(t, s.TouchKeys(ctx, map[string]time.Time{"k1": t0.Add(time.Minute)}))
 	k.LastUsed = t0.Add(time.Minute)
 	tok := tokens(3, "ciphertext")
-	must(t, s.UpdateTokens(ctx, "u-a", func(*vault.TokenRecord) (*vault.TokenRecord, error) { return &tok, nil }))
+	must(t, s.UpdateTokens(ctx, "u-a", "a1", func(*vault.TokenRecord) (*vault.TokenRecord, error) { return &tok, nil }))
 	sess := vault.SessionRecord{UserID: "u-a", Created: t0, Expires: t0.Add(day)}
 	must(t, s.PutSession(ctx, hash("s1"), sess))
 	login := vault.LoginRecord{Email: "a@example.com", Expires: t0.Add(day)}
@@ -25,9 +25,10 @@ func testPersistence(t *testing.T, h *harness) {
 	oauth := vault.OAuthRecord{UserID: "u-a", Expires: t0.Add(day), Verifier: vault.Sealed{KeyID: "k", Nonce: []byte("n"), Ciphertext: []byte("c")}}
 	must(t, s.PutOAuthSession(ctx, hash("o1"), oauth))
 	rec := logRec("r1", "u-a", t0, 200, "")
+	rec.AccountID, rec.FailoverFrom = "a2", "a1" // served by a2 after a1 was at its limit
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{rec}, []vault.UsageDelta{{UserID: "u-a", DayUsage: vault.DayUsage{Day: midnight(t0), Requests: 1}}}))
 	q := quota("plus", 12)
-	must(t, s.PutQuotas(ctx, map[string]vault.QuotaSnapshot{"u-a": q}))
+	must(t, s.PutQuotas(ctx, map[vault.AccountRef]vault.QuotaSnapshot{{UserID: "u-a", ID: "a1"}: q}))
 	if err := closeOnce(s); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -39,7 +40,7 @@ func testPersistence(t *testing.T, h *harness) {
 	gotK, err := s.GetKey(ctx, "k1")
 	must(t, err)
 	same(t, "key", gotK, k)
-	gotT, err := s.GetTokens(ctx, "u-a")
+	gotT, err := s.GetTokens(ctx, "u-a", "a1")
 	must(t, err)
 	same(t, "tokens", gotT, tok)
 	gotS, err := s.GetSession(ctx, hash("s1"))
@@ -59,7 +60,7 @@ func testPersistence(t *testing.T, h *harness) {
 	same(t, "usage", gotD, []vault.DayUsage{{Day: midnight(t0), Requests: 1}})
 	gotQ, err := s.ListQuotas(ctx)
 	must(t, err)
-	same(t, "quotas", gotQ, map[string]vault.QuotaSnapshot{"u-a": q})
+	same(t, "quotas", gotQ, map[vault.AccountRef]vault.QuotaSnapshot{{UserID: "u-a", ID: "a1"}: q})
 	// Uniqueness survives the reopen too.
 	wantErr(t, "duplicate email after reopen", s.CreateUser(ctx, user("u-b", "a@example.com")), vault.ErrEmailTaken)
 	k2 := key("k2", "u-a")

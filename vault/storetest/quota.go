@@ -25,17 +25,34 @@ func testQuotas(t *testing.T, h *harness) {
 	}
 	mustUser(t, s, "u-a", "a@example.com")
 	mustUser(t, s, "u-b", "b@example.com")
+	type ref = vault.AccountRef
+	aa1, aa2, ba1 := ref{UserID: "u-a", ID: "a1"}, ref{UserID: "u-a", ID: "a2"}, ref{UserID: "u-b", ID: "a1"}
+	for _, r := range []ref{aa1, aa2, ba1} {
+		must(t, s.UpdateTokens(ctx, r.UserID, r.ID, func(*vault.TokenRecord) (*vault.TokenRecord, error) {
+			rec := tokens(1, "ct")
+			return &rec, nil
+		}))
+	}
 	a, b := quota("plus", 42), vault.QuotaSnapshot{PlanType: "pro", Seen: t0} // b: no windows
-	must(t, s.PutQuotas(ctx, map[string]vault.QuotaSnapshot{"u-a": a, "u-b": b, "deleted-user": a}))
+	a2 := quota("pro", 7)
+	// Snapshots of accounts that do not exist are skipped.
+	must(t, s.PutQuotas(ctx, map[ref]vault.QuotaSnapshot{aa1: a, aa2: a2, ba1: b,
+		{UserID: "deleted-user", ID: "a1"}: a, {UserID: "u-a", ID: "removed"}: a}))
 	got, err := s.ListQuotas(ctx)
 	must(t, err)
-	same(t, "ListQuotas", got, map[string]vault.QuotaSnapshot{"u-a": a, "u-b": b})
+	same(t, "ListQuotas", got, map[ref]vault.QuotaSnapshot{aa1: a, aa2: a2, ba1: b})
 
-	a2 := quota("plus", 57.5)
-	a2.Seen = t0.Add(time.Minute)
-	must(t, s.PutQuotas(ctx, map[string]vault.QuotaSnapshot{"u-a": a2}))
+	a3 := quota("plus", 57.5)
+	a3.Seen = t0.Add(time.Minute)
+	must(t, s.PutQuotas(ctx, map[ref]vault.QuotaSnapshot{aa1: a3}))
 	got, err = s.ListQuotas(ctx)
 	must(t, err)
-	same(t, "ListQuotas after replacing one", got, map[string]vault.QuotaSnapshot{"u-a": a2, "u-b": b})
+	same(t, "ListQuotas after replacing one", got, map[ref]vault.QuotaSnapshot{aa1: a3, aa2: a2, ba1: b})
 	must(t, s.PutQuotas(ctx, nil))
+
+	// Removing an account removes its snapshot, and only its.
+	must(t, s.DeleteTokens(ctx, "u-a", "a2"))
+	got, err = s.ListQuotas(ctx)
+	must(t, err)
+	same(t, "ListQuotas after removing an account", got, map[ref]vault.QuotaSnapshot{aa1: a3, ba1: b})
 }

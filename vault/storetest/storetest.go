@@ -61,9 +61,12 @@ func Run(t *testing.T, newDB NewDB) {
 		{"RefreshLockExcludes", testRefreshLock},
 		{"Persistence", testPersistence},
 		{"Closed", testClosed},
+		{"Export", testExport},
+		{"CopyAndVerify", testCopy},
+		{"DeleteAll", testDeleteAll},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &harness{t: t, open: newDB(t)}
+			h := &harness{t: t, open: newDB(t), newDB: newDB}
 			tc.fn(t, h)
 		})
 	}
@@ -73,6 +76,8 @@ func Run(t *testing.T, newDB NewDB) {
 type harness struct {
 	t    *testing.T
 	open Opener
+	// newDB makes another empty database, for tests that copy.
+	newDB NewDB
 }
 
 // store opens the database; the store is closed when the test ends unless
@@ -142,6 +147,7 @@ func tokens(version uint64, ct string) vault.TokenRecord {
 		TokenInfo: vault.TokenInfo{
 			AccountID: "acc-1", PlanType: "plus", Email: "chatgpt@example.com",
 			Expiry: t0.Add(time.Hour), LastRefresh: t0, Version: version, Updated: t0,
+			Label: "personal", Position: 1, Linked: t0,
 		},
 	}
 }

@@ -21,7 +21,7 @@ func testUsers(t *testing.T, h *harness) {
 	same(t, "GetUser", got, a)
 
 	// UpdateUser changes everything but the email.
-	b.Name, b.Disabled = "Renamed", true
+	b.Name, b.Disabled, b.AccountPolicy = "Renamed", true, vault.PolicyMostRemaining
 	changed := b
 	changed.Email = "other@example.com"
 	must(t, s.UpdateUser(ctx, changed))
@@ -56,14 +56,19 @@ func testDeleteUserCascade(t *testing.T, h *harness) {
 	mustUser(t, s, "u-b", "b@example.com")
 	for _, u := range []string{"u-a", "u-b"} {
 		must(t, s.CreateKey(ctx, key("k-"+u, u)))
-		must(t, s.UpdateTokens(ctx, u, func(*vault.TokenRecord) (*vault.TokenRecord, error) {
-			rec := tokens(1, "ct-"+u)
-			return &rec, nil
-		}))
+		for _, acct := range []string{"a1", "a2"} {
+			must(t, s.UpdateTokens(ctx, u, acct, func(*vault.TokenRecord) (*vault.TokenRecord, error) {
+				rec := tokens(1, "ct-"+u)
+				return &rec, nil
+			}))
+		}
 		must(t, s.PutSession(ctx, hash("sess-"+u), vault.SessionRecord{UserID: u, Created: t0, Expires: t0.Add(day)}))
 		must(t, s.PutOAuthSession(ctx, hash("oauth-"+u), vault.OAuthRecord{UserID: u, Expires: t0.Add(day)}))
 	}
-	must(t, s.PutQuotas(ctx, map[string]vault.QuotaSnapshot{"u-a": {PlanType: "plus", Seen: t0}, "u-b": {PlanType: "pro", Seen: t0}}))
+	must(t, s.PutQuotas(ctx, map[vault.AccountRef]vault.QuotaSnapshot{
+		{UserID: "u-a", ID: "a1"}: {PlanType: "plus", Seen: t0}, {UserID: "u-a", ID: "a2"}: {PlanType: "plus", Seen: t0},
+		{UserID: "u-b", ID: "a1"}: {PlanType: "pro", Seen: t0},
+	}))
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{{Time: t0, UserID: "u-a", RequestID: "r1", Status: 200}},
 		[]vault.UsageDelta{{UserID: "u-a", DayUsage: vault.DayUsage{Day: midnight(t0), Requests: 1}}}))
 
@@ -76,15 +81,18 @@ func testDeleteUserCascade(t *testing.T, h *harness) {
 	if ks, err := s.ListKeys(ctx, "u-a"); err != nil || len(ks) != 0 {
 		t.Fatalf("ListKeys(deleted user) = %v, %v", ks, err)
 	}
-	_, err = s.GetTokens(ctx, "u-a")
+	_, err = s.GetTokens(ctx, "u-a", "a1")
 	wantErr(t, "GetTokens(deleted user)", err, vault.ErrNotFound)
+	if all, err := s.ListUserTokens(ctx, "u-a"); err != nil || len(all) != 0 {
+		t.Fatalf("ListUserTokens(deleted user) = %v, %v", all, err)
+	}
 	_, err = s.GetSession(ctx, hash("sess-u-a"))
 	wantErr(t, "GetSession(deleted user's)", err, vault.ErrNotFound)
 	_, err = s.TakeOAuthSession(ctx, hash("oauth-u-a"))
 	wantErr(t, "TakeOAuthSession(deleted user's)", err, vault.ErrNotFound)
 	qs, err := s.ListQuotas(ctx)
 	must(t, err)
-	if _, ok := qs["u-a"]; ok || len(qs) != 1 {
+	if _, ok := qs[vault.AccountRef{UserID: "u-b", ID: "a1"}]; !ok || len(qs) != 1 {
 		t.Fatalf("quotas after delete: %v", qs)
 	}
 	// History stays.
@@ -100,7 +108,7 @@ func testDeleteUserCascade(t *testing.T, h *harness) {
 	if _, err := s.GetKey(ctx, "k-u-b"); err != nil {
 		t.Fatalf("other user's key: %v", err)
 	}
-	if _, err := s.GetTokens(ctx, "u-b"); err != nil {
+	if _, err := s.GetTokens(ctx, "u-b", "a2"); err != nil {
 		t.Fatalf("other user's tokens: %v", err)
 	}
 	if _, err := s.GetSession(ctx, hash("sess-u-b")); err != nil {

@@ -1,0 +1,163 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	_ Exporter = (*boltStore)(nil)
+	_ Importer = (*boltStore)(nil)
+	_ Backuper = (*boltStore)(nil)
+)
+
+// Count reads each bucket's key count.
+func (s *boltStore) Count(context.Context) (Counts, error) {
+	c := Counts{}
+	err := s.view(func(tx *bolt.Tx) error {
+		for kind, name := range map[Kind][]byte{
+			KindUsers: bucketUsers, KindKeys: bucketKeys, KindTokens: bucketTokens,
+			KindSessions: bucketSessions, KindLoginTokens: bucketLoginTokens, KindOAuthSessions: bucketOAuthSessions,
+			KindQuotas: bucketQuotas, KindRequestLogs: bucketRequests, KindUsage: bucketUsage,
+		} {
+			c[kind] = tx.Bucket(name).Stats().KeyN
+		}
+		return nil
+	})
+	return c, err
+}
+
+// ExportSessions reads the sessions bucket.
+func (s *boltStore) ExportSessions(context.Context) ([]SessionEntry, error) {
+	var out []SessionEntry
+	err := exportBucket(s, bucketSessions, func(k []byte, rec SessionRecord) {
+		out = append(out, SessionEntry{Key: k, SessionRecord: rec})
+	})
+	return out, err
+}
+
+// ExportLoginTokens reads the login tokens bucket.
+func (s *boltStore) ExportLoginTokens(context.Context) ([]LoginEntry, error) {
+	var out []LoginEntry
+	err := exportBucket(s, bucketLoginTokens, func(k []byte, rec LoginRecord) {
+		out = append(out, LoginEntry{Key: k, LoginRecord: rec})
+	})
+	return out, err
+}
+
+// ExportOAuthSessions reads the OAuth sessions bucket.
+func (s *boltStore) ExportOAuthSessions(context.Context) ([]OAuthEntry, error) {
+	var out []OAuthEntry
+	err := exportBucket(s, bucketOAuthSessions, func(k []byte, rec OAuthRecord) {
+		out = append(out, OAuthEntry{Key: k, OAuthRecord: rec})
+	})
+	return out, err
+}
+
+// exportBucket decodes every JSON record of a bucket, keys copied out of
+// the transaction.
+func exportBucket[T any](s *boltStore, name []byte, add func(key []byte, rec T)) error {
+	return s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(name).ForEach(func(k, data []byte) error {
+			var rec T
+			if err := json.Unmarshal(data, &rec); err != nil {
+				return fmt.Errorf("vault: %s record: %w", name, err)
+			}
+			add(bytes.Clone(k), rec)
+			return nil
+		})
+	})
+}
+
+// ExportLogs walks the time-ordered requests bucket forwards; a position
+// is the hex of the last key returned.
+func (s *boltStore) ExportLogs(_ context.Context, after string, limit int) ([]LogRecord, string, error) {
+	start, err := hex.DecodeString(after)
+	if err != nil {
+		return nil, "", fmt.Errorf("vault: bad request-log position %q", after)
+	}
+	var out []LogRecord
+	next := after
+	err = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRequests).Cursor()
+		k, data := c.First()
+		if len(start) > 0 {
+			if k, data = c.Seek(start); k != nil && bytes.Equal(k, start) {
+				k, data = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, data = c.Next() {
+			var r LogRecord
+			if err := json.Unmarshal(data, &r); err != nil {
+				return fmt.Errorf("vault: request log record: %w", err)
+			}
+			out = append(out, r)
+			next = hex.EncodeToString(k)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// ExportUsage reads the usage bucket.
+func (s *boltStore) ExportUsage(context.Context) ([]UsageDelta, error) {
+	var out []UsageDelta
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsage).ForEach(func(k, data []byte) error {
+			var d DayUsage
+			if err := json.Unmarshal(data, &d); err != nil {
+				return fmt.Errorf("vault: usage record: %w", err)
+			}
+			user, _, _ := strings.Cut(string(k), "\x00")
+			d.Day = dayOf(string(k))
+			out = append(out, UsageDelta{UserID: user, DayUsage: d})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteAll drops and recreates every record bucket in one transaction;
+// the schema version in meta stays.
+func (s *boltStore) DeleteAll(context.Context) error {
+	return s.update(func(tx *bolt.Tx) error {
+		var names [][]byte
+		err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if !bytes.Equal(name, bucketMeta) {
+				names = append(names, bytes.Clone(name))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Backup writes the file as one read transaction sees it: a consistent
+// copy while writers carry on.
+func (s *boltStore) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,63 @@
+package postgres
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
+	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/storetest"
+)
+
+// TestCopyAcrossEngines copies a bbolt store into PostgreSQL and back into
+// a new bbolt file: every kind arrives, reads answer the same, and the
+// nanosecond times bbolt keeps verify against PostgreSQL's microseconds.
+func TestCopyAcrossEngines(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Start(t)
+	dir := t.TempDir()
+	bolt, err := vault.OpenBoltStore(filepath.Join(dir, "a.db"), vault.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bolt.Close()
+	storetest.Fill(t, bolt)
+	// A time with nanoseconds, as the bbolt engine keeps them.
+	nano := time.Date(2026, 3, 12, 8, 0, 0, 123456789, time.UTC)
+	if err := bolt.AppendLogs(ctx, []vault.LogRecord{{Time: nano, UserID: "u-a", RequestID: "nano", Status: 200}}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	pg, err := Open(ctx, srv.NewDB(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	n, err := vault.CopyStore(ctx, bolt, pg, vault.CopyOptions{LogBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n[vault.KindRequestLogs] != 6 || n[vault.KindUsers] != 3 {
+		t.Fatalf("copied %v", n)
+	}
+	v, err := vault.VerifyCopy(ctx, bolt, pg)
+	if err != nil || !v.OK() {
+		t.Fatalf("bbolt → PostgreSQL: %v; matched %v of %v; %q", err, v.Matched, v.Source, v.Problems)
+	}
+	got, err := pg.RecentLogs(ctx, vault.LogQuery{Limit: 1})
+	if err != nil || len(got) != 1 || !got[0].Time.Equal(nano.Truncate(time.Microsecond)) {
+		t.Fatalf("newest record in PostgreSQL: %v %v", got, err)
+	}
+
+	back, err := vault.OpenBoltStore(filepath.Join(dir, "b.db"), vault.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if _, err := vault.CopyStore(ctx, pg, back, vault.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckSame(t, pg, back)
+}
