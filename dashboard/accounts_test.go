@@ -43,8 +43,17 @@ func TestChatGPTAccounts(t *testing.T) {
 		t.Fatal("accounts not in their order")
 	}
 	// The overview shows both accounts' windows side by side.
-	mustContain(t, b.get("/overview").body, "Manage accounts", "97% used", "12% used", "at its limit",
+	overview := b.get("/overview").body
+	mustContain(t, overview, "Manage accounts", "97% used", "12% used", "at its limit",
 		"acc-personal@chatgpt.example", "acc-work@chatgpt.example")
+	// Each account's bar has its own element id and is labelled by its own
+	// label, on both pages: two accounts' 5-hour windows must not share one.
+	for _, body := range []string{page.body, overview} {
+		for _, a := range accts {
+			id := "quota-" + a.ID + "-primary"
+			mustContain(t, body, `<meter id="`+id+`"`, `aria-labelledby="`+id+`-label"`, `<span id="`+id+`-label"`)
+		}
+	}
 	// Move the work account first.
 	r = b.post("/chatgpt/accounts/move", url.Values{"id": {accts[1].ID}, "dir": {"up"}})
 	if r.status != http.StatusSeeOther {
