@@ -230,10 +230,8 @@ func hex4(h []byte) rune {
 // appendRequestBody appends the upstream body as marshalCompact(b) would.
 func appendRequestBody(dst []byte, b *rqBody) ([]byte, error) {
 	var err error
-	dst = append(dst, `{"model":`...)
-	dst = appendJSONStr(dst, b.Model)
-	dst = append(dst, `,"instructions":`...)
-	dst = appendJSONStr(dst, b.Instructions)
+	dst = appendStrField(dst, `{"model":`, b.Model)
+	dst = appendStrField(dst, `,"instructions":`, b.Instructions)
 	dst = append(dst, `,"input":`...)
 	if dst, err = appendValue(dst, b.Input); err != nil {
 		return nil, err
@@ -264,16 +262,14 @@ func appendRequestBody(dst []byte, b *rqBody) ([]byte, error) {
 		dst = append(dst, `,"reasoning":{`...)
 		sep := false
 		if b.Reasoning.Effort != "" {
-			dst = append(dst, `"effort":`...)
-			dst = appendJSONStr(dst, b.Reasoning.Effort)
+			dst = appendStrField(dst, `"effort":`, b.Reasoning.Effort)
 			sep = true
 		}
 		if b.Reasoning.Summary != "" {
 			if sep {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, `"summary":`...)
-			dst = appendJSONStr(dst, b.Reasoning.Summary)
+			dst = appendStrField(dst, `"summary":`, b.Reasoning.Summary)
 		}
 		dst = append(dst, '}')
 	}
@@ -295,8 +291,7 @@ func appendRequestBody(dst []byte, b *rqBody) ([]byte, error) {
 		dst = append(dst, ']')
 	}
 	if b.PromptCacheKey != "" {
-		dst = append(dst, `,"prompt_cache_key":`...)
-		dst = appendJSONStr(dst, b.PromptCacheKey)
+		dst = appendStrField(dst, `,"prompt_cache_key":`, b.PromptCacheKey)
 	}
 	if b.Text != nil {
 		dst = append(dst, `,"text":{`...)
@@ -312,14 +307,12 @@ func appendRequestBody(dst []byte, b *rqBody) ([]byte, error) {
 			if sep {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, `"verbosity":`...)
-			dst = appendJSONStr(dst, b.Text.Verbosity)
+			dst = appendStrField(dst, `"verbosity":`, b.Text.Verbosity)
 		}
 		dst = append(dst, '}')
 	}
 	if b.ServiceTier != "" {
-		dst = append(dst, `,"service_tier":`...)
-		dst = appendJSONStr(dst, b.ServiceTier)
+		dst = appendStrField(dst, `,"service_tier":`, b.ServiceTier)
 	}
 	return append(dst, '}'), nil
 }
@@ -354,66 +347,46 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case *rqMessageItem:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"role":`...)
-		dst = appendJSONStr(dst, x.Role)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"role":`, x.Role)
 		dst = append(dst, `,"content":`...)
 		if dst, err = appendValue(dst, x.Content); err != nil {
 			return nil, err
 		}
 		return append(dst, '}'), nil
 	case *rqTextPart:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"text":`...)
-		dst = appendJSONStr(dst, x.Text)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"text":`, x.Text)
 		return append(dst, '}'), nil
 	case *rqImagePart:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"image_url":`...)
-		dst = appendJSONStr(dst, x.ImageURL)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"image_url":`, x.ImageURL)
 		if x.Detail != "" {
-			dst = append(dst, `,"detail":`...)
-			dst = appendJSONStr(dst, x.Detail)
+			dst = appendStrField(dst, `,"detail":`, x.Detail)
 		}
 		return append(dst, '}'), nil
 	case *rqFilePart:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"file_data":`...)
-		dst = appendJSONStr(dst, x.FileData)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"file_data":`, x.FileData)
 		if x.Filename != "" {
-			dst = append(dst, `,"filename":`...)
-			dst = appendJSONStr(dst, x.Filename)
+			dst = appendStrField(dst, `,"filename":`, x.Filename)
 		}
 		return append(dst, '}'), nil
 	case *rqCallItem:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"name":`...)
-		dst = appendJSONStr(dst, x.Name)
-		dst = append(dst, `,"arguments":`...)
-		dst = appendJSONStr(dst, x.Arguments)
-		dst = append(dst, `,"call_id":`...)
-		dst = appendJSONStr(dst, x.CallID)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"name":`, x.Name)
+		dst = appendStrField(dst, `,"arguments":`, x.Arguments)
+		dst = appendStrField(dst, `,"call_id":`, x.CallID)
 		return append(dst, '}'), nil
 	case *rqCustomCallItem:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"call_id":`...)
-		dst = appendJSONStr(dst, x.CallID)
-		dst = append(dst, `,"name":`...)
-		dst = appendJSONStr(dst, x.Name)
-		dst = append(dst, `,"input":`...)
-		dst = appendJSONStr(dst, x.Input)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"call_id":`, x.CallID)
+		dst = appendStrField(dst, `,"name":`, x.Name)
+		dst = appendStrField(dst, `,"input":`, x.Input)
 		return append(dst, '}'), nil
 	case *rqOutputItem:
-		dst = append(dst, `{"type":`...)
-		dst = appendJSONStr(dst, x.Type)
-		dst = append(dst, `,"call_id":`...)
-		dst = appendJSONStr(dst, x.CallID)
+		dst = appendStrField(dst, `{"type":`, x.Type)
+		dst = appendStrField(dst, `,"call_id":`, x.CallID)
 		dst = append(dst, `,"output":`...)
 		if dst, err = appendValue(dst, x.Output); err != nil {
 			return nil, err
@@ -434,12 +407,9 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 
 // appendFunctionTool appends a function tool as marshalCompact(t) would.
 func appendFunctionTool(dst []byte, t *rqFunctionTool) ([]byte, error) {
-	dst = append(dst, `{"type":`...)
-	dst = appendJSONStr(dst, t.Type)
-	dst = append(dst, `,"name":`...)
-	dst = appendJSONStr(dst, t.Name)
-	dst = append(dst, `,"description":`...)
-	dst = appendJSONStr(dst, t.Description)
+	dst = appendStrField(dst, `{"type":`, t.Type)
+	dst = appendStrField(dst, `,"name":`, t.Name)
+	dst = appendStrField(dst, `,"description":`, t.Description)
 	dst = append(dst, `,"parameters":`...)
 	var err error
 	if t.Parameters == nil {
@@ -450,4 +420,10 @@ func appendFunctionTool(dst []byte, t *rqFunctionTool) ([]byte, error) {
 	dst = append(dst, `,"strict":`...)
 	dst = strconvAppendBool(dst, t.Strict)
 	return append(dst, '}'), nil
+}
+
+// appendStrField appends key (a JSON fragment such as `,"name":`) and v as
+// a JSON string.
+func appendStrField(dst []byte, key, v string) []byte {
+	return appendJSONStr(append(dst, key...), v)
 }
