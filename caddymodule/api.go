@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -28,7 +29,7 @@ type apiRequest struct {
 	ttfb   time.Duration
 	mapped *translate.Mapped
 	result translate.StreamResult
-	errObj *translate.Error
+	errObj *apierror.Error
 	// account is the linked ChatGPT account that served the request;
 	// failoverFrom the ones tried before it that were at their limit.
 	account      string
@@ -60,7 +61,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		req.route = "usage"
 	default:
 		req.route = "unknown"
-		writeError(w, &translate.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+		writeError(w, &apierror.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
 			Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + ". This proxy serves /v1/models, /v1/chat/completions, /v1/responses and /v1/usage."})
 		h.metrics.observe(req.route, http.StatusNotFound, "")
 		return
@@ -71,7 +72,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != wantMethod {
 		w.Header().Set("Allow", wantMethod+", OPTIONS")
-		writeError(w, &translate.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+		writeError(w, &apierror.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
 			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + wantMethod})
 		h.metrics.observe(req.route, http.StatusMethodNotAllowed, "")
 		return
@@ -112,18 +113,18 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiR
 	case errors.Is(err, vault.ErrUserDisabled):
 		// A genuine key of a disabled account: no guess, nothing to count.
 		req.status = http.StatusForbidden
-		writeError(w, &translate.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "account_disabled",
+		writeError(w, &apierror.Error{Status: http.StatusForbidden, Type: "permission_error", Code: "account_disabled",
 			Message: "this account has been disabled by an operator"})
 	case errors.Is(err, vault.ErrKeyInvalid):
 		if res := h.recordAuthFailure(r); !res.Allowed {
 			req.status = http.StatusTooManyRequests
 			writeRetryAfter(w, res.RetryAfter)
-			writeError(w, &translate.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "too_many_failed_attempts",
+			writeError(w, &apierror.Error{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "too_many_failed_attempts",
 				Message: "Too many requests with invalid API keys from this address; wait the seconds in Retry-After before trying another key. Requests with a valid key are served as usual."})
 			return false
 		}
 		req.status = http.StatusUnauthorized
-		writeError(w, &translate.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+		writeError(w, &apierror.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
 			Message: "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."})
 	default:
 		// The vault failed, not the client: not counted against its address,
@@ -131,7 +132,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, req *apiR
 		req.status = http.StatusServiceUnavailable
 		h.logger.Error("verifying an API key failed", zap.String("request_id", req.id), zap.Error(err))
 		writeRetryAfter(w, 5*time.Second)
-		writeError(w, &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+		writeError(w, &apierror.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
 			Message: "the API key could not be checked right now; retry shortly"})
 	}
 	return false
@@ -190,7 +191,7 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *apiRe
 			}
 		}
 		req.status = http.StatusNotFound
-		writeError(w, &translate.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
+		writeError(w, &apierror.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
 			Message: "The model '" + one + "' does not exist or is not available to your ChatGPT plan."})
 		return
 	}
@@ -201,7 +202,7 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *apiRe
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, &translate.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"})
+		writeError(w, &apierror.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -10,15 +10,14 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // readBody reads the request body, decoding gzip, br and zstd (the Codex CLI
 // can send zstd), and enforces the size limit on the decoded bytes so a small
 // compressed body cannot expand without bound. w lets net/http close the
 // connection after an oversized body instead of reading the rest of it.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *translate.Error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apierror.Error) {
 	var src io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
@@ -26,7 +25,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *tra
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(src)
 		if err != nil {
-			return nil, translate.InvalidRequest("", "invalid_body", "the request body is not valid gzip: %v", err)
+			return nil, apierror.InvalidRequest("", "invalid_body", "the request body is not valid gzip: %v", err)
 		}
 		defer zr.Close()
 		src = zr
@@ -35,12 +34,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *tra
 	case "zstd":
 		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1<<20))
 		if err != nil {
-			return nil, translate.InvalidRequest("", "invalid_body", "the request body is not valid zstd: %v", err)
+			return nil, apierror.InvalidRequest("", "invalid_body", "the request body is not valid zstd: %v", err)
 		}
 		defer zr.Close()
 		src = zr
 	default:
-		return nil, &translate.Error{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error",
+		return nil, &apierror.Error{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error",
 			Code: "unsupported_content_encoding", Message: fmt.Sprintf("Content-Encoding %q is not supported; send identity, gzip, br or zstd", enc)}
 	}
 	body, err := io.ReadAll(io.LimitReader(src, limit+1))
@@ -52,14 +51,14 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *tra
 		w.Header().Set("Connection", "close")
 	}
 	if tooBig != nil || int64(len(body)) > limit {
-		return nil, &translate.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
+		return nil, &apierror.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
 			Code: "request_too_large", Message: fmt.Sprintf("the request body exceeds %d bytes", limit)}
 	}
 	if err != nil {
-		return nil, translate.InvalidRequest("", "invalid_body", "reading the request body failed: %v", err)
+		return nil, apierror.InvalidRequest("", "invalid_body", "reading the request body failed: %v", err)
 	}
 	if len(body) == 0 {
-		return nil, translate.InvalidRequest("", "invalid_body", "the request body is empty; send a JSON object")
+		return nil, apierror.InvalidRequest("", "invalid_body", "the request body is empty; send a JSON object")
 	}
 	return body, nil
 }

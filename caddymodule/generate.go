@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/relay"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -107,7 +108,7 @@ func (h *Handler) serveGenerate(w http.ResponseWriter, r *http.Request, req *api
 }
 
 // fail answers with an error before any byte of a response was sent.
-func (h *Handler) fail(w http.ResponseWriter, req *apiRequest, e *translate.Error, retry time.Duration) {
+func (h *Handler) fail(w http.ResponseWriter, req *apiRequest, e *apierror.Error, retry time.Duration) {
 	req.status, req.errObj = e.Status, e
 	writeRetryAfter(w, retry)
 	writeError(w, e)

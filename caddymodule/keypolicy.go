@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
-	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // Per-key policies on the request path. The logic lives in keypolicy and
@@ -28,7 +28,7 @@ var keyRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 // refuse answers a policy refusal before anything went upstream.
 func (h *Handler) refuse(w http.ResponseWriter, req *apiRequest, r *keypolicy.Refusal) {
 	keyRefusals.WithLabelValues(string(r.Reason)).Inc()
-	h.fail(w, req, &translate.Error{Status: r.Status, Type: r.Type, Code: r.Code, Param: r.Param, Message: r.Message}, r.RetryAfter)
+	h.fail(w, req, &apierror.Error{Status: r.Status, Type: r.Type, Code: r.Code, Param: r.Param, Message: r.Message}, r.RetryAfter)
 }
 
 // checkKeyExpiry refuses an expired key; it reports whether to go on.

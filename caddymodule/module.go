@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -283,7 +284,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Caddy may start the http app before ours: wait for the vault.
 	if !h.app.await(r.Context()) || h.vault == nil || !api && h.dashboard == nil {
 		writeRetryAfter(w, 2*time.Second)
-		writeError(w, &translate.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
+		writeError(w, &apierror.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
 			Message: "the proxy is starting and its vault is not open yet; retry in a few seconds"})
 		return nil
 	}

@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
-	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -87,7 +87,7 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *apiReq
 		keys, err := h.vault.ListKeys(req.user.ID)
 		if err != nil {
 			h.logger.Error("listing keys for /v1/usage failed", zap.String("request_id", req.id), zap.Error(err))
-			h.fail(w, req, &translate.Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error",
+			h.fail(w, req, &apierror.Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error",
 				Message: "reading your keys failed; retry shortly"}, 0)
 			return
 		}
@@ -103,7 +103,7 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *apiReq
 		}
 		resp.Total = &total
 	default:
-		h.fail(w, req, &translate.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_value", Param: "scope",
+		h.fail(w, req, &apierror.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_value", Param: "scope",
 			Message: "scope must be key (the default) or user, not " + quoteShort(scope)}, 0)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -23,7 +24,7 @@ func Complete(ctx context.Context, w http.ResponseWriter, up io.ReadCloser, agg 
 		if ctx.Err() != nil {
 			return Outcome{Status: ClientGone}
 		}
-		translate.WriteError(w, res.Err)
+		apierror.Write(w, res.Err)
 		return Outcome{Status: res.Err.Status, Result: res}
 	}
 	drainFinished(up)

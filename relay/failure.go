@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
@@ -15,8 +16,8 @@ import (
 // gets. Causes are told apart by sentinel errors, never by message text:
 // net/http's "server closed idle connection" is a dropped connection, not
 // the proxy's idle timeout.
-func readFailure(err error) *translate.Error {
-	e := &translate.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_stream_error"}
+func readFailure(err error) *apierror.Error {
+	e := &apierror.Error{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_stream_error"}
 	switch {
 	case errors.Is(err, codex.ErrIdleTimeout):
 		e.Message = "the upstream sent nothing for too long and the stream was closed; retry the request"

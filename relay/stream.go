@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -16,7 +17,7 @@ import (
 type Translator interface {
 	Translate(dst []byte, ev translate.Event) []byte
 	Finish(dst []byte) []byte
-	Fail(dst []byte, err *translate.Error) []byte
+	Fail(dst []byte, err *apierror.Error) []byte
 	Started() bool
 	Done() bool
 	Result() translate.StreamResult
@@ -108,7 +109,7 @@ func Stream(ctx context.Context, w http.ResponseWriter, up io.ReadCloser, tr Tra
 		if !tr.Started() && end {
 			if res := tr.Result(); res.Err != nil && sw.stop() {
 				// Nothing was sent yet: answer with the real status.
-				translate.WriteError(w, res.Err)
+				apierror.Write(w, res.Err)
 				o.Status, o.Result = res.Err.Status, res
 				return o
 			}

@@ -1,6 +1,10 @@
 package translate
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
+)
 
 // MaxRequestDepth is the deepest nesting of arrays and objects a request
 // body may have. The backend echoes parts of the request (tools with their
@@ -66,9 +70,9 @@ func jsonDepth(b []byte, limit int) int {
 }
 
 // checkDepth refuses a body nested deeper than MaxRequestDepth.
-func checkDepth(body []byte) *Error {
+func checkDepth(body []byte) *apierror.Error {
 	if jsonDepth(body, MaxRequestDepth) > MaxRequestDepth {
-		return InvalidRequest("", codeTooDeep,
+		return apierror.InvalidRequest("", codeTooDeep,
 			"request body is nested too deeply: arrays and objects may be nested at most %d levels (a tool's parameters schema counts from the top of the body)", MaxRequestDepth)
 	}
 	return nil

@@ -1,12 +1,16 @@
 package translate
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
+)
 
 // StreamFailure maps a failure the upstream reported inside a stream
 // (response.failed or an error event) to a client error, keeping the
 // upstream's message. Statuses follow how the official client treats each
 // code: fatal request problems are 4xx, capacity problems retryable.
-func StreamFailure(code, message string) *Error {
+func StreamFailure(code, message string) *apierror.Error {
 	status, typ := http.StatusBadGateway, "server_error"
 	switch code {
 	case "context_length_exceeded", "invalid_prompt", "cyber_policy", "invalid_request_error",
@@ -33,13 +37,13 @@ func StreamFailure(code, message string) *Error {
 	if code == "" {
 		code = "upstream_error"
 	}
-	return &Error{Status: status, Message: message, Type: typ, Code: code}
+	return &apierror.Error{Status: status, Message: message, Type: typ, Code: code}
 }
 
 // errIncomplete is reported when the upstream stream ends before a terminal
 // event; the official client treats it as a retryable failure.
-func errIncomplete() *Error {
-	return &Error{
+func errIncomplete() *apierror.Error {
+	return &apierror.Error{
 		Status:  http.StatusBadGateway,
 		Message: "the upstream stream ended before the response completed; retry the request",
 		Type:    "server_error",
@@ -48,7 +52,7 @@ func errIncomplete() *Error {
 }
 
 // failureFromEvent builds the error of a response.failed or error event.
-func failureFromEvent(e upstreamEvent) *Error {
+func failureFromEvent(e upstreamEvent) *apierror.Error {
 	code, msg, param := e.code, e.message, e.param
 	if len(e.errObj) > 0 && e.errObj[0] == '{' {
 		code, msg, param = field(e.errObj, "code"), field(e.errObj, "message"), field(e.errObj, "param")

@@ -1,6 +1,10 @@
 package translate
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
+)
 
 // ResponsesStream passes Codex Responses events through to a /v1/responses
 // client unchanged while noting how the response ended, so the request log
@@ -98,7 +102,7 @@ func (s *ResponsesStream) Finish(dst []byte) []byte {
 }
 
 // Fail ends the stream with an error event carrying err.
-func (s *ResponsesStream) Fail(dst []byte, err *Error) []byte {
+func (s *ResponsesStream) Fail(dst []byte, err *apierror.Error) []byte {
 	if s.done {
 		return dst
 	}

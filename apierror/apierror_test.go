@@ -1,4 +1,4 @@
-package translate
+package apierror
 
 import (
 	"net/http"
@@ -47,7 +47,7 @@ func TestInvalidRequest(t *testing.T) {
 func TestWrite(t *testing.T) {
 	rec := httptest.NewRecorder()
 	rec.Header().Set("Content-Length", "99")
-	WriteError(rec, &Error{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Message: "slow down"})
+	Write(rec, &Error{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Message: "slow down"})
 	res := rec.Result()
 	if res.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("status %d", res.StatusCode)
