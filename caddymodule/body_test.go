@@ -17,6 +17,7 @@ import (
 func TestOversizedBodyClosesConnection(t *testing.T) {
 	env := newProxyEnv(t)
 	env.h.MaxBodySize = 1 << 10
+	env.h.api = env.h.newAPI()
 	// Behind Caddy the handler gets a wrapped writer, not net/http's own.
 	wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = env.h.ServeHTTP(&caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, r, nil)

@@ -478,6 +478,7 @@ func TestCompressedBodies(t *testing.T) {
 		}
 	}
 	env.h.MaxBodySize = 1 << 10
+	env.h.api = env.h.newAPI()
 	bomb := encoders["zstd"]([]byte(`{"model":"gpt-5.5","messages":[{"role":"user","content":"` + strings.Repeat("a", 1<<20) + `"}]}`))
 	if status, b := post("zstd", bomb); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("decoded size not limited: %d %s", status, b)

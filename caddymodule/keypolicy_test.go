@@ -286,6 +286,7 @@ func TestUsageEndpoint(t *testing.T) {
 
 	off := false
 	env.h.ExposeAccountQuota = &off
+	env.h.api = env.h.newAPI()
 	if u := env.usage(t, ""); u.Account != nil {
 		t.Fatalf("account shown with expose_account_quota off: %+v", u.Account)
 	}

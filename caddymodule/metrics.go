@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/usemysub/caddy-codex-proxy/api"
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -62,7 +64,21 @@ var (
 		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
 	}, liveVaults.droppedLogs)
 
-	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes, requestLogDropped, keyRefusals}
+	// keyRefusals counts requests refused by a key policy, by reason only
+	// (no key or user labels).
+	keyRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "key_refusals_total",
+		Help: "Requests refused by an API key's policy, by reason (expired, model, rpm, concurrency, tokens_per_day, tokens_per_week).",
+	}, []string{"reason"})
+	// accountFailovers counts generations moved to another of the user's
+	// accounts because one was at its usage limit. No user label: bounded.
+	accountFailovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "account_failovers_total",
+		Help: "Requests moved to another of the user's linked ChatGPT accounts because one had reached its usage limit.",
+	})
+
+	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes,
+		requestLogDropped, keyRefusals, accountFailovers}
 )
 
 // registerMetrics registers the package's collectors with a config's
@@ -102,15 +118,23 @@ func (m *metrics) observe(route string, status int, model string) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status), model).Inc()
 }
 
-func (m *metrics) upstreamLatency(d time.Duration) { m.upstreamSeconds.Observe(d.Seconds()) }
+// The api.Observer methods: the /v1 pipeline counts through these.
 
-func (m *metrics) firstByte(d time.Duration) {
+// Request counts one finished request.
+func (m *metrics) Request(route string, status int, model string) { m.observe(route, status, model) }
+
+// UpstreamLatency observes the time until the upstream answered.
+func (m *metrics) UpstreamLatency(d time.Duration) { m.upstreamSeconds.Observe(d.Seconds()) }
+
+// FirstByte observes the time until the client's first byte.
+func (m *metrics) FirstByte(d time.Duration) {
 	if d > 0 {
 		m.ttfbSeconds.Observe(d.Seconds())
 	}
 }
 
-func (m *metrics) tokens(u translate.Usage) {
+// Tokens counts one request's tokens by kind.
+func (m *metrics) Tokens(u translate.Usage) {
 	if u == (translate.Usage{}) {
 		return
 	}
@@ -120,5 +144,18 @@ func (m *metrics) tokens(u translate.Usage) {
 	m.tokenCount.WithLabelValues("reasoning").Add(float64(u.ReasoningTokens))
 }
 
-func (m *metrics) streamStarted() { m.activeStreams.Inc() }
-func (m *metrics) streamEnded()   { m.activeStreams.Dec() }
+// StreamStarted and StreamEnded keep the active streams gauge.
+func (m *metrics) StreamStarted() { m.activeStreams.Inc() }
+
+// StreamEnded: see StreamStarted.
+func (m *metrics) StreamEnded() { m.activeStreams.Dec() }
+
+// KeyRefused counts a refusal by a key's policy, by reason only.
+func (m *metrics) KeyRefused(reason keypolicy.Reason) {
+	keyRefusals.WithLabelValues(string(reason)).Inc()
+}
+
+// Failover counts a generation moved to another of the user's accounts.
+func (m *metrics) Failover() { accountFailovers.Inc() }
+
+var _ api.Observer = (*metrics)(nil)

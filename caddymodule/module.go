@@ -6,6 +6,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/api"
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
@@ -38,8 +40,9 @@ const (
 // /v1/responses) backed by each user's own ChatGPT Codex subscription.
 // Requests outside /v1/ go to the next handler.
 type Handler struct {
-	// Vault is the path of the bbolt file holding users, keys, encrypted
-	// tokens and logs. Default: codex_proxy/vault.db under Caddy's data
+	// Vault is where users, keys, encrypted tokens and logs are kept: the
+	// path of a bbolt file, or a postgres:// DSN for a database several
+	// instances share. Default: codex_proxy/vault.db under Caddy's data
 	// directory.
 	Vault string `json:"vault,omitempty"`
 
@@ -132,6 +135,7 @@ type Handler struct {
 	models  *codex.ModelCache
 	limits  *pooledLimiter // shared through the limiters pool; nil until held
 	metrics *metrics
+	api     *api.Handler // the /v1 pipeline; built by bind
 
 	dashboard *dashboard.Dashboard // nil when off; built by bind
 	// dashCfg is the dashboard's config, vault aside; dashRoutes is a
@@ -238,10 +242,36 @@ func (h *Handler) bind(pv *pooledVault) error {
 	if err := h.bindDashboard(); err != nil {
 		return err
 	}
-	if h.quotas == nil && (h.ExposeAccountQuota == nil || *h.ExposeAccountQuota) {
+	if h.quotas == nil && h.exposeQuota() {
 		h.quotas = dashboard.NewVaultQuotaStore(h.vault) // for GET /v1/usage
 	}
+	h.api = h.newAPI()
 	return nil
+}
+
+// exposeQuota is ExposeAccountQuota with its default (on).
+func (h *Handler) exposeQuota() bool { return h.ExposeAccountQuota == nil || *h.ExposeAccountQuota }
+
+// newAPI builds the /v1 pipeline over the bound vault and the settings.
+func (h *Handler) newAPI() *api.Handler {
+	cfg := api.Config{
+		Keys: h.vault, Accounts: h.vault, Recorder: h.vault,
+		Upstream: h.client, Models: h.models,
+		Observer: h.metrics, Logger: h.logger,
+		Catalog:            h.catalog,
+		SystemMode:         translate.SystemMode(h.SystemPrompt),
+		ReasoningSummary:   h.ReasoningSummary,
+		MaxBodySize:        h.MaxBodySize,
+		Keepalive:          time.Duration(h.Keepalive),
+		CORSOrigins:        h.CORSOrigins,
+		ExposeAccountQuota: h.exposeQuota(),
+		FailedAuth:         h.limits.api,
+		ClientIP:           clientIP,
+	}
+	if h.quotas != nil { // a nil *QuotaStore in the interface would not be nil
+		cfg.Quotas = h.quotas
+	}
+	return api.New(cfg)
 }
 
 // Validate checks the configuration for obvious mistakes.
@@ -277,23 +307,35 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP routes /v1/ to the API, the dashboard's pages to the
 // dashboard and everything else to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	api := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
-	if !api && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
+	isAPI := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
+	if !isAPI && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
 		return h.serveNext(w, r, next)
 	}
 	// Caddy may start the http app before ours: wait for the vault.
-	if !h.app.await(r.Context()) || h.vault == nil || !api && h.dashboard == nil {
-		writeRetryAfter(w, 2*time.Second)
-		writeError(w, &apierror.Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "vault_unavailable",
-			Message: "the proxy is starting and its vault is not open yet; retry in a few seconds"})
+	if !h.app.await(r.Context()) || h.api == nil || !isAPI && h.dashboard == nil {
+		apierror.SetRetryAfter(w.Header(), 2*time.Second)
+		apierror.Write(w, apierror.VaultStarting())
 		return nil
 	}
-	if !api {
+	if !isAPI {
 		h.dashboard.ServeHTTP(w, r)
 		return nil
 	}
-	h.serveAPI(w, r)
+	h.api.ServeHTTP(w, r)
 	return nil
+}
+
+// clientIP is the address Caddy resolved for the client, honouring its
+// trusted_proxies setting.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // Interface guards

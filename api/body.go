@@ -1,15 +1,15 @@
-package caddymodule
+package api
 
 import (
 	"compress/gzip"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
+
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
@@ -25,7 +25,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(src)
 		if err != nil {
-			return nil, apierror.InvalidRequest("", "invalid_body", "the request body is not valid gzip: %v", err)
+			return nil, apierror.InvalidBody("the request body is not valid gzip: %v", err)
 		}
 		defer zr.Close()
 		src = zr
@@ -34,31 +34,30 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 	case "zstd":
 		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1<<20))
 		if err != nil {
-			return nil, apierror.InvalidRequest("", "invalid_body", "the request body is not valid zstd: %v", err)
+			return nil, apierror.InvalidBody("the request body is not valid zstd: %v", err)
 		}
 		defer zr.Close()
 		src = zr
 	default:
-		return nil, &apierror.Error{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error",
-			Code: "unsupported_content_encoding", Message: fmt.Sprintf("Content-Encoding %q is not supported; send identity, gzip, br or zstd", enc)}
+		return nil, apierror.UnsupportedEncoding(enc)
 	}
 	body, err := io.ReadAll(io.LimitReader(src, limit+1))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) && r.ProtoMajor == 1 {
 		// The rest of the body is still on the wire. MaxBytesReader tells
 		// net/http to close the connection only when w is its own writer,
-		// and Caddy wraps it, so say it in the header too.
+		// and a server in front (Caddy) may wrap it, so say it in the
+		// header too.
 		w.Header().Set("Connection", "close")
 	}
 	if tooBig != nil || int64(len(body)) > limit {
-		return nil, &apierror.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
-			Code: "request_too_large", Message: fmt.Sprintf("the request body exceeds %d bytes", limit)}
+		return nil, apierror.RequestTooLarge(limit)
 	}
 	if err != nil {
-		return nil, apierror.InvalidRequest("", "invalid_body", "reading the request body failed: %v", err)
+		return nil, apierror.InvalidBody("reading the request body failed: %v", err)
 	}
 	if len(body) == 0 {
-		return nil, apierror.InvalidRequest("", "invalid_body", "the request body is empty; send a JSON object")
+		return nil, apierror.InvalidBody("the request body is empty; send a JSON object")
 	}
 	return body, nil
 }

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+)
+
+// Per-key policies on the request path, in two steps. The rules live in
+// keypolicy and the counters in the vault; this file only asks them and
+// answers refusals.
+//
+//  1. admit, before the body is read: everything that depends on the key
+//     alone (expiry for every endpoint; for generations also the request
+//     rate, the concurrency slot and the token budgets). A refused request
+//     costs no body read, no parse and no upstream call.
+//  2. admitModel, right after the body is parsed: the model allowlist and
+//     the effort ceiling, which need the request's model.
+
+// noRelease is the release of a request that took no slot.
+func noRelease() {}
+
+// admit runs the key-level checks for ep. On success release must run when
+// the request ends; otherwise the refusal was answered and out says so.
+func (h *Handler) admit(w http.ResponseWriter, req *request, ep endpoint) (release func(), out outcome, ok bool) {
+	if r := keypolicy.CheckExpiry(req.key.Policy, time.Now()); r != nil {
+		return nil, h.refuse(w, r), false
+	}
+	if !ep.generates {
+		return noRelease, outcome{}, true
+	}
+	release, refused := h.cfg.Keys.AdmitKey(req.key)
+	if refused != nil {
+		return nil, h.refuse(w, refused), false
+	}
+	return release, outcome{}, true
+}
+
+// admitModel refuses a model outside the key's allowlist and announces an
+// effort the policy lowered (EffortClampedHeader).
+func (h *Handler) admitModel(w http.ResponseWriter, req *request) (outcome, bool) {
+	m := req.mapped
+	if r := keypolicy.CheckModel(req.key.Policy, m.UpstreamModel, m.ClientModel); r != nil {
+		return h.refuse(w, r), false
+	}
+	if m.EffortClampedFrom != "" {
+		w.Header().Set(EffortClampedHeader, m.EffortClampedFrom+"->"+m.Effort)
+	}
+	return outcome{}, true
+}
+
+// refuse answers a policy refusal before anything went upstream.
+func (h *Handler) refuse(w http.ResponseWriter, r *keypolicy.Refusal) outcome {
+	h.obs.KeyRefused(r.Reason)
+	return h.reject(w, &apierror.Error{Status: r.Status, Type: r.Type, Code: r.Code, Param: r.Param, Message: r.Message}, r.RetryAfter)
+}

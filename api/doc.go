@@ -1,0 +1,26 @@
+// Package api is the client-facing /v1 pipeline of the proxy, free of
+// Caddy: an http.Handler that serves the OpenAI-compatible endpoints
+// (/v1/models, /v1/chat/completions, /v1/responses, /v1/usage) on each
+// user's own ChatGPT subscription.
+//
+// A request goes through the stages in the order it lives, each in a file
+// of its own:
+//
+//	authenticate.go  the API key → its key and user (or 401/403/429)
+//	admit.go         the key's policy: expiry, rate, concurrency and token
+//	                 budgets before the body is read; the model and effort
+//	                 right after it is parsed
+//	generate.go      read and translate the body (a dialect: chat or
+//	                 responses), then relay the upstream's answer
+//	route.go         send it upstream on the user's accounts, failing over
+//	                 on a usage limit before any output
+//	record.go        the request log, the metrics and the access log line
+//
+// The Handler holds only small interfaces (deps.go): Keys, Accounts,
+// Upstream, Models, Recorder and Observer. The Caddy module wires them to
+// the vault, the upstream client and Prometheus; the package's tests fake
+// them in memory.
+//
+// Every error a client sees is an *apierror.Error; the ones the proxy emits
+// itself come from apierror's catalog.
+package api

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/relay"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// A dialect is one client-facing shape a generation arrives in and is
+// answered in. The stages around it (admission, routing, relay, record)
+// are the same for every dialect.
+type dialect interface {
+	// parse maps the client's body to a Codex Responses request.
+	parse(body []byte, opts translate.RequestOptions) (*translate.Mapped, error)
+	// aggregate collects a whole upstream stream into one JSON answer.
+	aggregate(m *translate.Mapped, up io.Reader) ([]byte, translate.StreamResult)
+	// stream translates the upstream's events as they arrive.
+	stream(m *translate.Mapped) relay.Translator
+}
+
+// chatDialect is /v1/chat/completions.
+type chatDialect struct{}
+
+func (chatDialect) parse(body []byte, opts translate.RequestOptions) (*translate.Mapped, error) {
+	return translate.ChatToResponses(body, opts)
+}
+
+func (chatDialect) aggregate(m *translate.Mapped, up io.Reader) ([]byte, translate.StreamResult) {
+	return translate.AggregateChat(up, chatStreamOptions(m))
+}
+
+func (chatDialect) stream(m *translate.Mapped) relay.Translator {
+	return translate.NewChatStream(chatStreamOptions(m))
+}
+
+func chatStreamOptions(m *translate.Mapped) translate.ChatStreamOptions {
+	return translate.ChatStreamOptions{Model: m.ClientModel, IncludeUsage: m.IncludeUsage, ToolNames: m.ToolNames,
+		CallIDs: m.CallIDs, LegacyFunctions: m.LegacyFunctions}
+}
+
+// responsesDialect is /v1/responses.
+type responsesDialect struct{}
+
+func (responsesDialect) parse(body []byte, opts translate.RequestOptions) (*translate.Mapped, error) {
+	return translate.NormalizeResponses(body, opts)
+}
+
+func (responsesDialect) aggregate(m *translate.Mapped, up io.Reader) ([]byte, translate.StreamResult) {
+	return translate.AggregateResponses(up, m.ToolNames, m.CallIDs)
+}
+
+func (responsesDialect) stream(m *translate.Mapped) relay.Translator {
+	return &translate.ResponsesStream{ToolNames: m.ToolNames, CallIDs: m.CallIDs}
+}
+
+// generate serves a generation endpoint in dialect d: read and translate
+// the body, check the model, send it upstream on the user's accounts and
+// relay the answer.
+func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request, req *request) outcome {
+	return func(h *Handler, w http.ResponseWriter, r *http.Request, req *request) outcome {
+		body, bad := readBody(w, r, h.cfg.MaxBodySize)
+		if bad != nil {
+			return h.reject(w, bad, 0)
+		}
+		m, err := d.parse(body, translate.RequestOptions{
+			Catalog:          h.cfg.Catalog,
+			SystemMode:       h.cfg.SystemMode,
+			ReasoningSummary: h.cfg.ReasoningSummary,
+			CacheKeySalt:     req.user.ID,
+			MaxEffort:        req.key.Policy.MaxEffort,
+		})
+		if err != nil {
+			e, retry := clientError(err)
+			return h.reject(w, e, retry)
+		}
+		req.mapped = m
+		if out, ok := h.admitModel(w, req); !ok {
+			return out
+		}
+		if len(m.Dropped) > 0 {
+			if c := h.log.Check(zap.DebugLevel, "dropped parameters the backend rejects"); c != nil {
+				c.Write(zap.String("request_id", req.id), zap.Strings("params", m.Dropped))
+			}
+		}
+
+		upStart := time.Now()
+		up, err := h.send(r.Context(), req, m.Body, codex.RequestHeaders{PromptCacheKey: m.PromptCacheKey, RequestID: req.id})
+		h.obs.UpstreamLatency(time.Since(upStart))
+		if err != nil {
+			return h.upstreamFailed(w, r.Context(), req, err)
+		}
+		defer up.Close()
+		codex.PassHeaders(w.Header(), up.Header)
+		return h.relay(w, r, req, d, up)
+	}
+}
+
+// upstreamFailed answers a generation no account could start.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, ctx context.Context, req *request, err error) outcome {
+	if ctx.Err() != nil {
+		return outcome{status: relay.ClientGone}
+	}
+	e, retry := clientError(err)
+	if e.Status >= http.StatusInternalServerError {
+		h.log.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
+			zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))
+	}
+	return h.reject(w, req.mapped.CallIDs.RestoreError(e), retry)
+}
+
+// relay answers with the upstream's stream, translated by d: as a stream
+// when the client asked for one, as one JSON body otherwise.
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d dialect, up *codex.Stream) outcome {
+	m := req.mapped
+	var o relay.Outcome
+	if !m.Stream {
+		o = relay.Complete(r.Context(), w, up, func(up io.Reader) ([]byte, translate.StreamResult) {
+			return d.aggregate(m, up)
+		}, req.start)
+	} else {
+		h.obs.StreamStarted()
+		o = relay.Stream(r.Context(), w, up, d.stream(m), relay.Options{Start: req.start, Keepalive: h.cfg.Keepalive})
+		h.obs.StreamEnded()
+		if o.ReadErr != nil {
+			h.log.Warn("upstream stream broke mid-response", zap.String("request_id", req.id),
+				zap.String("user_id", req.user.ID), zap.String("route", req.route), zap.Error(o.ReadErr))
+		}
+	}
+	return outcome{status: o.Status, err: o.Result.Err, result: o.Result, ttfb: o.TTFB}
+}

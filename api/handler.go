@@ -1,0 +1,167 @@
+package api
+
+import (
+	"crypto/rand"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/ratelimit"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// Config is what a Handler is made of: its collaborators and its settings.
+// Keys, Accounts, Upstream and Recorder are required; the rest have
+// working zero values.
+type Config struct {
+	Keys     Keys
+	Accounts Accounts
+	Upstream Upstream
+	Recorder Recorder
+	// Models is the live catalog of a user's plan; nil lists the static
+	// catalog only.
+	Models Models
+	// Quotas takes the rate limits upstream answers report; nil keeps none.
+	Quotas QuotaSink
+	// Observer counts requests for metrics; nil counts nothing.
+	Observer Observer
+	// Logger logs failures and, at INFO, one line per request; nil logs
+	// nothing.
+	Logger *zap.Logger
+
+	// Catalog resolves client model names; nil is translate.DefaultCatalog.
+	Catalog *translate.Catalog
+	// SystemMode and ReasoningSummary shape the upstream request (see
+	// translate.RequestOptions); zero values are the translator's defaults.
+	SystemMode       translate.SystemMode
+	ReasoningSummary string
+	// MaxBodySize bounds request bodies after decoding. Zero: 32 MiB.
+	MaxBodySize int64
+	// Keepalive is how often a stream gets an SSE comment while the
+	// upstream is silent. Zero: none.
+	Keepalive time.Duration
+	// CORSOrigins may call the API from a browser ("*": any). Empty: none.
+	CORSOrigins []string
+	// ExposeAccountQuota lets /v1/usage show the linked accounts' windows.
+	ExposeAccountQuota bool
+
+	// FailedAuth counts failed API key attempts per client address; nil
+	// counts none (and never answers 429 for them).
+	FailedAuth *ratelimit.Table
+	// ClientIP is the client's address as the server in front resolved it
+	// (trusted proxies honoured); nil uses the connection's address.
+	ClientIP func(*http.Request) string
+}
+
+// DefaultMaxBodySize is the body limit of a zero Config.MaxBodySize: room
+// for images.
+const DefaultMaxBodySize = 32 << 20
+
+// Handler serves /v1/. Make one with New; it is safe for concurrent use.
+type Handler struct {
+	cfg Config
+	obs Observer
+	log *zap.Logger
+}
+
+// New returns a Handler for cfg.
+func New(cfg Config) *Handler {
+	if cfg.Catalog == nil {
+		cfg.Catalog = translate.DefaultCatalog()
+	}
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = remoteIP
+	}
+	h := &Handler{cfg: cfg, obs: cfg.Observer, log: cfg.Logger}
+	if h.obs == nil {
+		h.obs = nopObserver{}
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	return h
+}
+
+// endpoint is one route of the API: its name in logs and metrics, the
+// method it takes, and what serves it once the key is known.
+type endpoint struct {
+	route  string
+	method string
+	// generates marks the endpoints that send a generation upstream: only
+	// they take a slot under the key's rate, concurrency and budgets.
+	generates bool
+	serve     func(h *Handler, w http.ResponseWriter, r *http.Request, req *request) outcome
+}
+
+// served names the endpoints in a 404's message.
+const served = "/v1/models, /v1/chat/completions, /v1/responses and /v1/usage"
+
+// match finds the endpoint of a path (a trailing slash is ignored).
+func match(path string) (endpoint, bool) {
+	path = strings.TrimSuffix(path, "/")
+	switch {
+	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+		return endpoint{"models", http.MethodGet, false, (*Handler).serveModels}, true
+	case path == "/v1/chat/completions":
+		return endpoint{"chat_completions", http.MethodPost, true, generate(chatDialect{})}, true
+	case path == "/v1/responses":
+		return endpoint{"responses", http.MethodPost, true, generate(responsesDialect{})}, true
+	case path == "/v1/usage":
+		return endpoint{"usage", http.MethodGet, false, (*Handler).serveUsage}, true
+	}
+	return endpoint{route: "unknown"}, false
+}
+
+// ServeHTTP serves one request under /v1/, in the order it lives:
+// authenticate, admit (everything that depends on the key only, before the
+// body is read), then the endpoint (translate, route, relay), and finally
+// record.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := &request{id: "req_" + rand.Text(), start: time.Now()}
+	w.Header().Set("X-Request-Id", req.id)
+	h.setCORS(w, r)
+	if r.Method == http.MethodOptions {
+		h.preflight(w)
+		return
+	}
+	ep, ok := match(r.URL.Path)
+	req.route = ep.route
+	if !ok {
+		h.obs.Request(req.route, h.reject(w, apierror.UnknownURL(r.Method, r.URL.Path, served), 0).status, "")
+		return
+	}
+	if r.Method != ep.method {
+		w.Header().Set("Allow", ep.method+", OPTIONS")
+		h.obs.Request(req.route, h.reject(w, apierror.MethodNotAllowed(r.Method, r.URL.Path, ep.method), 0).status, "")
+		return
+	}
+	if out, ok := h.authenticate(w, r, req); !ok {
+		// Not recorded: no key, no user to record it for.
+		h.obs.Request(req.route, out.status, "")
+		return
+	}
+	release, out, ok := h.admit(w, req, ep)
+	if !ok {
+		h.record(req, out)
+		return
+	}
+	out = ep.serve(h, w, r, req)
+	release() // before the record: the slot is free once the answer is out
+	h.record(req, out)
+}
+
+// remoteIP is the connection's peer address without its port.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,150 @@
+package apierror
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// The catalog: every error the proxy emits on its own account, as opposed
+// to the upstream's errors it passes on (codex) and the translator's
+// per-parameter 400s (InvalidRequest). Each constructor returns a new
+// value, so a caller may adjust it (restore a call id in the message, say)
+// without touching anyone else's.
+//
+// Codes are stable: clients and the request log match on them.
+const (
+	CodeUnknownURL            = "unknown_url"
+	CodeMethodNotAllowed      = "method_not_allowed"
+	CodeInvalidAPIKey         = "invalid_api_key"
+	CodeAccountDisabled       = "account_disabled"
+	CodeTooManyFailedAttempts = "too_many_failed_attempts"
+	CodeVaultUnavailable      = "vault_unavailable"
+	CodeRelinkNeeded          = "relink_needed"
+	CodeChatGPTNotLinked      = "chatgpt_not_linked"
+	CodeAccountNotLinked      = "account_not_linked"
+	CodeTokenRefreshFailed    = "token_refresh_unavailable"
+	CodeUpstreamError         = "upstream_error"
+	CodeModelNotFound         = "model_not_found"
+	CodeInvalidBody           = "invalid_body"
+	CodeInvalidValue          = "invalid_value"
+	CodeRequestTooLarge       = "request_too_large"
+	CodeUnsupportedEncoding   = "unsupported_content_encoding"
+	CodeInternal              = "internal_error"
+)
+
+// UnknownURL answers a path the proxy does not serve (404).
+func UnknownURL(method, path, served string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: CodeUnknownURL,
+		Message: "Unknown request URL: " + method + " " + path + ". This proxy serves " + served + "."}
+}
+
+// MethodNotAllowed answers a known path asked with the wrong method (405);
+// the caller sets Allow.
+func MethodNotAllowed(method, path, want string) *Error {
+	return &Error{Status: http.StatusMethodNotAllowed, Type: TypeInvalidRequest, Code: CodeMethodNotAllowed,
+		Message: method + " is not allowed on " + path + "; use " + want}
+}
+
+// InvalidAPIKey answers a request without a valid proxy key (401). The
+// type is invalid_request_error, as OpenAI's own answer is.
+func InvalidAPIKey() *Error {
+	return &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: CodeInvalidAPIKey,
+		Message: "Incorrect API key provided. Use a proxy key (cpk_…) in the Authorization: Bearer header."}
+}
+
+// AccountDisabled answers a genuine key of a user an operator disabled (403).
+func AccountDisabled() *Error {
+	return &Error{Status: http.StatusForbidden, Type: TypePermission, Code: CodeAccountDisabled,
+		Message: "this account has been disabled by an operator"}
+}
+
+// TooManyFailedAttempts answers an address over its failed-key limit (429).
+func TooManyFailedAttempts() *Error {
+	return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: CodeTooManyFailedAttempts,
+		Message: "Too many requests with invalid API keys from this address; wait the seconds in Retry-After before trying another key. Requests with a valid key are served as usual."}
+}
+
+// KeyCheckUnavailable answers when the vault failed while checking a key
+// (503): the proxy, not the client, failed, so clients retry.
+func KeyCheckUnavailable() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeVaultUnavailable,
+		Message: "the API key could not be checked right now; retry shortly"}
+}
+
+// VaultStarting answers while the vault is not open yet (503).
+func VaultStarting() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeVaultUnavailable,
+		Message: "the proxy is starting and its vault is not open yet; retry in a few seconds"}
+}
+
+// DatabaseUnavailable answers when the shared database is down (503).
+func DatabaseUnavailable() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeVaultUnavailable,
+		Message: "the proxy's database is unavailable right now; retry shortly"}
+}
+
+// RelinkNeeded answers when the user's ChatGPT sign-in expired or was
+// revoked (401): only the user can fix it.
+func RelinkNeeded() *Error {
+	return &Error{Status: http.StatusUnauthorized, Type: TypeAuthentication, Code: CodeRelinkNeeded,
+		Message: "your ChatGPT sign-in has expired or was revoked: re-link your ChatGPT account in the dashboard (or re-import auth.json) and retry"}
+}
+
+// ChatGPTNotLinked answers a user with no linked ChatGPT account (403).
+func ChatGPTNotLinked() *Error {
+	return &Error{Status: http.StatusForbidden, Type: TypePermission, Code: CodeChatGPTNotLinked,
+		Message: "no ChatGPT account is linked to this user yet: link one in the dashboard or import an auth.json"}
+}
+
+// AccountNotLinked answers a key pinned to an account that is gone (403).
+func AccountNotLinked() *Error {
+	return &Error{Status: http.StatusForbidden, Type: TypePermission, Code: CodeAccountNotLinked,
+		Message: "this API key is pinned to a ChatGPT account that is no longer linked: link it again or change the key's account pin"}
+}
+
+// TokenRefreshFailed answers when refreshing the ChatGPT sign-in failed
+// for a reason that may pass (502).
+func TokenRefreshFailed() *Error {
+	return &Error{Status: http.StatusBadGateway, Type: TypeServer, Code: CodeTokenRefreshFailed,
+		Message: "refreshing your ChatGPT sign-in failed for now; retry shortly"}
+}
+
+// UpstreamFailed answers an upstream failure nothing more is known of (502).
+func UpstreamFailed() *Error {
+	return &Error{Status: http.StatusBadGateway, Type: TypeServer, Code: CodeUpstreamError,
+		Message: "the upstream request failed"}
+}
+
+// ModelNotFound answers a model the user's plan does not offer (404).
+func ModelNotFound(model string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: CodeModelNotFound, Param: "model",
+		Message: "The model '" + model + "' does not exist or is not available to your ChatGPT plan."}
+}
+
+// InvalidBody answers a body that cannot be read or decoded (400).
+func InvalidBody(format string, args ...any) *Error {
+	return InvalidRequest("", CodeInvalidBody, format, args...)
+}
+
+// InvalidValue answers a parameter with a value the proxy does not take (400).
+func InvalidValue(param, format string, args ...any) *Error {
+	return InvalidRequest(param, CodeInvalidValue, format, args...)
+}
+
+// RequestTooLarge answers a body over the size limit, after decoding (413).
+func RequestTooLarge(limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Type: TypeInvalidRequest, Code: CodeRequestTooLarge,
+		Message: fmt.Sprintf("the request body exceeds %d bytes", limit)}
+}
+
+// UnsupportedEncoding answers a Content-Encoding the proxy cannot decode (415).
+func UnsupportedEncoding(enc string) *Error {
+	return &Error{Status: http.StatusUnsupportedMediaType, Type: TypeInvalidRequest, Code: CodeUnsupportedEncoding,
+		Message: fmt.Sprintf("Content-Encoding %q is not supported; send identity, gzip, br or zstd", enc)}
+}
+
+// Internal answers a failure of the proxy itself (500); message says what
+// the client can do, never what broke inside.
+func Internal(message string) *Error {
+	return &Error{Status: http.StatusInternalServerError, Type: TypeServer, Code: CodeInternal, Message: message}
+}
