@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/vault"
+)
+
+// In-memory fakes of the pipeline's collaborators: no bbolt file, no HTTP
+// upstream. Each records what the pipeline asked of it.
+
+const testKey = "cpk_test"
+
+// fakeKeys knows one key. refuse, when set, is AdmitKey's answer.
+type fakeKeys struct {
+	mu        sync.Mutex
+	key       vault.Key
+	user      vault.User
+	verifyErr error
+	refuse    *keypolicy.Refusal
+	admitted  int
+	released  int
+}
+
+func (f *fakeKeys) VerifyKey(plaintext string) (vault.Key, vault.User, error) {
+	if f.verifyErr != nil {
+		return vault.Key{}, vault.User{}, f.verifyErr
+	}
+	if plaintext != testKey {
+		return vault.Key{}, vault.User{}, vault.ErrKeyInvalid
+	}
+	return f.key, f.user, nil
+}
+
+func (f *fakeKeys) AdmitKey(vault.Key) (func(), *keypolicy.Refusal) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return nil, f.refuse
+	}
+	f.admitted++
+	return func() { f.mu.Lock(); f.released++; f.mu.Unlock() }, nil
+}
+
+func (f *fakeKeys) KeyStatus(vault.Key) keypolicy.Status { return keypolicy.Status{} }
+
+func (f *fakeKeys) ListKeys(string) ([]vault.Key, error) { return []vault.Key{f.key}, nil }
+
+// fakeAccounts routes over a fixed list of accounts.
+type fakeAccounts struct {
+	mu        sync.Mutex
+	accounts  []string
+	routeErr  error
+	exhausted map[string]time.Time
+	served    []string
+}
+
+func (f *fakeAccounts) Route(string, vault.RouteHint) (vault.Route, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.routeErr != nil {
+		return vault.Route{}, f.routeErr
+	}
+	var usable []string
+	var soonest time.Time
+	for _, a := range f.accounts {
+		if until, ok := f.exhausted[a]; ok {
+			if soonest.IsZero() || until.Before(soonest) {
+				soonest = until
+			}
+			continue
+		}
+		usable = append(usable, a)
+	}
+	if len(usable) == 0 {
+		return vault.Route{}, &vault.ExhaustedError{Until: soonest}
+	}
+	return vault.Route{Accounts: usable}, nil
+}
+
+func (f *fakeAccounts) NoteServed(_, _, acct string) {
+	f.mu.Lock()
+	f.served = append(f.served, acct)
+	f.mu.Unlock()
+}
+
+func (f *fakeAccounts) MarkExhausted(_, acct string, until time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.exhausted == nil {
+		f.exhausted = map[string]time.Time{}
+	}
+	f.exhausted[acct] = until
+}
+
+func (f *fakeAccounts) AccountCount(string) int { return len(f.accounts) }
+
+func (f *fakeAccounts) AccessToken(context.Context, string, bool) (string, string, error) {
+	return "tok", "chatgpt-acct", nil
+}
+
+func (f *fakeAccounts) AccountToken(_ context.Context, _, acct string, _ bool) (string, string, error) {
+	return "tok-" + acct, acct, nil
+}
+
+func (f *fakeAccounts) Accounts(string) ([]vault.Account, error) {
+	var out []vault.Account
+	for _, a := range f.accounts {
+		out = append(out, vault.Account{ID: a})
+	}
+	return out, nil
+}
+
+func (f *fakeAccounts) Quota(string) (vault.QuotaSnapshot, error) {
+	return vault.QuotaSnapshot{PlanType: "plus", Seen: time.Unix(1_800_000_000, 0)}, nil
+}
+
+func (f *fakeAccounts) AccountQuota(string, string) (vault.QuotaSnapshot, error) {
+	return vault.QuotaSnapshot{}, vault.ErrNotFound
+}
+
+// fakeUpstream answers each account with its scripted error, or with sse.
+type fakeUpstream struct {
+	mu     sync.Mutex
+	errs   map[string]error // by account
+	sse    string
+	bodies [][]byte
+	tried  []string
+}
+
+func (f *fakeUpstream) Responses(ctx context.Context, ts codex.TokenSource, body []byte, _ codex.RequestHeaders) (*codex.Stream, error) {
+	_, acct, err := ts.AccessToken(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tried = append(f.tried, acct)
+	if e := f.errs[acct]; e != nil {
+		return nil, e
+	}
+	f.bodies = append(f.bodies, body)
+	return &codex.Stream{Body: io.NopCloser(strings.NewReader(f.sse)), Header: http.Header{}}, nil
+}
+
+func (f *fakeUpstream) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.tried)
+}
+
+// fakeRecorder keeps the request log in a slice.
+type fakeRecorder struct {
+	mu   sync.Mutex
+	recs []vault.LogRecord
+}
+
+func (f *fakeRecorder) LogRequest(rec vault.LogRecord) {
+	f.mu.Lock()
+	f.recs = append(f.recs, rec)
+	f.mu.Unlock()
+}
+
+func (f *fakeRecorder) last() vault.LogRecord {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.recs) == 0 {
+		return vault.LogRecord{}
+	}
+	return f.recs[len(f.recs)-1]
+}
+
+// countingObserver counts refusals and failovers.
+type countingObserver struct {
+	nopObserver
+	mu        sync.Mutex
+	refusals  []keypolicy.Reason
+	failovers int
+	requests  []int
+}
+
+func (o *countingObserver) KeyRefused(r keypolicy.Reason) {
+	o.mu.Lock()
+	o.refusals = append(o.refusals, r)
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) Failover() { o.mu.Lock(); o.failovers++; o.mu.Unlock() }
+
+func (o *countingObserver) Request(_ string, status int, _ string) {
+	o.mu.Lock()
+	o.requests = append(o.requests, status)
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) Tokens(translate.Usage) {}
+
+// usageLimit is the upstream's usage_limit_reached answer.
+func usageLimit(retry time.Duration) error {
+	return &codex.UpstreamError{RetryAfter: retry, Err: &apierror.Error{Status: http.StatusTooManyRequests,
+		Code: codex.CodeUsageLimitReached, Message: "The usage limit has been reached"}}
+}
+
+var errVaultDown = errors.New("vault: disk on fire")
+
+// textSSE is a whole upstream turn: "Hello" with usage.
+const textSSE = `event: response.created
+data: {"type":"response.created","response":{"id":"resp_1","object":"response","status":"in_progress","model":"gpt-5.5","output":[]},"sequence_number":0}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","output_index":0,"item":{"id":"msg_1","type":"message","role":"assistant","status":"in_progress","content":[]},"sequence_number":1}
+
+event: response.output_text.delta
+data: {"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hello","sequence_number":2}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","output_index":0,"item":{"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":"Hello","annotations":[]}]},"sequence_number":3}
+
+event: response.completed
+data: {"type":"response.completed","response":{"id":"resp_1","object":"response","status":"completed","model":"gpt-5.5","output":[{"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":"Hello","annotations":[]}]}],"usage":{"input_tokens":12,"output_tokens":3,"total_tokens":15,"input_tokens_details":{"cached_tokens":4},"output_tokens_details":{"reasoning_tokens":0}}},"sequence_number":4}
+
+`
