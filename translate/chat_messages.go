@@ -237,7 +237,7 @@ func (c *chatConverter) user(m *rqChatMessage, param string) *Error {
 }
 
 // assistant handles assistant history: text first, then one function_call
-// item per tool call. No empty message is emitted before the calls (trap 5).
+// item per tool call. No empty message is emitted before the calls (docs/protocol.md#tool-pairing).
 func (c *chatConverter) assistant(i int, m *rqChatMessage, param string) *Error {
 	parts, _, err := textContent(m.Content, param, "output_text", true)
 	if err != nil {
