@@ -16,7 +16,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// Several ChatGPT accounts per user (README: "Several ChatGPT accounts").
+// Several ChatGPT accounts per user (docs/accounts.md).
 // A generation goes to the user's best usable account; when the upstream
 // answers usage_limit_reached, which it does before the turn starts and
 // before anything reached the client, that account is marked exhausted
