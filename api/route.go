@@ -12,8 +12,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// Several ChatGPT accounts per user (docs/operations.md, "Several ChatGPT
-// accounts"). A generation goes to the user's best usable account; when
+// Several ChatGPT accounts per user (docs/accounts.md). A generation goes to the user's best usable account; when
 // the upstream answers usage_limit_reached, which it does before the turn
 // starts and before anything reached the client, that account is marked
 // exhausted until its reset and the same request goes to the next

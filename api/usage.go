@@ -11,7 +11,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// UsageResponse is the body of GET /v1/usage (docs/operations.md, "Usage").
+// UsageResponse is the body of GET /v1/usage (docs/key-policies.md#usage-get-v1usage).
 type UsageResponse struct {
 	Object string `json:"object"` // "usage"
 	Scope  string `json:"scope"`  // "key" or "user"

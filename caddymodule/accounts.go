@@ -10,8 +10,8 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// Linked ChatGPT accounts through the admin API and the CLI (README:
-// "Several ChatGPT accounts").
+// Linked ChatGPT accounts through the admin API and the CLI
+// (docs/accounts.md).
 
 // accountsResult lists a user's accounts and routing policy.
 type accountsResult struct {

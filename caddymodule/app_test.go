@@ -222,7 +222,7 @@ func waitBundles(t *testing.T, v *vault.Vault, key string, want int) {
 	}
 }
 
-// TestReloadRotatesKeys follows the README's rotation recipe with reloads
+// TestReloadRotatesKeys follows docs/operations.md's rotation recipe with reloads
 // in one process: [A] → [B A] re-encrypts in the background → [B] → a
 // fresh start with [B] still reads every account.
 func TestReloadRotatesKeys(t *testing.T) {

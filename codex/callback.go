@@ -19,7 +19,7 @@ type CallbackError struct {
 }
 
 // MissingEntitlement reports whether the workspace has no Codex access
-// (access_denied with missing_codex_entitlement, §2.2).
+// (access_denied with missing_codex_entitlement, docs/protocol.md#authorize).
 func (e *CallbackError) MissingEntitlement() bool {
 	return strings.Contains(e.Description, "missing_codex_entitlement") || e.Code == "missing_codex_entitlement"
 }
@@ -46,7 +46,7 @@ func (e *CallbackError) Error() string {
 }
 
 // ParseCallback extracts code and state from what a user pasted after a
-// headless login (trap 27): the full redirect URL, a path with query, a
+// headless login (docs/protocol.md#callback-paste): the full redirect URL, a path with query, a
 // host-relative URL without scheme, or the bare query string. An error
 // parameter becomes a *CallbackError. The caller must compare state.
 func ParseCallback(pasted string) (code, state string, err error) {

@@ -14,23 +14,23 @@ import (
 
 // Defaults used when the matching Config field is empty.
 const (
-	// DefaultUpstream is the Codex backend base URL for ChatGPT-token auth (§1).
+	// DefaultUpstream is the Codex backend base URL for ChatGPT-token auth (docs/protocol.md#endpoints).
 	DefaultUpstream = "https://chatgpt.com/backend-api/codex"
-	// DefaultOriginator is the official CLI's originator header value (§3.1).
+	// DefaultOriginator is the official CLI's originator header value (docs/protocol.md#headers).
 	DefaultOriginator = "codex_cli_rs"
 	// DefaultClientVersion is the Codex CLI version announced in the version
 	// header, the User-Agent and the models query.
 	DefaultClientVersion = "0.171.0"
 	// DefaultIdleTimeout is the official client's idle limit between stream
-	// events (§5.1).
+	// events (docs/protocol.md#idle-timeout).
 	DefaultIdleTimeout = 300 * time.Second
 	// DefaultMaxRetries bounds the retries of connection errors and 5xx.
 	DefaultMaxRetries = 2
-	// DefaultRetryBase is the first back-off delay; it doubles per retry (§8.3).
+	// DefaultRetryBase is the first back-off delay; it doubles per retry (docs/protocol.md#retries).
 	DefaultRetryBase = 200 * time.Millisecond
 	// DefaultHeaderTimeout bounds the wait for response headers once the
 	// request is written. The backend answers a turn with its headers and
-	// response.created at once, before any reasoning (§5.2: rate-limit and
+	// response.created at once, before any reasoning (docs/protocol.md#events: rate-limit and
 	// model headers come at stream start), so headers take seconds even
 	// for long answers; silence for a minute means the backend hung. A
 	// minute still leaves room for a queued backend and for uploading a

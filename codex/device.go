@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Device-code defaults (§2.5).
+// Device-code defaults (docs/protocol.md#device-code).
 const (
 	defaultDeviceInterval = 5 * time.Second
 	defaultDeviceTimeout  = 15 * time.Minute
@@ -36,7 +36,7 @@ type DeviceCode struct {
 	Interval time.Duration
 }
 
-// DeviceStart begins a device-code login (§2.5).
+// DeviceStart begins a device-code login (docs/protocol.md#device-code).
 func (o *OAuth) DeviceStart(ctx context.Context) (DeviceCode, error) {
 	body, _ := json.Marshal(map[string]string{"client_id": o.clientID()})
 	status, resp, err := o.post(ctx, "/api/accounts/deviceauth/usercode", "application/json", body)

@@ -9,6 +9,6 @@
 // users. Tokens never appear in error messages, logs or URLs. Errors meant
 // for API clients are *UpstreamError values that unwrap to *apierror.Error.
 //
-// The wire protocol follows the project's codex-protocol.md dossier; section
-// and trap numbers in comments (§5.3, §8.1, trap 18 …) refer to it.
+// The wire protocol is described in docs/protocol.md; comments point into it
+// by anchor, such as docs/protocol.md#retries.
 package codex

@@ -19,7 +19,7 @@ const (
 type ModelFetcher func(ctx context.Context, ts TokenSource) ([]RemoteModel, error)
 
 // ModelCache caches catalogs per key (the account id, since catalogs differ
-// by plan, §1). Concurrent misses for one key share a single fetch. It is
+// by plan, docs/protocol.md#catalog-per-plan). Concurrent misses for one key share a single fetch. It is
 // safe for concurrent use.
 type ModelCache struct {
 	fetch    ModelFetcher

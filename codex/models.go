@@ -20,7 +20,7 @@ const maxModelsBody = 16 << 20
 // modelsTimeout bounds a catalog fetch; it is a small unary call.
 const modelsTimeout = 30 * time.Second
 
-// RemoteModel is one entry of the account's model catalog (§1, §7).
+// RemoteModel is one entry of the account's model catalog (docs/protocol.md#endpoints).
 type RemoteModel struct {
 	// Slug is the model id sent as "model".
 	Slug string
@@ -48,7 +48,7 @@ func (m RemoteModel) SupportsEffort(effort string) bool {
 }
 
 // Models fetches the model catalog of the account behind ts:
-// GET {upstream}/models?client_version=… (§1). Errors are *UpstreamError.
+// GET {upstream}/models?client_version=… (docs/protocol.md#endpoints). Errors are *UpstreamError.
 func (c *Client) Models(ctx context.Context, ts TokenSource) ([]RemoteModel, error) {
 	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
 	defer cancel()

@@ -15,12 +15,12 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/claims"
 )
 
-// OAuth defaults (§2.1).
+// OAuth defaults (docs/protocol.md#oauth-constants).
 const (
 	DefaultIssuer      = "https://auth.openai.com"
 	DefaultClientID    = "app_EMoamEEZ73f0CkXaXp7hrann"
 	DefaultRedirectURI = "http://localhost:1455/auth/callback"
-	// DefaultScope is the scope third-party clients request (§2.2); the
+	// DefaultScope is the scope third-party clients request (docs/protocol.md#authorize); the
 	// connector scopes of the newer official client are not needed.
 	DefaultScope = "openid profile email offline_access"
 )
@@ -44,7 +44,7 @@ type OAuth struct {
 	// HTTPClient performs token requests; a client with a 30 s timeout
 	// that follows no redirects when nil.
 	HTTPClient *http.Client
-	// DeviceTimeout bounds DevicePoll; 15 minutes when zero (§2.5).
+	// DeviceTimeout bounds DevicePoll; 15 minutes when zero (docs/protocol.md#device-code).
 	DeviceTimeout time.Duration
 }
 
@@ -88,7 +88,7 @@ func (o *OAuth) client() *http.Client {
 	return defaultOAuthClient
 }
 
-// AuthorizeURL returns the browser URL that starts a login (§2.2). state is
+// AuthorizeURL returns the browser URL that starts a login (docs/protocol.md#authorize). state is
 // echoed back in the callback; challenge is PKCE.Challenge.
 func (o *OAuth) AuthorizeURL(state, challenge string) string {
 	params := [][2]string{
@@ -120,7 +120,7 @@ func (o *OAuth) AuthorizeURL(state, challenge string) string {
 	return b.String()
 }
 
-// Exchange trades an authorization code for tokens (§2.4). All three
+// Exchange trades an authorization code for tokens (docs/protocol.md#code-exchange). All three
 // tokens are required.
 func (o *OAuth) Exchange(ctx context.Context, code, verifier string) (Tokens, error) {
 	return o.exchange(ctx, code, verifier, o.redirectURI())
@@ -155,7 +155,7 @@ func (o *OAuth) exchange(ctx context.Context, code, verifier, redirectURI string
 	return t, nil
 }
 
-// Refresh trades a refresh token for new tokens (§2.6) with the JSON body
+// Refresh trades a refresh token for new tokens (docs/protocol.md#refresh-request) with the JSON body
 // of the newer official client. Each returned token is optional: keep the
 // old value for any that is empty. Failures are *RefreshError.
 func (o *OAuth) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {

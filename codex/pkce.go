@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 )
 
-// PKCE is a proof-key pair for the authorization code flow (§2.3).
+// PKCE is a proof-key pair for the authorization code flow (docs/protocol.md#pkce).
 type PKCE struct {
 	// Verifier is kept secret until the code exchange.
 	Verifier string
@@ -32,7 +32,7 @@ func S256Challenge(verifier string) string {
 }
 
 // NewState returns a random OAuth state: 32 bytes, base64url without
-// padding (§2.2).
+// padding (docs/protocol.md#authorize).
 func NewState() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // RateLimits is the usage snapshot the backend sends in x-codex-* headers on
-// every response, successful or not (§8.4, trap 26).
+// every response, successful or not (docs/protocol.md#rate-limit-headers).
 type RateLimits struct {
 	// PlanType is x-codex-plan-type (plus, pro, team, …).
 	PlanType string
@@ -133,7 +133,7 @@ func headerToken(s string) string {
 }
 
 // PassHeaders copies every x-codex-* header from src to dst so downstream
-// clients can see their usage (§8.4). Existing dst values are replaced.
+// clients can see their usage (docs/protocol.md#rate-limit-headers). Existing dst values are replaced.
 func PassHeaders(dst, src http.Header) {
 	for k, vs := range src {
 		if len(k) >= len(rlPrefix) && strings.EqualFold(k[:len(rlPrefix)], rlPrefix) {

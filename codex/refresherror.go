@@ -23,7 +23,7 @@ type RefreshError struct {
 }
 
 // permanentRefreshCodes are the codes after which the refresh token can
-// never work again (§2.6, trap 10).
+// never work again (docs/protocol.md#refresh-permanent).
 var permanentRefreshCodes = map[string]bool{
 	"refresh_token_reused":      true,
 	"refresh_token_expired":     true,
@@ -66,7 +66,7 @@ func (e *RefreshError) describe() string {
 
 // parseTokenError reads the token endpoint's error bodies:
 // {"error":"code","error_description":"…"}, {"error":{"code","message"}}
-// and a top-level {"code"} (§2.4, §2.6); other bodies give a bare status.
+// and a top-level {"code"} (docs/protocol.md#code-exchange); other bodies give a bare status.
 func parseTokenError(status int, body []byte) *RefreshError {
 	e := &RefreshError{Status: status}
 	var top map[string]json.RawMessage

@@ -11,7 +11,7 @@ import (
 type RequestHeaders struct {
 	// PromptCacheKey is the body's prompt_cache_key; it is also sent as the
 	// session_id and session-id headers so the backend can route the turn to
-	// a warm cache (trap 21). Empty omits both headers.
+	// a warm cache (docs/protocol.md#prompt-cache). Empty omits both headers.
 	PromptCacheKey string
 	// RequestID is sent as x-client-request-id; a random id when empty.
 	RequestID string
@@ -55,7 +55,7 @@ func (c *Client) Responses(ctx context.Context, ts TokenSource, body []byte, h R
 		header: func(hd http.Header) {
 			if h.PromptCacheKey != "" && validHeaderValue(h.PromptCacheKey) {
 				// Both spellings: older clients send session_id, newer
-				// session-id (§12.3); Set would canonicalize, so assign.
+				// session-id (docs/protocol.md#open-questions); Set would canonicalize, so assign.
 				hd["session_id"] = []string{h.PromptCacheKey}
 				hd["Session-Id"] = []string{h.PromptCacheKey}
 			}

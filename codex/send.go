@@ -36,7 +36,7 @@ type sent struct {
 
 // send performs c with the auth headers from ts. It retries once after a
 // forced token refresh on 401, and up to maxRetries times with jittered
-// back-off (§8.3): on a 5xx answer, which the official client retries too,
+// back-off (docs/protocol.md#retries): on a 5xx answer, which the official client retries too,
 // and on transport failures, but for a generation (POST) only when the
 // request provably never left the machine (ErrUnreachable). A header
 // timeout or a connection lost after the request was written is final for
@@ -114,7 +114,7 @@ func (c *Client) send(ctx context.Context, ts TokenSource, cl call) (*sent, erro
 			continue
 		case resp.StatusCode >= 500 && retries < c.maxRetries:
 			// An HTTP answer before any event: the official client
-			// retries these too (§8.3).
+			// retries these too (docs/protocol.md#retries).
 			if err := c.sleep(ctx, c.backoff(retries)); err != nil {
 				return nil, contextError(err)
 			}
@@ -156,7 +156,7 @@ func transportError(kind, err error, headerTimeout time.Duration) *UpstreamError
 	return &UpstreamError{Err: te, Cause: cause}
 }
 
-// newRequest builds the request with the Codex headers (§3.1). The
+// newRequest builds the request with the Codex headers (docs/protocol.md#headers). The
 // downstream client's headers never get here: only what the caller passes.
 func (c *Client) newRequest(ctx context.Context, cl call, token, accountID string) (*http.Request, error) {
 	var body io.Reader

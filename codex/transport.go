@@ -37,7 +37,7 @@ func newTransport(cfg Config) *http.Transport {
 // sameHostRedirects follows at most a few redirects and only within the
 // host (and scheme) requests were sent to. Go strips Authorization on
 // cross-host redirects but not ChatGPT-Account-ID or X-Relay-Token, so the
-// safe rule is to refuse any host change (§3.1).
+// safe rule is to refuse any host change (docs/protocol.md#redirects).
 func sameHostRedirects(base *url.URL) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {

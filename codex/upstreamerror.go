@@ -19,7 +19,7 @@ import (
 const maxMessageLen = 1000
 
 // ParseUpstreamError maps a non-2xx answer of the Codex backend to the error
-// shown to API clients (§8.1, traps 18-20). It keeps the upstream's own
+// shown to API clients (docs/protocol.md#errors). It keeps the upstream's own
 // message and understands both body styles ({"detail":…} and
 // {"error":{…}}) as well as non-JSON bodies. Usage-limit answers carry the
 // delay until the limit resets in RetryAfter.
@@ -43,7 +43,7 @@ func parseUpstreamError(status int, header http.Header, body []byte, now time.Ti
 			"The Codex upstream (chatgpt.com) answered HTTP %d with a Cloudflare challenge instead of a response; "+
 				"the proxy's network is being challenged. Try again later or route upstream traffic through a relay.", status)
 	}
-	// Some deployments send usage-limit bodies with 404 (§8.1, OCA).
+	// Some deployments send usage-limit bodies with 404 (docs/protocol.md#usage-limit-404).
 	if status == http.StatusNotFound && !isUsageKind(kind) {
 		switch {
 		case strings.Contains(lower, "usage_not_included"):
@@ -113,7 +113,7 @@ func parseUpstreamError(status int, header http.Header, body []byte, now time.Ti
 }
 
 // usageLimitError is the 429 for an exhausted plan window, with the reset
-// time in the message and RetryAfter (resets_at preferred, §8.1 CPA).
+// time in the message and RetryAfter (resets_at preferred, docs/protocol.md#usage-limits).
 func usageLimitError(b errorBody, header http.Header, now time.Time) *UpstreamError {
 	var wait time.Duration
 	var at time.Time
@@ -279,7 +279,7 @@ func rawNumber(raw json.RawMessage) (float64, bool) {
 	return f, true
 }
 
-// isCloudflare recognises Cloudflare challenge and block pages (trap 20).
+// isCloudflare recognises Cloudflare challenge and block pages (docs/protocol.md#cloudflare).
 func isCloudflare(status int, header http.Header, b errorBody) bool {
 	if header.Get("cf-mitigated") != "" {
 		return true
@@ -319,7 +319,7 @@ func retryAfterHeader(h http.Header, now time.Time) time.Duration {
 var retryInRE = regexp.MustCompile(`(?i)try again in\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|milliseconds?|s|secs?|seconds?)\b`)
 
 // RetryDelayFromMessage extracts "try again in 11.054s" style delays that
-// rate-limit messages carry (§8.2); zero when there is none.
+// rate-limit messages carry (docs/protocol.md#stream-failures); zero when there is none.
 func RetryDelayFromMessage(msg string) time.Duration {
 	m := retryInRE.FindStringSubmatch(msg)
 	if m == nil {

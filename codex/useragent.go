@@ -13,7 +13,7 @@ import (
 const uaSuffix = "usemysub"
 
 // BuildUserAgent returns a Codex-style User-Agent,
-// "<originator>/<version> (<os> <os version>; <arch>) usemysub" (§3.1).
+// "<originator>/<version> (<os> <os version>; <arch>) usemysub" (docs/protocol.md#user-agent).
 // Non-ASCII and control characters become '_'.
 func BuildUserAgent(originator, version string) string {
 	name, ver := platform()

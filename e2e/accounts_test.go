@@ -24,7 +24,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// Several ChatGPT accounts per user (README: "Several ChatGPT accounts"):
+// Several ChatGPT accounts per user (docs/accounts.md):
 // a user's second account, linked with `caddy codex-proxy accounts add`
 // through the running Caddy's admin API, takes over when the fake backend
 // says the first has reached its usage limit, and the client never knows.

@@ -31,7 +31,7 @@ import (
 // The config has no local-CA option (tls internal, skip_install_trust):
 // Caddy creates its local CA without a lock, so two fresh instances
 // starting together can see its certificate stored but not yet its key
-// (README, "Certificates in a cluster").
+// (docs/clusters.md#certificates-in-a-cluster).
 func TestCertificatesInACluster(t *testing.T) {
 	t.Parallel()
 	bin := caddyBinary(t)

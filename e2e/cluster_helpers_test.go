@@ -22,7 +22,7 @@ import (
 
 // cluster is three codex_proxy instances on one PostgreSQL (vault and
 // certificate storage in one database) behind a fourth Caddy balancing
-// between them, as the README's cluster recipe sets them up.
+// between them, as docs/clusters.md's recipe sets them up.
 type cluster struct {
 	bin   string
 	pg    *pgtest.Server

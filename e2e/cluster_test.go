@@ -17,7 +17,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 )
 
-// TestCluster runs the README's cluster recipe end to end: three real
+// TestCluster runs docs/clusters.md's recipe end to end: three real
 // Caddy instances with the codex_proxy module on one PostgreSQL (the vault
 // and Caddy's certificate storage in one database) behind a fourth Caddy
 // balancing round robin, with the official OpenAI Go client in front.

@@ -76,7 +76,7 @@ func startRelay(t *testing.T, upstream, token string) *relay {
 	}
 }
 
-// TestRelay runs the README's relay recipe: the proxy sends all upstream
+// TestRelay runs the relay recipe of docs/configuration.md: the proxy sends all upstream
 // traffic to a second, plugin-free Caddy that checks X-Relay-Token and
 // forwards to the backend. A proxy with the wrong token is refused by the
 // relay, and so is anyone without it.

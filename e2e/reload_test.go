@@ -129,7 +129,7 @@ func (p *proxy) waitLog(t *testing.T, s string, n int) {
 	}
 }
 
-// TestKeyRotationByReload follows the README's rotation recipe with
+// TestKeyRotationByReload follows docs/operations.md's rotation recipe with
 // `caddy reload` while requests are in flight: dropping the only key in use
 // is refused and changes nothing; [new old] re-encrypts in the background;
 // then [new] alone is accepted; and a restart with [new] reads every

@@ -15,7 +15,7 @@ import (
 // This file serves clients that asked for stream:false. The upstream always
 // streams; the events are collected into one response. Output items come from
 // response.output_item.done (the authoritative copies) because
-// response.completed may carry an empty output (trap 14); items that never got
+// response.completed may carry an empty output (docs/protocol.md#empty-output); items that never got
 // their done event are rebuilt from their deltas.
 
 // outItem is an output item decoded for aggregation.

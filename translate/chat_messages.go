@@ -239,7 +239,7 @@ func (c *chatConverter) user(m *rqChatMessage, param string) *apierror.Error {
 }
 
 // assistant handles assistant history: text first, then one function_call
-// item per tool call. No empty message is emitted before the calls (trap 5).
+// item per tool call. No empty message is emitted before the calls (docs/protocol.md#tool-pairing).
 func (c *chatConverter) assistant(i int, m *rqChatMessage, param string) *apierror.Error {
 	parts, _, err := textContent(m.Content, param, "output_text", true)
 	if err != nil {

@@ -400,7 +400,7 @@ func TestAggregateChatFixtures(t *testing.T) {
 	}
 }
 
-// TestAggregateResponsesRebuildsOutput checks trap 14: completed.output is
+// TestAggregateResponsesRebuildsOutput checks docs/protocol.md#empty-output: completed.output is
 // empty, the Response returned to a stream:false client is not.
 func TestAggregateResponsesRebuildsOutput(t *testing.T) {
 	body, res := AggregateResponses(bytes.NewReader(readFixture(t, "reasoning_tool_call")), fixtureOptions(false).ToolNames, nil)

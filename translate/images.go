@@ -8,8 +8,8 @@ import (
 )
 
 // normalizeImageURL checks an image URL for upstream: http(s) URLs pass
-// through, base64 data URLs are re-encoded to standard padded base64 (trap
-// 24: the backend rejects URL-safe or unpadded data), anything else is a 400.
+// through, base64 data URLs are re-encoded to standard padded base64
+// (docs/protocol.md#input: the backend rejects URL-safe or unpadded data), anything else is a 400.
 func normalizeImageURL(u, param string) (string, *apierror.Error) {
 	switch {
 	case hasPrefixFold(u, "https://"), hasPrefixFold(u, "http://"):

@@ -4,7 +4,7 @@ import "github.com/usemysub/caddy-codex-proxy/apierror"
 
 // The backend rejects a history in which a tool call has no output or an
 // output has no call ("No tool output found…" / "No tool call found…",
-// trap 5). pairer checks the pairing while input items are produced and plans
+// docs/protocol.md#tool-pairing). pairer checks the pairing while input items are produced and plans
 // the repairs the official client makes.
 
 // abortedOutput is what the official Codex client records for a call that

@@ -126,7 +126,7 @@ func runRequestCase(t *testing.T, fn rqTranslator, c rqCase) {
 }
 
 // checkUpstreamBody verifies the invariants every upstream body must hold
-// (traps 1-3).
+// (docs/protocol.md#store-stream, docs/protocol.md#instructions, docs/protocol.md#input).
 func checkUpstreamBody(body []byte) error {
 	if !json.Valid(body) {
 		return errors.New("body is not valid JSON")
@@ -159,7 +159,7 @@ func checkUpstreamBody(body []byte) error {
 
 // checkInputItems verifies the input list: no item ids, no item references,
 // no system role, and every tool call paired with exactly one later output
-// and vice versa (trap 5).
+// and vice versa (docs/protocol.md#tool-pairing).
 func checkInputItems(raw json.RawMessage) error {
 	var items []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {

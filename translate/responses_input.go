@@ -68,7 +68,7 @@ func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normal
 // output-only field: clients that replay a previous response's output items
 // (messages, reasoning, function calls) carry status:"completed" along and
 // the backend refuses it with "Unknown parameter: 'input[N].status'". The
-// official client never sends it on these (codex-protocol.md §4.3); it does
+// official client never sends it on these (docs/protocol.md#replayed-status); it does
 // on local_shell_call, custom_tool_call and web_search_call, which keep it,
 // as do item types this proxy does not know.
 var statusRefused = map[string]bool{
@@ -183,7 +183,7 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *ap
 }
 
 // message rewrites a message item: system → developer, data URLs
-// re-encoded, per-part prompt_cache_breakpoint removed (trap 4). It reports
+// re-encoded, per-part prompt_cache_breakpoint removed (docs/protocol.md#unsupported-parameters). It reports
 // whether o changed.
 func (n *inputNormalizer) message(o *rawObject, param string) (bool, *apierror.Error) {
 	roleRaw, _ := o.get("role")

@@ -17,7 +17,7 @@ var responsesOrder = []string{
 	"reasoning", "store", "stream", "include", "prompt_cache_key", "text", "service_tier",
 }
 
-// responsesDropped lists Responses parameters the backend rejects (trap 4),
+// responsesDropped lists Responses parameters the backend rejects (docs/protocol.md#unsupported-parameters),
 // plus Chat Completions parameters that Responses-shaped bodies from chat
 // clients carry along. They are removed and reported in Mapped.Dropped.
 var responsesDropped = map[string]bool{

@@ -1,5 +1,5 @@
 // Package codextest is an in-process fake of the ChatGPT Codex backend and
-// its OAuth server, faithful to codex-protocol.md: it validates requests
+// its OAuth server, faithful to docs/protocol.md: it validates requests
 // the way the real backend does (with the real error texts), streams
 // scripted SSE scenarios, rotates refresh tokens and runs the device-code
 // flow. Every test in the project uses it instead of the network.

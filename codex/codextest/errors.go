@@ -36,7 +36,7 @@ func badRequest(msg, param, code string) *apiError {
 	return oaiError(http.StatusBadRequest, msg, "invalid_request_error", param, code)
 }
 
-// unsupportedValue is the backend's text for a value a model refuses (§7.3).
+// unsupportedValue is the backend's text for a value a model refuses (docs/protocol.md#effort).
 func unsupportedValue(value, model, param string, allowed []string) *apiError {
 	return badRequest(fmt.Sprintf("Unsupported value: '%s' is not supported with the '%s' model. Supported values are: %s.",
 		value, model, quoteList(allowed)), param, "unsupported_value")

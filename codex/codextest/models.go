@@ -21,7 +21,7 @@ type Model struct {
 	ContextWindow     int
 }
 
-// DefaultModels is a catalog shaped like the 2026 one (§7.3): general
+// DefaultModels is a catalog shaped like the 2026 one (docs/protocol.md#effort): general
 // models with verbosity, codex models without, and one hidden model with
 // the Nov-2025 effort set.
 func DefaultModels() []Model {
@@ -45,7 +45,7 @@ func (s *Server) model(slug string) *Model {
 	return nil
 }
 
-// catalogJSON renders the /models answer in the backend's shape (§1).
+// catalogJSON renders the /models answer in the backend's shape (docs/protocol.md#endpoints).
 func (s *Server) catalogJSON() []byte {
 	models := make([]map[string]any, 0, len(s.opts.Models))
 	for i, m := range s.opts.Models {

@@ -190,7 +190,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // refreshGrant rotates refresh tokens: each works once; reusing one
-// revokes its whole family, as the real issuer does (§2.6).
+// revokes its whole family, as the real issuer does (docs/protocol.md#refresh-permanent).
 func (s *Server) refreshGrant(w http.ResponseWriter, token string) {
 	nested := func(status int, code, msg string) {
 		writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
@@ -276,7 +276,7 @@ func (s *Server) ApproveDevice(userCode, accountID string) error {
 }
 
 // handleDeviceToken serves POST /api/accounts/deviceauth/token: 403 while
-// pending, then the code with a server-made PKCE pair (§2.5).
+// pending, then the code with a server-made PKCE pair (docs/protocol.md#device-code).
 func (s *Server) handleDeviceToken(w http.ResponseWriter, r *http.Request) {
 	body, _ := readBody(r)
 	s.recordRequest(r, body)

@@ -214,7 +214,7 @@ func (s *Server) pickScenario(rq Request, req map[string]any) (Scenario, *apiErr
 	return sc, nil
 }
 
-// usageLimited answers 429 usage_limit_reached (§5.3 D): the account's
+// usageLimited answers 429 usage_limit_reached (docs/protocol.md#sequence-usage-limit): the account's
 // window is used up and resets in resetIn seconds.
 func usageLimited(w http.ResponseWriter, acc *account, resetIn int) {
 	h := w.Header()
@@ -227,7 +227,7 @@ func usageLimited(w http.ResponseWriter, acc *account, resetIn int) {
 	}})
 }
 
-// rateHeaders sets the x-codex usage headers (§5.3 D, §8.4).
+// rateHeaders sets the x-codex usage headers (docs/protocol.md#rate-limit-headers).
 func rateHeaders(h http.Header, acc *account, usedPercent, resetAfter int) {
 	now := time.Now().Unix()
 	h.Set("X-Codex-Plan-Type", acc.plan)

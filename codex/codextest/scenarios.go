@@ -12,7 +12,7 @@ type Scenario string
 
 // Streaming scenarios (HTTP 200, SSE).
 const (
-	// ScenarioText is §5.3 A: a reasoning item with a summary, then an
+	// ScenarioText is sequence A (docs/protocol.md#sequence-text): a reasoning item with a summary, then an
 	// assistant message echoing the user ("You said: …").
 	ScenarioText Scenario = "text"
 	// ScenarioPlain is an assistant message only.
@@ -23,12 +23,12 @@ const (
 	// ScenarioToolCall is one function call whose arguments arrive in
 	// several deltas (output_index 0).
 	ScenarioToolCall Scenario = "tool_call"
-	// ScenarioReasoningToolCall is §5.3 B: a reasoning item at
+	// ScenarioReasoningToolCall is sequence B (docs/protocol.md#sequence-tool-call): a reasoning item at
 	// output_index 0, the function call at 1.
 	ScenarioReasoningToolCall Scenario = "reasoning_tool_call"
 	// ScenarioParallelToolCalls is two function calls in one response.
 	ScenarioParallelToolCalls Scenario = "parallel_tool_calls"
-	// ScenarioFailed is §5.3 C: response.failed with rate_limit_exceeded.
+	// ScenarioFailed is sequence C (docs/protocol.md#sequence-failed): response.failed with rate_limit_exceeded.
 	ScenarioFailed Scenario = "failed"
 	// ScenarioErrorEvent is a top-level "error" event
 	// (server_is_overloaded) instead of response.failed.
@@ -44,13 +44,13 @@ const (
 	// max_output_tokens.
 	ScenarioIncomplete Scenario = "incomplete"
 	// ScenarioEmptyOutput streams a message but response.completed carries
-	// an empty output list (§5.2, trap 14).
+	// an empty output list (docs/protocol.md#empty-output).
 	ScenarioEmptyOutput Scenario = "empty_output"
 )
 
 // Error scenarios (no SSE).
 const (
-	// ScenarioUsageLimit is §5.3 D: 429 usage_limit_reached with the
+	// ScenarioUsageLimit is sequence D (docs/protocol.md#sequence-usage-limit): 429 usage_limit_reached with the
 	// rate-limit headers.
 	ScenarioUsageLimit Scenario = "usage_limit"
 	// ScenarioUsageNotIncluded is 429 usage_not_included (plan without

@@ -8,7 +8,7 @@ import (
 )
 
 // rejectedParams are the body fields the backend refuses with
-// "Unsupported parameter: X" (§6.1, trap 4).
+// "Unsupported parameter: X" (docs/protocol.md#unsupported-parameters).
 var rejectedParams = []string{
 	"context_management", "max_completion_tokens", "max_output_tokens", "max_tokens", "metadata", "n",
 	"previous_response_id", "prompt_cache_options", "prompt_cache_retention", "safety_identifier", "stop",
@@ -17,7 +17,7 @@ var rejectedParams = []string{
 
 func init() { sort.Strings(rejectedParams) }
 
-// validate applies the backend's request rules (§8.1, traps 1-8) and
+// validate applies the backend's request rules (docs/protocol.md#request-rules) and
 // returns the requested model.
 func (s *Server) validate(req map[string]any) (*Model, *apiError) {
 	if v, ok := req["store"]; !ok || v != false {
@@ -101,11 +101,11 @@ func tooLong(param string, n int) string {
 // statusRefused lists the input item types on which the backend refuses
 // "status", an output-only field clients copy along when they replay a
 // previous response's output. The official client sends status only on
-// local_shell_call, custom_tool_call and web_search_call (§4.3).
+// local_shell_call, custom_tool_call and web_search_call (docs/protocol.md#replayed-status).
 var statusRefused = []string{"message", "reasoning", "function_call", "function_call_output", "custom_tool_call_output"}
 
 // validateInput checks item shapes, ids, call ids and call/output pairing
-// (traps 5, 6).
+// (docs/protocol.md#tool-pairing, docs/protocol.md#item-ids).
 func validateInput(input []any) *apiError {
 	type call struct{ id, kind string }
 	var calls, outputs []call
