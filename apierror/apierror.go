@@ -127,3 +127,8 @@ func TypeFor(status int) string {
 		return TypeInvalidRequest
 	}
 }
+
+// StatusClientGone is the status recorded for a request whose client went
+// away before its answer was complete (nginx's 499). No client ever reads
+// it; the request log and the metrics do.
+const StatusClientGone = 499

@@ -223,6 +223,5 @@ func contextError(err error) error {
 		return &UpstreamError{Err: &apierror.Error{Status: http.StatusGatewayTimeout, Code: CodeUpstreamError,
 			Message: "Timed out waiting for the Codex upstream."}, Cause: err}
 	}
-	// 499: the client went away; nobody reads this status, but logs do.
-	return &UpstreamError{Err: &apierror.Error{Status: 499, Message: "The request was cancelled."}, Cause: err}
+	return &UpstreamError{Err: &apierror.Error{Status: apierror.StatusClientGone, Message: "The request was cancelled."}, Cause: err}
 }

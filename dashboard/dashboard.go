@@ -2,7 +2,7 @@
 // onboarding (link ChatGPT, create a first API key), the overview, API
 // keys, recent requests and the ChatGPT link status.
 //
-// It is Caddy-free: New returns an http.Handler over a *vault.Vault. Pages
+// It is Caddy-free: NewDashboard returns an http.Handler over a *vault.Vault. Pages
 // are rendered on the server from templates embedded in the binary; no CDN,
 // no inline script (the Content-Security-Policy forbids it), and every flow
 // works without JavaScript. One small script adds copy buttons.

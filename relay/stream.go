@@ -35,7 +35,7 @@ type Options struct {
 
 // ClientGone is the Outcome status of a request whose client went away,
 // nginx's convention.
-const ClientGone = 499
+const ClientGone = apierror.StatusClientGone
 
 // Outcome is what happened to one relayed response.
 type Outcome struct {

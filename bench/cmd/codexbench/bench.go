@@ -219,7 +219,7 @@ func (b *bench) startInstance(ctx context.Context, target, proto string) (*insta
 	// One request proves the path end to end before anything is timed.
 	w := newWorker(&inst.spec)
 	if _, _, n, err := w.do(ctx, inst.client, &inst.spec, requestTimeout, nil); err != nil {
-		return nil, fmt.Errorf("%s: first request failed: %v\n%s", inst.name(), err, inst.server.logTail(3000))
+		return nil, fmt.Errorf("%s: first request failed: %w\n%s", inst.name(), err, inst.server.logTail(3000))
 	} else if target == "a" || target == "b" {
 		b.streamSize = n
 	}
@@ -329,7 +329,7 @@ func (b *bench) startCaddy(ctx context.Context, name, bin, proto string, up *fak
 	if codexProxy {
 		key, err := b.provision(ctx, bin, dir, caddyfile, env, up)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		ci.key = key
 	}
@@ -340,7 +340,7 @@ func (b *bench) startCaddy(ctx context.Context, name, bin, proto string, up *fak
 	}
 	ci.proc = p
 	if err := ci.waitReady(ctx, proto, filepath.Join(dir, "data", "pki", "authorities", "local", "root.crt"), codexProxy, b.cfg.concurrency); err != nil {
-		return nil, fmt.Errorf("%s: %v\n%s", name, err, p.logTail(3000))
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, p.logTail(3000))
 	}
 	return ci, nil
 }
@@ -361,7 +361,7 @@ func (b *bench) provision(ctx context.Context, bin, dir, caddyfile string, env [
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("provision: %v\n%s", err, stderr.String())
+		return "", fmt.Errorf("provision: %w\n%s", err, stderr.String())
 	}
 	key := strings.TrimSpace(string(out))
 	if !strings.HasPrefix(key, "cpk_") {
@@ -400,7 +400,7 @@ func (ci *caddyInst) waitReady(ctx context.Context, proto, rootCA string, codexP
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("not ready after 30s: %v", last)
+	return fmt.Errorf("not ready after 30s: %w", last)
 }
 
 func (ci *caddyInst) probe(ctx context.Context, codexProxy bool) error {

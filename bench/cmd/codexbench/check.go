@@ -178,7 +178,7 @@ func (c *bodyCheck) jsonVerdict() error {
 		} `json:"choices"`
 	}
 	if err := json.Unmarshal(c.json, &cc); err != nil {
-		return fmt.Errorf("not a JSON chat.completion: %v", err)
+		return fmt.Errorf("not a JSON chat.completion: %w", err)
 	}
 	switch {
 	case cc.Object != "chat.completion" || len(cc.Choices) != 1:

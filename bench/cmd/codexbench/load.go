@@ -204,7 +204,7 @@ func (w *worker) do(ctx context.Context, c *http.Client, s *spec, timeout time.D
 			break
 		}
 		if rerr != nil {
-			return 0, 0, w.chk.bytes, fmt.Errorf("reading the body after %d bytes: %v", w.chk.bytes, rerr)
+			return 0, 0, w.chk.bytes, fmt.Errorf("reading the body after %d bytes: %w", w.chk.bytes, rerr)
 		}
 	}
 	end := time.Now()

@@ -144,22 +144,22 @@ func parseFlags(args []string) (*config, error) {
 		c.profile, c.latency = 0, 0
 	}
 	if c.targets, err = list(*targets, "a", "b", "c", "d", "e", "f"); err != nil {
-		return nil, fmt.Errorf("-targets: %v", err)
+		return nil, fmt.Errorf("-targets: %w", err)
 	}
 	if c.protos, err = list(*protos, "h1", "h2"); err != nil {
-		return nil, fmt.Errorf("-protos: %v", err)
+		return nil, fmt.Errorf("-protos: %w", err)
 	}
 	if c.slowTargets, err = list(*slowTargets, "b", "d"); err != nil {
-		return nil, fmt.Errorf("-slow-targets: %v", err)
+		return nil, fmt.Errorf("-slow-targets: %w", err)
 	}
 	if c.slowProtos, err = list(*slowProtos, "h1", "h2"); err != nil {
-		return nil, fmt.Errorf("-slow-protos: %v", err)
+		return nil, fmt.Errorf("-slow-protos: %w", err)
 	}
 	if c.profileProtos, err = list(*profileProtos, "h1", "h2"); err != nil {
-		return nil, fmt.Errorf("-profile-protos: %v", err)
+		return nil, fmt.Errorf("-profile-protos: %w", err)
 	}
 	if c.profileTargets, err = list(*profileTargets, "b", "c", "d", "e"); err != nil {
-		return nil, fmt.Errorf("-profile-targets: %v", err)
+		return nil, fmt.Errorf("-profile-targets: %w", err)
 	}
 	switch {
 	case c.fakeBin == "":

@@ -54,7 +54,7 @@ func (ps *procs) start(name, cpus, logPath string, env []string, argv ...string)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %v", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: f, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()

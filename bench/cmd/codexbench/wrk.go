@@ -119,7 +119,7 @@ func (b *bench) wrkOnce(ctx context.Context, wrkBin, script, bodyFile string, in
 	s1, _ := cpuTicks(pid)
 	g1, t1 := cpuSetTicks(b.genCPUs())
 	if err != nil {
-		return wrkRun{}, fmt.Errorf("wrk: %v: %s", err, out.String())
+		return wrkRun{}, fmt.Errorf("wrk: %w: %s", err, out.String())
 	}
 	text := out.String()
 	r := wrkRun{conns: conns, serverCPU: time.Duration(s1-s0) * time.Second / clockTicks, genBusy: g1 - g0, genTotal: t1 - t0}
