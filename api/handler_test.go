@@ -439,3 +439,20 @@ func TestKeyHeadersAreRedacted(t *testing.T) {
 		t.Fatalf("%d, header after: %q", w.Code, r.Header.Get("X-Api-Key"))
 	}
 }
+
+// A known exhausted account resets sooner than the one that just answered
+// 429: the client hears of the soonest (issue 19, item 4).
+func TestSoonestResetIncludesAccountsKnownExhausted(t *testing.T) {
+	e := newEnv(t)
+	e.accounts.accounts = []string{"acct-a", "acct-b"}
+	e.accounts.MarkExhausted("u1", "acct-a", time.Now().Add(1233*time.Second))
+	e.up.errs = map[string]error{"acct-b": usageLimit(1800 * time.Second)}
+	res, m := e.do(t, "POST", "/v1/chat/completions", testKey, strings.NewReader(chatBody))
+	secs, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+	if res.StatusCode != 429 || errorCode(t, m) != "usage_limit_reached" || secs < 1230 || secs > 1234 {
+		t.Fatalf("%d %v Retry-After=%q, want about 1233", res.StatusCode, m, res.Header.Get("Retry-After"))
+	}
+	if msg := m["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "in 20m3") {
+		t.Fatalf("message does not name the soonest reset: %q", msg)
+	}
+}

@@ -59,9 +59,10 @@ func (h *Handler) send(ctx context.Context, req *request, body []byte, hdr codex
 		req.failoverFrom = append(req.failoverFrom, acct)
 		last = err
 	}
-	// Every account was tried. When more than one was, the client hears
-	// of the soonest reset among them, not of the last one's.
-	if len(route.Accounts) > 1 {
+	// Every usable account was tried. When the user has more than one, the
+	// client hears of the soonest reset among all of them, those known to
+	// be exhausted before this request included, not of the last answer's.
+	if accts.AccountCount(req.user.ID) > 1 {
 		if _, err := accts.Route(req.user.ID, hint); errors.Is(err, vault.ErrAccountsExhausted) {
 			return nil, err
 		}
