@@ -13,9 +13,10 @@ import (
 // answers refusals.
 //
 //  1. admit, before the body is read: everything that depends on the key
-//     alone (expiry for every endpoint; for generations also the request
-//     rate, the concurrency slot and the token budgets). A refused request
-//     costs no body read, no parse and no upstream call.
+//     alone (expiry for every endpoint; the request rate for /v1/usage and
+//     generations; for generations also the concurrency slot and the token
+//     budgets). A refused request costs no body read, no parse and no
+//     upstream call.
 //  2. admitModel, right after the body is parsed: the model allowlist and
 //     the effort ceiling, which need the request's model.
 
@@ -28,7 +29,13 @@ func (h *Handler) admit(w http.ResponseWriter, req *request, ep endpoint) (relea
 	if r := keypolicy.CheckExpiry(req.key.Policy, time.Now()); r != nil {
 		return nil, h.refuse(w, r), false
 	}
-	if !ep.generates {
+	switch ep.admission {
+	case admitExpiry:
+		return noRelease, outcome{}, true
+	case admitRate:
+		if refused := h.cfg.Keys.AdmitKeyRate(req.key); refused != nil {
+			return nil, h.refuse(w, refused), false
+		}
 		return noRelease, outcome{}, true
 	}
 	release, refused := h.cfg.Keys.AdmitKey(req.key)

@@ -23,6 +23,9 @@ type Keys interface {
 	// AdmitKey takes a request slot under k's budgets, rate and
 	// concurrency limits; release must run once the request ends.
 	AdmitKey(k vault.Key) (release func(), refused *keypolicy.Refusal)
+	// AdmitKeyRate decides whether a request with k that costs no tokens
+	// and holds no slot may run: the request rate only.
+	AdmitKeyRate(k vault.Key) *keypolicy.Refusal
 	// KeyStatus is k's counters against its policy now.
 	KeyStatus(k vault.Key) keypolicy.Status
 	// ListKeys lists the user's keys, revoked ones included.

@@ -52,6 +52,8 @@ func (f *fakeKeys) AdmitKey(vault.Key) (func(), *keypolicy.Refusal) {
 	return func() { f.mu.Lock(); f.released++; f.mu.Unlock() }, nil
 }
 
+func (f *fakeKeys) AdmitKeyRate(vault.Key) *keypolicy.Refusal { return f.refuse }
+
 func (f *fakeKeys) KeyStatus(vault.Key) keypolicy.Status { return keypolicy.Status{} }
 
 func (f *fakeKeys) ListKeys(string) ([]vault.Key, error) { return []vault.Key{f.key}, nil }

@@ -92,13 +92,24 @@ func New(cfg Config) *Handler {
 // endpoint is one route of the API: its name in logs and metrics, the
 // method it takes, and what serves it once the key is known.
 type endpoint struct {
-	route  string
-	method string
-	// generates marks the endpoints that send a generation upstream: only
-	// they take a slot under the key's rate, concurrency and budgets.
-	generates bool
+	route     string
+	method    string
+	admission admission
 	serve     func(h *Handler, w http.ResponseWriter, r *http.Request, req *request) outcome
 }
+
+// admission is what an endpoint's requests take from the key's limits.
+type admission int
+
+const (
+	// admitExpiry checks only that the key has not expired (the model list:
+	// clients fetch it at start, and it costs the subscription nothing).
+	admitExpiry admission = iota
+	// admitRate also counts the request against the key's rpm.
+	admitRate
+	// admitGeneration also takes a concurrency slot and needs budget left.
+	admitGeneration
+)
 
 // served names the endpoints in a 404's message.
 const served = "/v1/models, /v1/chat/completions, /v1/responses and /v1/usage"
@@ -108,13 +119,13 @@ func match(path string) (endpoint, bool) {
 	path = strings.TrimSuffix(path, "/")
 	switch {
 	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
-		return endpoint{"models", http.MethodGet, false, (*Handler).serveModels}, true
+		return endpoint{"models", http.MethodGet, admitExpiry, (*Handler).serveModels}, true
 	case path == "/v1/chat/completions":
-		return endpoint{"chat_completions", http.MethodPost, true, generate(chatDialect{})}, true
+		return endpoint{"chat_completions", http.MethodPost, admitGeneration, generate(chatDialect{})}, true
 	case path == "/v1/responses":
-		return endpoint{"responses", http.MethodPost, true, generate(responsesDialect{})}, true
+		return endpoint{"responses", http.MethodPost, admitGeneration, generate(responsesDialect{})}, true
 	case path == "/v1/usage":
-		return endpoint{"usage", http.MethodGet, false, (*Handler).serveUsage}, true
+		return endpoint{"usage", http.MethodGet, admitRate, (*Handler).serveUsage}, true
 	}
 	return endpoint{route: "unknown"}, false
 }

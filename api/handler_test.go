@@ -456,3 +456,53 @@ func TestSoonestResetIncludesAccountsKnownExhausted(t *testing.T) {
 		t.Fatalf("message does not name the soonest reset: %q", msg)
 	}
 }
+
+// What a key with a policy may see of its owner (issue 19, item 5): not the
+// owner's other keys, not the accounts list; a pinned key its own account.
+func TestUsageOfRestrictedKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		policy   keypolicy.Policy
+		accounts []string // ids in /v1/usage's accounts list
+	}{
+		{"no policy", keypolicy.Policy{}, []string{"acct-a", "acct-b"}},
+		{"models only", keypolicy.Policy{Models: []string{"gpt-5.5"}}, nil},
+		{"pinned", keypolicy.Policy{Account: "acct-b"}, []string{"acct-b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.accounts.accounts = []string{"acct-a", "acct-b"}
+			e.keys.key.Policy = tc.policy
+			_, m := e.do(t, "GET", "/v1/usage", testKey, nil)
+			var got []string
+			list, _ := m["accounts"].([]any)
+			for _, a := range list {
+				got = append(got, a.(map[string]any)["id"].(string))
+			}
+			if strings.Join(got, ",") != strings.Join(tc.accounts, ",") {
+				t.Fatalf("accounts %v, want %v", got, tc.accounts)
+			}
+			res, m := e.do(t, "GET", "/v1/usage?scope=user", testKey, nil)
+			if tc.policy.IsZero() != (res.StatusCode == 200) {
+				t.Fatalf("scope=user: %d %v", res.StatusCode, m)
+			}
+			if res.StatusCode != 200 && (res.StatusCode != 403 || errorCode(t, m) != "scope_not_allowed") {
+				t.Fatalf("scope=user refusal: %d %v", res.StatusCode, m)
+			}
+		})
+	}
+}
+
+func TestUsageReadsAreRateLimited(t *testing.T) {
+	e := newEnv(t)
+	e.keys.refuse = &keypolicy.Refusal{Reason: keypolicy.ReasonRPM, Status: 429, Type: "rate_limit_error",
+		Code: "key_rate_limited", Message: "slow down", RetryAfter: 5 * time.Second}
+	res, m := e.do(t, "GET", "/v1/usage", testKey, nil)
+	if res.StatusCode != 429 || errorCode(t, m) != "key_rate_limited" || res.Header.Get("Retry-After") != "5" {
+		t.Fatalf("%d %v", res.StatusCode, m)
+	}
+	// The model list is not rate limited: clients fetch it at start.
+	if res, _ := e.do(t, "GET", "/v1/models", testKey, nil); res.StatusCode != 200 {
+		t.Fatalf("models: %d", res.StatusCode)
+	}
+}

@@ -85,6 +85,11 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *reques
 		k := h.usageOf(req.key)
 		resp.Key, resp.Policy, resp.Usage = &k.Key, &k.Policy, &k.Usage
 	case "user":
+		// The owner's other keys are the owner's business: a key with a
+		// policy is the kind handed to a person or a tool with less trust.
+		if !req.key.Policy.IsZero() {
+			return h.reject(w, apierror.ScopeNotAllowed("scope=user lists all of the owner's keys and accounts; it needs a key without a policy. Ask without scope for this key's own usage."), 0)
+		}
 		resp.Scope = "user"
 		keys, err := h.cfg.Keys.ListKeys(req.user.ID)
 		if err != nil {
@@ -106,25 +111,37 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *reques
 		return h.reject(w, apierror.InvalidValue("scope", "scope must be key (the default) or user, not %s", quoteShort(scope)), 0)
 	}
 	if h.cfg.ExposeAccountQuota {
-		resp.Account, resp.Accounts = h.accountsUsage(req.user.ID)
+		resp.Account, resp.Accounts = h.accountsUsage(req.user.ID, req.key.Policy)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return h.writeJSON(w, resp)
 }
 
-// accountsUsage is the user's preferred account's windows and every linked
-// account with its own.
-func (h *Handler) accountsUsage(userID string) (*AccountQuota, []LinkedAccount) {
-	var preferred *AccountQuota
-	if q, err := h.cfg.Accounts.Quota(userID); err == nil {
-		preferred = accountQuotaOf(q)
+// accountsUsage is the windows of the account that serves the key (the
+// pinned one, or the user's preferred one) and the linked accounts the key
+// may see with their own: all of them for a key without a policy, its own
+// for a pinned key, none for another restricted key.
+func (h *Handler) accountsUsage(userID string, p keypolicy.Policy) (*AccountQuota, []LinkedAccount) {
+	var serving *AccountQuota
+	if p.Account != "" {
+		if q, err := h.cfg.Accounts.AccountQuota(userID, p.Account); err == nil {
+			serving = accountQuotaOf(q)
+		}
+	} else if q, err := h.cfg.Accounts.Quota(userID); err == nil {
+		serving = accountQuotaOf(q)
+	}
+	if !p.IsZero() && p.Account == "" {
+		return serving, nil
 	}
 	accts, err := h.cfg.Accounts.Accounts(userID)
 	if err != nil {
-		return preferred, nil
+		return serving, nil
 	}
 	var list []LinkedAccount
 	for _, a := range accts {
+		if p.Account != "" && a.ID != p.Account {
+			continue
+		}
 		la := LinkedAccount{ID: a.ID, Label: a.Label, Position: a.Position, PlanType: a.PlanType,
 			RelinkNeeded: a.RelinkNeeded, ExhaustedUntil: a.ExhaustedUntil}
 		if q, err := h.cfg.Accounts.AccountQuota(userID, a.ID); err == nil {
@@ -132,7 +149,7 @@ func (h *Handler) accountsUsage(userID string) (*AccountQuota, []LinkedAccount) 
 		}
 		list = append(list, la)
 	}
-	return preferred, list
+	return serving, list
 }
 
 // usageOf is one key's entry.

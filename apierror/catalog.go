@@ -30,6 +30,7 @@ const (
 	CodeRequestTooLarge       = "request_too_large"
 	CodeUnsupportedEncoding   = "unsupported_content_encoding"
 	CodeInternal              = "internal_error"
+	CodeScopeNotAllowed       = "scope_not_allowed"
 )
 
 // UnknownURL answers a path the proxy does not serve (404).
@@ -147,4 +148,10 @@ func UnsupportedEncoding(enc string) *Error {
 // the client can do, never what broke inside.
 func Internal(message string) *Error {
 	return &Error{Status: http.StatusInternalServerError, Type: TypeServer, Code: CodeInternal, Message: message}
+}
+
+// ScopeNotAllowed answers a key asking for more than its policy lets it
+// see (403).
+func ScopeNotAllowed(message string) *Error {
+	return &Error{Status: http.StatusForbidden, Type: TypePermission, Code: CodeScopeNotAllowed, Message: message}
 }

@@ -47,7 +47,23 @@ func (e *proxyEnv) call(t *testing.T, method, path, body string) (*http.Response
 // usage reads GET /v1/usage.
 func (e *proxyEnv) usage(t *testing.T, query string) usageResponse {
 	t.Helper()
-	resp, b := e.call(t, http.MethodGet, "/v1/usage"+query, "")
+	return e.usageWith(t, e.key, query)
+}
+
+// usageWith reads GET /v1/usage with another key.
+func (e *proxyEnv) usageWith(t *testing.T, key, query string) usageResponse {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/v1/usage"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/v1/usage%s: %d %s", query, resp.StatusCode, b)
 	}
@@ -263,7 +279,7 @@ func TestUsageEndpoint(t *testing.T) {
 	var all usageResponse
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		all = env.usage(t, "?scope=user")
+		all = env.usageWith(t, second, "?scope=user") // a key without a policy
 		if all.Total != nil && all.Total.TokensToday.Requests == 2 && len(all.Keys) == 2 && all.Keys[1].Usage.TokensToday.Used > 0 {
 			break
 		}
@@ -274,6 +290,13 @@ func TestUsageEndpoint(t *testing.T) {
 	}
 	if all.Scope != "user" || all.Key != nil || all.Usage != nil || all.Total.TokensToday.Used != all.Keys[0].Usage.TokensToday.Used+all.Keys[1].Usage.TokensToday.Used {
 		t.Fatalf("user scope %+v", all)
+	}
+	// A key with a policy sees neither the owner's other keys nor its accounts.
+	if resp, body := env.call(t, http.MethodGet, "/v1/usage?scope=user", ""); resp.StatusCode != 403 || !strings.Contains(string(body), `"scope_not_allowed"`) {
+		t.Fatalf("scope=user with a restricted key: %d %s", resp.StatusCode, body)
+	}
+	if u := env.usage(t, ""); len(u.Accounts) != 0 || u.Account == nil {
+		t.Fatalf("a restricted key sees the accounts list, or not its serving account: %+v", u)
 	}
 	if resp, body := env.call(t, http.MethodGet, "/v1/usage?scope=everyone", ""); resp.StatusCode != 400 || !strings.Contains(string(body), `"param":"scope"`) {
 		t.Fatalf("bad scope: %d %s", resp.StatusCode, body)

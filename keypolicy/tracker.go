@@ -30,6 +30,7 @@ type Tracker struct {
 // counter is one key's state.
 type counter struct {
 	starts   []time.Time // admitted requests of the last rateWindow, oldest first
+	reads    []time.Time // admitted token-free reads of the last rateWindow
 	inFlight int
 	day      window
 	week     window
@@ -87,14 +88,21 @@ func (t *Tracker) counterLocked(keyID string, now time.Time) *counter {
 		c.week = window{start: w}
 	}
 	cut := now.Add(-rateWindow)
+	c.starts = dropUntil(c.starts, cut)
+	c.reads = dropUntil(c.reads, cut)
+	return c
+}
+
+// dropUntil removes the times up to cut from ts, oldest first, in place.
+func dropUntil(ts []time.Time, cut time.Time) []time.Time {
 	i := 0
-	for i < len(c.starts) && !c.starts[i].After(cut) {
+	for i < len(ts) && !ts[i].After(cut) {
 		i++
 	}
-	if i > 0 {
-		c.starts = append(c.starts[:0], c.starts[i:]...)
+	if i == 0 {
+		return ts
 	}
-	return c
+	return append(ts[:0], ts[i:]...)
 }
 
 // Admit decides whether the key, under policy p, may start a request now:
@@ -141,6 +149,30 @@ func (t *Tracker) Admit(keyID string, p Policy) (release func(), refused *Refusa
 			t.mu.Unlock()
 		})
 	}, nil
+}
+
+// ReadsPerMinute is the least number of token-free reads (GET /v1/usage)
+// a key may make in a minute; a key whose rpm is higher may make that many.
+const ReadsPerMinute = 60
+
+// AdmitRate decides whether the key may make a request that costs no
+// tokens and holds no slot (GET /v1/usage). Such reads have a rate of
+// their own, the key's rpm but at least ReadsPerMinute, so that polling
+// the usage endpoint is bounded while a key at its generation rate or
+// budget can still read why. An admitted read is counted.
+func (t *Tracker) AdmitRate(keyID string, p Policy) *Refusal {
+	limit := max(p.RPM, ReadsPerMinute)
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counterLocked(keyID, now)
+	if len(c.reads) >= limit {
+		retry := c.reads[len(c.reads)-limit].Add(rateWindow).Sub(now)
+		return rateLimited(ReasonRPM, retry, fmt.Sprintf(
+			"This API key may read its usage %d times per minute; retry after the seconds in Retry-After.", limit))
+	}
+	c.reads = append(c.reads, now)
+	return nil
 }
 
 // Record adds the tokens of a finished request that started at started,

@@ -208,3 +208,38 @@ func TestStatusSum(t *testing.T) {
 		t.Fatalf("sum %+v", total)
 	}
 }
+
+// AdmitRate has its own count, the key's rpm but at least ReadsPerMinute,
+// and ignores budgets, concurrency and the generations' rate: a key at its
+// limits can still read why.
+func TestAdmitRate(t *testing.T) {
+	tr, clk := newTracker()
+	p := Policy{RPM: 1, TokensPerDay: 1, Concurrency: 1}
+	if _, refused := tr.Admit("k", p); refused != nil { // held: the slot stays taken
+		t.Fatalf("first generation refused: %v", refused)
+	}
+	tr.Record("k", clk.now(), 5) // over the day budget now
+	for i := range ReadsPerMinute {
+		if r := tr.AdmitRate("k", p); r != nil {
+			t.Fatalf("read %d refused: %v", i+1, r)
+		}
+	}
+	r := tr.AdmitRate("k", p)
+	if r == nil || r.Reason != ReasonRPM || r.Status != http.StatusTooManyRequests || r.RetryAfter != time.Minute {
+		t.Fatalf("read %d in a minute: %+v", ReadsPerMinute+1, r)
+	}
+	if s := tr.Status("k", p); s.RequestsPerMinute.Used != 1 {
+		t.Fatalf("reads counted as generations: %+v", s.RequestsPerMinute)
+	}
+	clk.add(time.Minute)
+	if r := tr.AdmitRate("k", p); r != nil {
+		t.Fatalf("after the window: %v", r)
+	}
+	// A key allowed more requests than the floor may read as often.
+	fast := Policy{RPM: 2 * ReadsPerMinute}
+	for i := range fast.RPM {
+		if r := tr.AdmitRate("fast", fast); r != nil {
+			t.Fatalf("fast key read %d refused: %v", i+1, r)
+		}
+	}
+}

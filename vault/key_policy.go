@@ -96,6 +96,13 @@ func (v *Vault) AdmitKey(k Key) (release func(), refused *keypolicy.Refusal) {
 	return v.usage.Admit(k.ID, k.Policy)
 }
 
+// AdmitKeyRate decides whether a request with k that costs no tokens may
+// run now: the request rate only (keypolicy.Tracker.AdmitRate). Memory
+// only.
+func (v *Vault) AdmitKeyRate(k Key) *keypolicy.Refusal {
+	return v.usage.AdmitRate(k.ID, k.Policy)
+}
+
 // KeyStatus returns k's counters against its policy now.
 func (v *Vault) KeyStatus(k Key) keypolicy.Status {
 	return v.usage.Status(k.ID, k.Policy)
