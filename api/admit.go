@@ -2,10 +2,12 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // Per-key policies on the request path, in two steps. The rules live in
@@ -25,9 +27,9 @@ func noRelease() {}
 
 // admit runs the key-level checks for ep. On success release must run when
 // the request ends; otherwise the refusal was answered and out says so.
-func (h *Handler) admit(w http.ResponseWriter, req *request, ep endpoint) (release func(), out outcome, ok bool) {
-	if r := keypolicy.CheckExpiry(req.key.Policy, time.Now()); r != nil {
-		return nil, h.refuse(w, r), false
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, req *request, ep endpoint) (release func(), out outcome, ok bool) {
+	if refused := keypolicy.CheckExpiry(req.key.Policy, time.Now()); refused != nil {
+		return nil, h.refuse(w, refused), false
 	}
 	switch ep.admission {
 	case admitExpiry:
@@ -38,11 +40,22 @@ func (h *Handler) admit(w http.ResponseWriter, req *request, ep endpoint) (relea
 		}
 		return noRelease, outcome{}, true
 	}
-	release, refused := h.cfg.Keys.AdmitKey(req.key)
+	hold, refused := h.cfg.Keys.AdmitKeyHold(req.key, sizeEstimate(r))
 	if refused != nil {
 		return nil, h.refuse(w, refused), false
 	}
-	return release, outcome{}, true
+	req.hold = hold
+	return hold.Release, outcome{}, true
+}
+
+// sizeEstimate is a generation's token reservation before its body is read:
+// from its declared length when it is not compressed, else none until it is
+// parsed (see generate).
+func sizeEstimate(r *http.Request) int64 {
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return 0
+	}
+	return translate.EstimateTokens(r.ContentLength)
 }
 
 // admitModel refuses a model outside the key's allowlist and announces an

@@ -20,9 +20,10 @@ type Keys interface {
 	// vault.ErrKeyInvalid (unknown, revoked or malformed),
 	// vault.ErrUserDisabled, or any other for a vault failure.
 	VerifyKey(plaintext string) (vault.Key, vault.User, error)
-	// AdmitKey takes a request slot under k's budgets, rate and
-	// concurrency limits; release must run once the request ends.
-	AdmitKey(k vault.Key) (release func(), refused *keypolicy.Refusal)
+	// AdmitKeyHold takes a request slot under k's budgets, rate and
+	// concurrency limits, reserving reserve tokens against its budgets;
+	// the hold is released once the request is recorded.
+	AdmitKeyHold(k vault.Key, reserve int64) (*keypolicy.Hold, *keypolicy.Refusal)
 	// AdmitKeyRate decides whether a request with k that costs no tokens
 	// and holds no slot may run: the request rate only.
 	AdmitKeyRate(k vault.Key) *keypolicy.Refusal

@@ -28,8 +28,9 @@ type fakeKeys struct {
 	user      vault.User
 	verifyErr error
 	refuse    *keypolicy.Refusal
+	tracker   *keypolicy.Tracker // the real one: holds and reservations
+	holds     []*keypolicy.Hold
 	admitted  int
-	released  int
 }
 
 func (f *fakeKeys) VerifyKey(plaintext string) (vault.Key, vault.User, error) {
@@ -42,14 +43,27 @@ func (f *fakeKeys) VerifyKey(plaintext string) (vault.Key, vault.User, error) {
 	return f.key, f.user, nil
 }
 
-func (f *fakeKeys) AdmitKey(vault.Key) (func(), *keypolicy.Refusal) {
+func (f *fakeKeys) AdmitKeyHold(k vault.Key, reserve int64) (*keypolicy.Hold, *keypolicy.Refusal) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refuse != nil {
 		return nil, f.refuse
 	}
+	if f.tracker == nil {
+		f.tracker = keypolicy.NewTracker(nil)
+	}
+	h, r := f.tracker.AdmitHold(k.ID, k.Policy, reserve)
+	if r != nil {
+		return nil, r
+	}
 	f.admitted++
-	return func() { f.mu.Lock(); f.released++; f.mu.Unlock() }, nil
+	f.holds = append(f.holds, h)
+	return h, nil
+}
+
+// inFlight is how many admitted requests have not released their hold.
+func (f *fakeKeys) inFlight() int64 {
+	return f.tracker.Status(f.key.ID, f.key.Policy).Concurrent.Used
 }
 
 func (f *fakeKeys) AdmitKeyRate(vault.Key) *keypolicy.Refusal { return f.refuse }
@@ -136,6 +150,7 @@ type fakeUpstream struct {
 	mu     sync.Mutex
 	errs   map[string]error // by account
 	sse    string
+	hang   bool // after sse, go silent until the request is cancelled
 	bodies [][]byte
 	tried  []string
 }
@@ -152,7 +167,20 @@ func (f *fakeUpstream) Responses(ctx context.Context, ts codex.TokenSource, body
 		return nil, e
 	}
 	f.bodies = append(f.bodies, body)
-	return &codex.Stream{Body: io.NopCloser(strings.NewReader(f.sse)), Header: http.Header{}}, nil
+	var rd io.Reader = strings.NewReader(f.sse)
+	if f.hang {
+		rd = io.MultiReader(rd, hangUntilDone{ctx})
+	}
+	return &codex.Stream{Body: io.NopCloser(rd), Header: http.Header{}}, nil
+}
+
+// hangUntilDone is an upstream that goes silent: reads block until the
+// request is cancelled, as the transport's do.
+type hangUntilDone struct{ ctx context.Context }
+
+func (h hangUntilDone) Read([]byte) (int, error) {
+	<-h.ctx.Done()
+	return 0, h.ctx.Err()
 }
 
 func (f *fakeUpstream) calls() int {
@@ -161,16 +189,21 @@ func (f *fakeUpstream) calls() int {
 	return len(f.tried)
 }
 
-// fakeRecorder keeps the request log in a slice.
+// fakeRecorder keeps the request log in a slice and, as the vault does,
+// counts each record's tokens in the key's budgets.
 type fakeRecorder struct {
 	mu   sync.Mutex
 	recs []vault.LogRecord
+	keys *fakeKeys
 }
 
 func (f *fakeRecorder) LogRequest(rec vault.LogRecord) {
 	f.mu.Lock()
 	f.recs = append(f.recs, rec)
 	f.mu.Unlock()
+	if f.keys != nil && f.keys.tracker != nil {
+		f.keys.tracker.Record(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens)
+	}
 }
 
 func (f *fakeRecorder) last() vault.LogRecord {
@@ -230,5 +263,14 @@ data: {"type":"response.output_item.done","output_index":0,"item":{"id":"msg_1",
 
 event: response.completed
 data: {"type":"response.completed","response":{"id":"resp_1","object":"response","status":"completed","model":"gpt-5.5","output":[{"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":"Hello","annotations":[]}]}],"usage":{"input_tokens":12,"output_tokens":3,"total_tokens":15,"input_tokens_details":{"cached_tokens":4},"output_tokens_details":{"reasoning_tokens":0}}},"sequence_number":4}
+
+`
+
+// partialSSE is the start of a turn: one delta, no terminal event.
+const partialSSE = `event: response.created
+data: {"type":"response.created","response":{"id":"resp_2","object":"response","status":"in_progress","model":"gpt-5.5","output":[]},"sequence_number":0}
+
+event: response.output_text.delta
+data: {"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Once upon a time, far away","sequence_number":1}
 
 `

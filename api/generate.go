@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -84,6 +85,8 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 		if out, ok := h.admitModel(w, req); !ok {
 			return out
 		}
+		// What the upstream will bill at least: the prompt as sent.
+		req.hold.Reserve(translate.EstimateTokens(int64(len(m.Body))))
 		if len(m.Dropped) > 0 {
 			if c := h.log.Check(zap.DebugLevel, "dropped parameters the backend rejects"); c != nil {
 				c.Write(zap.String("request_id", req.id), zap.Strings("params", m.Dropped))
@@ -94,11 +97,15 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 		up, err := h.send(r.Context(), req, m.Body, codex.RequestHeaders{PromptCacheKey: m.PromptCacheKey, RequestID: req.id})
 		h.obs.UpstreamLatency(time.Since(upStart))
 		if err != nil {
-			return h.upstreamFailed(w, r.Context(), req, err)
+			out := h.upstreamFailed(w, r.Context(), req, err)
+			out.sent = mayHaveRun(err)
+			return out
 		}
 		defer up.Close()
 		codex.PassHeaders(w.Header(), up.Header)
-		return h.relay(w, r, req, d, up)
+		out := h.relay(w, r, req, d, up)
+		out.sent = true
+		return out
 	}
 }
 
@@ -134,4 +141,12 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d 
 		}
 	}
 	return outcome{status: o.Status, err: o.Result.Err, result: o.Result, ttfb: o.TTFB}
+}
+
+// mayHaveRun reports whether a generation that failed to start may still
+// have run upstream: the request was written and the upstream went silent
+// (a header timeout). Refusals such as a usage limit ran nothing.
+func mayHaveRun(err error) bool {
+	var ue *codex.UpstreamError
+	return errors.As(err, &ue) && ue.Err != nil && ue.Err.Code == codex.CodeUpstreamTimeout
 }

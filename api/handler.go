@@ -158,14 +158,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.obs.Request(req.route, out.status, "")
 		return
 	}
-	release, out, ok := h.admit(w, req, ep)
+	release, out, ok := h.admit(w, r, req, ep)
 	if !ok {
 		h.record(req, out)
 		return
 	}
 	out = ep.serve(h, w, r, req)
-	release() // before the record: the slot is free once the answer is out
+	// Recorded first, then released: the tokens count before the
+	// reservation that stood for them goes.
 	h.record(req, out)
+	release()
 }
 
 // remoteIP is the connection's peer address without its port.

@@ -35,6 +35,7 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 		rec:      &fakeRecorder{},
 		obs:      &countingObserver{},
 	}
+	e.rec.keys = e.keys
 	cfg := Config{Keys: e.keys, Accounts: e.accounts, Upstream: e.up, Recorder: e.rec, Observer: e.obs,
 		CORSOrigins: []string{"*"}, ExposeAccountQuota: true}
 	for _, m := range mod {
@@ -242,8 +243,8 @@ func TestModelOutsideTheAllowlist(t *testing.T) {
 	if e.up.calls() != 0 {
 		t.Fatalf("went upstream")
 	}
-	if e.keys.admitted != 1 || e.keys.released != 1 {
-		t.Fatalf("slot taken %d, released %d", e.keys.admitted, e.keys.released)
+	if e.keys.admitted != 1 || e.keys.inFlight() != 0 {
+		t.Fatalf("slot taken %d, still held %d", e.keys.admitted, e.keys.inFlight())
 	}
 	// The models list shows only what the key may use.
 	_, list := e.do(t, "GET", "/v1/models", testKey, nil)
@@ -264,8 +265,8 @@ func TestChatCompletionIsRelayedAndRecorded(t *testing.T) {
 	if got := choice["message"].(map[string]any)["content"]; got != "Hello" {
 		t.Fatalf("content %v", got)
 	}
-	if e.keys.admitted != 1 || e.keys.released != 1 {
-		t.Fatalf("slot taken %d, released %d", e.keys.admitted, e.keys.released)
+	if e.keys.admitted != 1 || e.keys.inFlight() != 0 {
+		t.Fatalf("slot taken %d, still held %d", e.keys.admitted, e.keys.inFlight())
 	}
 	rec := e.rec.last()
 	if rec.Status != 200 || rec.Route != "chat_completions" || rec.Model != "gpt-5.5" || rec.AccountID != "acct-a" ||

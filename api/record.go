@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -20,7 +21,7 @@ func (h *Handler) record(req *request, out outcome) {
 	if out.err != nil {
 		code = out.err.Code
 	}
-	u := out.result.Usage
+	u, estimated := usageOf(req, out)
 	took := time.Since(req.start)
 	h.cfg.Recorder.LogRequest(vault.LogRecord{
 		Time: req.start, UserID: req.user.ID, KeyID: req.key.ID, RequestID: req.id, Route: req.route,
@@ -28,6 +29,7 @@ func (h *Handler) record(req *request, out outcome) {
 		Duration: took, TTFB: out.ttfb,
 		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens,
 		ErrorCode: code, AccountID: req.account, FailoverFrom: failoverNote(req.failoverFrom),
+		Estimated: estimated,
 	})
 	h.obs.Request(req.route, out.status, model)
 	h.obs.FirstByte(out.ttfb)
@@ -35,6 +37,22 @@ func (h *Handler) record(req *request, out outcome) {
 	if c := h.log.Check(zap.InfoLevel, "api request"); c != nil {
 		c.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID),
 			zap.String("route", req.route), zap.String("model", model), zap.Int("status", out.status), zap.String("account", req.account),
-			zap.Duration("duration", took), zap.String("error_code", code))
+			zap.Duration("duration", took), zap.String("error_code", code), zap.Bool("estimated", estimated))
 	}
+}
+
+// usageOf is what a request is charged: the upstream's usage when its
+// terminal event came; an estimate when a generation reached the upstream
+// and ended without it (the client went away, the stream was cut, the
+// upstream went silent), since the upstream bills the owner's
+// subscription for it either way; nothing otherwise.
+func usageOf(req *request, out outcome) (u translate.Usage, estimated bool) {
+	u = out.result.Usage
+	if !out.sent || req.mapped == nil || u.InputTokens > 0 || u.OutputTokens > 0 {
+		return u, false
+	}
+	return translate.Usage{
+		InputTokens:  translate.EstimateTokens(int64(len(req.mapped.Body))),
+		OutputTokens: translate.EstimateTokens(out.result.OutputBytes),
+	}, true
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -18,6 +19,9 @@ type request struct {
 	start time.Time
 	user  vault.User
 	key   vault.Key
+	// hold is the generation's place under the key's limits (nil for
+	// other endpoints): its slot and its token reservation.
+	hold *keypolicy.Hold
 	// mapped is the translated generation (nil for other endpoints).
 	mapped *translate.Mapped
 	// account is the linked ChatGPT account that served the request;
@@ -34,6 +38,10 @@ type outcome struct {
 	err    *apierror.Error
 	result translate.StreamResult
 	ttfb   time.Duration
+	// sent is true once the generation reached the upstream, which bills
+	// its prompt whatever happens next: without the upstream's usage, the
+	// record charges an estimate.
+	sent bool
 }
 
 // reject answers e as the whole response, with Retry-After when retry is

@@ -47,6 +47,9 @@ type window struct {
 	committed int64
 	pending   int64
 	requests  int64
+	// reserved is what the requests in progress are expected to use (see
+	// Hold); it is not usage, only a bar to admitting more.
+	reserved int64
 }
 
 // tokens is the window's usage.
@@ -112,43 +115,38 @@ func dropUntil(ts []time.Time, cut time.Time) []time.Time {
 // calling it again is harmless. Expiry and the model are checked
 // separately (CheckExpiry, CheckModel).
 func (t *Tracker) Admit(keyID string, p Policy) (release func(), refused *Refusal) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c := t.counterLocked(keyID, now)
-	if p.TokensPerDay > 0 && c.day.tokens() >= p.TokensPerDay {
+	h, r := t.AdmitHold(keyID, p, 0)
+	if r != nil {
+		return nil, r
+	}
+	return h.Release, nil
+}
+
+// refuseLocked is the refusal of a request with the key's counter c under
+// p now, or nil: budgets first (they say when to come back; the tokens of
+// requests in progress count as their reservations), then the request
+// rate, then concurrency. t.mu is held.
+func (t *Tracker) refuseLocked(c *counter, p Policy, now time.Time) *Refusal {
+	if p.TokensPerDay > 0 && c.day.tokens()+c.day.reserved >= p.TokensPerDay {
 		next := c.day.start.AddDate(0, 0, 1)
-		return nil, budgetExhausted(ReasonDayBudget, next.Sub(now), fmt.Sprintf(
+		return budgetExhausted(ReasonDayBudget, next.Sub(now), fmt.Sprintf(
 			"This API key has used its %d tokens for today (UTC); the budget renews at %s.", p.TokensPerDay, next.Format(time.RFC3339)))
 	}
-	if p.TokensPerWeek > 0 && c.week.tokens() >= p.TokensPerWeek {
+	if p.TokensPerWeek > 0 && c.week.tokens()+c.week.reserved >= p.TokensPerWeek {
 		next := c.week.start.AddDate(0, 0, 7)
-		return nil, budgetExhausted(ReasonWeekBudget, next.Sub(now), fmt.Sprintf(
+		return budgetExhausted(ReasonWeekBudget, next.Sub(now), fmt.Sprintf(
 			"This API key has used its %d tokens for this week (from Monday, UTC); the budget renews at %s.", p.TokensPerWeek, next.Format(time.RFC3339)))
 	}
 	if p.RPM > 0 && len(c.starts) >= p.RPM {
 		retry := c.starts[len(c.starts)-p.RPM].Add(rateWindow).Sub(now)
-		return nil, rateLimited(ReasonRPM, retry, fmt.Sprintf(
+		return rateLimited(ReasonRPM, retry, fmt.Sprintf(
 			"This API key is limited to %d requests per minute; retry after the seconds in Retry-After.", p.RPM))
 	}
 	if p.Concurrency > 0 && c.inFlight >= p.Concurrency {
-		return nil, rateLimited(ReasonConcurrency, concurrencyRetry, fmt.Sprintf(
+		return rateLimited(ReasonConcurrency, concurrencyRetry, fmt.Sprintf(
 			"This API key is limited to %d requests at a time and that many are in progress; retry when one finishes.", p.Concurrency))
 	}
-	c.starts = append(c.starts, now)
-	c.inFlight++
-	c.day.requests++
-	c.week.requests++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			t.mu.Lock()
-			if c := t.keys[keyID]; c != nil && c.inFlight > 0 {
-				c.inFlight--
-			}
-			t.mu.Unlock()
-		})
-	}, nil
+	return nil
 }
 
 // ReadsPerMinute is the least number of token-free reads (GET /v1/usage)

@@ -22,7 +22,10 @@ func Complete(ctx context.Context, w http.ResponseWriter, up io.ReadCloser, agg 
 	out, res := agg(up)
 	if res.Err != nil {
 		if ctx.Err() != nil {
-			return Outcome{Status: ClientGone}
+			// The client left (or timed out) while the answer was being
+			// collected: what went by is still charged.
+			res.Err = nil
+			return Outcome{Status: ClientGone, Result: res}
 		}
 		apierror.Write(w, res.Err)
 		return Outcome{Status: res.Err.Status, Result: res}

@@ -87,11 +87,20 @@ func Stream(ctx context.Context, w http.ResponseWriter, up io.ReadCloser, tr Tra
 			outPool.Put(outp)
 		}
 	}()
+	// Whatever the end, the outcome says how much output went by: a stream
+	// that ends without its usage is charged by it. (Deferred after the
+	// pool's defer, so it runs before the reader is reset.)
+	defer func() { o.Result.OutputBytes = rd.DeltaBytes() }()
+	gone := func() Outcome {
+		o.Status, o.Result, o.TTFB = ClientGone, tr.Result(), sw.ttfb
+		o.Result.Err = nil // the client left; nothing failed for it
+		return o
+	}
 	for {
 		ev, err := rd.Next()
 		if err != nil {
 			if ctx.Err() != nil {
-				return Outcome{Status: ClientGone}
+				return gone()
 			}
 			if errors.Is(err, io.EOF) {
 				out = tr.Finish(out)
@@ -116,8 +125,7 @@ func Stream(ctx context.Context, w http.ResponseWriter, up io.ReadCloser, tr Tra
 		}
 		if len(out) > 0 && (end || len(out) >= maxBurst || !rd.Pending()) {
 			if werr := sw.write(out); werr != nil {
-				o.Status = ClientGone
-				return o
+				return gone()
 			}
 			out = out[:0]
 		}

@@ -159,6 +159,7 @@ func (c *collector) observe(ev Event) bool {
 // run reads the whole stream.
 func (c *collector) run(r io.Reader) {
 	rd := NewReader(r)
+	defer func() { c.res.OutputBytes = rd.DeltaBytes() }()
 	for !c.finished {
 		ev, err := rd.Next()
 		if err != nil {

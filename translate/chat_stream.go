@@ -45,6 +45,10 @@ type StreamResult struct {
 	FinishReason string
 	// Usage is the token accounting from the terminal event.
 	Usage Usage
+	// OutputBytes is the generated output the stream carried (see
+	// Reader.DeltaBytes): what a stream that ends without Usage is charged
+	// for, with EstimateTokens.
+	OutputBytes int64
 	// Err is set when the stream failed.
 	Err *apierror.Error
 }

@@ -48,6 +48,39 @@ type Reader struct {
 	dEnd    int
 	evStart int  // first byte of the event being read; fill keeps it
 	rawLost bool // the event outgrew the buffer and its raw bytes were dropped
+	// deltaBytes is the length of the "delta" strings of the *.delta events
+	// read so far: the output a stream carried, for an estimate when it
+	// ends without its usage.
+	deltaBytes int64
+}
+
+// DeltaBytes is how many bytes of generated output (the "delta" of every
+// *.delta event: text, reasoning, tool-call arguments) the stream carried
+// so far, as escaped in the JSON. Zero for events without names.
+func (r *Reader) DeltaBytes() int64 { return r.deltaBytes }
+
+var deltaSuffix = []byte(".delta")
+
+// deltaKey opens the delta string of a *.delta event's data.
+var deltaKey = []byte(`"delta":"`)
+
+// deltaLen is the length of the "delta" string value in an event's data,
+// up to its closing quote; 0 when there is none.
+func deltaLen(data []byte) int {
+	i := bytes.Index(data, deltaKey)
+	if i < 0 {
+		return 0
+	}
+	v := data[i+len(deltaKey):]
+	for j := 0; j < len(v); j++ {
+		switch v[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return len(v)
 }
 
 // NewReader returns a Reader with the default event size limit.
@@ -95,6 +128,9 @@ func (r *Reader) Next() (Event, error) {
 				}
 				if !r.rawLost {
 					ev.Raw = r.buf[r.evStart:r.start]
+				}
+				if bytes.HasSuffix(ev.Name, deltaSuffix) {
+					r.deltaBytes += int64(deltaLen(ev.Data))
 				}
 				return ev, nil
 			}

@@ -96,6 +96,13 @@ func (v *Vault) AdmitKey(k Key) (release func(), refused *keypolicy.Refusal) {
 	return v.usage.Admit(k.ID, k.Policy)
 }
 
+// AdmitKeyHold is AdmitKey with a reservation of reserve tokens against
+// k's budgets while the request runs (keypolicy.Hold). The caller records
+// the request (LogRequest) and then releases the hold. Memory only.
+func (v *Vault) AdmitKeyHold(k Key, reserve int64) (*keypolicy.Hold, *keypolicy.Refusal) {
+	return v.usage.AdmitHold(k.ID, k.Policy, reserve)
+}
+
 // AdmitKeyRate decides whether a request with k that costs no tokens may
 // run now: the request rate only (keypolicy.Tracker.AdmitRate). Memory
 // only.

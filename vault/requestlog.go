@@ -28,6 +28,11 @@ type LogRecord struct {
 	// before it that were at their usage limit.
 	AccountID    string `json:"account_id,omitempty"`
 	FailoverFrom string `json:"failover_from,omitempty"`
+	// Estimated marks token counts the proxy estimated because the
+	// generation ended without the upstream's usage (the client went away,
+	// the stream was cut): the request as sent upstream and the output
+	// relayed so far, at translate.EstimateTokens.
+	Estimated bool `json:"estimated,omitempty"`
 }
 
 // failed reports whether the request counts as an error.

@@ -1,0 +1,94 @@
+package keypolicy
+
+import (
+	"sync"
+	"time"
+)
+
+// Hold is an admitted request's place under its key's limits: a
+// concurrency slot and a reservation of the tokens it is expected to use
+// against the day and week budgets. While requests are in progress their
+// reservations count as used when the next request is admitted, so N
+// requests started together on a key's last tokens cannot overshoot its
+// budget by N generations: the one that crosses it still runs, the others
+// are refused. The reservation is settled when the request ends: Release
+// drops it, after the owner recorded the real (or estimated) tokens.
+//
+// A nil *Hold is valid and holds nothing. Safe for concurrent use.
+type Hold struct {
+	t     *Tracker
+	keyID string
+	// day and week are the windows the reservation counts in: a window
+	// that rolled over meanwhile no longer carries it.
+	day, week time.Time
+	reserved  int64
+	once      sync.Once
+}
+
+// AdmitHold is Admit with a reservation of reserve tokens (zero or more)
+// against the key's budgets; a request in progress counts its reservation
+// until its Hold is released. The budgets refuse when what was used plus
+// what other requests reserve reaches them.
+func (t *Tracker) AdmitHold(keyID string, p Policy, reserve int64) (*Hold, *Refusal) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counterLocked(keyID, now)
+	if r := t.refuseLocked(c, p, now); r != nil {
+		return nil, r
+	}
+	c.starts = append(c.starts, now)
+	c.inFlight++
+	c.day.requests++
+	c.week.requests++
+	h := &Hold{t: t, keyID: keyID, day: c.day.start, week: c.week.start}
+	h.adjustLocked(c, max(reserve, 0))
+	return h, nil
+}
+
+// Reserve replaces the hold's reservation with tokens: the estimate once
+// the request is parsed, say, in place of the one made from its size.
+func (h *Hold) Reserve(tokens int64) {
+	if h == nil {
+		return
+	}
+	h.t.mu.Lock()
+	defer h.t.mu.Unlock()
+	if c := h.t.keys[h.keyID]; c != nil {
+		h.adjustLocked(c, max(tokens, 0))
+	}
+}
+
+// Release frees the slot and drops the reservation; calling it again is
+// harmless. Record the request's tokens first, so that no moment counts
+// neither.
+func (h *Hold) Release() {
+	if h == nil {
+		return
+	}
+	h.once.Do(func() {
+		h.t.mu.Lock()
+		defer h.t.mu.Unlock()
+		c := h.t.keys[h.keyID]
+		if c == nil {
+			return
+		}
+		if c.inFlight > 0 {
+			c.inFlight--
+		}
+		h.adjustLocked(c, 0)
+	})
+}
+
+// adjustLocked moves the hold's reservation to n tokens in the windows it
+// counts in; t.mu is held.
+func (h *Hold) adjustLocked(c *counter, n int64) {
+	d := n - h.reserved
+	h.reserved = n
+	if c.day.start.Equal(h.day) {
+		c.day.reserved = max(c.day.reserved+d, 0)
+	}
+	if c.week.start.Equal(h.week) {
+		c.week.reserved = max(c.week.reserved+d, 0)
+	}
+}

@@ -1,0 +1,68 @@
+package keypolicy
+
+import (
+	"testing"
+	"time"
+)
+
+// Requests in progress count their reservations against the budget: N
+// requests started on a key's last tokens overshoot by one generation at
+// most (issue 19, item 1).
+func TestHoldReservationsBarOvershoot(t *testing.T) {
+	tr, clk := newTracker()
+	p := Policy{TokensPerDay: 1500}
+	a, r := tr.AdmitHold("k", p, 1000)
+	if r != nil {
+		t.Fatalf("first: %v", r)
+	}
+	b, r := tr.AdmitHold("k", p, 1000) // 0 used + 1000 reserved < 1500: it may cross
+	if r != nil {
+		t.Fatalf("second: %v", r)
+	}
+	if _, r := tr.AdmitHold("k", p, 1000); r == nil || r.Reason != ReasonDayBudget {
+		t.Fatalf("third while two are in progress: %v", r)
+	}
+	// The first ends having used less than it reserved.
+	tr.Record("k", clk.now(), 200)
+	a.Release()
+	a.Release() // harmless
+	if _, r := tr.AdmitHold("k", p, 0); r != nil {
+		t.Fatalf("200 used + 1000 reserved: %v", r)
+	}
+	b.Reserve(1400) // the parsed estimate replaces the size-based one
+	if _, r := tr.AdmitHold("k", p, 0); r == nil {
+		t.Fatalf("200 used + 1400 reserved admitted")
+	}
+	tr.Record("k", clk.now(), 1300)
+	b.Release()
+	if _, r := tr.AdmitHold("k", p, 0); r == nil || r.Reason != ReasonDayBudget {
+		t.Fatalf("1500 used: %v", r)
+	}
+	if s := tr.Status("k", p); s.TokensToday.Used != 1500 {
+		t.Fatalf("reservations counted as usage: %+v", s.TokensToday)
+	}
+}
+
+// A reservation belongs to the window it was made in: the next day starts
+// with none, and releasing the old hold does not lower it.
+func TestHoldAcrossMidnight(t *testing.T) {
+	tr, clk := newTracker()
+	p := Policy{TokensPerDay: 100}
+	h, _ := tr.AdmitHold("k", p, 90)
+	clk.add(24 * time.Hour)
+	other, r := tr.AdmitHold("k", p, 90)
+	if r != nil {
+		t.Fatalf("next day refused on yesterday's reservation: %v", r)
+	}
+	h.Release()
+	if _, r := tr.AdmitHold("k", p, 0); r != nil {
+		t.Fatalf("90 reserved today: %v", r)
+	}
+	other.Reserve(100)
+	if _, r := tr.AdmitHold("k", p, 0); r == nil {
+		t.Fatalf("releasing yesterday's hold freed today's reservation")
+	}
+	var nilHold *Hold
+	nilHold.Reserve(5)
+	nilHold.Release()
+}
