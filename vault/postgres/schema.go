@@ -166,6 +166,12 @@ ALTER TABLE codex_users ADD COLUMN account_policy text NOT NULL DEFAULT '';
 ALTER TABLE codex_request_log ADD COLUMN account text NOT NULL DEFAULT '';
 ALTER TABLE codex_request_log ADD COLUMN failover_from text NOT NULL DEFAULT '';
 `},
+	// Token counts the proxy estimated (a generation that ended without the
+	// upstream's usage). Additive, with a default: instances of schema 4
+	// keep writing (compatible 4).
+	{compatible: 4, sql: `
+ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT false;
+`},
 }
 
 // SchemaVersion is the schema this code writes.

@@ -15,6 +15,7 @@ func logRec(id, userID string, at time.Time, status int, code string) vault.LogR
 		Model: "gpt-5-codex", Effort: "medium", ServiceTier: "priority", Status: status,
 		Duration: 2 * time.Second, TTFB: 300 * time.Millisecond, InputTokens: 1200, OutputTokens: 300,
 		CachedTokens: 800, ReasoningTokens: 64, ErrorCode: code,
+		AccountID: "acct-1", FailoverFrom: "acct-0", Estimated: true,
 	}
 }
 
