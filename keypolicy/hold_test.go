@@ -66,3 +66,20 @@ func TestHoldAcrossMidnight(t *testing.T) {
 	nilHold.Reserve(5)
 	nilHold.Release()
 }
+
+// Estimated tokens count like any other and are shown as such, also after
+// a restart that rebuilds the counters from the request log.
+func TestEstimatedTokensInStatus(t *testing.T) {
+	tr, clk := newTracker()
+	tr.RecordUsage("k", clk.now(), 1000, true)
+	tr.RecordUsage("k", clk.now(), 50, false)
+	s := tr.Status("k", Policy{})
+	if s.TokensToday.Used != 1050 || s.TokensToday.Estimated != 1000 || s.TokensThisWeek.Estimated != 1000 {
+		t.Fatalf("%+v", s.TokensToday)
+	}
+	again, _ := newTracker()
+	again.Load([]Rebuilt{{KeyID: "k", Started: clk.now(), Tokens: 1000, Estimated: true}, {KeyID: "k", Started: clk.now(), Tokens: 50}})
+	if s := again.Status("k", Policy{}); s.TokensToday.Used != 1050 || s.TokensToday.Estimated != 1000 {
+		t.Fatalf("rebuilt: %+v", s.TokensToday)
+	}
+}

@@ -30,7 +30,11 @@ type Counter struct {
 	Limit     int64  `json:"limit"`
 	Remaining *int64 `json:"remaining,omitempty"`
 	// Requests counts the requests of a token window.
-	Requests    int64     `json:"requests,omitempty"`
+	Requests int64 `json:"requests,omitempty"`
+	// Estimated is the part of a token window's Used that the proxy
+	// estimated, for generations that ended without the upstream's usage
+	// (the client went away, the stream was cut), as this instance knows.
+	Estimated   int64     `json:"estimated,omitempty"`
 	WindowStart time.Time `json:"window_start,omitzero"`
 	ResetsAt    time.Time `json:"resets_at,omitzero"`
 }
@@ -63,6 +67,7 @@ func (t *Tracker) Status(keyID string, p Policy) Status {
 		s.RequestsPerMinute.ResetsAt = c.starts[0].Add(rateWindow)
 	}
 	s.TokensToday.Requests, s.TokensThisWeek.Requests = c.day.requests, c.week.requests
+	s.TokensToday.Estimated, s.TokensThisWeek.Estimated = min(c.day.estimated, c.day.tokens()), min(c.week.estimated, c.week.tokens())
 	s.TokensToday.WindowStart, s.TokensToday.ResetsAt = c.day.start, c.day.start.AddDate(0, 0, 1)
 	s.TokensThisWeek.WindowStart, s.TokensThisWeek.ResetsAt = c.week.start, c.week.start.AddDate(0, 0, 7)
 	t.mu.Unlock()
@@ -80,6 +85,7 @@ func (s *Status) Sum(o Status) {
 	for _, p := range []struct{ dst, src *Counter }{{&s.TokensToday, &o.TokensToday}, {&s.TokensThisWeek, &o.TokensThisWeek}} {
 		p.dst.Used += p.src.Used
 		p.dst.Requests += p.src.Requests
+		p.dst.Estimated += p.src.Estimated
 		p.dst.WindowStart, p.dst.ResetsAt = p.src.WindowStart, p.src.ResetsAt
 	}
 }

@@ -50,6 +50,9 @@ type window struct {
 	// reserved is what the requests in progress are expected to use (see
 	// Hold); it is not usage, only a bar to admitting more.
 	reserved int64
+	// estimated is the part of the window's tokens this process knows to
+	// be the proxy's estimates (recorded, or loaded from the request log).
+	estimated int64
 }
 
 // tokens is the window's usage.
@@ -179,6 +182,13 @@ func (t *Tracker) AdmitRate(keyID string, p Policy) *Refusal {
 // request log arrives at the same counts. A budget crossed by a request in
 // progress does not stop it; the next one is refused.
 func (t *Tracker) Record(keyID string, started time.Time, tokens int64) {
+	t.RecordUsage(keyID, started, tokens, false)
+}
+
+// RecordUsage is Record for tokens that may be the proxy's estimate
+// (a generation that ended without the upstream's usage): they count the
+// same, and the status says how many of them were estimated.
+func (t *Tracker) RecordUsage(keyID string, started time.Time, tokens int64, estimated bool) {
 	if keyID == "" || tokens <= 0 {
 		return
 	}
@@ -190,9 +200,18 @@ func (t *Tracker) Record(keyID string, started time.Time, tokens int64) {
 	}
 	if !started.Before(c.day.start) {
 		c.day.pending += tokens
+		c.day.addEstimate(tokens, estimated)
 	}
 	if !started.Before(c.week.start) {
 		c.week.pending += tokens
+		c.week.addEstimate(tokens, estimated)
+	}
+}
+
+// addEstimate counts tokens as estimated when they are.
+func (w *window) addEstimate(tokens int64, estimated bool) {
+	if estimated {
+		w.estimated += tokens
 	}
 }
 
@@ -202,6 +221,8 @@ type Rebuilt struct {
 	KeyID   string
 	Started time.Time
 	Tokens  int64
+	// Estimated marks tokens the proxy estimated (see RecordUsage).
+	Estimated bool
 }
 
 // Load counts requests of the past (the request log, in any order) into
@@ -222,10 +243,12 @@ func (t *Tracker) Load(reqs []Rebuilt) {
 		if !r.Started.Before(c.day.start) {
 			c.day.committed += r.Tokens
 			c.day.requests++
+			c.day.addEstimate(r.Tokens, r.Estimated)
 		}
 		if !r.Started.Before(c.week.start) {
 			c.week.committed += r.Tokens
 			c.week.requests++
+			c.week.addEstimate(r.Tokens, r.Estimated)
 		}
 		if r.Started.After(now.Add(-rateWindow)) {
 			c.starts = insertSorted(c.starts, r.Started)

@@ -177,7 +177,7 @@ func (v *Vault) loadKeyUsage(ctx context.Context) error {
 			if r.KeyID == "" || keypolicy.IsRefusalCode(r.ErrorCode) {
 				continue
 			}
-			reqs = append(reqs, keypolicy.Rebuilt{KeyID: r.KeyID, Started: r.Time, Tokens: r.InputTokens + r.OutputTokens})
+			reqs = append(reqs, keypolicy.Rebuilt{KeyID: r.KeyID, Started: r.Time, Tokens: r.InputTokens + r.OutputTokens, Estimated: r.Estimated})
 		}
 		if len(recs) < rebuildPage || added == 0 || oldest.IsZero() || len(recs) > 0 && recs[len(recs)-1].Time.Before(since) {
 			break

@@ -107,7 +107,7 @@ func (v *Vault) LogRequest(rec LogRecord) {
 	}
 	// The key's budgets count the request now, in memory; the record is
 	// what rebuilds them after a restart.
-	v.usage.Record(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens)
+	v.usage.RecordUsage(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens, rec.Estimated)
 	v.life.RLock()
 	defer v.life.RUnlock()
 	if v.closed {
