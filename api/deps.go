@@ -67,9 +67,11 @@ type Models interface {
 	Get(ctx context.Context, userID string, ts codex.TokenSource) ([]codex.RemoteModel, error)
 }
 
-// Recorder keeps the request log; LogRequest must not block.
+// Recorder keeps the request log and counts each request's tokens in its
+// key's budgets; it must not block. A request admitted with a hold is
+// settled by its record: tokens counted and hold released in one step.
 type Recorder interface {
-	LogRequest(rec vault.LogRecord)
+	LogRequestSettling(rec vault.LogRecord, hold *keypolicy.Hold)
 }
 
 // QuotaSink takes the rate limits an upstream answer reported, for the

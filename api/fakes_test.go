@@ -197,11 +197,13 @@ type fakeRecorder struct {
 	keys *fakeKeys
 }
 
-func (f *fakeRecorder) LogRequest(rec vault.LogRecord) {
+func (f *fakeRecorder) LogRequestSettling(rec vault.LogRecord, hold *keypolicy.Hold) {
 	f.mu.Lock()
 	f.recs = append(f.recs, rec)
 	f.mu.Unlock()
-	if f.keys != nil && f.keys.tracker != nil {
+	if hold != nil {
+		hold.Settle(rec.Time, rec.InputTokens+rec.OutputTokens, rec.Estimated)
+	} else if f.keys != nil && f.keys.tracker != nil {
 		f.keys.tracker.Record(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens)
 	}
 }

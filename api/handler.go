@@ -164,10 +164,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out = ep.serve(h, w, r, req)
-	// Recorded first, then released: the tokens count before the
-	// reservation that stood for them goes.
-	h.record(req, out)
-	release()
+	h.record(req, out) // settles a generation's hold: tokens in, reservation out
+	release()          // for the others (and harmless after a settle)
 }
 
 // remoteIP is the connection's peer address without its port.

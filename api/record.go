@@ -23,14 +23,14 @@ func (h *Handler) record(req *request, out outcome) {
 	}
 	u, estimated := usageOf(req, out)
 	took := time.Since(req.start)
-	h.cfg.Recorder.LogRequest(vault.LogRecord{
+	h.cfg.Recorder.LogRequestSettling(vault.LogRecord{
 		Time: req.start, UserID: req.user.ID, KeyID: req.key.ID, RequestID: req.id, Route: req.route,
 		Model: model, Effort: effort, ServiceTier: tier, Status: out.status,
 		Duration: took, TTFB: out.ttfb,
 		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens,
 		ErrorCode: code, AccountID: req.account, FailoverFrom: failoverNote(req.failoverFrom),
 		Estimated: estimated,
-	})
+	}, req.hold)
 	h.obs.Request(req.route, out.status, model)
 	h.obs.FirstByte(out.ttfb)
 	h.obs.Tokens(u)

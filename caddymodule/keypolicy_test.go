@@ -87,7 +87,7 @@ func (e *proxyEnv) waitUsage(t *testing.T, ok func(keypolicy.Status) bool) keypo
 		if time.Now().After(deadline) {
 			t.Fatalf("usage never reached the expected state: %+v", u.Usage)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // usage reads are rate limited too
 	}
 }
 

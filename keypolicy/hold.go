@@ -11,8 +11,8 @@ import (
 // reservations count as used when the next request is admitted, so N
 // requests started together on a key's last tokens cannot overshoot its
 // budget by N generations: the one that crosses it still runs, the others
-// are refused. The reservation is settled when the request ends: Release
-// drops it, after the owner recorded the real (or estimated) tokens.
+// are refused. The reservation is settled when the request ends: Settle
+// records the real (or estimated) tokens and drops it in one step.
 //
 // A nil *Hold is valid and holds nothing. Safe for concurrent use.
 type Hold struct {
@@ -69,6 +69,28 @@ func (h *Hold) Release() {
 	h.once.Do(func() {
 		h.t.mu.Lock()
 		defer h.t.mu.Unlock()
+		c := h.t.keys[h.keyID]
+		if c == nil {
+			return
+		}
+		if c.inFlight > 0 {
+			c.inFlight--
+		}
+		h.adjustLocked(c, 0)
+	})
+}
+
+// Settle records the request's tokens (see Tracker.RecordUsage) and
+// releases the hold, in one step: no admission in between sees the tokens
+// both as used and as reserved, nor as neither.
+func (h *Hold) Settle(started time.Time, tokens int64, estimated bool) {
+	if h == nil {
+		return
+	}
+	h.once.Do(func() {
+		h.t.mu.Lock()
+		defer h.t.mu.Unlock()
+		h.t.recordLocked(h.keyID, started, tokens, estimated)
 		c := h.t.keys[h.keyID]
 		if c == nil {
 			return

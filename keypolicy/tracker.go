@@ -154,7 +154,7 @@ func (t *Tracker) refuseLocked(c *counter, p Policy, now time.Time) *Refusal {
 
 // ReadsPerMinute is the least number of token-free reads (GET /v1/usage)
 // a key may make in a minute; a key whose rpm is higher may make that many.
-const ReadsPerMinute = 60
+const ReadsPerMinute = 120
 
 // AdmitRate decides whether the key may make a request that costs no
 // tokens and holds no slot (GET /v1/usage). Such reads have a rate of
@@ -170,7 +170,7 @@ func (t *Tracker) AdmitRate(keyID string, p Policy) *Refusal {
 	if len(c.reads) >= limit {
 		retry := c.reads[len(c.reads)-limit].Add(rateWindow).Sub(now)
 		return rateLimited(ReasonRPM, retry, fmt.Sprintf(
-			"This API key may read its usage %d times per minute; retry after the seconds in Retry-After.", limit))
+			"This API key may read its usage %d times a minute; retry after the seconds in Retry-After.", limit))
 	}
 	c.reads = append(c.reads, now)
 	return nil
@@ -189,11 +189,16 @@ func (t *Tracker) Record(keyID string, started time.Time, tokens int64) {
 // (a generation that ended without the upstream's usage): they count the
 // same, and the status says how many of them were estimated.
 func (t *Tracker) RecordUsage(keyID string, started time.Time, tokens int64, estimated bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.recordLocked(keyID, started, tokens, estimated)
+}
+
+// recordLocked is RecordUsage with t.mu held.
+func (t *Tracker) recordLocked(keyID string, started time.Time, tokens int64, estimated bool) {
 	if keyID == "" || tokens <= 0 {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	c := t.counterLocked(keyID, t.now())
 	if started.Before(c.resetAt) {
 		return

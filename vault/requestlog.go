@@ -3,6 +3,8 @@ package vault
 import (
 	"context"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 )
 
 // LogRecord is one proxied request.
@@ -101,13 +103,22 @@ const (
 // LogRequest queues a record for the background writer and returns at once.
 // When the queue is full, or the vault is closed, the record is dropped
 // and counted (see DroppedLogs). A zero Time means now.
-func (v *Vault) LogRequest(rec LogRecord) {
+func (v *Vault) LogRequest(rec LogRecord) { v.LogRequestSettling(rec, nil) }
+
+// LogRequestSettling is LogRequest for a request admitted with
+// AdmitKeyHold: its tokens are counted and its hold released in one step
+// (keypolicy.Hold.Settle). A nil hold is LogRequest.
+func (v *Vault) LogRequestSettling(rec LogRecord, hold *keypolicy.Hold) {
 	if rec.Time.IsZero() {
 		rec.Time = v.now()
 	}
 	// The key's budgets count the request now, in memory; the record is
 	// what rebuilds them after a restart.
-	v.usage.RecordUsage(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens, rec.Estimated)
+	if hold != nil {
+		hold.Settle(rec.Time, rec.InputTokens+rec.OutputTokens, rec.Estimated)
+	} else {
+		v.usage.RecordUsage(rec.KeyID, rec.Time, rec.InputTokens+rec.OutputTokens, rec.Estimated)
+	}
 	v.life.RLock()
 	defer v.life.RUnlock()
 	if v.closed {
