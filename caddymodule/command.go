@@ -20,7 +20,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -387,7 +386,7 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 		OpenTimeout:    c.openTimeout,
 		Logger:         slogOf(caddy.Log().Named("codex_proxy.vault")),
 	})
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, vault.ErrLocked) {
 		return nil, fmt.Errorf("the vault %s is locked by another process — is Caddy running with a different admin address? (%v)", vc.Path, why)
 	}
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
@@ -283,7 +282,7 @@ func (c *cli) openStore(ctx context.Context, location string, source bool) (vaul
 		return nil, fmt.Errorf("the target's directory: %v", err)
 	}
 	s, err := vault.OpenBoltStore(location, vault.BoltOptions{Timeout: c.openTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, vault.ErrLocked) {
 		if source {
 			return nil, fmt.Errorf("the vault file %s is in use (a running Caddy holds its lock): stop Caddy, or use `caddy codex-proxy vault backup --config <Caddyfile> --out copy.db` and migrate from the copy", location)
 		}
@@ -378,7 +377,7 @@ func (c *cli) backupFile(path string, w io.Writer, why error) (int64, error) {
 		return 0, fmt.Errorf("the vault file: %w", err)
 	}
 	s, err := vault.OpenBoltStore(path, vault.BoltOptions{Timeout: c.openTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, vault.ErrLocked) {
 		return 0, fmt.Errorf("the vault %s is locked by another process, and its admin API could not be used (%v)", path, why)
 	}
 	if err != nil {

@@ -58,7 +58,7 @@ func openBolt(path string, o BoltOptions) (*boltStore, error) {
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w", path, err)
+			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w", path, lockedError{err})
 		}
 		return nil, fmt.Errorf("vault: open %s: %w", path, err)
 	}
@@ -73,6 +73,13 @@ func openBolt(path string, o BoltOptions) (*boltStore, error) {
 	}
 	return s, nil
 }
+
+// lockedError is bbolt's lock timeout that also matches ErrLocked, with
+// bbolt's own message, so callers need not import bbolt to recognize it.
+type lockedError struct{ err error }
+
+func (e lockedError) Error() string   { return e.err.Error() }
+func (e lockedError) Unwrap() []error { return []error{ErrLocked, e.err} }
 
 // tightenMode makes an existing file private: it holds refresh tokens.
 func (s *boltStore) tightenMode(path string) error {

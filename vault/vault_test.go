@@ -64,6 +64,9 @@ func TestOpenLockedFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is locked") {
 		t.Fatalf("second open: %v", err)
 	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("second open: %v is not ErrLocked", err)
+	}
 }
 
 // setSchema writes a schema version straight into a closed file.
