@@ -118,7 +118,7 @@ func TestProvisionOpensNothing(t *testing.T) {
 		files []string
 	}{
 		{"configured secrets", []string{keyA}, "pepper-0123456789abcdef", []string{"vault.db"}},
-		{"generated secrets", nil, "", []string{"vault.db", encryptionKeyFile, pepperFile}},
+		{"generated secrets", nil, "", []string{"vault.db", vault.EncryptionKeyFile, vault.PepperFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "state")

@@ -147,7 +147,7 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 	}
 	fmt.Fprintf(c.stderr, "done: point the codex_proxy vault at %s and start Caddy; %s is left as it was\n", vaultDisplay(to), vaultDisplay(from))
 	if isVaultDSN(to) && !isVaultDSN(from) {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(from), encryptionKeyFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(from), vault.EncryptionKeyFile)); err == nil {
 			fmt.Fprintf(c.stderr, "note: a PostgreSQL vault takes encryption_key and api_key_pepper from the config only; if the bbolt vault used the generated ones in %s, put their contents in the config (e.g. {env.TOKEN_ENCRYPTION_KEY}, {env.API_KEY_PEPPER}) or the copied logins and API keys will not work\n",
 				filepath.Dir(from))
 		}
@@ -218,7 +218,7 @@ func (c *cli) migrateKeys(fl caddycmd.Flags, from, to string) ([]string, string,
 // readGeneratedKey reads the generated encryption key beside a bbolt
 // vault without creating one; "" if there is none.
 func readGeneratedKey(vaultPath string) string {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(vaultPath), encryptionKeyFile))
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(vaultPath), vault.EncryptionKeyFile))
 	if err != nil {
 		return ""
 	}

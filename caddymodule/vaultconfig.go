@@ -117,7 +117,7 @@ func (vc vaultConfig) secrets() (keys []string, pepper string, generated bool, e
 		// Secrets generated on one machine would not be on the others.
 		return nil, "", false, errors.New("a PostgreSQL vault needs encryption_key and api_key_pepper in the config, the same on every instance (e.g. {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}); there is no directory beside it for generated ones")
 	}
-	gk, gp, generated, err := loadOrCreateSecrets(filepath.Dir(vc.Path))
+	gk, gp, generated, err := vault.LoadOrCreateSecrets(filepath.Dir(vc.Path))
 	if err != nil {
 		return nil, "", false, fmt.Errorf("reading the generated secrets beside the vault: %v", err)
 	}
