@@ -97,7 +97,7 @@ func (a *App) register(h *Handler, s vaultSettings) error {
 		return nil
 	}
 	if pv := openVault(s.Path); pv != nil && pv.live != nil && len(s.EncryptionKeys) > 0 {
-		if err := pv.live.checkKeys(s.EncryptionKeys); err != nil {
+		if err := pv.CheckKeyRemoval(s.EncryptionKeys); err != nil {
 			return fmt.Errorf("vault %s: %w", s.Path, err)
 		}
 	}
