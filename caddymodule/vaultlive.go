@@ -17,6 +17,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // liveSettings are the settings a vault runs with, secrets resolved.
@@ -49,6 +50,11 @@ type liveVault struct {
 	slogger   atomic.Pointer[slog.Logger] // logger, bridged for the vault
 }
 
+// vaultOpenTimeout bounds opening a vault when the codex_proxy app starts:
+// connecting to PostgreSQL and applying its migrations, or waiting for a
+// bbolt file's lock.
+const vaultOpenTimeout = 30 * time.Second
+
 // openPooledVault opens the vault at path with s, for the pool.
 func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	l := &liveVault{}
@@ -57,7 +63,7 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	// Opening is bounded; the open vault then lives for the process.
 	ctx, cancel := context.WithTimeout(context.Background(), vaultOpenTimeout)
 	defer cancel()
-	v, err := openVaultAt(ctx, path, vault.Options{
+	v, err := engine.Open(ctx, path, vault.Options{
 		EncryptionKeys: s.keys,
 		Pepper:         s.pepper,
 		LogRetention:   s.retention,
