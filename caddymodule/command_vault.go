@@ -21,6 +21,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
+	"github.com/usemysub/caddy-codex-proxy/vault/migrate"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
 )
 
@@ -116,8 +117,8 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 	defer dst.Close()
 
 	fmt.Fprintf(c.stderr, "copying %s → %s\n", engine.Display(from), engine.Display(to))
-	copied, err := vault.CopyStore(ctx, src, dst, vault.CopyOptions{Replace: fl.Bool("force")})
-	var ne *vault.NotEmptyError
+	copied, err := migrate.Copy(ctx, src, dst, migrate.Options{Replace: fl.Bool("force")})
+	var ne *migrate.NotEmptyError
 	if errors.As(err, &ne) {
 		return exitFailed, fmt.Errorf("the target %s is not empty: it holds %s; nothing was copied. Run again with --force to delete all of that first",
 			engine.Display(to), ne.Counts)
@@ -125,7 +126,7 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return exitFailed, fmt.Errorf("the copy stopped: %w; the target is incomplete: fix the cause and run again with --force", err)
 	}
-	v, err := vault.VerifyCopy(ctx, src, dst)
+	v, err := migrate.Verify(ctx, src, dst)
 	if err != nil {
 		return exitFailed, fmt.Errorf("verifying the copy: %w", err)
 	}
@@ -401,7 +402,7 @@ func checkBackup(path string, timeout time.Duration) (vault.Counts, error) {
 	defer s.Close()
 	ex, ok := s.(vault.Exporter)
 	if !ok {
-		return nil, vault.ErrNoExport
+		return nil, migrate.ErrNoExport
 	}
 	if _, err := s.ListUsers(context.Background()); err != nil {
 		return nil, err

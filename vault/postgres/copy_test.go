@@ -8,6 +8,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/migrate"
 	"github.com/usemysub/caddy-codex-proxy/vault/storetest"
 )
 
@@ -35,14 +36,14 @@ func TestCopyAcrossEngines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close()
-	n, err := vault.CopyStore(ctx, bolt, pg, vault.CopyOptions{LogBatch: 3})
+	n, err := migrate.Copy(ctx, bolt, pg, migrate.Options{LogBatch: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n[vault.KindRequestLogs] != 6 || n[vault.KindUsers] != 3 {
 		t.Fatalf("copied %v", n)
 	}
-	v, err := vault.VerifyCopy(ctx, bolt, pg)
+	v, err := migrate.Verify(ctx, bolt, pg)
 	if err != nil || !v.OK() {
 		t.Fatalf("bbolt → PostgreSQL: %v; matched %v of %v; %q", err, v.Matched, v.Source, v.Problems)
 	}
@@ -56,7 +57,7 @@ func TestCopyAcrossEngines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer back.Close()
-	if _, err := vault.CopyStore(ctx, pg, back, vault.CopyOptions{}); err != nil {
+	if _, err := migrate.Copy(ctx, pg, back, migrate.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	storetest.CheckSame(t, pg, back)
