@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 	"github.com/usemysub/caddy-codex-proxy/vault/migrate"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
@@ -283,7 +284,7 @@ func (c *cli) openStore(ctx context.Context, location string, source bool) (vaul
 	} else if err := os.MkdirAll(filepath.Dir(location), 0o700); err != nil {
 		return nil, fmt.Errorf("the target's directory: %v", err)
 	}
-	s, err := vault.OpenBoltStore(location, vault.BoltOptions{Timeout: c.openTimeout})
+	s, err := bolt.Open(location, bolt.Options{Timeout: c.openTimeout})
 	if errors.Is(err, vault.ErrLocked) {
 		if source {
 			return nil, fmt.Errorf("the vault file %s is in use (a running Caddy holds its lock): stop Caddy, or use `caddy codex-proxy vault backup --config <Caddyfile> --out copy.db` and migrate from the copy", location)
@@ -378,7 +379,7 @@ func (c *cli) backupFile(path string, w io.Writer, why error) (int64, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, fmt.Errorf("the vault file: %w", err)
 	}
-	s, err := vault.OpenBoltStore(path, vault.BoltOptions{Timeout: c.openTimeout})
+	s, err := bolt.Open(path, bolt.Options{Timeout: c.openTimeout})
 	if errors.Is(err, vault.ErrLocked) {
 		return 0, fmt.Errorf("the vault %s is locked by another process, and its admin API could not be used (%v)", path, why)
 	}
@@ -386,28 +387,20 @@ func (c *cli) backupFile(path string, w io.Writer, why error) (int64, error) {
 		return 0, err
 	}
 	defer s.Close()
-	b, ok := s.(vault.Backuper)
-	if !ok {
-		return 0, vault.ErrNoFileBackup
-	}
-	return b.Backup(w)
+	return s.Backup(w)
 }
 
 // checkBackup opens a copied vault file and counts what it holds.
 func checkBackup(path string, timeout time.Duration) (vault.Counts, error) {
-	s, err := vault.OpenBoltStore(path, vault.BoltOptions{Timeout: timeout})
+	s, err := bolt.Open(path, bolt.Options{Timeout: timeout})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	ex, ok := s.(vault.Exporter)
-	if !ok {
-		return nil, migrate.ErrNoExport
-	}
 	if _, err := s.ListUsers(context.Background()); err != nil {
 		return nil, err
 	}
-	return ex.Count(context.Background())
+	return s.Count(context.Background())
 }
 
 // shellQuote quotes s for a POSIX shell.

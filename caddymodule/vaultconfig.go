@@ -28,7 +28,7 @@ type vaultConfig struct {
 	// generated ones beside the vault.
 	EncryptionKeys []string
 	Pepper         string
-	// LogRetention is passed to vault.Open, which purges older request
+	// LogRetention is passed to the vault, which purges older request
 	// logs: the CLI must not purge with a shorter retention than Caddy's.
 	LogRetention time.Duration
 

@@ -82,30 +82,6 @@ type Vault struct {
 	testHookAfterPersist func()
 }
 
-// Open opens or creates the vault file at path (mode 0600) with the bbolt
-// engine, migrates it to the current schema and loads users, keys and
-// decrypted tokens into memory.
-func Open(path string, given Options) (*Vault, error) {
-	opts, err := given.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	// Check the keys before taking the file lock.
-	if _, err := newKeyring(opts.EncryptionKeys); err != nil {
-		return nil, err
-	}
-	store, err := openBolt(path, BoltOptions{Timeout: opts.OpenTimeout, Logger: opts.Logger})
-	if err != nil {
-		return nil, err
-	}
-	v, err := New(store, given)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	return v, nil
-}
-
 // New makes a Vault on store, which it owns from then on: Vault.Close
 // closes it (New does not, if it fails). It loads users, keys, decrypted
 // tokens and quota snapshots into memory and starts the background writer.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
 )
 
@@ -41,9 +42,27 @@ func Open(ctx context.Context, location string, opts vault.Options) (*vault.Vaul
 		if err := os.MkdirAll(filepath.Dir(location), 0o700); err != nil {
 			return nil, fmt.Errorf("vault directory: %v", err)
 		}
-		return vault.Open(location, opts)
+		return openBolt(location, opts)
 	}
 	store, err := postgres.Open(ctx, location, postgres.Options{Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	v, err := vault.New(store, opts)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// openBolt opens a vault on the bbolt file at path. The options are
+// checked before the file lock is taken, so a bad key leaves it free.
+func openBolt(path string, opts vault.Options) (*vault.Vault, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	store, err := bolt.Open(path, bolt.Options{Timeout: opts.OpenTimeout, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}
