@@ -27,10 +27,10 @@ type Settings struct {
 	LogRetention time.Duration
 }
 
-// ReencryptedMessage is logged (INFO) when every token bundle is sealed
+// reencryptedMsg is logged (INFO) when every token bundle is sealed
 // with the first encryption key, so the others can be removed. The error
 // refusing a key removal quotes it, telling the operator what to wait for.
-const ReencryptedMessage = "token bundles re-encrypted with the first encryption_key; the others can be removed"
+const reencryptedMsg = "token bundles re-encrypted with the first encryption_key; the others can be removed"
 
 // rotation is the vault's reconfiguration state.
 type rotation struct {
@@ -161,7 +161,7 @@ func keysInUseError(running []string, e *KeyInUseError) error {
 		}
 	}
 	return fmt.Errorf("%w: %s; list the new key first and keep this one after it until Caddy logs %q, then remove it; the running config is unchanged",
-		ErrKeyStillInUse, strings.Join(parts, "; "), ReencryptedMessage)
+		ErrKeyStillInUse, strings.Join(parts, "; "), reencryptedMsg)
 }
 
 // reencrypt runs ReencryptAll in the background, once more if asked again
@@ -186,7 +186,7 @@ func (v *Vault) reencrypt() {
 			case err != nil:
 				v.logError("re-encrypting token bundles with the first encryption_key failed; keep the other keys configured", "error", err)
 			default:
-				v.logInfo(ReencryptedMessage, "reencrypted", n)
+				v.logInfo(reencryptedMsg, "reencrypted", n)
 			}
 			r.reMu.Lock()
 			if !r.reAgain || errors.Is(err, ErrClosed) {

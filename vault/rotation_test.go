@@ -50,7 +50,7 @@ func TestReconfigureRotatesKeys(t *testing.T) {
 	drop.EncryptionKeys = []string{testKey2}
 	for name, err := range map[string]error{"check": v.CheckKeyRemoval(drop.EncryptionKeys), "reconfigure": v.Reconfigure(drop)} {
 		if !errors.Is(err, ErrKeyStillInUse) || !strings.Contains(err.Error(), "encryption_key #1 of the running config (id "+id1+")") ||
-			!strings.Contains(err.Error(), ReencryptedMessage) || strings.Contains(err.Error(), testKey1) {
+			!strings.Contains(err.Error(), reencryptedMsg) || strings.Contains(err.Error(), testKey1) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
@@ -65,7 +65,7 @@ func TestReconfigureRotatesKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "re-encryption to the new key", func() bool { got, _ := v.BundlesByKey(); return got[id2] == 1 && got[id1] == 0 })
-	waitFor(t, "the re-encrypted message", func() bool { return strings.Contains(logs.String(), ReencryptedMessage) })
+	waitFor(t, "the re-encrypted message", func() bool { return strings.Contains(logs.String(), reencryptedMsg) })
 	if v.logRetention() != 2*time.Hour || !strings.Contains(logs.String(), "log_retention changed") ||
 		!strings.Contains(logs.String(), "first_key_id="+id2) {
 		t.Fatalf("retention %v, logs:\n%s", v.logRetention(), logs)
