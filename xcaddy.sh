@@ -82,6 +82,16 @@ deps() {
 		"${project}codex(/|\$)" '^$' ./vault/...
 	forbid "vault and codex never import each other" \
 		"${project}vault(/|\$)" '^$' ./codex/...
+	forbid "engines depend on vault, not the reverse: vault imports no engine and not vault/engine" \
+		"${project}vault/(bolt|postgres|engine|migrate)(/|\$)" '^$' ./vault/
+	forbid "the storage engines do not import each other" \
+		"${project}vault/(postgres|engine)(/|\$)" '^$' ./vault/bolt/
+	forbid "the storage engines do not import each other" \
+		"${project}vault/(bolt|engine)(/|\$)" '^$' ./vault/postgres/
+	forbid "vault/migrate works on any vault.Store: it imports no engine" \
+		"${project}vault/(bolt|postgres|engine)(/|\$)" '^$' ./vault/migrate/
+	# ./vault/... in the rules above and below covers vault/bolt,
+	# vault/engine and vault/migrate too: none imports Caddy or codex.
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
 		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/
 	if [ "$failed" -ne 0 ]; then

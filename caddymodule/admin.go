@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 func init() {
@@ -223,7 +224,7 @@ func (a adminAPI) openVaults() []string {
 	a.vaultPool().Range(func(key, val any) bool {
 		p, ok := key.(string)
 		if _, isVault := val.(*pooledVault); ok && isVault {
-			paths = append(paths, vaultDisplay(p))
+			paths = append(paths, engine.Display(p))
 		}
 		return true
 	})

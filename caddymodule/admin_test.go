@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/claims"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // Secrets for vaults the tests open with explicit keys.
@@ -52,7 +54,7 @@ func authJSON(t *testing.T, email, plan string) []byte {
 // openTestVault opens a vault file with the given secrets.
 func openTestVault(t *testing.T, path, key, pepper string) *vault.Vault {
 	t.Helper()
-	v, err := vault.Open(path, vault.Options{EncryptionKeys: []string{key}, Pepper: pepper, OpenTimeout: time.Second})
+	v, err := engine.Open(context.Background(), path, vault.Options{EncryptionKeys: []string{key}, Pepper: pepper, OpenTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 func init() {
@@ -97,7 +99,7 @@ func (a *App) register(h *Handler, s vaultSettings) error {
 		return nil
 	}
 	if pv := openVault(s.Path); pv != nil && pv.live != nil && len(s.EncryptionKeys) > 0 {
-		if err := pv.live.checkKeys(s.EncryptionKeys); err != nil {
+		if err := pv.CheckKeyRemoval(s.EncryptionKeys); err != nil {
 			return fmt.Errorf("vault %s: %w", s.Path, err)
 		}
 	}
@@ -142,14 +144,14 @@ func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
 		return openPooledVault(s.Path, want)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %v", vaultDisplay(s.Path), err)
+		return nil, fmt.Errorf("opening vault %s: %v", engine.Display(s.Path), err)
 	}
 	pv := val.(*pooledVault)
 	a.mu.Lock()
 	a.held = append(a.held, pv)
 	a.mu.Unlock()
 	if err := pv.live.attach(a, want); err != nil {
-		return nil, fmt.Errorf("vault %s: %w", vaultDisplay(s.Path), err)
+		return nil, fmt.Errorf("vault %s: %w", engine.Display(s.Path), err)
 	}
 	return pv, nil
 }

@@ -118,7 +118,7 @@ func TestProvisionOpensNothing(t *testing.T) {
 		files []string
 	}{
 		{"configured secrets", []string{keyA}, "pepper-0123456789abcdef", []string{"vault.db"}},
-		{"generated secrets", nil, "", []string{"vault.db", encryptionKeyFile, pepperFile}},
+		{"generated secrets", nil, "", []string{"vault.db", vault.EncryptionKeyFile, vault.PepperFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "state")
@@ -186,7 +186,7 @@ func TestConflictingVaultSettingsRefused(t *testing.T) {
 	if a.vault == nil || a.vault != b.vault {
 		t.Fatal("the handlers do not share one vault")
 	}
-	if got := openVault(path).live.applied.retention; got != 2*time.Hour {
+	if got := openVault(path).Settings().LogRetention; got != 2*time.Hour {
 		t.Fatalf("retention %v, want the longest", got)
 	}
 }
@@ -314,7 +314,7 @@ func TestReloadRefusesDroppingKeyInUse(t *testing.T) {
 	if _, _, err := h1.vault.AccessToken(context.Background(), user, false); err != nil {
 		t.Fatalf("the running config lost the account: %v", err)
 	}
-	if got := openVault(path).live.applied.keys; len(got) != 1 || got[0] != keyA {
+	if got := openVault(path).Settings().EncryptionKeys; len(got) != 1 || got[0] != keyA {
 		t.Fatal("the refused config's keys took effect")
 	}
 }
@@ -345,7 +345,7 @@ func TestFailedReloadRestoresSettings(t *testing.T) {
 
 	c2.stop() // the reload failed after our app started
 	live := openVault(path).live
-	if got := live.applied.keys; len(got) != 2 || got[0] != keyA || got[1] != keyB {
+	if got := openVault(path).Settings().EncryptionKeys; len(got) != 2 || got[0] != keyA || got[1] != keyB {
 		t.Fatalf("keys after the rollback: %d", len(got))
 	}
 	if _, _, err := h1.vault.VerifyKey(oldKey); err != nil {

@@ -20,9 +20,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 func init() {
@@ -338,14 +338,14 @@ func (c *cli) connect(fl caddycmd.Flags) (manager, error) {
 		return nil, err
 	}
 	var why error
-	if isVaultDSN(t.vault.Path) {
+	if engine.IsDSN(t.vault.Path) {
 		// No file lock to contend for: open the database directly, running
 		// Caddy or not; instances learn of the changes through NOTIFY.
 		v, err := c.openVault(t.vault, nil)
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(c.stderr, "using the PostgreSQL vault %s\n", vaultDisplay(t.vault.Path))
+		fmt.Fprintf(c.stderr, "using the PostgreSQL vault %s\n", engine.Display(t.vault.Path))
 		return fileManager{v}, nil
 	}
 	if t.admin == "" {
@@ -380,18 +380,18 @@ func (c *cli) openVault(vc vaultConfig, why error) (*vault.Vault, error) {
 	}
 	// A first provision before Caddy ever ran should just work: the
 	// vault's directory is created if missing.
-	v, err := openVaultAt(context.Background(), vc.Path, vault.Options{
+	v, err := engine.Open(context.Background(), vc.Path, vault.Options{
 		EncryptionKeys: keys,
 		Pepper:         pepper,
 		LogRetention:   vc.LogRetention,
 		OpenTimeout:    c.openTimeout,
 		Logger:         slogOf(caddy.Log().Named("codex_proxy.vault")),
 	})
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, vault.ErrLocked) {
 		return nil, fmt.Errorf("the vault %s is locked by another process — is Caddy running with a different admin address? (%v)", vc.Path, why)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening the vault %s: %w", vaultDisplay(vc.Path), err)
+		return nil, fmt.Errorf("opening the vault %s: %w", engine.Display(vc.Path), err)
 	}
 	return v, nil
 }

@@ -89,7 +89,7 @@ func closedAddr(t *testing.T) string {
 // would, and closes it at the end of the test.
 func reopen(t *testing.T, path string) *vault.Vault {
 	t.Helper()
-	key, pepper, generated, err := loadOrCreateSecrets(filepath.Dir(path))
+	key, pepper, generated, err := vault.LoadOrCreateSecrets(filepath.Dir(path))
 	if err != nil || generated {
 		t.Fatalf("generated secrets missing: %v generated=%v", err, generated)
 	}
@@ -101,7 +101,7 @@ func reopen(t *testing.T, path string) *vault.Vault {
 // assertNoSecrets checks output shows no token and no pepper.
 func assertNoSecrets(t *testing.T, dir string, outputs ...string) {
 	t.Helper()
-	generated, _ := os.ReadFile(filepath.Join(dir, pepperFile)) // not loadOrCreateSecrets: it would create it
+	generated, _ := os.ReadFile(filepath.Join(dir, vault.PepperFile)) // not loadOrCreateSecrets: it would create it
 	pepper := strings.TrimSpace(string(generated))
 	for _, o := range outputs {
 		if strings.Contains(o, testRefreshToken) || (pepper != "" && strings.Contains(o, pepper)) || strings.Contains(o, testPepper) {
@@ -203,7 +203,7 @@ func TestCLILockedVault(t *testing.T) {
 	dir := t.TempDir()
 	vaultPath := filepath.Join(dir, "vault.db")
 	cfg := writeCaddyfile(t, dir, closedAddr(t), "\t\tvault "+vaultPath)
-	key, pepper, _, err := loadOrCreateSecrets(dir)
+	key, pepper, _, err := vault.LoadOrCreateSecrets(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestCLISecretsFromEnvironment(t *testing.T) {
 	t.Setenv("CODEX_TEST_KEY", testEncKey)
 	out, errOut := mustRun(t, "provision", "--config", cfg, "--email", "ada@example.com")
 	assertNoSecrets(t, dir, out, errOut)
-	if _, err := os.Stat(filepath.Join(dir, encryptionKeyFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, vault.EncryptionKeyFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("generated secrets although the config has them: %v", err)
 	}
 	v := openTestVault(t, vaultPath, testEncKey, testPepper)

@@ -18,9 +18,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
+	"github.com/usemysub/caddy-codex-proxy/vault/migrate"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
 )
 
@@ -90,12 +92,12 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 	if from == "" || to == "" {
 		return exitFailed, errors.New("--from and --to must name a bbolt file or a postgres:// DSN (after {env.*} expansion)")
 	}
-	if !isVaultDSN(from) && !isVaultDSN(to) {
+	if !engine.IsDSN(from) && !engine.IsDSN(to) {
 		// bbolt to bbolt is a file copy; vault backup does it safely.
 		fmt.Fprintln(c.stderr, "note: both sides are bbolt files; `vault backup` copies a vault file too, Caddy running or not")
 	}
 	if sameVault(from, to) {
-		return exitFailed, fmt.Errorf("--from and --to are the same vault (%s)", vaultDisplay(from))
+		return exitFailed, fmt.Errorf("--from and --to are the same vault (%s)", engine.Display(from))
 	}
 	keys, keysFrom, err := c.migrateKeys(fl, from, to)
 	if err != nil {
@@ -115,17 +117,17 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 	}
 	defer dst.Close()
 
-	fmt.Fprintf(c.stderr, "copying %s → %s\n", vaultDisplay(from), vaultDisplay(to))
-	copied, err := vault.CopyStore(ctx, src, dst, vault.CopyOptions{Replace: fl.Bool("force")})
-	var ne *vault.NotEmptyError
+	fmt.Fprintf(c.stderr, "copying %s → %s\n", engine.Display(from), engine.Display(to))
+	copied, err := migrate.Copy(ctx, src, dst, migrate.Options{Replace: fl.Bool("force")})
+	var ne *migrate.NotEmptyError
 	if errors.As(err, &ne) {
 		return exitFailed, fmt.Errorf("the target %s is not empty: it holds %s; nothing was copied. Run again with --force to delete all of that first",
-			vaultDisplay(to), ne.Counts)
+			engine.Display(to), ne.Counts)
 	}
 	if err != nil {
 		return exitFailed, fmt.Errorf("the copy stopped: %w; the target is incomplete: fix the cause and run again with --force", err)
 	}
-	v, err := vault.VerifyCopy(ctx, src, dst)
+	v, err := migrate.Verify(ctx, src, dst)
 	if err != nil {
 		return exitFailed, fmt.Errorf("verifying the copy: %w", err)
 	}
@@ -146,9 +148,9 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 	if err := c.checkDecrypts(ctx, dst, keys, keysFrom); err != nil {
 		return exitFailed, err
 	}
-	fmt.Fprintf(c.stderr, "done: point the codex_proxy vault at %s and start Caddy; %s is left as it was\n", vaultDisplay(to), vaultDisplay(from))
-	if isVaultDSN(to) && !isVaultDSN(from) {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(from), encryptionKeyFile)); err == nil {
+	fmt.Fprintf(c.stderr, "done: point the codex_proxy vault at %s and start Caddy; %s is left as it was\n", engine.Display(to), engine.Display(from))
+	if engine.IsDSN(to) && !engine.IsDSN(from) {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(from), vault.EncryptionKeyFile)); err == nil {
 			fmt.Fprintf(c.stderr, "note: a PostgreSQL vault takes encryption_key and api_key_pepper from the config only; if the bbolt vault used the generated ones in %s, put their contents in the config (e.g. {env.TOKEN_ENCRYPTION_KEY}, {env.API_KEY_PEPPER}) or the copied logins and API keys will not work\n",
 				filepath.Dir(from))
 		}
@@ -158,7 +160,7 @@ func (c *cli) vaultMigrate(fl caddycmd.Flags) (int, error) {
 
 // sameVault reports whether two locations name the same vault.
 func sameVault(a, b string) bool {
-	if isVaultDSN(a) || isVaultDSN(b) {
+	if engine.IsDSN(a) || engine.IsDSN(b) {
 		return a == b
 	}
 	aa, err1 := filepath.Abs(a)
@@ -200,14 +202,14 @@ func (c *cli) migrateKeys(fl caddycmd.Flags, from, to string) ([]string, string,
 			}
 			return t.vault.EncryptionKeys, "the config's encryption_key", nil
 		}
-		if !isVaultDSN(t.vault.Path) {
+		if !engine.IsDSN(t.vault.Path) {
 			if k := readGeneratedKey(t.vault.Path); k != "" {
 				return []string{k}, "the generated key beside " + t.vault.Path, nil
 			}
 		}
 	}
 	for _, loc := range []string{from, to} {
-		if !isVaultDSN(loc) {
+		if !engine.IsDSN(loc) {
 			if k := readGeneratedKey(loc); k != "" {
 				return []string{k}, "the generated key beside " + loc, nil
 			}
@@ -219,7 +221,7 @@ func (c *cli) migrateKeys(fl caddycmd.Flags, from, to string) ([]string, string,
 // readGeneratedKey reads the generated encryption key beside a bbolt
 // vault without creating one; "" if there is none.
 func readGeneratedKey(vaultPath string) string {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(vaultPath), encryptionKeyFile))
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(vaultPath), vault.EncryptionKeyFile))
 	if err != nil {
 		return ""
 	}
@@ -268,10 +270,10 @@ func (c *cli) checkDecrypts(ctx context.Context, dst vault.Store, keys []string,
 // openStore opens one side of a migration at the Store level: no Vault,
 // so nothing is purged or loaded. A source bbolt file must exist.
 func (c *cli) openStore(ctx context.Context, location string, source bool) (vault.Store, error) {
-	if isVaultDSN(location) {
+	if engine.IsDSN(location) {
 		s, err := postgres.Open(ctx, location, postgres.Options{QueryTimeout: time.Minute})
 		if err != nil {
-			return nil, fmt.Errorf("opening %s: %w", vaultDisplay(location), err)
+			return nil, fmt.Errorf("opening %s: %w", engine.Display(location), err)
 		}
 		return s, nil
 	}
@@ -282,8 +284,8 @@ func (c *cli) openStore(ctx context.Context, location string, source bool) (vaul
 	} else if err := os.MkdirAll(filepath.Dir(location), 0o700); err != nil {
 		return nil, fmt.Errorf("the target's directory: %v", err)
 	}
-	s, err := vault.OpenBoltStore(location, vault.BoltOptions{Timeout: c.openTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
+	s, err := bolt.Open(location, bolt.Options{Timeout: c.openTimeout})
+	if errors.Is(err, vault.ErrLocked) {
 		if source {
 			return nil, fmt.Errorf("the vault file %s is in use (a running Caddy holds its lock): stop Caddy, or use `caddy codex-proxy vault backup --config <Caddyfile> --out copy.db` and migrate from the copy", location)
 		}
@@ -302,13 +304,13 @@ func (c *cli) vaultBackup(fl caddycmd.Flags) (int, error) {
 		return exitFailed, err
 	}
 	out := fl.String("out")
-	if isVaultDSN(t.vault.Path) {
+	if engine.IsDSN(t.vault.Path) {
 		file := out
 		if file == "" {
 			file = "codex-vault.dump"
 		}
 		fmt.Fprintf(c.stdout, "pg_dump --dbname=%s --table='codex_*' --format=custom --file=%s\n",
-			shellQuote(vaultDisplay(t.vault.Path)), shellQuote(file))
+			shellQuote(engine.Display(t.vault.Path)), shellQuote(file))
 		return exitFailed, errors.New("a PostgreSQL vault is backed up with pg_dump: run the command above (its password masked: give it with PGPASSWORD or ~/.pgpass; restore with pg_restore); nothing was written")
 	}
 	if sameVault(out, t.vault.Path) {
@@ -377,36 +379,28 @@ func (c *cli) backupFile(path string, w io.Writer, why error) (int64, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, fmt.Errorf("the vault file: %w", err)
 	}
-	s, err := vault.OpenBoltStore(path, vault.BoltOptions{Timeout: c.openTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
+	s, err := bolt.Open(path, bolt.Options{Timeout: c.openTimeout})
+	if errors.Is(err, vault.ErrLocked) {
 		return 0, fmt.Errorf("the vault %s is locked by another process, and its admin API could not be used (%v)", path, why)
 	}
 	if err != nil {
 		return 0, err
 	}
 	defer s.Close()
-	b, ok := s.(vault.Backuper)
-	if !ok {
-		return 0, vault.ErrNoFileBackup
-	}
-	return b.Backup(w)
+	return s.Backup(w)
 }
 
 // checkBackup opens a copied vault file and counts what it holds.
 func checkBackup(path string, timeout time.Duration) (vault.Counts, error) {
-	s, err := vault.OpenBoltStore(path, vault.BoltOptions{Timeout: timeout})
+	s, err := bolt.Open(path, bolt.Options{Timeout: timeout})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	ex, ok := s.(vault.Exporter)
-	if !ok {
-		return nil, vault.ErrNoExport
-	}
 	if _, err := s.ListUsers(context.Background()); err != nil {
 		return nil, err
 	}
-	return ex.Count(context.Background())
+	return s.Count(context.Background())
 }
 
 // shellQuote quotes s for a POSIX shell.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
 )
 
@@ -112,7 +113,7 @@ func TestVaultMigrateBoltToPostgresAndBack(t *testing.T) {
 	if !regexpMatch(`(?m)^api keys\s+1\s+1\s+1$`, out) {
 		t.Fatalf("summary:\n%s", out)
 	}
-	s, err := vault.OpenBoltStore(back, vault.BoltOptions{})
+	s, err := bolt.Open(back, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,9 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -82,63 +76,6 @@ func refreshOutcome(err error) string {
 // errors are operational, not bugs.
 func slogOf(l *zap.Logger) *slog.Logger {
 	return slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName(l.Name()), zapslog.AddStacktraceAt(slog.Level(math.MaxInt8))))
-}
-
-// Names of the generated secret files beside the vault.
-const (
-	encryptionKeyFile = "encryption.key"
-	pepperFile        = "api_key_pepper"
-)
-
-// loadOrCreateSecrets returns the encryption key and pepper stored in dir,
-// generating them (0600) on first use so a first run needs no setup.
-func loadOrCreateSecrets(dir string) (key, pepper string, generated bool, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", false, err
-	}
-	key, g1, err := loadOrCreate(filepath.Join(dir, encryptionKeyFile))
-	if err != nil {
-		return "", "", false, err
-	}
-	pepper, g2, err := loadOrCreate(filepath.Join(dir, pepperFile))
-	if err != nil {
-		return "", "", false, err
-	}
-	return key, pepper, g1 || g2, nil
-}
-
-func loadOrCreate(path string) (string, bool, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if s := strings.TrimSpace(string(b)); s != "" {
-			return s, false, nil
-		}
-		return "", false, fmt.Errorf("%s is empty", path)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", false, err
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", false, err
-	}
-	s := base64.RawURLEncoding.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) { // another process won the race
-			return loadOrCreate(path)
-		}
-		return "", false, err
-	}
-	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
-		return "", false, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", false, err
-	}
-	return s, true, f.Close()
 }
 
 // limiters holds the one set of rate-limit tables every codex_proxy

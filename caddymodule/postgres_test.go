@@ -10,6 +10,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 	"github.com/usemysub/caddy-codex-proxy/vault/postgres"
 )
 
@@ -45,8 +46,8 @@ func TestVaultLocationForms(t *testing.T) {
 	if strings.Contains(err.Error(), "pw-from-env") {
 		t.Fatalf("the error shows the DSN password: %v", err)
 	}
-	if got := vaultDisplay(vc.Path); strings.Contains(got, "pw-from-env") || !strings.Contains(got, "db.internal") {
-		t.Fatalf("vaultDisplay(%s) = %s", vc.Path, got)
+	if got := engine.Display(vc.Path); strings.Contains(got, "pw-from-env") || !strings.Contains(got, "db.internal") {
+		t.Fatalf("engine.Display(%s) = %s", vc.Path, got)
 	}
 }
 

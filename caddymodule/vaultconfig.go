@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // vaultConfig is what it takes to open a codex_proxy vault outside a
@@ -21,13 +22,13 @@ import (
 type vaultConfig struct {
 	// Path is the vault file, absolute, or a PostgreSQL DSN as configured
 	// (placeholders expanded; it may hold a password: show it with
-	// vaultDisplay).
+	// engine.Display).
 	Path string
 	// EncryptionKeys and Pepper are the expanded secrets; empty means the
 	// generated ones beside the vault.
 	EncryptionKeys []string
 	Pepper         string
-	// LogRetention is passed to vault.Open, which purges older request
+	// LogRetention is passed to the vault, which purges older request
 	// logs: the CLI must not purge with a shorter retention than Caddy's.
 	LogRetention time.Duration
 
@@ -49,7 +50,7 @@ func vaultConfigOf(h Handler) (vaultConfig, error) {
 		return vaultConfig{}, fmt.Errorf("vault path %q expands to nothing; set the environment variables it names", h.Vault)
 	}
 	location := strings.TrimSpace(expanded)
-	if !isVaultDSN(location) {
+	if !engine.IsDSN(location) {
 		abs, err := filepath.Abs(expanded)
 		if err != nil {
 			return vaultConfig{}, fmt.Errorf("vault path: %v", err)
@@ -76,7 +77,7 @@ func vaultConfigOf(h Handler) (vaultConfig, error) {
 // checkSecrets checks the configured secrets without reading the
 // generated ones beside the vault (those are read when the vault opens).
 func (vc vaultConfig) checkSecrets() error {
-	if isVaultDSN(vc.Path) && (!vc.keysSet || !vc.pepperSet) {
+	if engine.IsDSN(vc.Path) && (!vc.keysSet || !vc.pepperSet) {
 		// Secrets generated on one machine would not be on the others.
 		return errors.New("a PostgreSQL vault needs encryption_key and api_key_pepper in the config, the same on every instance (e.g. {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}); there is no directory beside it for generated ones")
 	}
@@ -113,11 +114,11 @@ func (vc vaultConfig) secrets() (keys []string, pepper string, generated bool, e
 	if len(keys) > 0 && pepper != "" {
 		return keys, pepper, false, nil
 	}
-	if isVaultDSN(vc.Path) {
+	if engine.IsDSN(vc.Path) {
 		// Secrets generated on one machine would not be on the others.
 		return nil, "", false, errors.New("a PostgreSQL vault needs encryption_key and api_key_pepper in the config, the same on every instance (e.g. {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}); there is no directory beside it for generated ones")
 	}
-	gk, gp, generated, err := loadOrCreateSecrets(filepath.Dir(vc.Path))
+	gk, gp, generated, err := vault.LoadOrCreateSecrets(filepath.Dir(vc.Path))
 	if err != nil {
 		return nil, "", false, fmt.Errorf("reading the generated secrets beside the vault: %v", err)
 	}
@@ -167,7 +168,7 @@ func vaultConfigsFromJSON(cfg []byte) ([]vaultConfig, error) {
 		case !out[i].sameSecrets(vc):
 			// Caddy would open the shared vault with whichever handler it
 			// provisions first; guessing here could mint unusable keys.
-			return nil, fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption keys or peppers", vaultDisplay(vc.Path))
+			return nil, fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption keys or peppers", engine.Display(vc.Path))
 		case vc.LogRetention > out[i].LogRetention:
 			out[i].LogRetention = vc.LogRetention // never purge what a handler keeps
 		}
@@ -199,11 +200,11 @@ func selectVault(vcs []vaultConfig, want string) (vaultConfig, error) {
 	paths := make([]string, len(vcs))
 	shown := make([]string, len(vcs))
 	for i, vc := range vcs {
-		paths[i], shown[i] = vc.Path, vaultDisplay(vc.Path)
+		paths[i], shown[i] = vc.Path, engine.Display(vc.Path)
 	}
 	if want != "" {
 		loc := strings.TrimSpace(caddy.NewReplacer().ReplaceAll(want, ""))
-		if !isVaultDSN(loc) {
+		if !engine.IsDSN(loc) {
 			abs, err := filepath.Abs(loc)
 			if err != nil {
 				return vaultConfig{}, err
@@ -212,11 +213,11 @@ func selectVault(vcs []vaultConfig, want string) (vaultConfig, error) {
 		}
 		// A DSN may be named with or without its password.
 		for i := range vcs {
-			if paths[i] == loc || shown[i] == vaultDisplay(loc) {
+			if paths[i] == loc || shown[i] == engine.Display(loc) {
 				return vcs[i], nil
 			}
 		}
-		return vaultConfig{}, fmt.Errorf("no codex_proxy handler in the config uses the vault %s; it has: %s", vaultDisplay(loc), strings.Join(shown, ", "))
+		return vaultConfig{}, fmt.Errorf("no codex_proxy handler in the config uses the vault %s; it has: %s", engine.Display(loc), strings.Join(shown, ", "))
 	}
 	switch len(vcs) {
 	case 0:

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 func TestVaultConfigsFromJSON(t *testing.T) {
@@ -106,7 +108,7 @@ func TestSecretsFallBackLikeProvision(t *testing.T) {
 	if err != nil || !generated || !slices.Equal(keys, []string{testEncKey}) || len(pepper) < 16 {
 		t.Fatalf("pepper not generated: %v %v", err, generated)
 	}
-	gk, gp, _, _ := loadOrCreateSecrets(dir)
+	gk, gp, _, _ := vault.LoadOrCreateSecrets(dir)
 	if gp != pepper || gk == testEncKey {
 		t.Fatal("did not take the generated pepper, or took the generated key over the configured one")
 	}

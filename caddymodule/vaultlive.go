@@ -1,17 +1,14 @@
 package caddymodule
 
 // vaultlive.go holds what a pooled vault needs to follow config reloads: the
-// configs (apps) holding it in start order, the settings in force, a
-// refresher and logger that can be switched, and the background
-// re-encryption after a key change.
+// configs (apps) holding it in start order, and a refresher and logger that
+// can be switched. The vault applies its own settings (vault.Reconfigure:
+// key rotation, the in-use check, background re-encryption).
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // liveSettings are the settings a vault runs with, secrets resolved.
@@ -43,19 +41,19 @@ type holder struct {
 type liveVault struct {
 	v *vault.Vault
 
-	mu      sync.Mutex // serialises attach, detach and checkKeys
+	mu      sync.Mutex // serialises attach and detach
 	holders []holder
-	applied liveSettings
+	issuer  string // of the refresher in force
 
 	refresher atomic.Pointer[refresher]
 	logger    atomic.Pointer[zap.Logger]
 	slogger   atomic.Pointer[slog.Logger] // logger, bridged for the vault
-
-	reMu      sync.Mutex
-	reRunning bool
-	reAgain   bool
-	reWG      sync.WaitGroup
 }
+
+// vaultOpenTimeout bounds opening a vault when the codex_proxy app starts:
+// connecting to PostgreSQL and applying its migrations, or waiting for a
+// bbolt file's lock.
+const vaultOpenTimeout = 30 * time.Second
 
 // openPooledVault opens the vault at path with s, for the pool.
 func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
@@ -65,7 +63,7 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	// Opening is bounded; the open vault then lives for the process.
 	ctx, cancel := context.WithTimeout(context.Background(), vaultOpenTimeout)
 	defer cancel()
-	v, err := openVaultAt(ctx, path, vault.Options{
+	v, err := engine.Open(ctx, path, vault.Options{
 		EncryptionKeys: s.keys,
 		Pepper:         s.pepper,
 		LogRetention:   s.retention,
@@ -76,7 +74,7 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 		return nil, err
 	}
 	l.v = v
-	l.applied = s
+	l.issuer = s.issuer
 	liveVaults.add(v)
 	return &pooledVault{Vault: v, path: path, live: l}, nil
 }
@@ -154,140 +152,29 @@ func (l *liveVault) detach(app *App) {
 	prev.logger.Warn("a newer config stopped before the one it was replacing; the vault is back on the running config's settings")
 }
 
-// apply changes the open vault to s; l.mu is held. With keepKeys (a
-// rollback), keys in force stay listed after s's so nothing they seal is
-// lost; re-encryption then moves the bundles back to s's first key.
-func (l *liveVault) apply(s liveSettings, keepKeys bool) error {
-	if err := vault.CheckKeys(s.keys); err != nil {
-		return fmt.Errorf("encryption_key: %v", err)
+// apply makes s the settings in force; l.mu is held. The vault applies
+// its own part (Reconfigure, or Restore for a rollback); the refresher
+// and the logger follow here. The new logger takes over first so that the
+// vault logs its changes to the new config's log.
+func (l *liveVault) apply(s liveSettings, restore bool) error {
+	prev := l.logger.Load()
+	l.setLogger(s.logger)
+	vs := vault.Settings{EncryptionKeys: s.keys, Pepper: s.pepper, LogRetention: s.retention}
+	reconfigure := l.v.Reconfigure
+	if restore {
+		reconfigure = l.v.Restore
 	}
-	if err := vault.CheckPepper(s.pepper); err != nil {
-		return fmt.Errorf("api_key_pepper: %v", err)
+	if err := reconfigure(vs); err != nil {
+		l.setLogger(prev)
+		return err
 	}
-	cur := l.applied
-	if keepKeys {
-		for _, k := range cur.keys {
-			if !slices.Contains(s.keys, k) {
-				s.keys = append(slices.Clip(s.keys), k)
-			}
-		}
-	}
-	if !slices.Equal(s.keys, cur.keys) {
-		if err := l.v.SetEncryptionKeys(s.keys); err != nil {
-			var inUse *vault.KeyInUseError
-			if errors.As(err, &inUse) {
-				return keysInUseError(cur.keys, inUse)
-			}
-			return fmt.Errorf("encryption_key: %v", err)
-		}
-		id, _ := vault.KeyID(s.keys[0])
-		s.logger.Info("encryption keys changed; new token bundles are sealed with the first one",
-			zap.String("first_key_id", id), zap.Int("keys", len(s.keys)))
-	}
-	if s.pepper != cur.pepper {
-		_ = l.v.SetPepper(s.pepper) // checked above
-		s.logger.Warn("api_key_pepper changed: every API key created before no longer works; issue new keys")
-	}
-	if s.retention != cur.retention {
-		l.v.SetLogRetention(s.retention)
-		s.logger.Info("log_retention changed", zap.Duration("log_retention", s.retention))
-	}
-	if s.issuer != cur.issuer {
+	if s.issuer != l.issuer {
 		s.logger.Info("oauth_issuer changed: logins refresh at the new issuer", zap.String("oauth_issuer", s.issuer))
 	}
 	l.refresher.Store(&refresher{oauth: &codex.OAuth{Issuer: s.issuer}})
-	l.setLogger(s.logger)
-	l.applied = s
-	if len(s.keys) > 1 {
-		// A rotation in progress: re-seal what an older key still holds,
-		// off the request path, so the older key can be dropped next.
-		l.reencrypt()
-	}
+	l.issuer = s.issuer
 	return nil
 }
 
-// checkKeys reports, without changing anything, whether the vault could
-// switch to next: no key it drops may still seal a bundle.
-func (l *liveVault) checkKeys(next []string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	keep := map[string]bool{}
-	for _, k := range next {
-		if id, err := vault.KeyID(k); err == nil {
-			keep[id] = true
-		}
-	}
-	counts, err := l.v.BundlesByKey()
-	if err != nil {
-		return fmt.Errorf("counting token bundles per encryption key: %v", err)
-	}
-	inUse := map[string]int{}
-	for _, k := range l.applied.keys {
-		if id, _ := vault.KeyID(k); !keep[id] && counts[id] > 0 {
-			inUse[id] = counts[id]
-		}
-	}
-	if len(inUse) == 0 {
-		return nil
-	}
-	return keysInUseError(l.applied.keys, &vault.KeyInUseError{Bundles: inUse})
-}
-
-// keysInUseError explains a refused key removal, naming keys by their
-// place in the running config and their id, never their value.
-func keysInUseError(running []string, e *vault.KeyInUseError) error {
-	var parts []string
-	for i, k := range running {
-		id, _ := vault.KeyID(k)
-		if n, ok := e.Bundles[id]; ok {
-			parts = append(parts, fmt.Sprintf("encryption_key #%d of the running config (id %s) still encrypts %d linked ChatGPT account(s)", i+1, id, n))
-		}
-	}
-	return fmt.Errorf("%w: %s; list the new key first and keep this one after it until Caddy logs %q, then remove it; the running config is unchanged",
-		vault.ErrKeyStillInUse, strings.Join(parts, "; "), reencryptedMsg)
-}
-
-// reencryptedMsg is logged when every bundle is under the first key.
-const reencryptedMsg = "token bundles re-encrypted with the first encryption_key; the others can be removed"
-
-// reencrypt runs vault.ReencryptAll in the background, once more if asked
-// again meanwhile. Requests do not wait for it: tokens are served from
-// memory and a re-seal is one short write transaction.
-func (l *liveVault) reencrypt() {
-	l.reMu.Lock()
-	defer l.reMu.Unlock()
-	if l.reRunning {
-		l.reAgain = true
-		return
-	}
-	l.reRunning = true
-	l.reWG.Add(1)
-	go func() {
-		defer l.reWG.Done()
-		for {
-			n, err := l.v.ReencryptAll()
-			logger := l.logger.Load()
-			switch {
-			case errors.Is(err, vault.ErrClosed):
-			case err != nil:
-				logger.Error("re-encrypting token bundles with the first encryption_key failed; keep the other keys configured", zap.Error(err))
-			default:
-				logger.Info(reencryptedMsg, zap.Int("reencrypted", n))
-			}
-			l.reMu.Lock()
-			if !l.reAgain || errors.Is(err, vault.ErrClosed) {
-				l.reRunning = false
-				l.reMu.Unlock()
-				return
-			}
-			l.reAgain = false
-			l.reMu.Unlock()
-		}
-	}()
-}
-
-// close waits for background work, then closes the vault.
-func (l *liveVault) close() error {
-	l.reWG.Wait()
-	return l.v.Close()
-}
+// close closes the vault, which first lets a re-encryption pass finish.
+func (l *liveVault) close() error { return l.v.Close() }

@@ -19,6 +19,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 const (
@@ -137,7 +138,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e := &env{t: t, mail: newMailbox(), clock: &clock{t: time.Now()}, logs: &logBuffer{}}
 	e.fake = codextest.New(t)
 	e.oauth = &codex.OAuth{Issuer: e.fake.IssuerURL}
-	v, err := vault.Open(filepath.Join(t.TempDir(), "vault.db"), vault.Options{
+	v, err := engine.Open(context.Background(), filepath.Join(t.TempDir(), "vault.db"), vault.Options{
 		EncryptionKeys:   []string{testEncKey},
 		Pepper:           testPepper,
 		Now:              e.clock.Now,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // Several ChatGPT accounts per user (docs/accounts.md):
@@ -354,7 +355,7 @@ func stopAndReadLog(t *testing.T, p *proxy) []vault.LogRecord {
 	case <-time.After(20 * time.Second):
 		t.Fatal("caddy did not stop")
 	}
-	v, err := vault.Open(filepath.Join(p.dir, "vault", "vault.db"), vault.Options{EncryptionKeys: []string{encKey}, Pepper: pepper})
+	v, err := engine.Open(context.Background(), filepath.Join(p.dir, "vault", "vault.db"), vault.Options{EncryptionKeys: []string{encKey}, Pepper: pepper})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/csv"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // TestMigrateVaultToPostgresAndBack: a single node's bbolt vault, filled
@@ -56,7 +58,7 @@ func TestMigrateVaultToPostgresAndBack(t *testing.T) {
 	if !strings.Contains(stderr, "through the admin API") || !strings.Contains(stderr, "1 users") {
 		t.Fatalf("backup: %s", stderr)
 	}
-	bv, err := vault.Open(backup, vault.Options{EncryptionKeys: []string{encKey}, Pepper: pepper, OpenTimeout: time.Second})
+	bv, err := engine.Open(context.Background(), backup, vault.Options{EncryptionKeys: []string{encKey}, Pepper: pepper, OpenTimeout: time.Second})
 	if err != nil {
 		t.Fatalf("the backup does not open: %v", err)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // TestHungUpstreamIsOne504 is issue 9: an upstream that takes a generation
@@ -79,7 +81,7 @@ func TestHungUpstreamIsOne504(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("caddy did not stop")
 	}
-	v, err := vault.Open(filepath.Join(p.dir, "vault", "vault.db"), vault.Options{EncryptionKeys: []string{encKey}, Pepper: pepper})
+	v, err := engine.Open(context.Background(), filepath.Join(p.dir, "vault", "vault.db"), vault.Options{EncryptionKeys: []string{encKey}, Pepper: pepper})
 	if err != nil {
 		t.Fatal(err)
 	}

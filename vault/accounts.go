@@ -86,7 +86,7 @@ func (v *Vault) linkAccount(userID string, b TokenBundle, add bool) (Account, er
 		id = firstID
 	}
 	if id == "" {
-		id = newAccountID()
+		id = NewAccountID()
 	}
 	ref := AccountRef{UserID: userID, ID: id}
 	var base uint64
@@ -284,8 +284,9 @@ func cleanLabel(s string) (string, error) {
 	return s, nil
 }
 
-// newAccountID is a fresh account id: 12 hex digits, short enough to type.
-func newAccountID() string {
+// NewAccountID is a fresh account id: 12 hex digits, short enough to type.
+// An engine migrating older records to accounts names them with it.
+func NewAccountID() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/usemysub/caddy-codex-proxy/claims"
 )
@@ -146,7 +146,7 @@ func TestAccountBinding(t *testing.T) {
 	u := mustUser(t, v, "ada@example.com")
 	a := addAccount(t, v, u.ID, "acc-a", "")
 	b := addAccount(t, v, u.ID, "acc-b", "")
-	err := boltOf(v).db.Update(func(tx *bolt.Tx) error {
+	err := boltOf(v).DB().Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bucketTokens)
 		return bk.Put(accountKey(u.ID, b), append([]byte(nil), bk.Get(accountKey(u.ID, a))...))
 	})
@@ -184,11 +184,11 @@ func TestUpgradeBoltToAccounts(t *testing.T) {
 	}
 	rec.Position, rec.Linked = 0, time.Time{}
 	v.Close()
-	db, err := bolt.Open(path, 0o600, nil)
+	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bbolt.Tx) error {
 		if err := deletePrefix(tx.Bucket(bucketTokens), accountKey(u.ID, "")); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ func BenchmarkVerifyKey(b *testing.B) {
 	for range 1000 { // a realistic index size
 		v.CreateKey(u.ID, "")
 	}
-	commits := boltOf(v).commits.Load()
+	commits := boltOf(v).Commits()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -25,7 +25,7 @@ func BenchmarkVerifyKey(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(boltOf(v).commits.Load()-commits), "disk-writes")
+	b.ReportMetric(float64(boltOf(v).Commits()-commits), "disk-writes")
 }
 
 // BenchmarkAccessTokenFresh is the per-request token lookup: no decrypt,
@@ -37,7 +37,7 @@ func BenchmarkAccessTokenFresh(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	stats := boltOf(v).db.Stats()
+	stats := boltOf(v).DB().Stats()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -46,7 +46,7 @@ func BenchmarkAccessTokenFresh(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(boltOf(v).db.Stats().TxN-stats.TxN), "disk-reads")
+	b.ReportMetric(float64(boltOf(v).DB().Stats().TxN-stats.TxN), "disk-reads")
 }
 
 // BenchmarkLogRequest appends b.N records and includes the final flush in
@@ -86,7 +86,7 @@ func BenchmarkAdmitKey(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	commits := boltOf(v).commits.Load()
+	commits := boltOf(v).Commits()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -97,5 +97,5 @@ func BenchmarkAdmitKey(b *testing.B) {
 		release()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(boltOf(v).commits.Load()-commits), "disk-writes")
+	b.ReportMetric(float64(boltOf(v).Commits()-commits), "disk-writes")
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // linkedVault is a vault with one user whose tokens expire at exp, and a
@@ -339,7 +339,7 @@ func writeBehindCache(t *testing.T, v *Vault, userID string, b TokenBundle, vers
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = boltOf(v).db.Update(func(tx *bolt.Tx) error {
+	err = boltOf(v).DB().Update(func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bucketTokens), accountKey(ref.UserID, ref.ID), rec)
 	})
 	if err != nil {
@@ -419,7 +419,7 @@ func TestAccessTokenErrors(t *testing.T) {
 
 func TestNewTokenHandedOutOnlyAfterCommit(t *testing.T) {
 	v, _, u, _, _ := linkedVault(t, -time.Minute, nil)
-	commits := boltOf(v).commits.Load()
+	commits := boltOf(v).Commits()
 	var during error
 	v.testHookAfterRefresh = func() {
 		// The token endpoint has answered but nothing is on disk yet: a
@@ -427,7 +427,7 @@ func TestNewTokenHandedOutOnlyAfterCommit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		_, _, during = v.AccessToken(ctx, u.ID, false)
-		if boltOf(v).commits.Load() != commits {
+		if boltOf(v).Commits() != commits {
 			t.Error("something was committed before the hook")
 		}
 	}
@@ -444,15 +444,15 @@ func TestNewTokenHandedOutOnlyAfterCommit(t *testing.T) {
 
 func TestFreshAccessTokenTouchesNothing(t *testing.T) {
 	v, _, u, rr, _ := linkedVault(t, time.Hour, nil)
-	stats, commits := boltOf(v).db.Stats(), boltOf(v).commits.Load()
+	stats, commits := boltOf(v).DB().Stats(), boltOf(v).Commits()
 	for range 100 {
 		if _, _, err := v.AccessToken(context.Background(), u.ID, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if after := boltOf(v).db.Stats(); after.TxN != stats.TxN || boltOf(v).commits.Load() != commits || rr.calls.Load() != 0 {
+	if after := boltOf(v).DB().Stats(); after.TxN != stats.TxN || boltOf(v).Commits() != commits || rr.calls.Load() != 0 {
 		t.Fatalf("fresh path used the file (%d reads, %d commits) or the refresher (%d)",
-			after.TxN-stats.TxN, boltOf(v).commits.Load()-commits, rr.calls.Load())
+			after.TxN-stats.TxN, boltOf(v).Commits()-commits, rr.calls.Load())
 	}
 }
 

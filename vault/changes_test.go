@@ -12,14 +12,14 @@ import (
 // feeds, standing in for a server engine's notifications from other
 // instances.
 type notifyingStore struct {
-	*boltStore
+	TestStore
 	ch chan Change
 }
 
 func (n *notifyingStore) Changes() <-chan Change { return n.ch }
 
 func (n *notifyingStore) Close() error {
-	err := n.boltStore.Close()
+	err := n.TestStore.Close()
 	close(n.ch)
 	return err
 }
@@ -27,13 +27,13 @@ func (n *notifyingStore) Close() error {
 // clusterVault is a Vault on a notifying store; the returned store is the
 // shared database "another instance" writes to directly, and notify
 // delivers a change and returns once the vault has applied it.
-func clusterVault(t *testing.T) (*Vault, *boltStore, func(Change)) {
+func clusterVault(t *testing.T) (*Vault, TestStore, func(Change)) {
 	t.Helper()
-	bs, err := openBolt(filepath.Join(t.TempDir(), "vault.db"), BoltOptions{})
+	bs, err := OpenTestStore(filepath.Join(t.TempDir(), "vault.db"), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := &notifyingStore{boltStore: bs, ch: make(chan Change)}
+	ns := &notifyingStore{TestStore: bs, ch: make(chan Change)}
 	v, err := New(ns, testOptions(newClock()))
 	if err != nil {
 		t.Fatal(err)

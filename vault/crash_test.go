@@ -135,7 +135,7 @@ func TestCrashChild(t *testing.T) {
 	if point == "" {
 		t.Skip("helper process for TestCrashDuringRefresh")
 	}
-	v, err := Open(os.Getenv(envCrashDB), Options{
+	v, err := openFile(os.Getenv(envCrashDB), Options{
 		EncryptionKeys: []string{testKey1},
 		Pepper:         testPepper,
 		Refresher:      httpRefresher{os.Getenv(envCrashURL)},
@@ -177,7 +177,7 @@ func TestCrashDuringRefresh(t *testing.T) {
 			srv := newTokenServer(t, "rt-0")
 			path := filepath.Join(t.TempDir(), "vault.db")
 			opts := Options{EncryptionKeys: []string{testKey1}, Pepper: testPepper, Refresher: httpRefresher{srv.URL}}
-			v, err := Open(path, opts)
+			v, err := openFile(path, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

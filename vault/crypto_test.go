@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
 func TestParseKey(t *testing.T) {
@@ -70,7 +70,7 @@ func TestParseKeyRejects(t *testing.T) {
 
 func TestOpenRejectsBadKeyWithoutEchoingIt(t *testing.T) {
 	bad := base64.StdEncoding.EncodeToString([]byte("only-twenty-bytes-xx"))
-	_, err := Open(t.TempDir()+"/v.db", Options{EncryptionKeys: []string{testKey1, bad}, Pepper: testPepper})
+	_, err := openFile(t.TempDir()+"/v.db", Options{EncryptionKeys: []string{testKey1, bad}, Pepper: testPepper})
 	if err == nil || !strings.Contains(err.Error(), "#2") || strings.Contains(err.Error(), bad) {
 		t.Fatalf("got %v", err)
 	}
@@ -106,7 +106,7 @@ func FuzzParseKey(f *testing.F) {
 func tokenRecordOf(t *testing.T, v *Vault, userID string) TokenRecord {
 	t.Helper()
 	var rec TokenRecord
-	err := boltOf(v).db.View(func(tx *bolt.Tx) error {
+	err := boltOf(v).DB().View(func(tx *bbolt.Tx) error {
 		var err error
 		ref := first(t, v, userID)
 		rec, err = getTokenRecord(tx.Bucket(bucketTokens), accountKey(ref.UserID, ref.ID))
@@ -122,7 +122,7 @@ func tokenRecordOf(t *testing.T, v *Vault, userID string) TokenRecord {
 func putTokenRecord(t *testing.T, v *Vault, userID string, rec TokenRecord) {
 	t.Helper()
 	ref := first(t, v, userID)
-	if err := boltOf(v).db.Update(func(tx *bolt.Tx) error {
+	if err := boltOf(v).DB().Update(func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bucketTokens), accountKey(ref.UserID, ref.ID), rec)
 	}); err != nil {
 		t.Fatal(err)

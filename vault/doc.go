@@ -13,8 +13,10 @@
 // decrypted tokens and quota snapshots are kept in memory; last-used times,
 // request logs and quota snapshots are written by background goroutines.
 //
-// Storage sits behind the [Store] interface. [Open] uses the bbolt engine
-// ([OpenBoltStore], one file); [New] takes any engine. Encryption, key
+// Storage sits behind the [Store] interface, implemented by the engines in
+// their own packages: vault/bolt (one file) and vault/postgres; [New] takes
+// any of them, and vault/engine opens the one a location names. vault
+// imports no engine. Encryption, key
 // hashing, the broker's rules and log batching are done here, once, above
 // the interface: a Store only ever sees sealed bundles and hashes. The
 // vault/storetest package is the contract an engine must pass.
@@ -23,5 +25,7 @@
 // never appear in errors, logs or String() output.
 //
 // bbolt holds an exclusive lock on the file: only one *Vault per file may be
-// open at a time, in any process. Share one *Vault across config reloads.
+// open at a time, in any process (a second open fails with [ErrLocked]).
+// Share one *Vault across config reloads, and change its settings with
+// [Vault.Reconfigure].
 package vault

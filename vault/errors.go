@@ -59,3 +59,8 @@ var ErrAccountsExhausted = errors.New("vault: every linked ChatGPT account has r
 
 // ErrNoSuchAccount reports a linked-account id the user does not have.
 var ErrNoSuchAccount = errors.New("vault: no linked ChatGPT account with this id")
+
+// ErrLocked reports a bbolt vault file that another process (a running
+// Caddy?) or another open store in this process holds: bbolt allows one
+// holder per file, and the open gave up after its timeout.
+var ErrLocked = errors.New("vault: the vault file is locked by another holder")

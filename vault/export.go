@@ -4,14 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 )
 
 // Exporter is the optional part of a Store that a full copy of it needs:
 // reading what the core interface only reaches by key (sessions, login
 // tokens, OAuth flows), the whole request log in order with exact times,
 // and the usage roll-ups as stored. Both engines in this module implement
-// it; CopyStore needs it on the source.
+// it; migrate.Copy needs it on the source.
 type Exporter interface {
 	// Count returns how many records of each kind the store holds.
 	Count(ctx context.Context) (Counts, error)
@@ -130,4 +132,18 @@ func CheckTokenRecord(encryptionKeys []string, ref AccountRef, rec TokenRecord) 
 		return ErrTokenUndecryptable
 	}
 	return nil
+}
+
+// String lists the non-zero counts in Kinds order ("nothing" if none).
+func (c Counts) String() string {
+	var parts []string
+	for _, k := range Kinds {
+		if c[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
 }

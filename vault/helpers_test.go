@@ -62,7 +62,7 @@ func testOptions(clock *fakeClock) Options {
 // openAt opens a vault at path and closes it when the test ends.
 func openAt(t testing.TB, path string, opts Options) *Vault {
 	t.Helper()
-	v, err := Open(path, opts)
+	v, err := openFile(path, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -200,6 +200,3 @@ func wantErr(t testing.TB, err, target error) {
 		t.Fatalf("got error %v, want %v", err, target)
 	}
 }
-
-// boltOf is the bbolt engine under a Vault opened with Open.
-func boltOf(v *Vault) *boltStore { return v.store.(*boltStore) }

@@ -129,8 +129,8 @@ func TestLastUsedIsThrottledAndWrittenOffThePath(t *testing.T) {
 	if !lastUsed().IsZero() {
 		t.Fatal("new key has a last-used time")
 	}
-	commits := boltOf(v).commits.Load()
-	stats := boltOf(v).db.Stats()
+	commits := boltOf(v).Commits()
+	stats := boltOf(v).DB().Stats()
 	for range 1000 {
 		if _, _, err := v.VerifyKey(plain); err != nil {
 			t.Fatal(err)
@@ -138,9 +138,9 @@ func TestLastUsedIsThrottledAndWrittenOffThePath(t *testing.T) {
 	}
 	clock.Advance(30 * time.Second)
 	got, _, _ := v.VerifyKey(plain)
-	after := boltOf(v).db.Stats()
+	after := boltOf(v).DB().Stats()
 	diff := after.TxStats.Sub(&stats.TxStats)
-	if c := boltOf(v).commits.Load(); c != commits || diff.GetWrite() != 0 || after.TxN != stats.TxN {
+	if c := boltOf(v).Commits(); c != commits || diff.GetWrite() != 0 || after.TxN != stats.TxN {
 		t.Fatalf("VerifyKey touched the file: %d commits, %d page writes, %d read txs",
 			c-commits, diff.GetWrite(), after.TxN-stats.TxN)
 	}
@@ -154,7 +154,7 @@ func TestLastUsedIsThrottledAndWrittenOffThePath(t *testing.T) {
 	// The flusher writes it in one commit; without new uses it writes nothing.
 	v.flushKeyUsage()
 	v.flushKeyUsage()
-	if c := boltOf(v).commits.Load(); c != commits+1 {
+	if c := boltOf(v).Commits(); c != commits+1 {
 		t.Fatalf("%d commits for the flush, want 1", c-commits)
 	}
 	v.Close()

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -28,7 +28,7 @@ func TestTokenSaveFailureLoggedAtError(t *testing.T) {
 	logger, logs := observedLogger()
 	v, _, u, _, _ := linkedVault(t, -time.Minute, func(o *Options) { o.Logger = logger })
 	// The token endpoint has answered; the file goes away before the commit.
-	v.testHookAfterRefresh = func() { _ = boltOf(v).db.Close() }
+	v.testHookAfterRefresh = func() { _ = boltOf(v).DB().Close() }
 	_, _, err := v.AccessToken(context.Background(), u.ID, false)
 	if err == nil {
 		t.Fatal("refresh reported success without saving")
@@ -73,7 +73,7 @@ func TestDroppedRecordsWarnedOncePerMinute(t *testing.T) {
 	dropSome := func() {
 		// Hold the file's writer lock so the queue fills and records drop.
 		release, held := make(chan struct{}), make(chan struct{})
-		go boltOf(v).db.Update(func(*bolt.Tx) error { close(held); <-release; return nil })
+		go boltOf(v).DB().Update(func(*bbolt.Tx) error { close(held); <-release; return nil })
 		<-held
 		before := v.DroppedLogs()
 		for range 100 {

@@ -79,6 +79,18 @@ type Options struct {
 	QuotaFlushInterval time.Duration
 }
 
+// Check reports whether New would accept o, without opening anything. An
+// engine that takes a lock (a bbolt file) checks the options first, so a
+// bad key fails fast and leaves the file free.
+func (o Options) Check() error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	_, err = newKeyring(o.EncryptionKeys)
+	return err
+}
+
 // withDefaults validates o and fills in its zero values.
 func (o Options) withDefaults() (Options, error) {
 	if len(o.EncryptionKeys) == 0 {

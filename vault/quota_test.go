@@ -73,17 +73,17 @@ func TestQuotaWritesCoalesced(t *testing.T) {
 	v, _, clock := newTestVault(t, func(o *Options) { o.QuotaFlushInterval = time.Hour })
 	users := []User{mustUser(t, v, "a@example.com"), mustUser(t, v, "b@example.com"), mustUser(t, v, "c@example.com")}
 	linkAll(t, v, users...)
-	commits := boltOf(v).commits.Load()
+	commits := boltOf(v).Commits()
 	for i := range 1000 {
 		clock.Advance(time.Millisecond)
 		v.RecordQuota(users[i%3].ID, testQuota(float64(i%100), clock.Now()))
 	}
-	if c := boltOf(v).commits.Load(); c != commits {
+	if c := boltOf(v).Commits(); c != commits {
 		t.Fatalf("RecordQuota wrote to disk %d times", c-commits)
 	}
 	v.flushQuotas()
 	v.flushQuotas() // nothing changed since
-	if c := boltOf(v).commits.Load(); c != commits+1 {
+	if c := boltOf(v).Commits(); c != commits+1 {
 		t.Fatalf("%d commits for two flushes of 3 users, want 1", c-commits)
 	}
 	// An older snapshot (a slow response finishing late) does not win.
@@ -93,7 +93,7 @@ func TestQuotaWritesCoalesced(t *testing.T) {
 		t.Fatalf("older snapshot replaced the newer one: seen %v, want %v", got.Seen, latest.Seen)
 	}
 	v.flushQuotas()
-	if c := boltOf(v).commits.Load(); c != commits+1 {
+	if c := boltOf(v).Commits(); c != commits+1 {
 		t.Fatal("an ignored snapshot was written")
 	}
 	stored, err := v.store.ListQuotas(t.Context())

@@ -63,8 +63,8 @@ func (d *DayUsage) add(r LogRecord) {
 	d.ReasoningTokens += r.ReasoningTokens
 }
 
-// merge adds o's counts into d.
-func (d *DayUsage) merge(o DayUsage) {
+// Add adds o's counts into d: an engine sums stored roll-ups with it.
+func (d *DayUsage) Add(o DayUsage) {
 	d.Requests += o.Requests
 	d.Errors += o.Errors
 	d.InputTokens += o.InputTokens

@@ -35,7 +35,7 @@ func (s *outageStore) AppendLogs(ctx context.Context, recs []LogRecord, usage []
 // outageVault is a vault on an outageStore that flushes every 10 ms.
 func outageVault(t *testing.T, mod func(*Options)) (*Vault, *outageStore) {
 	t.Helper()
-	bolt, err := openBolt(filepath.Join(t.TempDir(), "vault.db"), BoltOptions{})
+	bolt, err := OpenTestStore(filepath.Join(t.TempDir(), "vault.db"), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // logVault is a vault whose writer only commits full batches or on Close,
@@ -150,7 +150,7 @@ func TestUsageRollups(t *testing.T) {
 // bucketLen counts the keys of a bucket.
 func bucketLen(t *testing.T, v *Vault, name []byte) int {
 	n := 0
-	if err := boltOf(v).db.View(func(tx *bolt.Tx) error {
+	if err := boltOf(v).DB().View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(name).ForEach(func(_, _ []byte) error { n++; return nil })
 	}); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestLogRequestNeverBlocks(t *testing.T) {
 	// Hold the file's writer lock: the log writer stalls on its commit.
 	release := make(chan struct{})
 	held := make(chan struct{})
-	go boltOf(v).db.Update(func(*bolt.Tx) error { close(held); <-release; return nil })
+	go boltOf(v).DB().Update(func(*bbolt.Tx) error { close(held); <-release; return nil })
 	<-held
 	start := time.Now()
 	for range 100 {

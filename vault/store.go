@@ -8,9 +8,8 @@ import (
 )
 
 // Store is where a Vault keeps its records: the storage engine behind the
-// seam. [OpenBoltStore] is the single-file engine [Open] uses; a server
-// engine (PostgreSQL) implements the same interface in its own package and
-// hands it to [New].
+// seam. Each engine implements it in its own package (vault/bolt, one
+// file; vault/postgres, a server) and is handed to [New].
 //
 // A Store deals in plain records and bytes. Everything secret is handled
 // above it, once, by the Vault: token bundles and OAuth verifiers arrive

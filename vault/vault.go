@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,40 +72,21 @@ type Vault struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// rot is the reconfiguration state: the settings in force and the
+	// background re-encryption (rotation.go).
+	rot rotation
+
 	// Test hooks around the refresh commit (crash-safety tests kill the
 	// process in them).
 	testHookAfterRefresh func()
 	testHookAfterPersist func()
 }
 
-// Open opens or creates the vault file at path (mode 0600) with the bbolt
-// engine, migrates it to the current schema and loads users, keys and
-// decrypted tokens into memory.
-func Open(path string, opts Options) (*Vault, error) {
-	opts, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	// Check the keys before taking the file lock.
-	if _, err := newKeyring(opts.EncryptionKeys); err != nil {
-		return nil, err
-	}
-	store, err := openBolt(path, BoltOptions{Timeout: opts.OpenTimeout, Logger: opts.Logger})
-	if err != nil {
-		return nil, err
-	}
-	v, err := New(store, opts)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	return v, nil
-}
-
 // New makes a Vault on store, which it owns from then on: Vault.Close
 // closes it (New does not, if it fails). It loads users, keys, decrypted
 // tokens and quota snapshots into memory and starts the background writer.
 func New(store Store, opts Options) (*Vault, error) {
+	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -127,6 +109,7 @@ func New(store Store, opts Options) (*Vault, error) {
 		logCh:      make(chan LogRecord, opts.LogBuffer),
 		stop:       make(chan struct{}),
 	}
+	v.rot.applied = given
 	if err := v.load(); err != nil {
 		return nil, err
 	}
@@ -166,6 +149,9 @@ func (v *Vault) load() error {
 // call more than once.
 func (v *Vault) Close() error {
 	v.closeOnce.Do(func() {
+		// A re-encryption pass is short writes; let it finish rather than
+		// leave bundles half moved to the first key.
+		v.rot.reWG.Wait()
 		v.life.Lock()
 		v.closed = true
 		v.life.Unlock()

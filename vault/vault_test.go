@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 )
 
 func TestOpenOptions(t *testing.T) {
@@ -25,7 +24,7 @@ func TestOpenOptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := testOptions(newClock())
 			tc.mod(&opts)
-			_, err := Open(filepath.Join(t.TempDir(), "v.db"), opts)
+			_, err := openFile(filepath.Join(t.TempDir(), "v.db"), opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error about %s", err, tc.want)
 			}
@@ -60,72 +59,13 @@ func TestOpenLockedFile(t *testing.T) {
 	_, path, clock := newTestVault(t, nil)
 	opts := testOptions(clock)
 	opts.OpenTimeout = 50 * time.Millisecond
-	_, err := Open(path, opts)
+	_, err := openFile(path, opts)
 	if err == nil || !strings.Contains(err.Error(), "is locked") {
 		t.Fatalf("second open: %v", err)
 	}
-}
-
-// setSchema writes a schema version straight into a closed file.
-func setSchema(t *testing.T, path string, version uint64) {
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("second open: %v is not ErrLocked", err)
 	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		var buf [8]byte
-		binary.BigEndian.PutUint64(buf[:], version)
-		return tx.Bucket(bucketMeta).Put(keySchemaVersion, buf[:])
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestSchemaMigrations(t *testing.T) {
-	v, path, clock := newTestVault(t, nil)
-	u := mustUser(t, v, "a@example.com")
-	var version uint64
-	boltOf(v).db.View(func(tx *bolt.Tx) error { version = schemaVersion(tx); return nil })
-	if version != latestSchema() {
-		t.Fatalf("new file at schema %d, want %d", version, latestSchema())
-	}
-	v.Close()
-
-	// A later release adds a migration: it runs once, on the existing data.
-	saved := migrations
-	t.Cleanup(func() { migrations = saved })
-	runs := 0
-	migrations = append(migrations[:len(migrations):len(migrations)], migration{
-		to: latestSchema() + 1, name: "test", fn: func(tx *bolt.Tx) error {
-			runs++
-			_, err := tx.CreateBucketIfNotExists([]byte("test_bucket"))
-			return err
-		},
-	})
-	for range 2 {
-		v2, err := Open(path, testOptions(clock))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v2.User(u.ID); err != nil {
-			t.Fatalf("data lost in migration: %v", err)
-		}
-		v2.Close()
-	}
-	if runs != 1 {
-		t.Fatalf("migration ran %d times, want 1", runs)
-	}
-
-	// A file from the future is refused, not damaged.
-	migrations = saved
-	_, err := Open(path, testOptions(clock))
-	if err == nil || !strings.Contains(err.Error(), "newer version") {
-		t.Fatalf("newer schema: %v", err)
-	}
-	setSchema(t, path, latestSchema())
-	openAt(t, path, testOptions(clock))
 }
 
 func TestCloseIsIdempotent(t *testing.T) {
@@ -156,19 +96,17 @@ func TestUpgradeFromSchema1(t *testing.T) {
 	}
 	v.Close()
 	// Turn it back into a schema 1 file.
-	db, err := bolt.Open(path, 0o600, nil)
+	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketKeysByHash, bucketQuotas} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
 		}
-		var buf [8]byte
-		binary.BigEndian.PutUint64(buf[:], 1)
-		return tx.Bucket(bucketMeta).Put(keySchemaVersion, buf[:])
+		return putSchema(tx, 1)
 	})
 	db.Close()
 	if err != nil {

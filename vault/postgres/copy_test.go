@@ -8,6 +8,8 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
+	"github.com/usemysub/caddy-codex-proxy/vault/migrate"
 	"github.com/usemysub/caddy-codex-proxy/vault/storetest"
 )
 
@@ -18,15 +20,15 @@ func TestCopyAcrossEngines(t *testing.T) {
 	ctx := context.Background()
 	srv := pgtest.Start(t)
 	dir := t.TempDir()
-	bolt, err := vault.OpenBoltStore(filepath.Join(dir, "a.db"), vault.BoltOptions{})
+	file, err := bolt.Open(filepath.Join(dir, "a.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bolt.Close()
-	storetest.Fill(t, bolt)
+	defer file.Close()
+	storetest.Fill(t, file)
 	// A time with nanoseconds, as the bbolt engine keeps them.
 	nano := time.Date(2026, 3, 12, 8, 0, 0, 123456789, time.UTC)
-	if err := bolt.AppendLogs(ctx, []vault.LogRecord{{Time: nano, UserID: "u-a", RequestID: "nano", Status: 200}}, nil); err != nil {
+	if err := file.AppendLogs(ctx, []vault.LogRecord{{Time: nano, UserID: "u-a", RequestID: "nano", Status: 200}}, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -35,14 +37,14 @@ func TestCopyAcrossEngines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close()
-	n, err := vault.CopyStore(ctx, bolt, pg, vault.CopyOptions{LogBatch: 3})
+	n, err := migrate.Copy(ctx, file, pg, migrate.Options{LogBatch: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n[vault.KindRequestLogs] != 6 || n[vault.KindUsers] != 3 {
 		t.Fatalf("copied %v", n)
 	}
-	v, err := vault.VerifyCopy(ctx, bolt, pg)
+	v, err := migrate.Verify(ctx, file, pg)
 	if err != nil || !v.OK() {
 		t.Fatalf("bbolt → PostgreSQL: %v; matched %v of %v; %q", err, v.Matched, v.Source, v.Problems)
 	}
@@ -51,12 +53,12 @@ func TestCopyAcrossEngines(t *testing.T) {
 		t.Fatalf("newest record in PostgreSQL: %v %v", got, err)
 	}
 
-	back, err := vault.OpenBoltStore(filepath.Join(dir, "b.db"), vault.BoltOptions{})
+	back, err := bolt.Open(filepath.Join(dir, "b.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer back.Close()
-	if _, err := vault.CopyStore(ctx, pg, back, vault.CopyOptions{}); err != nil {
+	if _, err := migrate.Copy(ctx, pg, back, migrate.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	storetest.CheckSame(t, pg, back)

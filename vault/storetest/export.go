@@ -10,6 +10,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/migrate"
 )
 
 // FillCounts is what Fill writes, per kind.
@@ -146,9 +147,9 @@ func testExport(t *testing.T, h *harness) {
 	}
 }
 
-// testCopy: CopyStore into a fresh database of the same engine gives a
+// testCopy: migrate.Copy into a fresh database of the same engine gives a
 // store that reads the same everywhere; it refuses a non-empty target
-// unless told to replace it; VerifyCopy notices a difference.
+// unless told to replace it; migrate.Verify notices a difference.
 func testCopy(t *testing.T, h *harness) {
 	src := h.store()
 	exporter(t, src)
@@ -156,39 +157,39 @@ func testCopy(t *testing.T, h *harness) {
 	dh := &harness{t: t, open: h.newDB(t)}
 	dst := dh.store()
 
-	n, err := vault.CopyStore(ctx, src, dst, vault.CopyOptions{LogBatch: 2})
+	n, err := migrate.Copy(ctx, src, dst, migrate.Options{LogBatch: 2})
 	must(t, err)
 	same(t, "copied", n, FillCounts)
 	CheckSame(t, src, dst)
 
-	_, err = vault.CopyStore(ctx, src, dst, vault.CopyOptions{})
-	wantErr(t, "copy into a non-empty target", err, vault.ErrNotEmpty)
-	var ne *vault.NotEmptyError
+	_, err = migrate.Copy(ctx, src, dst, migrate.Options{})
+	wantErr(t, "copy into a non-empty target", err, migrate.ErrNotEmpty)
+	var ne *migrate.NotEmptyError
 	if !errors.As(err, &ne) || ne.Counts[vault.KindUsers] != 3 || ne.Counts[vault.KindRequestLogs] != 5 {
 		t.Fatalf("refusal does not say what the target holds: %v", err)
 	}
 
-	_, err = vault.CopyStore(ctx, src, dst, vault.CopyOptions{Replace: true})
+	_, err = migrate.Copy(ctx, src, dst, migrate.Options{Replace: true})
 	must(t, err)
 	CheckSame(t, src, dst) // nothing doubled
 
 	must(t, dst.RevokeKey(ctx, "u-b", "k3", time.Time{}))
-	v, err := vault.VerifyCopy(ctx, src, dst)
+	v, err := migrate.Verify(ctx, src, dst)
 	must(t, err)
 	if v.OK() || v.Matched[vault.KindKeys] != 2 || len(v.Problems) != 1 || !strings.Contains(v.Problems[0], "k3") {
-		t.Fatalf("VerifyCopy after changing key k3 in the target: ok=%v matched=%v problems=%q", v.OK(), v.Matched, v.Problems)
+		t.Fatalf("Verify after changing key k3 in the target: ok=%v matched=%v problems=%q", v.OK(), v.Matched, v.Problems)
 	}
 }
 
-// CheckSame fails t unless dst holds what src holds: VerifyCopy passes,
+// CheckSame fails t unless dst holds what src holds: migrate.Verify passes,
 // and the reads the Vault makes (recent logs of everyone and of a user,
 // usage sums, tokens) answer the same.
 func CheckSame(t *testing.T, src, dst vault.Store) {
 	t.Helper()
-	v, err := vault.VerifyCopy(ctx, src, dst)
+	v, err := migrate.Verify(ctx, src, dst)
 	must(t, err)
 	if !v.OK() {
-		t.Fatalf("VerifyCopy: source %v, target %v, matched %v, problems %q", v.Source, v.Target, v.Matched, v.Problems)
+		t.Fatalf("Verify: source %v, target %v, matched %v, problems %q", v.Source, v.Target, v.Matched, v.Problems)
 	}
 	for _, q := range []vault.LogQuery{{Limit: 100}, {UserID: "u-a", Limit: 100}, {Limit: 2, Before: t0.Add(time.Second)}} {
 		a, err := src.RecentLogs(ctx, q)

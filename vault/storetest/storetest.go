@@ -4,7 +4,7 @@
 //	func TestContract(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Opener {
 //			path := filepath.Join(t.TempDir(), "vault.db")
-//			return func() (vault.Store, error) { return vault.OpenBoltStore(path, vault.BoltOptions{}) }
+//			return func() (vault.Store, error) { return bolt.Open(path, bolt.Options{}) }
 //		})
 //	}
 //

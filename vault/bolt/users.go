@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"bytes"
@@ -6,23 +6,25 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // CreateUser stores u and its email index entry.
-func (s *boltStore) CreateUser(_ context.Context, u User) error {
+func (s *Store) CreateUser(_ context.Context, u vault.User) error {
 	data, err := json.Marshal(u)
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		idx := tx.Bucket(bucketUsersByEmail)
 		if idx.Get([]byte(u.Email)) != nil {
-			return ErrEmailTaken
+			return vault.ErrEmailTaken
 		}
 		users := tx.Bucket(bucketUsers)
 		if users.Get([]byte(u.ID)) != nil {
-			return fmt.Errorf("%w: user id", ErrDuplicate)
+			return fmt.Errorf("%w: user id", vault.ErrDuplicate)
 		}
 		if err := idx.Put([]byte(u.Email), []byte(u.ID)); err != nil {
 			return err
@@ -32,12 +34,12 @@ func (s *boltStore) CreateUser(_ context.Context, u User) error {
 }
 
 // GetUser reads one user.
-func (s *boltStore) GetUser(_ context.Context, id string) (User, error) {
-	var u User
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) GetUser(_ context.Context, id string) (vault.User, error) {
+	var u vault.User
+	err := s.view(func(tx *bbolt.Tx) error {
 		found, err := getJSON(tx.Bucket(bucketUsers), []byte(id), &u)
 		if err == nil && !found {
-			err = ErrNotFound
+			err = vault.ErrNotFound
 		}
 		return err
 	})
@@ -45,11 +47,11 @@ func (s *boltStore) GetUser(_ context.Context, id string) (User, error) {
 }
 
 // ListUsers reads every user.
-func (s *boltStore) ListUsers(context.Context) ([]User, error) {
-	var out []User
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ListUsers(context.Context) ([]vault.User, error) {
+	var out []vault.User
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(k, data []byte) error {
-			var u User
+			var u vault.User
 			if err := json.Unmarshal(data, &u); err != nil {
 				return fmt.Errorf("user record %q: %w", k, err)
 			}
@@ -61,16 +63,16 @@ func (s *boltStore) ListUsers(context.Context) ([]User, error) {
 }
 
 // UpdateUser replaces a user, keeping its email.
-func (s *boltStore) UpdateUser(_ context.Context, u User) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) UpdateUser(_ context.Context, u vault.User) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
-		var old User
+		var old vault.User
 		found, err := getJSON(b, []byte(u.ID), &old)
 		if err != nil {
 			return err
 		}
 		if !found {
-			return ErrNotFound
+			return vault.ErrNotFound
 		}
 		u.Email = old.Email
 		return putJSON(b, []byte(u.ID), u)
@@ -78,16 +80,16 @@ func (s *boltStore) UpdateUser(_ context.Context, u User) error {
 }
 
 // DeleteUser removes a user and everything that is theirs but history.
-func (s *boltStore) DeleteUser(_ context.Context, id string) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) DeleteUser(_ context.Context, id string) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
-		var u User
+		var u vault.User
 		found, err := getJSON(users, []byte(id), &u)
 		if err != nil {
 			return err
 		}
 		if !found {
-			return ErrNotFound
+			return vault.ErrNotFound
 		}
 		if err := deleteUserKeys(tx, id); err != nil {
 			return err
@@ -109,12 +111,12 @@ func (s *boltStore) DeleteUser(_ context.Context, id string) error {
 }
 
 // userExists reports whether the user is in the file.
-func userExists(tx *bolt.Tx, id string) bool {
+func userExists(tx *bbolt.Tx, id string) bool {
 	return tx.Bucket(bucketUsers).Get([]byte(id)) != nil
 }
 
 // getJSON reads the JSON record at key into dst.
-func getJSON(b *bolt.Bucket, key []byte, dst any) (bool, error) {
+func getJSON(b *bbolt.Bucket, key []byte, dst any) (bool, error) {
 	data := b.Get(key)
 	if data == nil {
 		return false, nil
@@ -126,7 +128,7 @@ func getJSON(b *bolt.Bucket, key []byte, dst any) (bool, error) {
 }
 
 // putJSON stores v as JSON under k.
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
+func putJSON(b *bbolt.Bucket, k []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -136,7 +138,7 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 
 // deleteWhere deletes the records of b for which match is true and
 // returns how many.
-func deleteWhere(b *bolt.Bucket, match func(data []byte) bool) (int, error) {
+func deleteWhere(b *bbolt.Bucket, match func(data []byte) bool) (int, error) {
 	var doomed [][]byte
 	err := b.ForEach(func(k, data []byte) error {
 		if match(data) {

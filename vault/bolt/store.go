@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"context"
@@ -10,59 +10,57 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// BoltOptions configures OpenBoltStore. The zero value works.
-type BoltOptions struct {
-	// Timeout is how long OpenBoltStore waits for the file lock that
-	// another process may hold (default DefaultOpenTimeout).
+// Options configures Open. The zero value works.
+type Options struct {
+	// Timeout is how long Open waits for the file lock that another
+	// process may hold (default vault.DefaultOpenTimeout); then it fails
+	// with an error matching vault.ErrLocked.
 	Timeout time.Duration
-	// Log receives operational messages (a migration ran, the file mode was
-	// tightened); default: discard.
+	// Logger receives operational messages (a migration ran, the file mode
+	// was tightened); default: discard.
 	Logger *slog.Logger
 }
 
-// boltStore is the single-file Store: one bbolt database, opened by one
-// process at a time. Records are JSON in the buckets of bolt_schema.go.
-type boltStore struct {
-	db    *bolt.DB
+// Store is the single-file vault.Store: one bbolt database, opened by one
+// process at a time. Records are JSON in the buckets of schema.go.
+type Store struct {
+	db    *bbolt.DB
 	log   *slog.Logger
 	locks userLocks
 
-	commits atomic.Uint64 // committed write transactions (for tests)
+	commits atomic.Uint64 // committed write transactions
 }
 
-// OpenBoltStore opens or creates the bbolt file at path (mode 0600) and
-// migrates it to the current schema. bbolt locks the file: only one
-// store per file may be open at a time, in any process.
-func OpenBoltStore(path string, o BoltOptions) (Store, error) {
-	return openBolt(path, o)
-}
-
-// openBolt is OpenBoltStore with the concrete type, for Open and tests.
-func openBolt(path string, o BoltOptions) (*boltStore, error) {
+// Open opens or creates the bbolt file at path (mode 0600) and migrates
+// it to the current schema. bbolt locks the file: only one store per file
+// may be open at a time, in any process.
+func Open(path string, o Options) (*Store, error) {
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultOpenTimeout
+		o.Timeout = vault.DefaultOpenTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: o.Timeout,
 		// Request logs free pages on every commit; not writing the freelist
 		// each time roughly doubles log throughput. Open rebuilds it.
 		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		FreelistType:   bbolt.FreelistMapType,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w", path, err)
+			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w", path, lockedError{err})
 		}
 		return nil, fmt.Errorf("vault: open %s: %w", path, err)
 	}
-	s := &boltStore{db: db, log: o.Logger}
+	s := &Store{db: db, log: o.Logger}
 	if err := s.tightenMode(path); err != nil {
 		db.Close()
 		return nil, err
@@ -74,8 +72,15 @@ func openBolt(path string, o BoltOptions) (*boltStore, error) {
 	return s, nil
 }
 
+// lockedError is bbolt's lock timeout that also matches ErrLocked, with
+// bbolt's own message, so callers need not import bbolt to recognize it.
+type lockedError struct{ err error }
+
+func (e lockedError) Error() string   { return e.err.Error() }
+func (e lockedError) Unwrap() []error { return []error{vault.ErrLocked, e.err} }
+
 // tightenMode makes an existing file private: it holds refresh tokens.
-func (s *boltStore) tightenMode(path string) error {
+func (s *Store) tightenMode(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("vault: %w", err)
@@ -89,20 +94,28 @@ func (s *boltStore) tightenMode(path string) error {
 	return nil
 }
 
+// DB is the bbolt database, for tests and tools that inspect the file.
+// Writing through it bypasses the schema's invariants.
+func (s *Store) DB() *bbolt.DB { return s.db }
+
+// Commits counts the write transactions committed since Open: a test or
+// benchmark reads it to count disk writes.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
+
 // Close closes the file.
-func (s *boltStore) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
 // Changes is nil: nobody else writes the file while it is open.
-func (s *boltStore) Changes() <-chan Change { return nil }
+func (s *Store) Changes() <-chan vault.Change { return nil }
 
 // LockRefresh takes an in-process lock: bbolt's file lock already keeps
 // every other process out.
-func (s *boltStore) LockRefresh(ctx context.Context, userID, accountID string) (func(), error) {
+func (s *Store) LockRefresh(ctx context.Context, userID, accountID string) (func(), error) {
 	return s.locks.lock(ctx, string(accountKey(userID, accountID)))
 }
 
 // update runs fn in a write transaction and counts the commit.
-func (s *boltStore) update(fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(fn func(tx *bbolt.Tx) error) error {
 	err := s.db.Update(fn)
 	if err == nil {
 		s.commits.Add(1)
@@ -111,14 +124,14 @@ func (s *boltStore) update(fn func(tx *bolt.Tx) error) error {
 }
 
 // view runs fn in a read transaction.
-func (s *boltStore) view(fn func(tx *bolt.Tx) error) error {
+func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
 	return mapClosed(s.db.View(fn))
 }
 
 // mapClosed turns bbolt's closed-database error into ErrClosed.
 func mapClosed(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return ErrClosed
+		return vault.ErrClosed
 	}
 	return err
 }
@@ -170,3 +183,11 @@ func (l *userLocks) lock(ctx context.Context, key string) (func(), error) {
 		})
 	}, nil
 }
+
+// Interface guards
+var (
+	_ vault.Store    = (*Store)(nil)
+	_ vault.Exporter = (*Store)(nil)
+	_ vault.Importer = (*Store)(nil)
+	_ vault.Backuper = (*Store)(nil)
+)

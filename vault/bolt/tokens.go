@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"bytes"
@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // accountKey is the key of an account's token record and quota snapshot:
@@ -17,18 +19,18 @@ func accountKey(userID, accountID string) []byte {
 }
 
 // splitAccountKey is the inverse of accountKey.
-func splitAccountKey(k []byte) (AccountRef, bool) {
+func splitAccountKey(k []byte) (vault.AccountRef, bool) {
 	i := bytes.IndexByte(k, 0)
 	if i < 0 {
-		return AccountRef{}, false
+		return vault.AccountRef{}, false
 	}
-	return AccountRef{UserID: string(k[:i]), ID: string(k[i+1:])}, true
+	return vault.AccountRef{UserID: string(k[:i]), ID: string(k[i+1:])}, true
 }
 
 // GetTokens reads one account's token record.
-func (s *boltStore) GetTokens(_ context.Context, userID, accountID string) (TokenRecord, error) {
-	var rec TokenRecord
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) GetTokens(_ context.Context, userID, accountID string) (vault.TokenRecord, error) {
+	var rec vault.TokenRecord
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		rec, err = getTokenRecord(tx.Bucket(bucketTokens), accountKey(userID, accountID))
 		return err
@@ -37,15 +39,15 @@ func (s *boltStore) GetTokens(_ context.Context, userID, accountID string) (Toke
 }
 
 // ListTokens reads every token record.
-func (s *boltStore) ListTokens(context.Context) (map[AccountRef]TokenRecord, error) {
-	out := map[AccountRef]TokenRecord{}
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ListTokens(context.Context) (map[vault.AccountRef]vault.TokenRecord, error) {
+	out := map[vault.AccountRef]vault.TokenRecord{}
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTokens).ForEach(func(k, data []byte) error {
 			ref, ok := splitAccountKey(k)
 			if !ok {
 				return fmt.Errorf("token record %q: key is not user and account", k)
 			}
-			var rec TokenRecord
+			var rec vault.TokenRecord
 			if err := json.Unmarshal(data, &rec); err != nil {
 				return fmt.Errorf("token record %q: %w", k, err)
 			}
@@ -57,13 +59,13 @@ func (s *boltStore) ListTokens(context.Context) (map[AccountRef]TokenRecord, err
 }
 
 // ListUserTokens reads the records of one user's accounts: a prefix scan.
-func (s *boltStore) ListUserTokens(_ context.Context, userID string) (map[string]TokenRecord, error) {
-	out := map[string]TokenRecord{}
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ListUserTokens(_ context.Context, userID string) (map[string]vault.TokenRecord, error) {
+	out := map[string]vault.TokenRecord{}
+	err := s.view(func(tx *bbolt.Tx) error {
 		prefix := accountKey(userID, "")
 		c := tx.Bucket(bucketTokens).Cursor()
 		for k, data := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, data = c.Next() {
-			var rec TokenRecord
+			var rec vault.TokenRecord
 			if err := json.Unmarshal(data, &rec); err != nil {
 				return fmt.Errorf("token record %q: %w", k, err)
 			}
@@ -76,17 +78,17 @@ func (s *boltStore) ListUserTokens(_ context.Context, userID string) (map[string
 
 // UpdateTokens runs fn inside one write transaction: bbolt has a single
 // writer, so nothing else writes between the read and the put.
-func (s *boltStore) UpdateTokens(_ context.Context, userID, accountID string, fn func(cur *TokenRecord) (*TokenRecord, error)) error {
-	err := s.update(func(tx *bolt.Tx) error {
+func (s *Store) UpdateTokens(_ context.Context, userID, accountID string, fn func(cur *vault.TokenRecord) (*vault.TokenRecord, error)) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		if !userExists(tx, userID) {
-			return ErrNotFound
+			return vault.ErrNotFound
 		}
 		bk := tx.Bucket(bucketTokens)
 		key := accountKey(userID, accountID)
-		var cur *TokenRecord
+		var cur *vault.TokenRecord
 		if rec, err := getTokenRecord(bk, key); err == nil {
 			cur = &rec
-		} else if !errors.Is(err, ErrNotFound) {
+		} else if !errors.Is(err, vault.ErrNotFound) {
 			return err
 		}
 		next, err := fn(cur)
@@ -109,8 +111,8 @@ func (s *boltStore) UpdateTokens(_ context.Context, userID, accountID string, fn
 var errNoWrite = errors.New("vault: nothing to write")
 
 // DeleteTokens forgets one account's token record and quota snapshot.
-func (s *boltStore) DeleteTokens(_ context.Context, userID, accountID string) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) DeleteTokens(_ context.Context, userID, accountID string) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		key := accountKey(userID, accountID)
 		if err := tx.Bucket(bucketTokens).Delete(key); err != nil {
 			return err
@@ -120,7 +122,7 @@ func (s *boltStore) DeleteTokens(_ context.Context, userID, accountID string) er
 }
 
 // deletePrefix deletes every key of b that starts with prefix.
-func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
 		if err := b.Delete(k); err != nil {
@@ -131,14 +133,14 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 }
 
 // getTokenRecord reads a token record, or ErrNotFound.
-func getTokenRecord(bk *bolt.Bucket, key []byte) (TokenRecord, error) {
-	var rec TokenRecord
+func getTokenRecord(bk *bbolt.Bucket, key []byte) (vault.TokenRecord, error) {
+	var rec vault.TokenRecord
 	found, err := getJSON(bk, key, &rec)
 	if err != nil {
-		return TokenRecord{}, fmt.Errorf("vault: token record: %w", err)
+		return vault.TokenRecord{}, fmt.Errorf("vault: token record: %w", err)
 	}
 	if !found {
-		return TokenRecord{}, ErrNotFound
+		return vault.TokenRecord{}, vault.ErrNotFound
 	}
 	return rec, nil
 }

@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"bytes"
@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // Bucket names. Keys inside are documented where each bucket is used.
@@ -34,13 +36,13 @@ var keySchemaVersion = []byte("schema_version")
 type migration struct {
 	to   uint64
 	name string
-	fn   func(tx *bolt.Tx) error
+	fn   func(tx *bbolt.Tx) error
 }
 
 // migrations run in order, each in its own transaction. Append only: a
 // released migration never changes.
 var migrations = []migration{
-	{to: 1, name: "create buckets", fn: func(tx *bolt.Tx) error {
+	{to: 1, name: "create buckets", fn: func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{
 			bucketUsers, bucketUsersByEmail, bucketKeys, bucketKeysByUser,
 			bucketTokens, bucketSessions, bucketLoginTokens, bucketOAuthSessions,
@@ -52,7 +54,7 @@ var migrations = []migration{
 		}
 		return nil
 	}},
-	{to: 2, name: "index keys by hash; quota snapshots", fn: func(tx *bolt.Tx) error {
+	{to: 2, name: "index keys by hash; quota snapshots", fn: func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketQuotas); err != nil {
 			return err
 		}
@@ -61,7 +63,7 @@ var migrations = []migration{
 			return err
 		}
 		return tx.Bucket(bucketKeys).ForEach(func(id, data []byte) error {
-			var rec KeyRecord
+			var rec vault.KeyRecord
 			if err := json.Unmarshal(data, &rec); err != nil {
 				return fmt.Errorf("key record %q: %w", id, err)
 			}
@@ -78,18 +80,18 @@ var migrations = []migration{
 // (a new account id, position 1) and its quota snapshot with it. The
 // bundle's ciphertext is moved as it is: it stays bound to the user alone
 // until the vault re-seals it bound to the account (Vault.loadTokens).
-func migrateAccounts(tx *bolt.Tx) error {
+func migrateAccounts(tx *bbolt.Tx) error {
 	tokens, quotas := tx.Bucket(bucketTokens), tx.Bucket(bucketQuotas)
 	type moved struct {
 		user string
-		rec  TokenRecord
+		rec  vault.TokenRecord
 	}
 	var all []moved
 	err := tokens.ForEach(func(k, data []byte) error {
 		if bytes.IndexByte(k, 0) >= 0 {
 			return nil // migrated already
 		}
-		var rec TokenRecord
+		var rec vault.TokenRecord
 		if err := json.Unmarshal(data, &rec); err != nil {
 			return fmt.Errorf("token record %q: %w", k, err)
 		}
@@ -100,7 +102,7 @@ func migrateAccounts(tx *bolt.Tx) error {
 		return err
 	}
 	for _, m := range all {
-		id := newAccountID()
+		id := vault.NewAccountID()
 		m.rec.Position = 1
 		if m.rec.Linked.IsZero() {
 			m.rec.Linked = m.rec.Updated
@@ -137,7 +139,7 @@ func migrateAccounts(tx *bolt.Tx) error {
 func latestSchema() uint64 { return migrations[len(migrations)-1].to }
 
 // schemaVersion reads the stored version; 0 for a new file.
-func schemaVersion(tx *bolt.Tx) uint64 {
+func schemaVersion(tx *bbolt.Tx) uint64 {
 	b := tx.Bucket(bucketMeta)
 	if b == nil {
 		return 0
@@ -150,19 +152,19 @@ func schemaVersion(tx *bolt.Tx) uint64 {
 }
 
 // migrate brings the file up to latestSchema, refusing files from the future.
-func (s *boltStore) migrate() error {
+func (s *Store) migrate() error {
 	var cur uint64
-	if err := s.db.View(func(tx *bolt.Tx) error { cur = schemaVersion(tx); return nil }); err != nil {
+	if err := s.db.View(func(tx *bbolt.Tx) error { cur = schemaVersion(tx); return nil }); err != nil {
 		return err
 	}
 	if cur > latestSchema() {
-		return fmt.Errorf("%w (file schema %d, this build knows %d)", ErrSchemaTooNew, cur, latestSchema())
+		return fmt.Errorf("%w (file schema %d, this build knows %d)", vault.ErrSchemaTooNew, cur, latestSchema())
 	}
 	for _, m := range migrations {
 		if m.to <= cur {
 			continue
 		}
-		err := s.update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 			if err != nil {
 				return err

@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"bytes"
@@ -8,30 +8,31 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // CreateKey stores a key with its user and hash index entries.
-func (s *boltStore) CreateKey(_ context.Context, rec KeyRecord) error {
+func (s *Store) CreateKey(_ context.Context, rec vault.KeyRecord) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		if !userExists(tx, rec.UserID) {
-			return ErrNotFound
+			return vault.ErrNotFound
 		}
 		keys, byHash := tx.Bucket(bucketKeys), tx.Bucket(bucketKeysByHash)
 		if keys.Get([]byte(rec.ID)) != nil {
-			return fmt.Errorf("%w: key id", ErrDuplicate)
+			return fmt.Errorf("%w: key id", vault.ErrDuplicate)
 		}
 		if len(rec.Hash) == 0 {
 			return fmt.Errorf("vault: key %s has no hash", rec.ID)
 		}
 		if byHash.Get(rec.Hash) != nil {
-			return fmt.Errorf("%w: key hash", ErrDuplicate)
+			return fmt.Errorf("%w: key hash", vault.ErrDuplicate)
 		}
 		if err := byHash.Put(rec.Hash, []byte(rec.ID)); err != nil {
 			return err
@@ -44,9 +45,9 @@ func (s *boltStore) CreateKey(_ context.Context, rec KeyRecord) error {
 }
 
 // GetKey reads one key.
-func (s *boltStore) GetKey(_ context.Context, id string) (KeyRecord, error) {
-	var rec KeyRecord
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) GetKey(_ context.Context, id string) (vault.KeyRecord, error) {
+	var rec vault.KeyRecord
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		rec, err = getKeyRecord(tx.Bucket(bucketKeys), id)
 		return err
@@ -55,9 +56,9 @@ func (s *boltStore) GetKey(_ context.Context, id string) (KeyRecord, error) {
 }
 
 // ListKeys reads a user's keys through the keys_by_user index.
-func (s *boltStore) ListKeys(_ context.Context, userID string) ([]KeyRecord, error) {
-	var out []KeyRecord
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ListKeys(_ context.Context, userID string) ([]vault.KeyRecord, error) {
+	var out []vault.KeyRecord
+	err := s.view(func(tx *bbolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		prefix := userKeyIndex(userID, "")
 		c := tx.Bucket(bucketKeysByUser).Cursor()
@@ -74,11 +75,11 @@ func (s *boltStore) ListKeys(_ context.Context, userID string) ([]KeyRecord, err
 }
 
 // ListAllKeys reads every key.
-func (s *boltStore) ListAllKeys(context.Context) ([]KeyRecord, error) {
-	var out []KeyRecord
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ListAllKeys(context.Context) ([]vault.KeyRecord, error) {
+	var out []vault.KeyRecord
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketKeys).ForEach(func(id, data []byte) error {
-			var rec KeyRecord
+			var rec vault.KeyRecord
 			if err := json.Unmarshal(data, &rec); err != nil {
 				return fmt.Errorf("key record %q: %w", id, err)
 			}
@@ -90,32 +91,32 @@ func (s *boltStore) ListAllKeys(context.Context) ([]KeyRecord, error) {
 }
 
 // RevokeKey disables a key of the user.
-func (s *boltStore) RevokeKey(_ context.Context, userID, keyID string, lastUsed time.Time) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) RevokeKey(_ context.Context, userID, keyID string, lastUsed time.Time) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		rec, err := getKeyRecord(b, keyID)
 		if err != nil {
 			return err
 		}
 		if rec.UserID != userID {
-			return ErrNotFound
+			return vault.ErrNotFound
 		}
 		if rec.Disabled && !lastUsed.After(rec.LastUsed) {
 			return nil
 		}
 		rec.Disabled = true
-		rec.LastUsed = maxTime(rec.LastUsed, lastUsed)
+		rec.LastUsed = laterOf(rec.LastUsed, lastUsed)
 		return putJSON(b, []byte(keyID), rec)
 	})
 }
 
 // TouchKeys raises last-used times in one transaction.
-func (s *boltStore) TouchKeys(_ context.Context, uses map[string]time.Time) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) TouchKeys(_ context.Context, uses map[string]time.Time) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		for id, at := range uses {
 			rec, err := getKeyRecord(b, id)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, vault.ErrNotFound) {
 				continue // deleted meanwhile
 			} else if err != nil {
 				return err
@@ -133,7 +134,7 @@ func (s *boltStore) TouchKeys(_ context.Context, uses map[string]time.Time) erro
 }
 
 // deleteUserKeys removes all of a user's keys and their index entries.
-func deleteUserKeys(tx *bolt.Tx, userID string) error {
+func deleteUserKeys(tx *bbolt.Tx, userID string) error {
 	prefix := userKeyIndex(userID, "")
 	idx := tx.Bucket(bucketKeysByUser)
 	var ids []string
@@ -164,40 +165,48 @@ func userKeyIndex(userID, keyID string) []byte {
 }
 
 // getKeyRecord reads one key record.
-func getKeyRecord(b *bolt.Bucket, id string) (KeyRecord, error) {
+func getKeyRecord(b *bbolt.Bucket, id string) (vault.KeyRecord, error) {
 	data := b.Get([]byte(id))
 	if data == nil {
-		return KeyRecord{}, ErrNotFound
+		return vault.KeyRecord{}, vault.ErrNotFound
 	}
-	var rec KeyRecord
+	var rec vault.KeyRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return KeyRecord{}, fmt.Errorf("vault: key record: %w", err)
+		return vault.KeyRecord{}, fmt.Errorf("vault: key record: %w", err)
 	}
 	return rec, nil
 }
 
 // UpdateKeyPolicy replaces a key's policy.
-func (s *boltStore) UpdateKeyPolicy(_ context.Context, userID, keyID string, p keypolicy.Policy) error {
-	return s.updateUserKey(userID, keyID, func(rec *KeyRecord) { rec.Policy = p.Clone() })
+func (s *Store) UpdateKeyPolicy(_ context.Context, userID, keyID string, p keypolicy.Policy) error {
+	return s.updateUserKey(userID, keyID, func(rec *vault.KeyRecord) { rec.Policy = p.Clone() })
 }
 
 // ResetKeyUsage sets a key's usage reset point.
-func (s *boltStore) ResetKeyUsage(_ context.Context, userID, keyID string, at time.Time) error {
-	return s.updateUserKey(userID, keyID, func(rec *KeyRecord) { rec.UsageReset = at.UTC() })
+func (s *Store) ResetKeyUsage(_ context.Context, userID, keyID string, at time.Time) error {
+	return s.updateUserKey(userID, keyID, func(rec *vault.KeyRecord) { rec.UsageReset = at.UTC() })
 }
 
 // updateUserKey rewrites one key of the user with fn applied.
-func (s *boltStore) updateUserKey(userID, keyID string, fn func(*KeyRecord)) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) updateUserKey(userID, keyID string, fn func(*vault.KeyRecord)) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		rec, err := getKeyRecord(b, keyID)
 		if err != nil {
 			return err
 		}
 		if rec.UserID != userID {
-			return ErrNotFound
+			return vault.ErrNotFound
 		}
 		fn(&rec)
 		return putJSON(b, []byte(keyID), rec)
 	})
+}
+
+// laterOf returns the later of two times.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -1,16 +1,18 @@
-package vault
+package bolt
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // PutQuotas writes snapshots of existing accounts in one transaction.
-func (s *boltStore) PutQuotas(_ context.Context, snaps map[AccountRef]QuotaSnapshot) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) PutQuotas(_ context.Context, snaps map[vault.AccountRef]vault.QuotaSnapshot) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketQuotas)
 		tokens := tx.Bucket(bucketTokens)
 		for ref, q := range snaps {
@@ -27,15 +29,15 @@ func (s *boltStore) PutQuotas(_ context.Context, snaps map[AccountRef]QuotaSnaps
 }
 
 // ListQuotas reads every snapshot.
-func (s *boltStore) ListQuotas(context.Context) (map[AccountRef]QuotaSnapshot, error) {
-	out := map[AccountRef]QuotaSnapshot{}
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ListQuotas(context.Context) (map[vault.AccountRef]vault.QuotaSnapshot, error) {
+	out := map[vault.AccountRef]vault.QuotaSnapshot{}
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketQuotas).ForEach(func(k, data []byte) error {
 			ref, ok := splitAccountKey(k)
 			if !ok {
 				return fmt.Errorf("quota record %q: key is not user and account", k)
 			}
-			var q QuotaSnapshot
+			var q vault.QuotaSnapshot
 			if err := json.Unmarshal(data, &q); err != nil {
 				return fmt.Errorf("quota record %q: %w", k, err)
 			}

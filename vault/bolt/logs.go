@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"bytes"
@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // Request-log layout: bucketRequests maps logKey (time ‖ sequence) to the
@@ -29,8 +31,8 @@ const appendFillPercent = 0.95
 const dayLayout = "2006-01-02"
 
 // AppendLogs writes records and roll-up deltas in one transaction.
-func (s *boltStore) AppendLogs(_ context.Context, recs []LogRecord, usage []UsageDelta) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) AppendLogs(_ context.Context, recs []vault.LogRecord, usage []vault.UsageDelta) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		reqs := tx.Bucket(bucketRequests)
 		idx := tx.Bucket(bucketRequestsByUsr)
 		// Keys mostly arrive in order: full pages instead of half-empty
@@ -56,12 +58,12 @@ func (s *boltStore) AppendLogs(_ context.Context, recs []LogRecord, usage []Usag
 		b := tx.Bucket(bucketUsage)
 		for _, d := range usage {
 			k := usageKey(d.UserID, d.Day)
-			var sum DayUsage
+			var sum vault.DayUsage
 			if _, err := getJSON(b, k, &sum); err != nil {
 				return fmt.Errorf("usage record: %w", err)
 			}
 			sum.Day = dayOf(string(k))
-			sum.merge(d.DayUsage)
+			sum.Add(d.DayUsage)
 			if err := putJSON(b, k, sum); err != nil {
 				return err
 			}
@@ -71,12 +73,12 @@ func (s *boltStore) AppendLogs(_ context.Context, recs []LogRecord, usage []Usag
 }
 
 // RecentLogs walks the time-ordered bucket (or the user's index) backwards.
-func (s *boltStore) RecentLogs(_ context.Context, q LogQuery) ([]LogRecord, error) {
-	var out []LogRecord
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) RecentLogs(_ context.Context, q vault.LogQuery) ([]vault.LogRecord, error) {
+	var out []vault.LogRecord
+	err := s.view(func(tx *bbolt.Tx) error {
 		reqs := tx.Bucket(bucketRequests)
 		take := func(data []byte) error {
-			var r LogRecord
+			var r vault.LogRecord
 			if err := json.Unmarshal(data, &r); err != nil {
 				return fmt.Errorf("vault: request log record: %w", err)
 			}
@@ -112,7 +114,7 @@ func (s *boltStore) RecentLogs(_ context.Context, q LogQuery) ([]LogRecord, erro
 
 // seekBefore positions c on the last key under prefix that sorts before
 // the time before (zero: the last key under prefix).
-func seekBefore(c *bolt.Cursor, prefix []byte, before time.Time) ([]byte, []byte) {
+func seekBefore(c *bbolt.Cursor, prefix []byte, before time.Time) ([]byte, []byte) {
 	var bound []byte
 	switch {
 	case !before.IsZero():
@@ -131,10 +133,10 @@ func seekBefore(c *bolt.Cursor, prefix []byte, before time.Time) ([]byte, []byte
 }
 
 // Usage reads roll-ups; for everyone it scans all users' days.
-func (s *boltStore) Usage(_ context.Context, userID string, from, to time.Time) ([]DayUsage, error) {
+func (s *Store) Usage(_ context.Context, userID string, from, to time.Time) ([]vault.DayUsage, error) {
 	lo, hi := from.UTC().Format(dayLayout), to.UTC().Format(dayLayout)
-	days := map[string]*DayUsage{}
-	err := s.view(func(tx *bolt.Tx) error {
+	days := map[string]*vault.DayUsage{}
+	err := s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketUsage).Cursor()
 		var k, data []byte
 		if userID == "" {
@@ -157,12 +159,12 @@ func (s *boltStore) Usage(_ context.Context, userID string, from, to time.Time) 
 				}
 				continue
 			}
-			var d DayUsage
+			var d vault.DayUsage
 			if err := json.Unmarshal(data, &d); err != nil {
 				return fmt.Errorf("vault: usage record: %w", err)
 			}
 			if sum := days[day]; sum != nil {
-				sum.merge(d)
+				sum.Add(d)
 			} else {
 				d.Day = dayOf(string(k))
 				days[day] = &d
@@ -173,7 +175,7 @@ func (s *boltStore) Usage(_ context.Context, userID string, from, to time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DayUsage, 0, len(days))
+	out := make([]vault.DayUsage, 0, len(days))
 	for _, d := range days {
 		out = append(out, *d)
 	}
@@ -183,12 +185,12 @@ func (s *boltStore) Usage(_ context.Context, userID string, from, to time.Time) 
 
 // PurgeLogs deletes old records in chunks so no single transaction grows
 // large.
-func (s *boltStore) PurgeLogs(_ context.Context, before time.Time) (int, error) {
+func (s *Store) PurgeLogs(_ context.Context, before time.Time) (int, error) {
 	cutoff := logKey(before, 0)
 	total := 0
 	for {
 		n := 0
-		err := s.update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			reqs := tx.Bucket(bucketRequests)
 			idx := tx.Bucket(bucketRequestsByUsr)
 			var keys, users [][]byte

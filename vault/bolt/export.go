@@ -1,4 +1,4 @@
-package vault
+package bolt
 
 import (
 	"bytes"
@@ -9,23 +9,25 @@ import (
 	"io"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 var (
-	_ Exporter = (*boltStore)(nil)
-	_ Importer = (*boltStore)(nil)
-	_ Backuper = (*boltStore)(nil)
+	_ vault.Exporter = (*Store)(nil)
+	_ vault.Importer = (*Store)(nil)
+	_ vault.Backuper = (*Store)(nil)
 )
 
 // Count reads each bucket's key count.
-func (s *boltStore) Count(context.Context) (Counts, error) {
-	c := Counts{}
-	err := s.view(func(tx *bolt.Tx) error {
-		for kind, name := range map[Kind][]byte{
-			KindUsers: bucketUsers, KindKeys: bucketKeys, KindTokens: bucketTokens,
-			KindSessions: bucketSessions, KindLoginTokens: bucketLoginTokens, KindOAuthSessions: bucketOAuthSessions,
-			KindQuotas: bucketQuotas, KindRequestLogs: bucketRequests, KindUsage: bucketUsage,
+func (s *Store) Count(context.Context) (vault.Counts, error) {
+	c := vault.Counts{}
+	err := s.view(func(tx *bbolt.Tx) error {
+		for kind, name := range map[vault.Kind][]byte{
+			vault.KindUsers: bucketUsers, vault.KindKeys: bucketKeys, vault.KindTokens: bucketTokens,
+			vault.KindSessions: bucketSessions, vault.KindLoginTokens: bucketLoginTokens, vault.KindOAuthSessions: bucketOAuthSessions,
+			vault.KindQuotas: bucketQuotas, vault.KindRequestLogs: bucketRequests, vault.KindUsage: bucketUsage,
 		} {
 			c[kind] = tx.Bucket(name).Stats().KeyN
 		}
@@ -35,36 +37,36 @@ func (s *boltStore) Count(context.Context) (Counts, error) {
 }
 
 // ExportSessions reads the sessions bucket.
-func (s *boltStore) ExportSessions(context.Context) ([]SessionEntry, error) {
-	var out []SessionEntry
-	err := exportBucket(s, bucketSessions, func(k []byte, rec SessionRecord) {
-		out = append(out, SessionEntry{Key: k, SessionRecord: rec})
+func (s *Store) ExportSessions(context.Context) ([]vault.SessionEntry, error) {
+	var out []vault.SessionEntry
+	err := exportBucket(s, bucketSessions, func(k []byte, rec vault.SessionRecord) {
+		out = append(out, vault.SessionEntry{Key: k, SessionRecord: rec})
 	})
 	return out, err
 }
 
 // ExportLoginTokens reads the login tokens bucket.
-func (s *boltStore) ExportLoginTokens(context.Context) ([]LoginEntry, error) {
-	var out []LoginEntry
-	err := exportBucket(s, bucketLoginTokens, func(k []byte, rec LoginRecord) {
-		out = append(out, LoginEntry{Key: k, LoginRecord: rec})
+func (s *Store) ExportLoginTokens(context.Context) ([]vault.LoginEntry, error) {
+	var out []vault.LoginEntry
+	err := exportBucket(s, bucketLoginTokens, func(k []byte, rec vault.LoginRecord) {
+		out = append(out, vault.LoginEntry{Key: k, LoginRecord: rec})
 	})
 	return out, err
 }
 
 // ExportOAuthSessions reads the OAuth sessions bucket.
-func (s *boltStore) ExportOAuthSessions(context.Context) ([]OAuthEntry, error) {
-	var out []OAuthEntry
-	err := exportBucket(s, bucketOAuthSessions, func(k []byte, rec OAuthRecord) {
-		out = append(out, OAuthEntry{Key: k, OAuthRecord: rec})
+func (s *Store) ExportOAuthSessions(context.Context) ([]vault.OAuthEntry, error) {
+	var out []vault.OAuthEntry
+	err := exportBucket(s, bucketOAuthSessions, func(k []byte, rec vault.OAuthRecord) {
+		out = append(out, vault.OAuthEntry{Key: k, OAuthRecord: rec})
 	})
 	return out, err
 }
 
 // exportBucket decodes every JSON record of a bucket, keys copied out of
 // the transaction.
-func exportBucket[T any](s *boltStore, name []byte, add func(key []byte, rec T)) error {
-	return s.view(func(tx *bolt.Tx) error {
+func exportBucket[T any](s *Store, name []byte, add func(key []byte, rec T)) error {
+	return s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(name).ForEach(func(k, data []byte) error {
 			var rec T
 			if err := json.Unmarshal(data, &rec); err != nil {
@@ -78,14 +80,14 @@ func exportBucket[T any](s *boltStore, name []byte, add func(key []byte, rec T))
 
 // ExportLogs walks the time-ordered requests bucket forwards; a position
 // is the hex of the last key returned.
-func (s *boltStore) ExportLogs(_ context.Context, after string, limit int) ([]LogRecord, string, error) {
+func (s *Store) ExportLogs(_ context.Context, after string, limit int) ([]vault.LogRecord, string, error) {
 	start, err := hex.DecodeString(after)
 	if err != nil {
 		return nil, "", fmt.Errorf("vault: bad request-log position %q", after)
 	}
-	var out []LogRecord
+	var out []vault.LogRecord
 	next := after
-	err = s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketRequests).Cursor()
 		k, data := c.First()
 		if len(start) > 0 {
@@ -94,7 +96,7 @@ func (s *boltStore) ExportLogs(_ context.Context, after string, limit int) ([]Lo
 			}
 		}
 		for ; k != nil && len(out) < limit; k, data = c.Next() {
-			var r LogRecord
+			var r vault.LogRecord
 			if err := json.Unmarshal(data, &r); err != nil {
 				return fmt.Errorf("vault: request log record: %w", err)
 			}
@@ -107,17 +109,17 @@ func (s *boltStore) ExportLogs(_ context.Context, after string, limit int) ([]Lo
 }
 
 // ExportUsage reads the usage bucket.
-func (s *boltStore) ExportUsage(context.Context) ([]UsageDelta, error) {
-	var out []UsageDelta
-	err := s.view(func(tx *bolt.Tx) error {
+func (s *Store) ExportUsage(context.Context) ([]vault.UsageDelta, error) {
+	var out []vault.UsageDelta
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketUsage).ForEach(func(k, data []byte) error {
-			var d DayUsage
+			var d vault.DayUsage
 			if err := json.Unmarshal(data, &d); err != nil {
 				return fmt.Errorf("vault: usage record: %w", err)
 			}
 			user, _, _ := strings.Cut(string(k), "\x00")
 			d.Day = dayOf(string(k))
-			out = append(out, UsageDelta{UserID: user, DayUsage: d})
+			out = append(out, vault.UsageDelta{UserID: user, DayUsage: d})
 			return nil
 		})
 	})
@@ -126,10 +128,10 @@ func (s *boltStore) ExportUsage(context.Context) ([]UsageDelta, error) {
 
 // DeleteAll drops and recreates every record bucket in one transaction;
 // the schema version in meta stays.
-func (s *boltStore) DeleteAll(context.Context) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) DeleteAll(context.Context) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		var names [][]byte
-		err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		err := tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
 			if !bytes.Equal(name, bucketMeta) {
 				names = append(names, bytes.Clone(name))
 			}
@@ -152,9 +154,9 @@ func (s *boltStore) DeleteAll(context.Context) error {
 
 // Backup writes the file as one read transaction sees it: a consistent
 // copy while writers carry on.
-func (s *boltStore) Backup(w io.Writer) (int64, error) {
+func (s *Store) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
