@@ -58,7 +58,7 @@ func openBolt(path string, o BoltOptions) (*boltStore, error) {
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w", path, err)
+			return nil, fmt.Errorf("vault: %s is locked: another process (a running Caddy?) or another Open in this process holds it: %w (%w)", path, ErrLocked, err)
 		}
 		return nil, fmt.Errorf("vault: open %s: %w", path, err)
 	}

@@ -37,6 +37,11 @@ var ErrTokenUndecryptable = errors.New("vault: stored ChatGPT tokens cannot be d
 // that is unknown, already used or expired.
 var ErrInvalidToken = errors.New("vault: unknown, used or expired token")
 
+// ErrLocked reports a bbolt vault file that another process (a running
+// Caddy?) or another Open in this process holds: bbolt takes an exclusive
+// file lock, so a second opener waits and then gives up.
+var ErrLocked = errors.New("vault: the file is locked")
+
 // ErrClosed reports a call on a closed Vault.
 var ErrClosed = errors.New("vault: closed")
 
