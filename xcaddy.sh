@@ -83,7 +83,7 @@ deps() {
 	forbid "vault and codex never import each other" \
 		"${project}vault(/|\$)" '^$' ./codex/...
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
-		"$caddy" '^$' ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/
+		"$caddy" '^$' ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/...
 	if [ "$failed" -ne 0 ]; then
 		echo "the package layering is broken; see Layout in README.md" >&2
 		exit 1
