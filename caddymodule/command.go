@@ -13,7 +13,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/spf13/cobra"
 
 	"github.com/usemysub/caddy-codex-proxy/cli"
 	"github.com/usemysub/caddy-codex-proxy/ops"
@@ -26,15 +25,9 @@ import (
 
 func init() {
 	c := newCLI(os.Stdout, os.Stderr, os.Stdin)
-	tree := &cobra.Command{}
-	c.Register(tree)
-	var names []string
-	for _, sub := range tree.Commands() {
-		names = append(names, sub.Name())
-	}
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "codex-proxy",
-		Usage: strings.Join(names, "|") + " ...",
+		Usage: c.Usage(),
 		Short: "Manages the users, API keys, ChatGPT accounts and vault of the codex_proxy handler",
 		Long: `
 Manages the users, API keys, linked ChatGPT accounts and the vault of the

@@ -208,13 +208,14 @@ func (c *CLI) remote(ctx context.Context, loc Location) (*ops.RemoteService, err
 	return r, nil
 }
 
-// joinNames lists the names of cmd's subcommands for a usage line.
-func joinNames(cmd *cobra.Command) string {
+// Usage is the usage line of the root command, made from the tree so it
+// names every command group: "accounts|keys|provision|users|vault ...".
+func (c *CLI) Usage() string {
+	tree := &cobra.Command{}
+	c.Register(tree)
 	var names []string
-	for _, sub := range cmd.Commands() {
-		if sub.IsAvailableCommand() {
-			names = append(names, sub.Name())
-		}
+	for _, sub := range tree.Commands() {
+		names = append(names, sub.Name())
 	}
-	return strings.Join(names, "|")
+	return strings.Join(names, "|") + " ..."
 }

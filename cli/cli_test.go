@@ -83,6 +83,9 @@ func TestHelpFromTheTree(t *testing.T) {
 	if want := []string{"accounts", "keys", "provision", "users", "vault"}; !slices.Equal(names, want) {
 		t.Fatalf("commands %q, want %q", names, want)
 	}
+	if u := (&CLI{}).Usage(); u != "accounts|keys|provision|users|vault ..." {
+		t.Fatalf("usage %q", u)
+	}
 	var help bytes.Buffer
 	root.SetOut(&help)
 	root.SetArgs([]string{"--help"})
