@@ -218,6 +218,13 @@ func (a *AdminHandler) with(w http.ResponseWriter, r *http.Request, fn func(cont
 // admin server can log and render it like its own; a 405 has its Allow
 // header set already.
 func (a *AdminHandler) ServeAdmin(w http.ResponseWriter, r *http.Request) error {
+	if p := r.URL.Path; len(p) > len(AdminPrefix) && strings.HasSuffix(p, "/") {
+		// The routes have always taken a trailing slash (users/ is users);
+		// ServeMux patterns would not, so drop it first.
+		r = r.Clone(r.Context())
+		r.URL.Path = strings.TrimRight(p, "/")
+		r.URL.RawPath = strings.TrimRight(r.URL.RawPath, "/") // keeps an escaped "/" in an email
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// ServeMux decided 404 or 405; learn which, and answer in JSON.
 		probe := &headerProbe{header: http.Header{}}

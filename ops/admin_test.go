@@ -41,6 +41,8 @@ func TestAdminRoutes(t *testing.T) {
 		{"existing user", "POST", "/codex_proxy/users", `{"email":"bob@example.com"}`, 200, "", ""},
 		{"created key", "POST", "/codex_proxy/keys", `{"email":"ada@example.com"}`, 201, "", ""},
 		{"unknown route", "GET", "/codex_proxy/nothing", "", 404, "", "no codex_proxy admin route GET /codex_proxy/nothing"},
+		{"trailing slash", "GET", "/codex_proxy/users/", "", 200, "", ""},
+		{"escaped slash, trailing slash", "GET", "/codex_proxy/users/a%2Fb/", "", 400, "", `"a/b" is not a valid email address`},
 		{"too deep", "GET", "/codex_proxy/users/a/b/c", "", 404, "", "no codex_proxy admin route"},
 		{"wrong method", "PUT", "/codex_proxy/users", "", 405, "GET, HEAD, POST", "method PUT not allowed; use GET or HEAD or POST"},
 		{"wrong method on key", "GET", "/codex_proxy/keys/abc", "", 405, "DELETE", "not allowed"},
