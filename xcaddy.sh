@@ -93,7 +93,7 @@ deps() {
 	# ./vault/... in the rules above and below covers vault/bolt,
 	# vault/engine and vault/migrate too: none imports Caddy or codex.
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
-		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/
+		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/...
 	if [ "$failed" -ne 0 ]; then
 		echo "the package layering is broken; see Layout in README.md" >&2
 		exit 1

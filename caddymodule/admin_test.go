@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/usemysub/caddy-codex-proxy/claims"
+	"github.com/usemysub/caddy-codex-proxy/ops"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
@@ -144,8 +145,8 @@ func TestAdminUsersAndKeys(t *testing.T) {
 	h := serveAdmin(adminAPI{pool: pool})
 
 	// Create with a login, then update: same user, login re-imported.
-	var created userResult
-	rec := call(t, h, "POST", "/codex_proxy/users", userRequest{Email: "Ada@Example.com", Name: "Ada", AuthJSON: authJSON(t, "ada@example.com", "plus")}, &created)
+	var created ops.UserResult
+	rec := call(t, h, "POST", "/codex_proxy/users", ops.UserRequest{Email: "Ada@Example.com", Name: "Ada", AuthJSON: authJSON(t, "ada@example.com", "plus")}, &created)
 	if rec.Code != http.StatusCreated || !created.Created || !created.TokensImported {
 		t.Fatalf("create: %d %+v", rec.Code, created)
 	}
@@ -155,8 +156,8 @@ func TestAdminUsersAndKeys(t *testing.T) {
 	if strings.Contains(rec.Body.String(), testRefreshToken) {
 		t.Fatal("answer shows the refresh token")
 	}
-	var again userResult
-	rec = call(t, h, "POST", "/codex_proxy/users", userRequest{Email: "ada@example.com", Name: "Ada L.", AuthJSON: authJSON(t, "other@example.com", "pro")}, &again)
+	var again ops.UserResult
+	rec = call(t, h, "POST", "/codex_proxy/users", ops.UserRequest{Email: "ada@example.com", Name: "Ada L.", AuthJSON: authJSON(t, "other@example.com", "pro")}, &again)
 	if rec.Code != http.StatusOK || again.Created || again.User.ID != created.User.ID || again.User.ChatGPT.PlanType != "pro" {
 		t.Fatalf("update: %d %+v", rec.Code, again)
 	}
@@ -164,8 +165,8 @@ func TestAdminUsersAndKeys(t *testing.T) {
 		t.Fatalf("update warnings: %q", again.Warnings)
 	}
 
-	var k createdKey
-	rec = call(t, h, "POST", "/codex_proxy/keys", keyRequest{Email: "ada@example.com", Label: "laptop"}, &k)
+	var k ops.CreatedKey
+	rec = call(t, h, "POST", "/codex_proxy/keys", ops.KeyRequest{Email: "ada@example.com", Label: "laptop"}, &k)
 	if rec.Code != http.StatusCreated || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("create key: %d %v", rec.Code, rec.Header())
 	}
@@ -173,18 +174,18 @@ func TestAdminUsersAndKeys(t *testing.T) {
 		t.Fatalf("new key does not verify: %v %+v", err, k.Key)
 	}
 
-	var users usersResult
+	var users ops.UsersResult
 	call(t, h, "GET", "/codex_proxy/users", nil, &users)
 	if len(users.Users) != 1 || users.Users[0].ActiveKeys != 1 {
 		t.Fatalf("users: %+v", users)
 	}
-	var one userInfo
+	var one ops.UserInfo
 	call(t, h, "GET", "/codex_proxy/users/"+url.PathEscape("ada@example.com"), nil, &one)
 	if one.ID != created.User.ID {
 		t.Fatalf("user: %+v", one)
 	}
 
-	var keys keysResult
+	var keys ops.KeysResult
 	call(t, h, "GET", "/codex_proxy/keys?email=ada@example.com", nil, &keys)
 	if len(keys.Keys) != 1 || keys.Keys[0].ID != k.ID || keys.Keys[0].Disabled {
 		t.Fatalf("keys: %+v", keys)
@@ -194,7 +195,7 @@ func TestAdminUsersAndKeys(t *testing.T) {
 	}
 
 	// Both revoke forms work, and revoking twice is fine.
-	var rev revokeResult
+	var rev ops.RevokeResult
 	rec = call(t, h, "DELETE", "/codex_proxy/keys/"+k.ID+"?email=ada@example.com", nil, &rev)
 	if rec.Code != http.StatusOK || !rev.Revoked.Disabled {
 		t.Fatalf("revoke: %d %+v", rec.Code, rev)
@@ -224,7 +225,7 @@ func TestAdminDisableEnable(t *testing.T) {
 		plain = append(plain, p)
 	}
 
-	var res userStateResult
+	var res ops.UserStateResult
 	rec := call(t, h, "POST", "/codex_proxy/users/bob@example.com/disable", nil, &res)
 	if rec.Code != http.StatusOK || !res.User.Disabled {
 		t.Fatalf("disable: %d %+v", rec.Code, res)
@@ -234,7 +235,7 @@ func TestAdminDisableEnable(t *testing.T) {
 			t.Fatalf("key of a disabled user: %v", err)
 		}
 	}
-	res = userStateResult{}
+	res = ops.UserStateResult{}
 	call(t, h, "POST", "/codex_proxy/users/bob@example.com/enable", nil, &res)
 	if res.User.ID != u.ID || res.User.Disabled {
 		t.Fatalf("enable: %+v", res)
@@ -258,11 +259,11 @@ func TestAdminErrors(t *testing.T) {
 		status               int
 		msg                  string
 	}{
-		{"bad email", "POST", "/codex_proxy/users", userRequest{Email: "nope"}, 400, "not a valid email"},
+		{"bad email", "POST", "/codex_proxy/users", ops.UserRequest{Email: "nope"}, 400, "not a valid email"},
 		{"api-key auth.json", "POST", "/codex_proxy/users", apiKeyOnly, 400, "OpenAI API key"},
 		{"unknown field", "POST", "/codex_proxy/users", `{"email":"a@b.c","nmae":"x"}`, 400, "unknown field"},
 		{"not json", "POST", "/codex_proxy/keys", `{`, 400, "request body"},
-		{"key for unknown user", "POST", "/codex_proxy/keys", keyRequest{Email: "ghost@example.com"}, 404, "no user with email ghost@example.com"},
+		{"key for unknown user", "POST", "/codex_proxy/keys", ops.KeyRequest{Email: "ghost@example.com"}, 404, "no user with email ghost@example.com"},
 		{"keys of unknown user", "GET", "/codex_proxy/keys?email=ghost@example.com", nil, 404, "no user"},
 		{"revoke unknown key", "DELETE", "/codex_proxy/keys/nope?email=eve@example.com", nil, 404, "no user"},
 		{"disable unknown user", "POST", "/codex_proxy/users/ghost@example.com/disable", nil, 404, "no user"},
@@ -306,7 +307,7 @@ func TestAdminVaultSelection(t *testing.T) {
 	if _, err := va.CreateUser("in-a@example.com", ""); err != nil {
 		t.Fatal(err)
 	}
-	var users usersResult
+	var users ops.UsersResult
 	if rec := call(t, h, "GET", "/codex_proxy/users", nil, &users); rec.Code != 200 || len(users.Users) != 1 {
 		t.Fatalf("one vault, no parameter: %d %s", rec.Code, rec.Body)
 	}
@@ -317,13 +318,13 @@ func TestAdminVaultSelection(t *testing.T) {
 		t.Fatalf("two vaults, no parameter: %d %s", rec.Code, rec.Body)
 	}
 	for path, n := range map[string]int{a: 1, b: 0} {
-		users = usersResult{}
+		users = ops.UsersResult{}
 		call(t, h, "GET", "/codex_proxy/users?vault="+url.QueryEscape(path), nil, &users)
 		if len(users.Users) != n {
 			t.Fatalf("vault %s: %+v", path, users)
 		}
 	}
-	var vs vaultsResult
+	var vs ops.VaultsResult
 	call(t, h, "GET", "/codex_proxy/vaults", nil, &vs)
 	if !slices.Equal(vs.Vaults, []string{a, b}) {
 		t.Fatalf("vaults: %q", vs.Vaults)
@@ -343,11 +344,11 @@ func TestAdminUsesHandlerPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := serveAdmin(info.New().(caddy.AdminRouter))
-	var k createdKey
+	var k ops.CreatedKey
 	if _, err := v.CreateUser("cy@example.com", ""); err != nil {
 		t.Fatal(err)
 	}
-	rec := call(t, h, "POST", "/codex_proxy/keys?vault="+url.QueryEscape(path), keyRequest{Email: "cy@example.com"}, &k)
+	rec := call(t, h, "POST", "/codex_proxy/keys?vault="+url.QueryEscape(path), ops.KeyRequest{Email: "cy@example.com"}, &k)
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
@@ -372,7 +373,7 @@ func TestAcquireOutlivesCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := adminAPI{pool: pool}
-	v, release, err := a.acquire("")
+	v, release, err := ops.AcquireVault(a, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +387,7 @@ func TestAcquireOutlivesCleanup(t *testing.T) {
 	if _, err := v.CreateUser("after@example.com", ""); !errors.Is(err, vault.ErrClosed) {
 		t.Fatalf("vault still open after the last release: %v", err)
 	}
-	if _, _, err := a.acquire(""); err == nil {
+	if _, _, err := ops.AcquireVault(a, ""); err == nil {
 		t.Fatal("acquired a vault no config holds")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/usemysub/caddy-codex-proxy/ops"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -25,7 +26,7 @@ func accountsScript(t *testing.T, cfg, dir string) (first, second string) {
 	if len(second) != 12 || !strings.Contains(errOut, "position 2") {
 		t.Fatalf("accounts add: stdout %q stderr %s", out, errOut)
 	}
-	var res accountsResult
+	var res ops.AccountsResult
 	js, _ := mustRun(t, "accounts", "list", "--config", cfg, "--email", "ada@example.com", "--json")
 	if err := json.Unmarshal([]byte(js), &res); err != nil || len(res.Accounts) != 2 || res.Policy != vault.PolicyPreferOrder {
 		t.Fatalf("accounts list --json: %v\n%s", err, js)
@@ -48,7 +49,7 @@ func accountsScript(t *testing.T, cfg, dir string) (first, second string) {
 		t.Fatal("unknown policy accepted")
 	}
 	// A key pinned to an account; a pin to an unknown account is refused.
-	var keys keysResult
+	var keys ops.KeysResult
 	js, _ = mustRun(t, "keys", "list", "--config", cfg, "--email", "ada@example.com", "--json")
 	if err := json.Unmarshal([]byte(js), &keys); err != nil || len(keys.Keys) != 1 {
 		t.Fatalf("keys: %v %s", err, js)

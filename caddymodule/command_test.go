@@ -21,6 +21,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/usemysub/caddy-codex-proxy/ops"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -31,9 +32,10 @@ var keyLine = regexp.MustCompile(`^cpk_[A-Za-z0-9_-]{43}\n$`)
 func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	c := &cli{stdout: &out, stderr: &errOut, stdin: strings.NewReader(stdin), openTimeout: 200 * time.Millisecond}
+	c := newCLI(&out, &errOut, strings.NewReader(stdin))
+	c.OpenTimeout = 200 * time.Millisecond
 	root := &cobra.Command{Use: "codex-proxy", SilenceUsage: true, SilenceErrors: true}
-	c.register(root)
+	c.Register(root)
 	root.SetArgs(args)
 	root.SetOut(&errOut)
 	root.SetErr(&errOut)
@@ -140,7 +142,7 @@ func TestCLIWithCaddyStopped(t *testing.T) {
 			if !strings.Contains(usersOut, "ada@example.com") || !strings.Contains(usersOut, "Ada Lovelace") || !strings.Contains(usersOut, "plus") {
 				t.Fatalf("users list:\n%s", usersOut)
 			}
-			var keys keysResult
+			var keys ops.KeysResult
 			keysOut, _ := mustRun(t, "keys", "list", "--config", cfg, "--email", "ada@example.com", "--json")
 			if err := json.Unmarshal([]byte(keysOut), &keys); err != nil || len(keys.Keys) != 2 {
 				t.Fatalf("keys list --json: %v\n%s", err, keysOut)
@@ -151,7 +153,7 @@ func TestCLIWithCaddyStopped(t *testing.T) {
 			}
 
 			// The first key (label laptop) is revoked; the second still works.
-			first := keys.Keys[slices.IndexFunc(keys.Keys, func(k keyView) bool { return k.Label == "laptop" })]
+			first := keys.Keys[slices.IndexFunc(keys.Keys, func(k ops.KeyView) bool { return k.Label == "laptop" })]
 			mustRun(t, "keys", "revoke", "--config", cfg, "--email", "ada@example.com", "--id", first.ID)
 
 			v := reopen(t, vaultPath)
@@ -179,7 +181,7 @@ func TestCLIUsersDisableEnable(t *testing.T) {
 		t.Fatalf("disable: %s", errOut)
 	}
 	usersOut, _ := mustRun(t, "users", "list", "--config", cfg, "--json")
-	var users usersResult
+	var users ops.UsersResult
 	if err := json.Unmarshal([]byte(usersOut), &users); err != nil || len(users.Users) != 1 || !users.Users[0].Disabled || users.Users[0].ActiveKeys != 1 {
 		t.Fatalf("users list: %v %s", err, usersOut)
 	}

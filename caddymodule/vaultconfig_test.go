@@ -137,25 +137,27 @@ func TestAdminAddress(t *testing.T) {
 	}
 }
 
-func TestNewAdminClient(t *testing.T) {
+// TestAdminEndpoint checks how an admin address is dialled; ops'
+// TestRemoteBaseAndOrigin checks the URLs and Origin sent to it.
+func TestAdminEndpoint(t *testing.T) {
 	for _, tc := range []struct {
-		addr, base, origin, err string
+		addr, network, address, err string
 	}{
-		{addr: "localhost:2019", base: "http://localhost:2019", origin: "http://localhost:2019"},
-		{addr: "tcp/127.0.0.1:3000", base: "http://127.0.0.1:3000", origin: "http://127.0.0.1:3000"},
-		{addr: "unix//run/caddy.sock|0220", base: "http://127.0.0.1"},
+		{addr: "localhost:2019", network: "tcp", address: "localhost:2019"},
+		{addr: "tcp/127.0.0.1:3000", network: "tcp", address: "127.0.0.1:3000"},
+		{addr: "unix//run/caddy.sock|0220", network: "unix", address: "/run/caddy.sock"},
 		{addr: "fd/3", err: "file descriptor"},
 		{addr: "localhost:2019-2020", err: "port range"},
 	} {
-		c, err := newAdminClient(tc.addr)
+		ep, err := adminEndpoint(tc.addr)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err %v, want %q", tc.addr, err, tc.err)
 			}
 			continue
 		}
-		if err != nil || c.base != tc.base || c.origin != tc.origin {
-			t.Errorf("%s: %+v %v", tc.addr, c, err)
+		if err != nil || ep.Network != tc.network || ep.Address != tc.address {
+			t.Errorf("%s: %+v %v", tc.addr, ep, err)
 		}
 	}
 }

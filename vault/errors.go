@@ -37,6 +37,11 @@ var ErrTokenUndecryptable = errors.New("vault: stored ChatGPT tokens cannot be d
 // that is unknown, already used or expired.
 var ErrInvalidToken = errors.New("vault: unknown, used or expired token")
 
+// ErrLocked reports a bbolt vault file that another process (a running
+// Caddy?) or another Open in this process holds: bbolt takes an exclusive
+// file lock, so a second opener waits and then gives up.
+var ErrLocked = errors.New("vault: the file is locked")
+
 // ErrClosed reports a call on a closed Vault.
 var ErrClosed = errors.New("vault: closed")
 
@@ -59,8 +64,3 @@ var ErrAccountsExhausted = errors.New("vault: every linked ChatGPT account has r
 
 // ErrNoSuchAccount reports a linked-account id the user does not have.
 var ErrNoSuchAccount = errors.New("vault: no linked ChatGPT account with this id")
-
-// ErrLocked reports a bbolt vault file that another process (a running
-// Caddy?) or another open store in this process holds: bbolt allows one
-// holder per file, and the open gave up after its timeout.
-var ErrLocked = errors.New("vault: the vault file is locked by another holder")

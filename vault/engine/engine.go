@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
@@ -40,7 +41,7 @@ func Display(location string) string {
 func Open(ctx context.Context, location string, opts vault.Options) (*vault.Vault, error) {
 	if !IsDSN(location) {
 		if err := os.MkdirAll(filepath.Dir(location), 0o700); err != nil {
-			return nil, fmt.Errorf("vault directory: %v", err)
+			return nil, fmt.Errorf("vault directory: %w", err)
 		}
 		return openBolt(location, opts)
 	}
@@ -72,4 +73,19 @@ func openBolt(path string, opts vault.Options) (*vault.Vault, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// OpenStore opens the bare store at location, with no Vault above it: what
+// copying between engines (vault migrate, vault backup) works on. A bbolt
+// file waits timeout for its lock; PostgreSQL queries may take a minute
+// (a copy moves whole tables).
+func OpenStore(ctx context.Context, location string, timeout time.Duration) (vault.Store, error) {
+	if IsDSN(location) {
+		s, err := postgres.Open(ctx, location, postgres.Options{QueryTimeout: time.Minute})
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", Display(location), err)
+		}
+		return s, nil
+	}
+	return bolt.Open(location, bolt.Options{Timeout: timeout})
 }

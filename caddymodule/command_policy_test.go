@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/usemysub/caddy-codex-proxy/ops"
 )
 
 func TestCLIKeyPolicy(t *testing.T) {
@@ -24,17 +26,17 @@ func TestCLIKeyPolicy(t *testing.T) {
 	if !keyLine.MatchString(out) {
 		t.Fatalf("keys create with a policy: stdout %q, stderr %s", out, errOut)
 	}
-	list := func() keysResult {
+	list := func() ops.KeysResult {
 		t.Helper()
 		js, _ := mustRun(t, "keys", "list", "-c", cfg, "--email", "ada@example.com", "--json")
-		var res keysResult
+		var res ops.KeysResult
 		if err := json.Unmarshal([]byte(js), &res); err != nil {
 			t.Fatalf("%v\n%s", err, js)
 		}
 		return res
 	}
 	res := list()
-	var ci keyView
+	var ci ops.KeyView
 	for _, k := range res.Keys {
 		if k.Label == "ci" {
 			ci = k
@@ -94,25 +96,25 @@ func TestAdminKeyPolicy(t *testing.T) {
 	if _, err := v.CreateUser("ada@example.com", "Ada"); err != nil {
 		t.Fatal(err)
 	}
-	var k createdKey
-	rec := call(t, h, "POST", "/codex_proxy/keys", keyRequest{Email: "ada@example.com", Policy: map[string]string{"rpm": "5"}}, &k)
+	var k ops.CreatedKey
+	rec := call(t, h, "POST", "/codex_proxy/keys", ops.KeyRequest{Email: "ada@example.com", Policy: map[string]string{"rpm": "5"}}, &k)
 	if rec.Code != http.StatusCreated || k.Policy.RPM != 5 {
 		t.Fatalf("create: %d %+v", rec.Code, k.Key)
 	}
-	rec = call(t, h, "POST", "/codex_proxy/keys", keyRequest{Email: "ada@example.com", Policy: map[string]string{"rpm": "-5"}}, nil)
+	rec = call(t, h, "POST", "/codex_proxy/keys", ops.KeyRequest{Email: "ada@example.com", Policy: map[string]string{"rpm": "-5"}}, nil)
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("bad policy on create: %d", rec.Code)
 	}
-	var up keyUpdateResult
-	rec = call(t, h, "POST", "/codex_proxy/keys/"+k.ID+"/policy", keyUpdateRequest{Email: "ada@example.com", Policy: map[string]string{"tokens-per-day": "1000"}}, &up)
+	var up ops.KeyUpdateResult
+	rec = call(t, h, "POST", "/codex_proxy/keys/"+k.ID+"/policy", ops.KeyUpdateRequest{Email: "ada@example.com", Policy: map[string]string{"tokens-per-day": "1000"}}, &up)
 	if rec.Code != http.StatusOK || up.Key.Policy.RPM != 5 || up.Key.Policy.TokensPerDay != 1000 || up.Key.Usage == nil {
 		t.Fatalf("update: %d %+v", rec.Code, up)
 	}
-	rec = call(t, h, "POST", "/codex_proxy/keys/"+k.ID+"/policy", keyUpdateRequest{Email: "ada@example.com", Policy: map[string]string{"colour": "red"}}, nil)
+	rec = call(t, h, "POST", "/codex_proxy/keys/"+k.ID+"/policy", ops.KeyUpdateRequest{Email: "ada@example.com", Policy: map[string]string{"colour": "red"}}, nil)
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("unknown field: %d", rec.Code)
 	}
-	rec = call(t, h, "POST", "/codex_proxy/keys/nope/policy", keyUpdateRequest{Email: "ada@example.com", Policy: map[string]string{"rpm": "1"}}, nil)
+	rec = call(t, h, "POST", "/codex_proxy/keys/nope/policy", ops.KeyUpdateRequest{Email: "ada@example.com", Policy: map[string]string{"rpm": "1"}}, nil)
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("unknown key: %d", rec.Code)
 	}

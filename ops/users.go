@@ -1,0 +1,115 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
+)
+
+// describeUser adds key and login metadata to u.
+func (l local) describeUser(u vault.User) (UserInfo, error) {
+	info := UserInfo{User: u}
+	keys, err := l.v.ListKeys(u.ID)
+	if err != nil {
+		return info, err
+	}
+	for _, k := range keys {
+		if !k.Disabled {
+			info.ActiveKeys++
+		}
+	}
+	ti, err := l.v.TokenInfo(u.ID)
+	switch {
+	case err == nil:
+		info.ChatGPT = &ti
+	case !errors.Is(err, vault.ErrNotLinked) && !errors.Is(err, vault.ErrNotFound):
+		return info, err
+	}
+	return info, nil
+}
+
+// UpsertUser implements [Service]. The auth.json is parsed before anything
+// is written, so a bad file leaves no half-made user behind.
+func (l local) UpsertUser(_ context.Context, req UserRequest) (UserResult, error) {
+	var res UserResult
+	email, err := vault.NormalizeEmail(req.Email)
+	if err != nil {
+		return res, errorf(http.StatusBadRequest, "%q is not a valid email address", req.Email)
+	}
+	var bundle vault.TokenBundle
+	if len(req.AuthJSON) > 0 {
+		if bundle, err = vault.ParseAuthJSON(req.AuthJSON); err != nil {
+			return res, withStatus(http.StatusBadRequest, err)
+		}
+	}
+	u, err := l.v.UserByEmail(email)
+	if errors.Is(err, vault.ErrNotFound) {
+		u, err = l.v.CreateUser(email, req.Name)
+		if errors.Is(err, vault.ErrEmailTaken) { // created concurrently
+			u, err = l.v.UserByEmail(email)
+		} else if err == nil {
+			res.Created = true
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	if !res.Created && req.Name != "" && req.Name != u.Name {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("user %s already exists; the display name was not changed (the vault cannot rename users)", email))
+	}
+	if len(req.AuthJSON) > 0 {
+		if err := l.v.PutTokens(u.ID, bundle); err != nil {
+			return res, err
+		}
+		res.TokensImported = true
+		if bundle.Email != "" && !strings.EqualFold(bundle.Email, email) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the imported ChatGPT login belongs to %s, not %s", bundle.Email, email))
+		}
+	}
+	res.User, err = l.describeUser(u)
+	return res, err
+}
+
+// ListUsers implements [Service].
+func (l local) ListUsers(context.Context) (UsersResult, error) {
+	users, err := l.v.ListUsers()
+	if err != nil {
+		return UsersResult{}, err
+	}
+	res := UsersResult{Users: make([]UserInfo, 0, len(users))}
+	for _, u := range users {
+		info, err := l.describeUser(u)
+		if err != nil {
+			return res, err
+		}
+		res.Users = append(res.Users, info)
+	}
+	return res, nil
+}
+
+// GetUser implements [Service].
+func (l local) GetUser(_ context.Context, email string) (UserInfo, error) {
+	u, err := l.userByEmail(email)
+	if err != nil {
+		return UserInfo{}, err
+	}
+	return l.describeUser(u)
+}
+
+// SetUserEnabled implements [Service]: enabling restores the user's keys
+// and dashboard sign-in at once, as nothing was deleted.
+func (l local) SetUserEnabled(_ context.Context, email string, enabled bool) (UserStateResult, error) {
+	u, err := l.userByEmail(email)
+	if err != nil {
+		return UserStateResult{}, err
+	}
+	u, err = l.v.SetUserDisabled(u.ID, !enabled)
+	if err != nil {
+		return UserStateResult{}, err
+	}
+	return UserStateResult{User: u}, nil
+}
