@@ -2,8 +2,10 @@ package dashboard
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
@@ -193,12 +195,22 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.Validate(now)
 	}
+	if err == nil && p.Account != "" && p.Account != k.Policy.Account {
+		// As the CLI and the admin API: a new pin must name one of the
+		// user's accounts. The current pin may stay after its account was
+		// unlinked, so saving another field does not fail on it.
+		err = d.checkPin(s.user.ID, p.Account)
+	}
 	if err == nil {
 		_, err = d.cfg.Vault.UpdateKeyPolicy(s.user.ID, id, p)
 	}
 	switch {
 	case errors.Is(err, keypolicy.ErrInvalid):
 		d.showKey(w, r, http.StatusBadRequest, id, form, "", "Not saved: "+policyMessage(err))
+		return
+	case errors.Is(err, vault.ErrNoSuchAccount):
+		d.showKey(w, r, http.StatusBadRequest, id, form, "", "Not saved: "+strings.TrimPrefix(err.Error(), "vault: ")+
+			". Your linked accounts and their ids are on the ChatGPT page.")
 		return
 	case err != nil:
 		d.log.Error("dashboard: saving a key policy failed", "user_id", s.user.ID, "key_id", id, "error", err)
@@ -207,6 +219,21 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	d.log.Info("dashboard: key policy changed", "user_id", s.user.ID, "key_id", id)
 	http.Redirect(w, r, d.url("keys/detail")+"?id="+url.QueryEscape(id)+"&msg=policy", http.StatusSeeOther)
+}
+
+// checkPin reports, wrapping vault.ErrNoSuchAccount, a pin to an account
+// id the user does not have.
+func (d *Dashboard) checkPin(userID, pin string) error {
+	accts, err := d.cfg.Vault.Accounts(userID)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if a.ID == pin {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", vault.ErrNoSuchAccount, pin)
 }
 
 // keyResetSubmit resets the key's usage counters.
