@@ -132,7 +132,9 @@ func oauthKey(userID, state string) string {
 }
 
 // linkStart begins the paste flow: a PKCE pair and a state, remembered in
-// the vault for OAuthTTL, then (post/redirect/get) the link page.
+// the vault for OAuthTTL, then (post/redirect/get) the link page. A user
+// keeps at most linkFlowsPerUser pending flows: starting one more ends
+// the oldest.
 func (d *Dashboard) linkStart(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	from := fromPage(r.PostFormValue("from"))
@@ -152,7 +154,14 @@ func (d *Dashboard) linkStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	flow := linkFlow{From: from, AuthorizeURL: d.cfg.OAuth.AuthorizeURL(state, pk.Challenge), State: state}
-	id := d.flashes.put("user:"+s.user.ID, flow, d.cfg.Now(), d.cfg.OAuthTTL)
+	id, dropped := d.flashes.putCapped("user:"+s.user.ID, "link", linkFlowsPerUser, flow, d.cfg.Now(), d.cfg.OAuthTTL)
+	for _, v := range dropped {
+		// The oldest flow past the cap is over: its sign-in code must not
+		// link an account later either.
+		if old, ok := v.(linkFlow); ok {
+			_, _ = d.cfg.Vault.TakeOAuthSession(oauthKey(s.user.ID, old.State))
+		}
+	}
 	http.Redirect(w, r, d.url("chatgpt/link")+"?flow="+id, http.StatusSeeOther)
 }
 
