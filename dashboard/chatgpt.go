@@ -17,6 +17,10 @@ import (
 // exchangeTimeout bounds the code exchange with the OAuth issuer.
 const exchangeTimeout = 30 * time.Second
 
+// maxPasteLen bounds what the paste form takes: a callback address is a
+// few hundred characters, far less than this.
+const maxPasteLen = 4096
+
 // linkState is what the ChatGPT and onboarding pages know about the
 // user's link.
 type linkState struct {
@@ -210,6 +214,7 @@ func (d *Dashboard) redirectURI() string {
 
 // Plain-words explanations of a failed paste.
 const (
+	pasteTooLong   = "This is too long to be the address of the error page. Copy only the address from the address bar, then paste it here."
 	pasteEmpty     = "Nothing was pasted. Copy the whole address from the address bar of the page that says “This site can’t be reached”, then paste it here."
 	pasteNoCode    = "This address has no sign-in code in it. Copy the whole address from the address bar of the error page, including everything after the ?."
 	pasteNoState   = "This address is missing part of the sign-in (the state). Copy the whole address, not only a part of it."
@@ -250,7 +255,7 @@ func (d *Dashboard) parsePasteParts(pasted, flowState string) (code, state, msg,
 		if u, err := url.Parse(p); err == nil {
 			want, _ := url.Parse(d.redirectURI())
 			if want != nil && !strings.EqualFold(u.Host, want.Host) {
-				return "", "", fmt.Sprintf(pasteForeign, truncate(u.Host, 80), d.redirectURI()), "", false
+				return "", "", fmt.Sprintf(pasteForeign, quoteInput(u.Host), d.redirectURI()), "", false
 			}
 		}
 	}
@@ -263,15 +268,21 @@ func (d *Dashboard) parsePasteParts(pasted, flowState string) (code, state, msg,
 	case errors.As(err, &ce) && ce.MissingEntitlement():
 		return "", "", noEntitlement, ce.Error(), true
 	case errors.As(err, &ce) && ce.Code == "access_denied":
-		return "", "", denied, ce.Error(), true
+		return "", "", denied, quotedCallbackError(ce), true
 	case errors.As(err, &ce):
-		return "", "", otherIssuerErr, ce.Error(), true
+		return "", "", otherIssuerErr, quotedCallbackError(ce), true
 	case strings.Contains(err.Error(), "no code"):
 		return "", "", pasteNoCode, "", false
 	case strings.Contains(err.Error(), "no state"):
 		return "", "", pasteNoState, "", false
 	}
 	return "", "", pasteMalformed, upperFirst(err.Error()) + ".", false
+}
+
+// quotedCallbackError is the text of an issuer's error answer with a
+// prefix of its code and description: both come from the paste.
+func quotedCallbackError(ce *codex.CallbackError) string {
+	return (&codex.CallbackError{Code: quoteInput(ce.Code), Description: quoteInput(ce.Description)}).Error()
 }
 
 // linkCallback finishes the paste flow: the pasted callback address (or
@@ -295,6 +306,11 @@ func (d *Dashboard) linkCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.linkFailed(w, r, from, msg, detail)
+	}
+	if len(pasted) > maxPasteLen {
+		pasted = "" // not echoed back
+		fail(pasteTooLong, "", true)
+		return
 	}
 	p := d.parsePaste(pasted, flow.State)
 	if p.msg != "" {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -184,6 +185,15 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	for _, name := range keypolicy.FieldNames {
 		form[name] = r.PostFormValue(name)
 	}
+	// Over-long text is refused before it is parsed, and the form gets a
+	// prefix of it back, not the whole post.
+	for _, name := range keypolicy.FieldNames {
+		if n := maxPolicyText(name); utf8.RuneCountInString(form[name]) > n {
+			form[name] = quoteInput(form[name])
+			d.showKey(w, r, http.StatusBadRequest, id, form, "", "Not saved: “"+policyLabels[name]+"” is too long (at most "+number(int64(n))+" characters).")
+			return
+		}
+	}
 	if _, ok := r.PostForm[keypolicy.FieldAccount]; !ok {
 		form[keypolicy.FieldAccount] = k.Policy.Account // a form without the pin keeps it
 	}
@@ -255,13 +265,35 @@ func (d *Dashboard) keyResetSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // policyMessage is the text of a validation error without the package's
-// prefix.
+// prefix, and with the values it quotes cut to a prefix.
 func policyMessage(err error) string {
 	msg := err.Error()
 	if p := keypolicy.ErrInvalid.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
-		return msg[len(p):]
+		msg = msg[len(p):]
 	}
-	return msg
+	return clipQuoted(msg)
+}
+
+// policyLabels name the policy fields as the form does.
+var policyLabels = map[string]string{
+	keypolicy.FieldExpires:       "Expires",
+	keypolicy.FieldModels:        "Models",
+	keypolicy.FieldRPM:           "Requests per minute",
+	keypolicy.FieldConcurrency:   "Requests at once",
+	keypolicy.FieldTokensPerDay:  "Tokens per day",
+	keypolicy.FieldTokensPerWeek: "Tokens per week",
+	keypolicy.FieldMaxEffort:     "Highest reasoning effort",
+	keypolicy.FieldAccount:       "Account pin",
+}
+
+// maxPolicyText is the longest text a policy field takes in the form: a
+// list of models, or one short value (a number, a date, an RFC 3339 time,
+// an effort or an account id, all well under it).
+func maxPolicyText(field string) int {
+	if field == keypolicy.FieldModels {
+		return 2000
+	}
+	return maxQuoted
 }
 
 // resolveModel maps an allowlist name to its catalog name (aliases).
