@@ -287,14 +287,46 @@ func TestDashboardBrowserJourney(t *testing.T) {
 		t.Fatal("no X-Request-Id")
 	}
 
-	// 6. The call shows in the requests table (the log is written in the
-	// background: reload until it is there), with a friendly route name,
-	// the key's label and the id to copy.
+	// 5b. A second account, added by pasting its auth.json, serves the
+	// next call after the first one reaches its usage limit: the log's
+	// widest row (a long model name and effort, the account and the
+	// failover note, a 200 after a 429).
+	work := fake.AddAccount("acc-work", "work-team@chatgpt.example", "team")
+	authJSON := fmt.Sprintf(`{"tokens":{"id_token":%q,"access_token":%q,"refresh_token":%q}}`, work.IDToken, work.AccessToken, work.RefreshToken)
+	step("chatgpt", chromedp.Navigate(base+"/chatgpt"), chromedp.WaitVisible(chromedp.CSS("#start-add")))
+	eval(fmt.Sprintf(`(document.querySelector("#add-authjson").closest("details") || {}).open = true, document.getElementById("add-authjson").value = %q, true`, authJSON))
+	step("add account", chromedp.Click(chromedp.CSS("#import-add")), chromedp.WaitVisible(chromedp.CSS(".notice-ok")))
+	if s := pageText(); !strings.Contains(s, "work-team@chatgpt.example") {
+		t.Fatalf("second account not listed: %s", s)
+	}
+	fake.SetUsageBudget("acc-browser", 0, time.Hour)
+	var failoverResp *http.Response
+	if _, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:           "gpt-5.4-mini",
+		ReasoningEffort: "xhigh",
+		Messages:        []openai.ChatCompletionMessageParamUnion{openai.UserMessage("served by the second account")},
+	}, option.WithResponseInto(&failoverResp)); err != nil {
+		t.Fatal(err)
+	}
+	failoverID := failoverResp.Header.Get("X-Request-Id")
+	// And a refused one: a long model name and an error code.
+	var refusedResp *http.Response
+	if _, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:    "gpt-5.3-codex-spark-preview",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("no such model")},
+	}, option.WithResponseInto(&refusedResp)); err == nil {
+		t.Fatal("a call with an unknown model succeeded")
+	}
+	refusedID := refusedResp.Header.Get("X-Request-Id")
+
+	// 6. The calls show in the requests table (the log is written in the
+	// background: reload until they are there), with a friendly route
+	// name, the key's label and the id to copy.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		step("requests", chromedp.Navigate(base+"/requests"), chromedp.WaitVisible(chromedp.CSS(".filters")))
-		if eval(fmt.Sprintf(`!!document.querySelector('button[data-copy=%q]')`, reqID)) {
-			if s := text("table.requests tbody tr"); !strings.Contains(s, "gpt-5.5") || !strings.Contains(s, "200") ||
+		if eval(fmt.Sprintf(`[%q, %q, %q].every(id => document.querySelector('button[data-copy="' + id + '"]'))`, reqID, failoverID, refusedID)) {
+			if s := text("table.requests tbody"); !strings.Contains(s, "gpt-5.5") || !strings.Contains(s, "200") ||
 				!strings.Contains(s, "Chat") || !strings.Contains(s, "browser") {
 				t.Fatalf("request row: %s", s)
 			}
@@ -306,10 +338,36 @@ func TestDashboardBrowserJourney(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	if !eval(fmt.Sprintf(`(() => { const s = document.querySelector('button[data-copy=%q]').closest("tr").textContent;
+	    return s.includes("work-team@chatgpt.example") && s.includes("reached its limit") && s.includes("xhigh"); })()`, failoverID)) {
+		t.Fatalf("failover row: %s", text("table.requests tbody"))
+	}
+
 	// 7. Every page at both widths, then dark mode.
 	for _, p := range []string{"overview", "keys", "requests", "chatgpt", "no-such-page"} {
 		step(p, chromedp.Navigate(base+"/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		survey(p)
+		if p == "requests" {
+			// The request log: every column in its card at desktop
+			// width, no sideways scrolling; cards on a phone.
+			for _, w := range []int64{1280, 390} {
+				if w == 390 {
+					step("phone requests", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+				} else {
+					desktop()
+				}
+				step("settle", chromedp.Sleep(150*time.Millisecond))
+				sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+				problems, err := chromedp.Run(sctx, chromedp.Evaluate[[]string](fmt.Sprintf(requestLogProblemsJS, w < 640)))
+				cancel()
+				if err != nil {
+					t.Fatalf("request log check: %v", err)
+				}
+				for _, p := range problems {
+					t.Errorf("request log at %d px: %s", w, p)
+				}
+			}
+		}
 		desktop()
 		if s := pageText(); p == "chatgpt" && !strings.Contains(s, "acc-browser") {
 			t.Fatalf("ChatGPT page: %s", s)
@@ -423,6 +481,41 @@ const layoutProblemsJS = `(() => {
     if (!shown(el)) return;
     if (el.getClientRects().length > 1 || el.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(el).lineHeight || "20")) out.push("breaks over lines: " + name(el));
   });
+  return out;
+})()`
+
+// requestLogProblemsJS lists what is wrong with the request log's layout
+// (%%t: a phone, where rows are cards). On a desktop every header and cell
+// must lie inside the card and the viewport with the table not scrolling
+// sideways; on a phone the header is hidden and each row is a card of
+// labelled lines inside the viewport.
+const requestLogProblemsJS = `(() => {
+  const out = [];
+  const phone = %t;
+  const W = window.innerWidth;
+  const table = document.querySelector("table.requests");
+  if (!table) return ["no request log"];
+  const card = table.closest(".card").getBoundingClientRect();
+  const wrap = table.closest(".table-wrap");
+  const name = el => el.tagName.toLowerCase() + " “" + (el.getAttribute("data-label") || el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 30) + "”";
+  const inside = (el, what) => {
+    const r = el.getBoundingClientRect();
+    if (r.left < card.left - 0.5 || r.right > card.right + 0.5) out.push(what + " outside the card: " + name(el) + " spans " + Math.round(r.left) + "–" + Math.round(r.right) + ", card " + Math.round(card.left) + "–" + Math.round(card.right));
+    else if (r.left < -0.5 || r.right > W + 0.5) out.push(what + " off screen: " + name(el));
+  };
+  if (wrap.scrollWidth > wrap.clientWidth + 1) out.push("the table scrolls sideways: " + wrap.scrollWidth + " > " + wrap.clientWidth);
+  if (phone) {
+    if (table.querySelector("thead").getBoundingClientRect().height > 1) out.push("column headers shown on a phone");
+    table.querySelectorAll("tbody tr").forEach(tr => inside(tr, "row"));
+    table.querySelectorAll("tbody td").forEach(td => {
+      if (getComputedStyle(td).display !== "flex") out.push("not a labelled line: " + name(td));
+      inside(td, "cell");
+    });
+  } else {
+    table.querySelectorAll("thead th").forEach(th => inside(th, "header"));
+    table.querySelectorAll("tbody td").forEach(td => inside(td, "cell"));
+    table.querySelectorAll("tbody td > *").forEach(el => { if (el.getBoundingClientRect().width > 0) inside(el, "content"); });
+  }
   return out;
 })()`
 

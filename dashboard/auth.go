@@ -119,6 +119,11 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if problem != "" {
+		if len(raw) > maxEmailLen {
+			// Not an address anyone has: the form gets back a prefix, not
+			// the whole post.
+			body.Email = quoteInput(raw)
+		}
 		d.render(w, r, http.StatusBadRequest, "login", pageData{Title: "Sign in", Error: problem, Body: body})
 		return
 	}
@@ -297,7 +302,7 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, vault.ErrNotFound) {
 		if !d.cfg.Signup.allows(email) {
 			d.renderError(w, r, http.StatusForbidden, "No account for this address",
-				"Sign-up is closed here. Ask the administrator to add "+email+".")
+				"Sign-up is closed here. Ask the administrator to add "+quoteInput(email)+".")
 			return
 		}
 		u, err = d.cfg.Vault.CreateUser(email, "")

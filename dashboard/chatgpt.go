@@ -17,6 +17,10 @@ import (
 // exchangeTimeout bounds the code exchange with the OAuth issuer.
 const exchangeTimeout = 30 * time.Second
 
+// maxPasteLen bounds what the paste form takes: a callback address is a
+// few hundred characters, far less than this.
+const maxPasteLen = 4096
+
 // linkState is what the ChatGPT and onboarding pages know about the
 // user's link.
 type linkState struct {
@@ -132,7 +136,9 @@ func oauthKey(userID, state string) string {
 }
 
 // linkStart begins the paste flow: a PKCE pair and a state, remembered in
-// the vault for OAuthTTL, then (post/redirect/get) the link page.
+// the vault for OAuthTTL, then (post/redirect/get) the link page. A user
+// keeps at most linkFlowsPerUser pending flows: starting one more ends
+// the oldest.
 func (d *Dashboard) linkStart(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	from := fromPage(r.PostFormValue("from"))
@@ -152,7 +158,14 @@ func (d *Dashboard) linkStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	flow := linkFlow{From: from, AuthorizeURL: d.cfg.OAuth.AuthorizeURL(state, pk.Challenge), State: state}
-	id := d.flashes.put("user:"+s.user.ID, flow, d.cfg.Now(), d.cfg.OAuthTTL)
+	id, dropped := d.flashes.putCapped("user:"+s.user.ID, "link", linkFlowsPerUser, flow, d.cfg.Now(), d.cfg.OAuthTTL)
+	for _, v := range dropped {
+		// The oldest flow past the cap is over: its sign-in code must not
+		// link an account later either.
+		if old, ok := v.(linkFlow); ok {
+			_, _ = d.cfg.Vault.TakeOAuthSession(oauthKey(s.user.ID, old.State))
+		}
+	}
 	http.Redirect(w, r, d.url("chatgpt/link")+"?flow="+id, http.StatusSeeOther)
 }
 
@@ -201,6 +214,7 @@ func (d *Dashboard) redirectURI() string {
 
 // Plain-words explanations of a failed paste.
 const (
+	pasteTooLong   = "This is too long to be the address of the error page. Copy only the address from the address bar, then paste it here."
 	pasteEmpty     = "Nothing was pasted. Copy the whole address from the address bar of the page that says “This site can’t be reached”, then paste it here."
 	pasteNoCode    = "This address has no sign-in code in it. Copy the whole address from the address bar of the error page, including everything after the ?."
 	pasteNoState   = "This address is missing part of the sign-in (the state). Copy the whole address, not only a part of it."
@@ -241,7 +255,7 @@ func (d *Dashboard) parsePasteParts(pasted, flowState string) (code, state, msg,
 		if u, err := url.Parse(p); err == nil {
 			want, _ := url.Parse(d.redirectURI())
 			if want != nil && !strings.EqualFold(u.Host, want.Host) {
-				return "", "", fmt.Sprintf(pasteForeign, truncate(u.Host, 80), d.redirectURI()), "", false
+				return "", "", fmt.Sprintf(pasteForeign, quoteInput(u.Host), d.redirectURI()), "", false
 			}
 		}
 	}
@@ -254,15 +268,21 @@ func (d *Dashboard) parsePasteParts(pasted, flowState string) (code, state, msg,
 	case errors.As(err, &ce) && ce.MissingEntitlement():
 		return "", "", noEntitlement, ce.Error(), true
 	case errors.As(err, &ce) && ce.Code == "access_denied":
-		return "", "", denied, ce.Error(), true
+		return "", "", denied, quotedCallbackError(ce), true
 	case errors.As(err, &ce):
-		return "", "", otherIssuerErr, ce.Error(), true
+		return "", "", otherIssuerErr, quotedCallbackError(ce), true
 	case strings.Contains(err.Error(), "no code"):
 		return "", "", pasteNoCode, "", false
 	case strings.Contains(err.Error(), "no state"):
 		return "", "", pasteNoState, "", false
 	}
 	return "", "", pasteMalformed, upperFirst(err.Error()) + ".", false
+}
+
+// quotedCallbackError is the text of an issuer's error answer with a
+// prefix of its code and description: both come from the paste.
+func quotedCallbackError(ce *codex.CallbackError) string {
+	return (&codex.CallbackError{Code: quoteInput(ce.Code), Description: quoteInput(ce.Description)}).Error()
 }
 
 // linkCallback finishes the paste flow: the pasted callback address (or
@@ -286,6 +306,11 @@ func (d *Dashboard) linkCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.linkFailed(w, r, from, msg, detail)
+	}
+	if len(pasted) > maxPasteLen {
+		pasted = "" // not echoed back
+		fail(pasteTooLong, "", true)
+		return
 	}
 	p := d.parsePaste(pasted, flow.State)
 	if p.msg != "" {

@@ -101,9 +101,22 @@ func (f *formTokens) use(tok, userID string, now time.Time, do func() string) (d
 	return res, false, true
 }
 
+// Bounds of the flash store. Every POST /chatgpt/link leaves a flow here
+// for OAuthTTL, so without a cap one signed-in user could grow memory at
+// will: each user keeps linkFlowsPerUser pending flows (clicking "Link"
+// again drops the oldest, the newest always works), and the store as a
+// whole keeps at most maxFlashes values (visitors' "check your email"
+// pages, which the sign-in rate limits bound too, included).
+const (
+	linkFlowsPerUser = 5
+	maxFlashes       = 1 << 14
+	flashSweepEvery  = time.Minute
+)
+
 // flashEntry is a result waiting for the GET after a redirect.
 type flashEntry struct {
 	owner   string
+	kind    string // the kind a per-owner cap counts; "" for none
 	expires time.Time
 	value   any
 }
@@ -112,23 +125,94 @@ type flashEntry struct {
 type flashStore struct {
 	mu sync.Mutex
 	m  map[string]flashEntry
+	// capped lists, oldest first, the ids of each owner's values of a
+	// capped kind (owner + "\x00" + kind).
+	capped    map[string][]string
+	nextSweep time.Time
 }
 
 // put stores v for owner and returns its id.
 func (s *flashStore) put(owner string, v any, now time.Time, ttl time.Duration) string {
+	id, _ := s.putCapped(owner, "", 0, v, now, ttl)
+	return id
+}
+
+// putCapped stores v for owner like put and keeps at most perOwner values
+// of kind for that owner (no cap when perOwner is 0 or kind empty). It
+// returns the values it dropped to make room, oldest first, so the caller
+// can end what they stood for.
+func (s *flashStore) putCapped(owner, kind string, perOwner int, v any, now time.Time, ttl time.Duration) (string, []any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
 		s.m = map[string]flashEntry{}
+		s.capped = map[string][]string{}
 	}
-	for id, e := range s.m {
-		if now.After(e.expires) {
-			delete(s.m, id)
+	// Expired values go in a sweep at most every flashSweepEvery, or when
+	// the store is full, so a put does not cost a scan of every user's.
+	if now.After(s.nextSweep) || len(s.m) >= maxFlashes {
+		for id, e := range s.m {
+			if now.After(e.expires) {
+				s.deleteLocked(id)
+			}
+		}
+		s.nextSweep = now.Add(flashSweepEvery)
+	}
+	var dropped []any
+	if kind == "" {
+		perOwner = 0
+	}
+	ck := owner + "\x00" + kind
+	if perOwner > 0 {
+		for ids := s.capped[ck]; len(ids) >= perOwner; ids = s.capped[ck] {
+			dropped = append(dropped, s.m[ids[0]].value)
+			s.deleteLocked(ids[0])
 		}
 	}
+	if len(s.m) >= maxFlashes {
+		// Still full of live values: the one that expires first goes.
+		var first string
+		for id, e := range s.m {
+			if first == "" || e.expires.Before(s.m[first].expires) {
+				first = id
+			}
+		}
+		s.deleteLocked(first)
+	}
 	id := randomToken()
-	s.m[id] = flashEntry{owner: owner, expires: now.Add(ttl), value: v}
-	return id
+	e := flashEntry{owner: owner, expires: now.Add(ttl), value: v}
+	if perOwner > 0 {
+		e.kind = kind
+		s.capped[ck] = append(s.capped[ck], id)
+	}
+	s.m[id] = e
+	return id, dropped
+}
+
+// deleteLocked forgets the value under id, and its place in its owner's
+// cap.
+func (s *flashStore) deleteLocked(id string) {
+	e, ok := s.m[id]
+	if !ok {
+		return
+	}
+	delete(s.m, id)
+	if e.kind == "" {
+		return
+	}
+	ck := e.owner + "\x00" + e.kind
+	ids := s.capped[ck]
+	for i, x := range ids {
+		if x == id {
+			ids = append(ids[:i:i], ids[i+1:]...)
+			break
+		}
+	}
+	if len(ids) == 0 {
+		delete(s.capped, ck)
+	} else {
+		s.capped[ck] = ids
+	}
 }
 
 // take returns and forgets the value under id if owner stored it.
@@ -149,11 +233,11 @@ func (s *flashStore) read(id, owner string, now time.Time, del bool) (any, bool)
 		return nil, false
 	}
 	if now.After(e.expires) {
-		delete(s.m, id)
+		s.deleteLocked(id)
 		return nil, false
 	}
 	if del {
-		delete(s.m, id)
+		s.deleteLocked(id)
 	}
 	return e.value, true
 }

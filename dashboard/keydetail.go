@@ -2,9 +2,12 @@ package dashboard
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -182,6 +185,15 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	for _, name := range keypolicy.FieldNames {
 		form[name] = r.PostFormValue(name)
 	}
+	// Over-long text is refused before it is parsed, and the form gets a
+	// prefix of it back, not the whole post.
+	for _, name := range keypolicy.FieldNames {
+		if n := maxPolicyText(name); utf8.RuneCountInString(form[name]) > n {
+			form[name] = quoteInput(form[name])
+			d.showKey(w, r, http.StatusBadRequest, id, form, "", "Not saved: “"+policyLabels[name]+"” is too long (at most "+number(int64(n))+" characters).")
+			return
+		}
+	}
 	if _, ok := r.PostForm[keypolicy.FieldAccount]; !ok {
 		form[keypolicy.FieldAccount] = k.Policy.Account // a form without the pin keeps it
 	}
@@ -193,12 +205,22 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.Validate(now)
 	}
+	if err == nil && p.Account != "" && p.Account != k.Policy.Account {
+		// As the CLI and the admin API: a new pin must name one of the
+		// user's accounts. The current pin may stay after its account was
+		// unlinked, so saving another field does not fail on it.
+		err = d.checkPin(s.user.ID, p.Account)
+	}
 	if err == nil {
 		_, err = d.cfg.Vault.UpdateKeyPolicy(s.user.ID, id, p)
 	}
 	switch {
 	case errors.Is(err, keypolicy.ErrInvalid):
 		d.showKey(w, r, http.StatusBadRequest, id, form, "", "Not saved: "+policyMessage(err))
+		return
+	case errors.Is(err, vault.ErrNoSuchAccount):
+		d.showKey(w, r, http.StatusBadRequest, id, form, "", "Not saved: "+strings.TrimPrefix(err.Error(), "vault: ")+
+			". Your linked accounts and their ids are on the ChatGPT page.")
 		return
 	case err != nil:
 		d.log.Error("dashboard: saving a key policy failed", "user_id", s.user.ID, "key_id", id, "error", err)
@@ -207,6 +229,21 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	d.log.Info("dashboard: key policy changed", "user_id", s.user.ID, "key_id", id)
 	http.Redirect(w, r, d.url("keys/detail")+"?id="+url.QueryEscape(id)+"&msg=policy", http.StatusSeeOther)
+}
+
+// checkPin reports, wrapping vault.ErrNoSuchAccount, a pin to an account
+// id the user does not have.
+func (d *Dashboard) checkPin(userID, pin string) error {
+	accts, err := d.cfg.Vault.Accounts(userID)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if a.ID == pin {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", vault.ErrNoSuchAccount, pin)
 }
 
 // keyResetSubmit resets the key's usage counters.
@@ -228,13 +265,35 @@ func (d *Dashboard) keyResetSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // policyMessage is the text of a validation error without the package's
-// prefix.
+// prefix, and with the values it quotes cut to a prefix.
 func policyMessage(err error) string {
 	msg := err.Error()
 	if p := keypolicy.ErrInvalid.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
-		return msg[len(p):]
+		msg = msg[len(p):]
 	}
-	return msg
+	return clipQuoted(msg)
+}
+
+// policyLabels name the policy fields as the form does.
+var policyLabels = map[string]string{
+	keypolicy.FieldExpires:       "Expires",
+	keypolicy.FieldModels:        "Models",
+	keypolicy.FieldRPM:           "Requests per minute",
+	keypolicy.FieldConcurrency:   "Requests at once",
+	keypolicy.FieldTokensPerDay:  "Tokens per day",
+	keypolicy.FieldTokensPerWeek: "Tokens per week",
+	keypolicy.FieldMaxEffort:     "Highest reasoning effort",
+	keypolicy.FieldAccount:       "Account pin",
+}
+
+// maxPolicyText is the longest text a policy field takes in the form: a
+// list of models, or one short value (a number, a date, an RFC 3339 time,
+// an effort or an account id, all well under it).
+func maxPolicyText(field string) int {
+	if field == keypolicy.FieldModels {
+		return 2000
+	}
+	return maxQuoted
 }
 
 // resolveModel maps an allowlist name to its catalog name (aliases).

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -86,5 +87,64 @@ func TestKeyDetailPolicyAndReset(t *testing.T) {
 	}
 	if got, _ := e.v.GetKey(u.ID, k.ID); got.Policy.RPM != 0 {
 		t.Fatal("forged form changed the policy")
+	}
+}
+
+// TestKeyPolicyAccountPin: the dashboard refuses a pin to an account the
+// user does not have, as the CLI does, and stores nothing; a pin to one of
+// the user's accounts is saved, and a pin already stored may stay after
+// its account was unlinked.
+func TestKeyPolicyAccountPin(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ada@example.com")
+	u := e.user("ada@example.com")
+	own := e.link(t, u.ID, "acc-own")
+	spare := e.link(t, u.ID, "acc-spare")
+	e.signIn("mallory@example.com")
+	foreign := e.link(t, e.user("mallory@example.com").ID, "acc-mallory")
+	_, k, err := e.v.CreateKey(u.ID, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, pin string
+		status    int
+		stored    string // the pin stored afterwards
+	}{
+		{"unknown id", "nope-123", http.StatusBadRequest, ""},
+		{"another user's account", foreign, http.StatusBadRequest, ""},
+		{"own account", own, http.StatusSeeOther, own},
+		{"unknown id keeps the old pin", "gone-1", http.StatusBadRequest, own},
+		{"unpin", "", http.StatusSeeOther, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.get("/keys/detail?id=" + k.ID)
+			r := b.post("/keys/policy", url.Values{"id": {k.ID}, "account": {tc.pin}, "rpm": {"5"}})
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if tc.status == http.StatusBadRequest {
+				mustContain(t, r.body, "Not saved: no linked ChatGPT account with this id", "Save limits")
+			}
+			if got, _ := e.v.GetKey(u.ID, k.ID); got.Policy.Account != tc.stored {
+				t.Fatalf("stored pin %q, want %q", got.Policy.Account, tc.stored)
+			}
+		})
+	}
+
+	// A pin whose account was unlinked later stays when another field is
+	// saved (the form does not send the pin), as the CLI allows.
+	if _, err := e.v.UpdateKeyPolicy(u.ID, k.ID, keypolicy.Policy{Account: spare}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.v.RemoveAccount(u.ID, spare); err != nil {
+		t.Fatal(err)
+	}
+	b.get("/keys/detail?id=" + k.ID)
+	if r := b.post("/keys/policy", url.Values{"id": {k.ID}, "rpm": {"7"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("saving with a stale pin: %d %s", r.status, r.body)
+	}
+	if got, _ := e.v.GetKey(u.ID, k.ID); got.Policy.Account != spare || got.Policy.RPM != 7 {
+		t.Fatalf("policy %+v", got.Policy)
 	}
 }

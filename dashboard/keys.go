@@ -132,7 +132,7 @@ func (d *Dashboard) keysCreate(w http.ResponseWriter, r *http.Request) {
 		from = ""
 	}
 	if utf8.RuneCountInString(label) > maxLabelRunes || len(label) > maxLabelRunes || strings.ContainsAny(label, "\r\n\t") {
-		d.showKeys(w, r, http.StatusBadRequest, keysBody{Label: label}, "", "Labels are one line of at most "+strconv.Itoa(maxLabelRunes)+" characters.")
+		d.showKeys(w, r, http.StatusBadRequest, keysBody{Label: quoteInput(label)}, "", "Labels are one line of at most "+strconv.Itoa(maxLabelRunes)+" characters.")
 		return
 	}
 	if label == "" {

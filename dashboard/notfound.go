@@ -1,9 +1,6 @@
 package dashboard
 
-import (
-	"net/http"
-	"unicode/utf8"
-)
+import "net/http"
 
 // NotFound answers a path the dashboard does not have with its 404 page:
 // a heading in plain words and the way back. caddymodule also calls it for
@@ -15,20 +12,9 @@ func (d *Dashboard) NotFound(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	}
-	d.render(w, r, http.StatusNotFound, "notfound", pageData{Title: "Page not found", Body: notFoundBody{Path: truncate(r.URL.Path, 120)}})
+	d.render(w, r, http.StatusNotFound, "notfound", pageData{Title: "Page not found", Body: notFoundBody{Path: quoteInput(r.URL.Path)}})
 }
 
 type notFoundBody struct {
 	Path string
-}
-
-// truncate shortens s to n bytes at a rune boundary, with an ellipsis.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
