@@ -68,6 +68,22 @@ forbid() {
 	done <<<"$listed"
 }
 
+# forbids_direct RULE DENY PACKAGE...: like forbid, for the packages'
+# own imports only (a dependency may still use them).
+forbids_direct() {
+	local rule="$1" deny="$2" pkg imports hits
+	shift 2
+	while read -r pkg imports; do
+		hits="$(tr ' ' '\n' <<<"$imports" | grep -E "$deny" || true)"
+		if [ -n "$hits" ]; then
+			echo "dependency rule broken: $rule" >&2
+			echo "  $pkg imports:" >&2
+			sed 's/^/    /' <<<"$hits" >&2
+			failed=1
+		fi
+	done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' "$@")
+}
+
 # deps checks the package layering the README's Layout describes.
 deps() {
 	echo "==> dependency rules"
@@ -92,10 +108,16 @@ deps() {
 		"${project}vault/(bolt|postgres|engine)(/|\$)" '^$' ./vault/migrate/
 	# ./vault/... in the rules above and below covers vault/bolt,
 	# vault/engine and vault/migrate too: none imports Caddy or codex.
+	forbid "the /v1 pipeline and the operator use cases see the vault, never a storage engine" \
+		"${project}vault/(bolt|postgres|engine)(/|\$)" '^$' ./api/ ./ops/... ./cli/...
+	forbid "api is served by the glue: it imports neither the dashboard nor the operator packages" \
+		"${project}(dashboard|ops|cli|caddymodule)(/|\$)" '^$' ./api/
+	forbids_direct "caddymodule opens engines through vault/engine: it imports no bbolt or pgx package" \
+		'^(go\.etcd\.io/bbolt|github\.com/jackc/pgx)' ./caddymodule/
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
 		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/...
 	if [ "$failed" -ne 0 ]; then
-		echo "the package layering is broken; see Layout in README.md" >&2
+		echo "the package layering is broken; see docs/architecture.md#dependency-rules" >&2
 		exit 1
 	fi
 }
