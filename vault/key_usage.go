@@ -23,8 +23,9 @@ import (
 // records AppendLogs writes that started at or after the key's reset
 // point; ResetKeyUsage clears what it kept for the key. In each
 // AppendLogs transaction that changed a key's usage it announces the keys
-// with a ChangeKeyUsage on Changes. The bbolt engine does not implement
-// it: one process, whose memory counts everything.
+// with a ChangeKeyUsage on Changes (a single-process engine announces
+// nothing). Both engines implement it: on bbolt it is what keeps a week's
+// budget across a restart when the request log keeps less than a week.
 type KeyUsageStore interface {
 	// KeyUsage returns the tokens of the keys keyIDs (nil: every key) in
 	// the UTC day starting at day and the ISO week starting at week.

@@ -184,7 +184,21 @@ func (s *Store) UpdateKeyPolicy(_ context.Context, userID, keyID string, p keypo
 
 // ResetKeyUsage sets a key's usage reset point.
 func (s *Store) ResetKeyUsage(_ context.Context, userID, keyID string, at time.Time) error {
-	return s.updateUserKey(userID, keyID, func(rec *vault.KeyRecord) { rec.UsageReset = at.UTC() })
+	return s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		rec, err := getKeyRecord(b, keyID)
+		if err != nil {
+			return err
+		}
+		if rec.UserID != userID {
+			return vault.ErrNotFound
+		}
+		rec.UsageReset = at.UTC()
+		if err := putJSON(b, []byte(keyID), rec); err != nil {
+			return err
+		}
+		return clearKeyUsage(tx, keyID)
+	})
 }
 
 // updateUserKey rewrites one key of the user with fn applied.

@@ -55,6 +55,9 @@ func (s *Store) AppendLogs(_ context.Context, recs []vault.LogRecord, usage []va
 				return err
 			}
 		}
+		if err := addKeyUsage(tx, recs); err != nil {
+			return fmt.Errorf("key usage: %w", err)
+		}
 		b := tx.Bucket(bucketUsage)
 		for _, d := range usage {
 			k := usageKey(d.UserID, d.Day)
@@ -215,8 +218,15 @@ func (s *Store) PurgeLogs(_ context.Context, before time.Time) (int, error) {
 			return nil
 		})
 		total += n
-		if err != nil || n < purgeChunk {
+		if err != nil {
 			return total, err
+		}
+		if n < purgeChunk {
+			// The per-key usage outlives the log when the retention is
+			// short: it keeps the week the budgets need, and no more.
+			return total, s.update(func(tx *bbolt.Tx) error {
+				return purgeKeyUsage(tx, time.Now().Add(-keyUsageKeep))
+			})
 		}
 	}
 }

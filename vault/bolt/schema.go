@@ -27,6 +27,7 @@ var (
 	bucketUsage         = []byte("usage")        // user id \x00 YYYY-MM-DD → DayUsage
 	bucketKeysByHash    = []byte("keys_by_hash") // key HMAC → key id (schema 2)
 	bucketQuotas        = []byte("quotas")       // user id \x00 account id → QuotaSnapshot (schema 3; user id in 2)
+	bucketKeyUsage      = []byte("key_usage")    // key id \x00 YYYY-MM-DD → tokens (schema 4)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -74,6 +75,7 @@ var migrations = []migration{
 		})
 	}},
 	{to: 3, name: "several ChatGPT accounts per user", fn: migrateAccounts},
+	{to: 4, name: "token usage per key and day", fn: fillKeyUsage},
 }
 
 // migrateAccounts moves each user's one token bundle to their account 1

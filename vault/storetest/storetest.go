@@ -57,6 +57,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"RequestLogFilter", testLogFilter},
 		{"Usage", testUsage},
 		{"RetentionPurge", testPurgeLogs},
+		{"KeyUsage", testKeyUsage},
 		{"Quotas", testQuotas},
 		{"RefreshLockExcludes", testRefreshLock},
 		{"Persistence", testPersistence},
