@@ -122,7 +122,7 @@ func (d *Dashboard) requestsCSV(w http.ResponseWriter, r *http.Request) {
 func writeRequestsCSV(w http.ResponseWriter, rows []requestRow) {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"time_utc", "request_id", "key", "key_prefix", "route", "model", "effort", "status", "error_code",
-		"duration_ms", "ttfb_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"})
+		"duration_ms", "ttfb_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "estimated"})
 	for _, r := range rows {
 		_ = cw.Write(csvCells(
 			r.Time.UTC().Format(time.RFC3339),
@@ -131,6 +131,7 @@ func writeRequestsCSV(w http.ResponseWriter, rows []requestRow) {
 			strconv.FormatInt(r.Duration.Milliseconds(), 10), strconv.FormatInt(r.TTFB.Milliseconds(), 10),
 			strconv.FormatInt(r.InputTokens, 10), strconv.FormatInt(r.OutputTokens, 10),
 			strconv.FormatInt(r.CachedTokens, 10), strconv.FormatInt(r.ReasoningTokens, 10),
+			strconv.FormatBool(r.Estimated),
 		))
 	}
 	cw.Flush()
