@@ -20,7 +20,10 @@ import (
 //     budgets). A refused request costs no body read, no parse and no
 //     upstream call.
 //  2. admitModel, right after the body is parsed: the model allowlist and
-//     the effort ceiling, which need the request's model.
+//     the effort ceiling, which need the request's model. A request the
+//     allowlist refuses gives its slot back as if it never came (a
+//     refused request counts nothing), so only a bounded number of bodies
+//     a minute are read at all.
 
 // noRelease is the release of a request that took no slot.
 func noRelease() {}
@@ -63,6 +66,8 @@ func sizeEstimate(r *http.Request) int64 {
 func (h *Handler) admitModel(w http.ResponseWriter, req *request) (outcome, bool) {
 	m := req.mapped
 	if r := keypolicy.CheckModel(req.key.Policy, m.UpstreamModel, m.ClientModel); r != nil {
+		// A refused request counts nothing: not against the rate either.
+		req.hold.Refund()
 		return h.refuse(w, r), false
 	}
 	if m.EffortClampedFrom != "" {

@@ -1,6 +1,7 @@
 package keypolicy
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -22,6 +23,7 @@ type Hold struct {
 	// that rolled over meanwhile no longer carries it.
 	day, week time.Time
 	reserved  int64
+	start     time.Time // when it was admitted: its place in the rate window
 	once      sync.Once
 }
 
@@ -41,7 +43,7 @@ func (t *Tracker) AdmitHold(keyID string, p Policy, reserve int64) (*Hold, *Refu
 	c.inFlight++
 	c.day.requests++
 	c.week.requests++
-	h := &Hold{t: t, keyID: keyID, day: c.day.start, week: c.week.start}
+	h := &Hold{t: t, keyID: keyID, day: c.day.start, week: c.week.start, start: now}
 	h.adjustLocked(c, max(reserve, 0))
 	return h, nil
 }
@@ -94,6 +96,37 @@ func (h *Hold) Settle(started time.Time, tokens int64, estimated bool) {
 		c := h.t.keys[h.keyID]
 		if c == nil {
 			return
+		}
+		if c.inFlight > 0 {
+			c.inFlight--
+		}
+		h.adjustLocked(c, 0)
+	})
+}
+
+// Refund releases the hold as if the request had never been admitted: it
+// leaves the rate window and the window's request count. For a request
+// refused after admission by a check that needed its body (the model
+// allowlist): a refused request counts nothing.
+func (h *Hold) Refund() {
+	if h == nil {
+		return
+	}
+	h.once.Do(func() {
+		h.t.mu.Lock()
+		defer h.t.mu.Unlock()
+		c := h.t.keys[h.keyID]
+		if c == nil {
+			return
+		}
+		if i := slices.IndexFunc(c.starts, func(t time.Time) bool { return t.Equal(h.start) }); i >= 0 {
+			c.starts = slices.Delete(c.starts, i, i+1)
+		}
+		if c.day.start.Equal(h.day) && c.day.requests > 0 {
+			c.day.requests--
+		}
+		if c.week.start.Equal(h.week) && c.week.requests > 0 {
+			c.week.requests--
 		}
 		if c.inFlight > 0 {
 			c.inFlight--

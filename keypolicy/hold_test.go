@@ -83,3 +83,22 @@ func TestEstimatedTokensInStatus(t *testing.T) {
 		t.Fatalf("rebuilt: %+v", s.TokensToday)
 	}
 }
+
+// A refunded hold leaves no trace: not in the rate, the request counts, the
+// slot or the reservation.
+func TestHoldRefund(t *testing.T) {
+	tr, _ := newTracker()
+	p := Policy{RPM: 1, Concurrency: 1, TokensPerDay: 100}
+	h, r := tr.AdmitHold("k", p, 99)
+	if r != nil {
+		t.Fatal(r)
+	}
+	h.Refund()
+	h.Release() // harmless after
+	if s := tr.Status("k", p); s.RequestsPerMinute.Used != 0 || s.Concurrent.Used != 0 || s.TokensToday.Requests != 0 {
+		t.Fatalf("after a refund: %+v", s)
+	}
+	if _, r := tr.AdmitHold("k", p, 99); r != nil {
+		t.Fatalf("the refunded request still counts: %v", r)
+	}
+}
