@@ -22,8 +22,8 @@ import (
 //  2. admitModel, right after the body is parsed: the model allowlist and
 //     the effort ceiling, which need the request's model. A request the
 //     allowlist refuses gives its slot back as if it never came (a
-//     refused request counts nothing), so only a bounded number of bodies
-//     a minute are read at all.
+//     refused request counts nothing); a body is still read only while the
+//     key has rate and a slot left.
 
 // noRelease is the release of a request that took no slot.
 func noRelease() {}
