@@ -19,6 +19,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -134,7 +135,7 @@ type Handler struct {
 	catalog *translate.Catalog
 	models  *codex.ModelCache
 	limits  *pooledLimiter // shared through the limiters pool; nil until held
-	metrics *metrics
+	metrics *metrics.Observer
 	api     *api.Handler // the /v1 pipeline; built by bind
 
 	dashboard *dashboard.Dashboard // nil when off; built by bind

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
@@ -75,7 +76,7 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	}
 	l.v = v
 	l.issuer = s.issuer
-	liveVaults.add(v)
+	metrics.Vaults.Add(v)
 	return &pooledVault{Vault: v, path: path, live: l}, nil
 }
 
