@@ -215,6 +215,14 @@ func (h *Handler) dashboardConfig() *DashboardConfig {
 func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error {
 	cfg := h.dashboardConfig()
 	switch name {
+	case "resend", "smtp", "mail":
+		// Each is given at most once (UnmarshalCaddyfile checks), so any
+		// mailer already set is another one.
+		if cfg.mailLog || cfg.SMTP != nil || cfg.Resend != nil {
+			return d.Err("resend, smtp and mail log exclude each other")
+		}
+	}
+	switch name {
 	case "dashboard":
 		var arg string
 		if err := oneArg(d, &arg); err != nil {
@@ -253,68 +261,25 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 		}
 		cfg.Signup = args[0]
 	case "resend":
-		if cfg.mailLog || cfg.SMTP != nil {
-			return d.Err("resend, smtp and mail log exclude each other")
-		}
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 		rs := &ResendConfig{}
-		seen := map[string]bool{}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			sub := d.Val()
-			if seen[sub] {
-				return d.Errf("resend %s given more than once", sub)
-			}
-			seen[sub] = true
-			var dst *string
-			switch sub {
-			case "api_key":
-				dst = &rs.APIKey
-			case "from":
-				dst = &rs.From
-			default:
-				return d.Errf("unrecognized resend subdirective %q", sub)
-			}
-			if err := oneArg(d, dst); err != nil {
-				return err
-			}
+		if err := blockArgs(d, "resend", map[string]*string{"api_key": &rs.APIKey, "from": &rs.From}); err != nil {
+			return err
 		}
 		if rs.APIKey == "" || rs.From == "" {
 			return d.Err("resend needs api_key and from")
 		}
 		cfg.Resend = rs
 	case "smtp":
-		if cfg.mailLog || cfg.Resend != nil {
-			return d.Err("resend, smtp and mail log exclude each other")
-		}
 		s := &SMTPConfig{}
 		if err := oneArg(d, &s.Address); err != nil {
 			return err
 		}
-		seen := map[string]bool{}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			sub := d.Val()
-			if seen[sub] {
-				return d.Errf("smtp %s given more than once", sub)
-			}
-			seen[sub] = true
-			var dst *string
-			switch sub {
-			case "username":
-				dst = &s.Username
-			case "password":
-				dst = &s.Password
-			case "from":
-				dst = &s.From
-			case "starttls":
-				dst = &s.StartTLS
-			default:
-				return d.Errf("unrecognized smtp subdirective %q", sub)
-			}
-			if err := oneArg(d, dst); err != nil {
-				return err
-			}
+		fields := map[string]*string{"username": &s.Username, "password": &s.Password, "from": &s.From, "starttls": &s.StartTLS}
+		if err := blockArgs(d, "smtp", fields); err != nil {
+			return err
 		}
 		switch s.StartTLS {
 		case "", dashboard.SMTPStartTLSRequired, dashboard.SMTPStartTLSOpportunistic, dashboard.SMTPStartTLSOff:
@@ -326,9 +291,6 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 		}
 		cfg.SMTP = s
 	case "mail":
-		if cfg.SMTP != nil || cfg.Resend != nil {
-			return d.Err("resend, smtp and mail log exclude each other")
-		}
 		args := d.RemainingArgs()
 		switch {
 		case len(args) == 1 && args[0] == "log":
