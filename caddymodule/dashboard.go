@@ -19,7 +19,6 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
-	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // DashboardConfig configures the web dashboard (sign-in by magic link,
@@ -89,31 +88,26 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 	}
 	repl := caddy.NewReplacer()
 	logger := h.logger.Named("dashboard")
-	var mailer dashboard.Mailer
-	if cfg.SMTP != nil && cfg.Resend != nil {
-		return fmt.Errorf("dashboard: smtp and resend exclude each other")
-	}
+	var resend *dashboard.ResendMailer
 	if rs := cfg.Resend; rs != nil {
-		m := dashboard.ResendMailer{APIKey: repl.ReplaceAll(rs.APIKey, ""), From: repl.ReplaceAll(rs.From, "")}
-		if err := m.Validate(); err != nil {
-			return err
-		}
-		mailer = m
-	} else if s := cfg.SMTP; s != nil {
-		m := dashboard.SMTPMailer{
+		resend = &dashboard.ResendMailer{APIKey: repl.ReplaceAll(rs.APIKey, ""), From: repl.ReplaceAll(rs.From, "")}
+	}
+	var smtp *dashboard.SMTPMailer
+	if s := cfg.SMTP; s != nil {
+		smtp = &dashboard.SMTPMailer{
 			Addr:     repl.ReplaceAll(s.Address, ""),
 			Username: repl.ReplaceAll(s.Username, ""),
 			Password: repl.ReplaceAll(s.Password, ""),
 			From:     repl.ReplaceAll(s.From, ""),
 			StartTLS: s.StartTLS,
 		}
-		if err := m.Validate(); err != nil {
-			return err
-		}
-		mailer = m
-	} else {
-		// Warn level, so the link is seen with the default log settings.
-		mailer = dashboard.LogMailer{Log: func(msg string, kv ...any) { logger.Sugar().Warnw(msg, kv...) }}
+	}
+	// Warn level, so a logged link is seen with the default log settings.
+	mailer, err := dashboard.NewMailer(resend, smtp, func(msg string, kv ...any) { logger.Sugar().Warnw(msg, kv...) })
+	if err != nil {
+		return err
+	}
+	if resend == nil && smtp == nil {
 		logger.Warn("dashboard sign-in links are written to this log, not mailed (mail log); configure smtp for real use")
 	}
 	if cfg.DevLinks {
@@ -138,12 +132,9 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Limiter:       h.limits.signin,
 		Prices:        cfg.Prices,
 	}
-	// The vault opens when the codex_proxy app starts (bindDashboard); a
-	// dashboard over an unopened one checks the config now and tells its
-	// paths. NewDashboard does not call the vault.
-	check := dc
-	check.Vault = new(vault.Vault)
-	routes, err := dashboard.NewDashboard(check)
+	// The vault opens when the codex_proxy app starts (bindDashboard); the
+	// config is checked now, and tells the dashboard's paths.
+	routes, err := dashboard.NewMatcher(dc)
 	if err != nil {
 		return err
 	}

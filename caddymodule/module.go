@@ -139,11 +139,11 @@ type Handler struct {
 	api     *api.Handler // the /v1 pipeline; built by bind
 
 	dashboard *dashboard.Dashboard // nil when off; built by bind
-	// dashCfg is the dashboard's config, vault aside; dashRoutes is a
-	// dashboard built from it at Provision over no vault, to check the
-	// config and to tell its paths, never to serve.
+	// dashCfg is the dashboard's config, vault aside; dashRoutes tells the
+	// paths it serves, known at Provision (the zero value, when the
+	// dashboard is off, matches none).
 	dashCfg    *dashboard.Config
-	dashRoutes *dashboard.Dashboard
+	dashRoutes dashboard.Matcher
 	// quotas keeps each user's latest rate limits for the dashboard and
 	// GET /v1/usage; nil (storing nothing) when both are off.
 	quotas *dashboard.QuotaStore
@@ -309,7 +309,7 @@ func (h *Handler) Cleanup() error {
 // dashboard and everything else to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	isAPI := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
-	if !isAPI && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
+	if !isAPI && !h.dashRoutes.Match(r) {
 		return h.serveNext(w, r, next)
 	}
 	// Caddy may start the http app before ours: wait for the vault.
