@@ -192,7 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// Only check the secrets here: the vault and the generated-secret files
 	// beside it are opened when the codex_proxy app starts, so that
 	// `caddy validate` and a reload's provisioning touch no file.
-	if err := vc.checkSecrets(); err != nil {
+	if err := vc.Check(); err != nil {
 		return err
 	}
 
@@ -214,7 +214,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app.(*App)
-	err = h.app.register(h, vaultSettings{vaultConfig: vc, issuer: oauth.Issuer, logger: h.logger.Named("vault")})
+	err = h.app.register(h, vaultSettings{Config: vc, issuer: oauth.Issuer, logger: h.logger.Named("vault")})
 	if err != nil {
 		return err
 	}
