@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-
 )
 
 func TestVaultConfigsFromJSON(t *testing.T) {
