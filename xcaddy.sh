@@ -106,6 +106,12 @@ deps() {
 		"${project}vault/(bolt|engine)(/|\$)" '^$' ./vault/postgres/
 	forbid "vault/migrate works on any vault.Store: it imports no engine" \
 		"${project}vault/(bolt|postgres|engine)(/|\$)" '^$' ./vault/migrate/
+	forbid "metrics depends on nothing of the project but translate and keypolicy (and apierror beneath them)" \
+		"$project" "^${MODULE//./\\.}/(translate|keypolicy|apierror)\$" ./metrics/
+	forbid "vaultconf resolves vault settings: it depends on the vault packages, never on codex or the front ends" \
+		"${project}(codex|api|dashboard|ops|cli|translate|relay|metrics)(/|\$)" '^$' ./vaultconf/
+	forbid "internal/slogswap is generic: it imports nothing of the project" \
+		"$project" '^$' ./internal/slogswap/
 	# ./vault/... in the rules above and below covers vault/bolt,
 	# vault/engine and vault/migrate too: none imports Caddy or codex.
 	forbid "the /v1 pipeline and the operator use cases see the vault, never a storage engine" \
@@ -115,7 +121,7 @@ deps() {
 	forbids_direct "caddymodule opens engines through vault/engine: it imports no bbolt or pgx package" \
 		'^(go\.etcd\.io/bbolt|github\.com/jackc/pgx)' ./caddymodule/
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
-		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/...
+		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/... ./metrics/ ./vaultconf/ ./internal/slogswap/
 	if [ "$failed" -ne 0 ]; then
 		echo "the package layering is broken; see docs/architecture.md#dependency-rules" >&2
 		exit 1

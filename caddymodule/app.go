@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
+	"github.com/usemysub/caddy-codex-proxy/vaultconf"
 )
 
 func init() {
@@ -54,7 +55,7 @@ type appVault struct {
 // vaultSettings are one config's settings for a vault, resolved at
 // Provision without touching the disk.
 type vaultSettings struct {
-	vaultConfig
+	vaultconf.Config
 	issuer string      // OAuth issuer the refresher uses
 	logger *zap.Logger // the vault's operational log
 }
@@ -86,9 +87,9 @@ func (a *App) register(h *Handler, s vaultSettings) error {
 	if av, ok := a.vaults[s.Path]; ok {
 		o := av.settings
 		switch {
-		case !slices.Equal(o.EncryptionKeys, s.EncryptionKeys) || o.keysSet != s.keysSet:
+		case !slices.Equal(o.EncryptionKeys, s.EncryptionKeys) || o.KeysSet != s.KeysSet:
 			return fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption_key settings; give every site block that names this vault the same keys", s.Path)
-		case o.Pepper != s.Pepper || o.pepperSet != s.pepperSet:
+		case o.Pepper != s.Pepper || o.PepperSet != s.PepperSet:
 			return fmt.Errorf("two codex_proxy handlers use the vault %s with different api_key_pepper settings; give every site block that names this vault the same pepper", s.Path)
 		case o.issuer != s.issuer:
 			return fmt.Errorf("two codex_proxy handlers use the vault %s with different oauth_issuer settings (%q and %q); one vault refreshes its logins at one issuer", s.Path, av.settings.issuer, s.issuer)
@@ -131,7 +132,7 @@ func (a *App) Start() error {
 // acquire takes the vault from the pool, opening it if no config has it,
 // and makes this config's settings the ones it runs with.
 func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
-	keys, pepper, generated, err := s.secrets()
+	keys, pepper, generated, err := s.Secrets()
 	if err != nil {
 		return nil, err
 	}

@@ -72,60 +72,33 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("subdirective %q given more than once", name)
 		}
 		seen[name] = true
-		switch name {
-		case "vault":
-			if err := oneArg(d, &h.Vault); err != nil {
+		if field, ok := stringOptions[name]; ok {
+			if err := oneArg(d, field(h)); err != nil {
 				return err
 			}
-		case "encryption_key":
-			h.EncryptionKeys = d.RemainingArgs()
-			if len(h.EncryptionKeys) == 0 {
+			continue
+		}
+		if field, ok := durationOptions[name]; ok {
+			if err := durationArg(d, field(h)); err != nil {
+				return err
+			}
+			continue
+		}
+		if field, ok := listOptions[name]; ok {
+			args := d.RemainingArgs()
+			if len(args) == 0 {
 				return d.ArgErr()
 			}
-		case "api_key_pepper":
-			if err := oneArg(d, &h.APIKeyPepper); err != nil {
-				return err
-			}
-		case "upstream":
-			if err := oneArg(d, &h.Upstream); err != nil {
-				return err
-			}
-		case "oauth_issuer":
-			if err := oneArg(d, &h.OAuthIssuer); err != nil {
-				return err
-			}
-		case "public_origin":
-			if err := oneArg(d, &h.PublicOrigin); err != nil {
-				return err
-			}
-		case "originator":
-			if err := oneArg(d, &h.Originator); err != nil {
-				return err
-			}
-		case "system_prompt":
-			if err := oneArg(d, &h.SystemPrompt); err != nil {
-				return err
-			}
-		case "reasoning_summary":
-			if err := oneArg(d, &h.ReasoningSummary); err != nil {
-				return err
-			}
+			*field(h) = args
+			continue
+		}
+		switch name {
 		case "relay":
 			if err := oneArg(d, &h.RelayURL); err != nil {
 				return err
 			}
-			for relayNesting := d.Nesting(); d.NextBlock(relayNesting); {
-				switch d.Val() {
-				case "token":
-					if h.RelayToken != "" {
-						return d.Err("relay token given more than once")
-					}
-					if err := oneArg(d, &h.RelayToken); err != nil {
-						return err
-					}
-				default:
-					return d.Errf("unrecognized relay subdirective %q", d.Val())
-				}
+			if err := blockArgs(d, "relay", map[string]*string{"token": &h.RelayToken}); err != nil {
+				return err
 			}
 		case "max_body_size":
 			var s string
@@ -137,31 +110,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("invalid max_body_size %q", s)
 			}
 			h.MaxBodySize = int64(size)
-		case "keepalive":
-			if err := durationArg(d, &h.Keepalive); err != nil {
-				return err
-			}
-		case "upstream_idle_timeout":
-			if err := durationArg(d, &h.UpstreamIdleTimeout); err != nil {
-				return err
-			}
-		case "upstream_header_timeout":
-			if err := durationArg(d, &h.UpstreamHeaderTimeout); err != nil {
-				return err
-			}
-		case "models_ttl":
-			if err := durationArg(d, &h.ModelsTTL); err != nil {
-				return err
-			}
-		case "log_retention":
-			if err := durationArg(d, &h.LogRetention); err != nil {
-				return err
-			}
-		case "cors_origins":
-			h.CORSOrigins = d.RemainingArgs()
-			if len(h.CORSOrigins) == 0 {
-				return d.ArgErr()
-			}
 		case "expose_account_quota":
 			var s string
 			if err := oneArg(d, &s); err != nil {
@@ -190,6 +138,55 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		default:
 			return d.Errf("unrecognized subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+// stringOptions are the subdirectives that take one string, by the field
+// they set.
+var stringOptions = map[string]func(*Handler) *string{
+	"vault":             func(h *Handler) *string { return &h.Vault },
+	"api_key_pepper":    func(h *Handler) *string { return &h.APIKeyPepper },
+	"upstream":          func(h *Handler) *string { return &h.Upstream },
+	"oauth_issuer":      func(h *Handler) *string { return &h.OAuthIssuer },
+	"public_origin":     func(h *Handler) *string { return &h.PublicOrigin },
+	"originator":        func(h *Handler) *string { return &h.Originator },
+	"system_prompt":     func(h *Handler) *string { return &h.SystemPrompt },
+	"reasoning_summary": func(h *Handler) *string { return &h.ReasoningSummary },
+}
+
+// durationOptions are the subdirectives that take one positive duration.
+var durationOptions = map[string]func(*Handler) *caddy.Duration{
+	"keepalive":               func(h *Handler) *caddy.Duration { return &h.Keepalive },
+	"upstream_idle_timeout":   func(h *Handler) *caddy.Duration { return &h.UpstreamIdleTimeout },
+	"upstream_header_timeout": func(h *Handler) *caddy.Duration { return &h.UpstreamHeaderTimeout },
+	"models_ttl":              func(h *Handler) *caddy.Duration { return &h.ModelsTTL },
+	"log_retention":           func(h *Handler) *caddy.Duration { return &h.LogRetention },
+}
+
+// listOptions are the subdirectives that take one or more strings.
+var listOptions = map[string]func(*Handler) *[]string{
+	"encryption_key": func(h *Handler) *[]string { return &h.EncryptionKeys },
+	"cors_origins":   func(h *Handler) *[]string { return &h.CORSOrigins },
+}
+
+// blockArgs reads a block of one-argument subdirectives (relay, smtp,
+// resend) into fields, each at most once.
+func blockArgs(d *caddyfile.Dispenser, block string, fields map[string]*string) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("%s %s given more than once", block, sub)
+		}
+		seen[sub] = true
+		dst, ok := fields[sub]
+		if !ok {
+			return d.Errf("unrecognized %s subdirective %q", block, sub)
+		}
+		if err := oneArg(d, dst); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/ops"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
+	"github.com/usemysub/caddy-codex-proxy/vaultconf"
 )
 
 // The `caddy codex-proxy` command: the tree is package cli; this file
@@ -70,9 +70,9 @@ func (cliHost) Locate(sel cli.Selection) (cli.Location, error) {
 		DSN:            engine.IsDSN(vc.Path),
 		Admin:          admin,
 		EncryptionKeys: vc.EncryptionKeys,
-		KeysSet:        vc.keysSet,
+		KeysSet:        vc.KeysSet,
 		Open: func(timeout time.Duration, notes io.Writer) (*vault.Vault, error) {
-			return openForCLI(vc, timeout, notes)
+			return vc.Open(timeout, slogOf(caddy.Log().Named("codex_proxy.vault")), notes)
 		},
 	}
 	if admin != "" {
@@ -96,64 +96,31 @@ func (cliHost) OpenStore(ctx context.Context, location string, timeout time.Dura
 
 // GeneratedKey implements cli.Host.
 func (cliHost) GeneratedKey(vaultPath string) (string, bool) {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(vaultPath), vault.EncryptionKeyFile))
-	if err != nil {
-		return "", !errors.Is(err, os.ErrNotExist)
-	}
-	k := strings.TrimSpace(string(b))
-	if vault.CheckKeys([]string{k}) != nil {
-		return "", true
-	}
-	return k, true
-}
-
-// openForCLI opens the vault with the config's secrets, or the generated
-// ones beside it, as the app would.
-func openForCLI(vc vaultConfig, timeout time.Duration, notes io.Writer) (*vault.Vault, error) {
-	keys, pepper, generated, err := vc.secrets()
-	if err != nil {
-		return nil, err
-	}
-	if generated {
-		fmt.Fprintf(notes, "generated an encryption key and API key pepper in %s; Caddy must run as a user that can read them\n", filepath.Dir(vc.Path))
-	}
-	// A first provision before Caddy ever ran should just work: the
-	// vault's directory is created if missing.
-	v, err := engine.Open(context.Background(), vc.Path, vault.Options{
-		EncryptionKeys: keys,
-		Pepper:         pepper,
-		LogRetention:   vc.LogRetention,
-		OpenTimeout:    timeout,
-		Logger:         slogOf(caddy.Log().Named("codex_proxy.vault")),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("opening the vault %s: %w", engine.Display(vc.Path), err)
-	}
-	return v, nil
+	return vaultconf.GeneratedKey(vaultPath)
 }
 
 // loadTarget reads the config the way `caddy run` would and picks the
 // codex_proxy vault in it, with the admin endpoint of the Caddy that may
 // hold it ("" when the config turns the endpoint off).
-func loadTarget(configFile, adapter, vaultPath string) (vaultConfig, string, error) {
+func loadTarget(configFile, adapter, vaultPath string) (vaultconf.Config, string, error) {
 	cfg, used, _, err := caddycmd.LoadConfig(configFile, adapter)
 	if err != nil {
-		return vaultConfig{}, "", err
+		return vaultconf.Config{}, "", err
 	}
 	if len(cfg) == 0 {
-		return vaultConfig{}, "", errors.New("no config to read the codex_proxy settings from: use --config <Caddyfile>")
+		return vaultconf.Config{}, "", errors.New("no config to read the codex_proxy settings from: use --config <Caddyfile>")
 	}
 	vcs, err := vaultConfigsFromJSON(cfg)
 	if err != nil {
-		return vaultConfig{}, "", fmt.Errorf("%s: %w", used, err)
+		return vaultconf.Config{}, "", fmt.Errorf("%s: %w", used, err)
 	}
-	vc, err := selectVault(vcs, vaultPath)
+	vc, err := vaultconf.Select(vcs, caddy.NewReplacer().ReplaceAll(vaultPath, ""))
 	if err != nil {
-		return vaultConfig{}, "", fmt.Errorf("%s: %w", used, err)
+		return vaultconf.Config{}, "", fmt.Errorf("%s: %w", used, err)
 	}
 	admin, err := adminAddress(cfg)
 	if err != nil {
-		return vaultConfig{}, "", fmt.Errorf("%s: %w", used, err)
+		return vaultconf.Config{}, "", fmt.Errorf("%s: %w", used, err)
 	}
 	return vc, admin, nil
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
-	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // DashboardConfig configures the web dashboard (sign-in by magic link,
@@ -89,31 +88,26 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 	}
 	repl := caddy.NewReplacer()
 	logger := h.logger.Named("dashboard")
-	var mailer dashboard.Mailer
-	if cfg.SMTP != nil && cfg.Resend != nil {
-		return fmt.Errorf("dashboard: smtp and resend exclude each other")
-	}
+	var resend *dashboard.ResendMailer
 	if rs := cfg.Resend; rs != nil {
-		m := dashboard.ResendMailer{APIKey: repl.ReplaceAll(rs.APIKey, ""), From: repl.ReplaceAll(rs.From, "")}
-		if err := m.Validate(); err != nil {
-			return err
-		}
-		mailer = m
-	} else if s := cfg.SMTP; s != nil {
-		m := dashboard.SMTPMailer{
+		resend = &dashboard.ResendMailer{APIKey: repl.ReplaceAll(rs.APIKey, ""), From: repl.ReplaceAll(rs.From, "")}
+	}
+	var smtp *dashboard.SMTPMailer
+	if s := cfg.SMTP; s != nil {
+		smtp = &dashboard.SMTPMailer{
 			Addr:     repl.ReplaceAll(s.Address, ""),
 			Username: repl.ReplaceAll(s.Username, ""),
 			Password: repl.ReplaceAll(s.Password, ""),
 			From:     repl.ReplaceAll(s.From, ""),
 			StartTLS: s.StartTLS,
 		}
-		if err := m.Validate(); err != nil {
-			return err
-		}
-		mailer = m
-	} else {
-		// Warn level, so the link is seen with the default log settings.
-		mailer = dashboard.LogMailer{Log: func(msg string, kv ...any) { logger.Sugar().Warnw(msg, kv...) }}
+	}
+	// Warn level, so a logged link is seen with the default log settings.
+	mailer, err := dashboard.NewMailer(resend, smtp, func(msg string, kv ...any) { logger.Sugar().Warnw(msg, kv...) })
+	if err != nil {
+		return err
+	}
+	if resend == nil && smtp == nil {
 		logger.Warn("dashboard sign-in links are written to this log, not mailed (mail log); configure smtp for real use")
 	}
 	if cfg.DevLinks {
@@ -138,12 +132,9 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Limiter:       h.limits.signin,
 		Prices:        cfg.Prices,
 	}
-	// The vault opens when the codex_proxy app starts (bindDashboard); a
-	// dashboard over an unopened one checks the config now and tells its
-	// paths. NewDashboard does not call the vault.
-	check := dc
-	check.Vault = new(vault.Vault)
-	routes, err := dashboard.NewDashboard(check)
+	// The vault opens when the codex_proxy app starts (bindDashboard); the
+	// config is checked now, and tells the dashboard's paths.
+	routes, err := dashboard.NewMatcher(dc)
 	if err != nil {
 		return err
 	}
@@ -215,6 +206,14 @@ func (h *Handler) dashboardConfig() *DashboardConfig {
 func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error {
 	cfg := h.dashboardConfig()
 	switch name {
+	case "resend", "smtp", "mail":
+		// Each is given at most once (UnmarshalCaddyfile checks), so any
+		// mailer already set is another one.
+		if cfg.mailLog || cfg.SMTP != nil || cfg.Resend != nil {
+			return d.Err("resend, smtp and mail log exclude each other")
+		}
+	}
+	switch name {
 	case "dashboard":
 		var arg string
 		if err := oneArg(d, &arg); err != nil {
@@ -253,68 +252,25 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 		}
 		cfg.Signup = args[0]
 	case "resend":
-		if cfg.mailLog || cfg.SMTP != nil {
-			return d.Err("resend, smtp and mail log exclude each other")
-		}
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 		rs := &ResendConfig{}
-		seen := map[string]bool{}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			sub := d.Val()
-			if seen[sub] {
-				return d.Errf("resend %s given more than once", sub)
-			}
-			seen[sub] = true
-			var dst *string
-			switch sub {
-			case "api_key":
-				dst = &rs.APIKey
-			case "from":
-				dst = &rs.From
-			default:
-				return d.Errf("unrecognized resend subdirective %q", sub)
-			}
-			if err := oneArg(d, dst); err != nil {
-				return err
-			}
+		if err := blockArgs(d, "resend", map[string]*string{"api_key": &rs.APIKey, "from": &rs.From}); err != nil {
+			return err
 		}
 		if rs.APIKey == "" || rs.From == "" {
 			return d.Err("resend needs api_key and from")
 		}
 		cfg.Resend = rs
 	case "smtp":
-		if cfg.mailLog || cfg.Resend != nil {
-			return d.Err("resend, smtp and mail log exclude each other")
-		}
 		s := &SMTPConfig{}
 		if err := oneArg(d, &s.Address); err != nil {
 			return err
 		}
-		seen := map[string]bool{}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			sub := d.Val()
-			if seen[sub] {
-				return d.Errf("smtp %s given more than once", sub)
-			}
-			seen[sub] = true
-			var dst *string
-			switch sub {
-			case "username":
-				dst = &s.Username
-			case "password":
-				dst = &s.Password
-			case "from":
-				dst = &s.From
-			case "starttls":
-				dst = &s.StartTLS
-			default:
-				return d.Errf("unrecognized smtp subdirective %q", sub)
-			}
-			if err := oneArg(d, dst); err != nil {
-				return err
-			}
+		fields := map[string]*string{"username": &s.Username, "password": &s.Password, "from": &s.From, "starttls": &s.StartTLS}
+		if err := blockArgs(d, "smtp", fields); err != nil {
+			return err
 		}
 		switch s.StartTLS {
 		case "", dashboard.SMTPStartTLSRequired, dashboard.SMTPStartTLSOpportunistic, dashboard.SMTPStartTLSOff:
@@ -326,9 +282,6 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 		}
 		cfg.SMTP = s
 	case "mail":
-		if cfg.SMTP != nil || cfg.Resend != nil {
-			return d.Err("resend, smtp and mail log exclude each other")
-		}
 		args := d.RemainingArgs()
 		switch {
 		case len(args) == 1 && args[0] == "log":

@@ -76,6 +76,8 @@ func TestDashboardCaddyfile(t *testing.T) {
 		"resend {\nfrom a@b.c\n}":                                        "api_key and from",
 		"resend {\napi_key k\nfrom a@b.c\nfoo x\n}":                      "unrecognized resend subdirective",
 		"resend {\napi_key k\nfrom a@b.c\n}\nmail log":                   "exclude each other",
+		"mail log\nresend {\napi_key k\nfrom a@b.c\n}":                   "exclude each other",
+		"resend {\napi_key k\napi_key j\nfrom a@b.c\n}":                  "resend api_key given more than once",
 		"smtp h:25 {\nfrom a@b.c\n}\nresend {\napi_key k\nfrom a@b.c\n}": "exclude each other",
 	}
 	for body, want := range bad {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -104,7 +105,7 @@ func TestFailoverIsInvisible(t *testing.T) {
 			env := newProxyEnv(t)
 			first, second := env.withSecond(t)
 			env.fake.SetUsageBudget("acc-1", 0, time.Hour)
-			before := testutil.ToFloat64(accountFailovers)
+			before := testutil.ToFloat64(metrics.AccountFailovers)
 			out, err := generate(t, env.client, kind, "hello there")
 			if err != nil || !strings.Contains(out, "hello there") {
 				t.Fatalf("through the failover: %q, %v", out, err)
@@ -115,7 +116,7 @@ func TestFailoverIsInvisible(t *testing.T) {
 			if total, _ := env.requests("acc-2"); total != 1 {
 				t.Fatalf("acc-2: %d requests", total)
 			}
-			if got := testutil.ToFloat64(accountFailovers) - before; got != 1 {
+			if got := testutil.ToFloat64(metrics.AccountFailovers) - before; got != 1 {
 				t.Fatalf("failover metric rose by %v", got)
 			}
 			rec := env.lastLog(t, 1)[0]

@@ -28,6 +28,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -389,16 +390,16 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	t.Fatalf("stream still active after the client left")
 }
 
-func streamsActive(h *Handler) float64 { return gaugeValue(h.metrics.activeStreams) }
+func streamsActive(h *Handler) float64 { return gaugeValue(metrics.ActiveStreams) }
 
 // TestMetricsLabelsStayBounded: a client-chosen model name never becomes a
 // label, and refresh attempts are counted by outcome.
 func TestMetricsLabelsStayBounded(t *testing.T) {
 	env := newProxyEnv(t)
 	// The collectors live as long as the process: compare with before.
-	known := env.h.metrics.requests.WithLabelValues("chat_completions", "200", "gpt-5.5")
-	other := env.h.metrics.requests.WithLabelValues("chat_completions", "404", "other")
-	refreshed := env.h.metrics.refreshCount.WithLabelValues("success")
+	known := metrics.Requests.WithLabelValues("chat_completions", "200", "gpt-5.5")
+	other := metrics.Requests.WithLabelValues("chat_completions", "404", "other")
+	refreshed := metrics.TokenRefreshes.WithLabelValues("success")
 	known0, other0, refreshed0 := testutil.ToFloat64(known), testutil.ToFloat64(other), testutil.ToFloat64(refreshed)
 
 	params := userMsg("hi")
@@ -414,7 +415,7 @@ func TestMetricsLabelsStayBounded(t *testing.T) {
 		t.Fatalf("unknown model not counted as other: %v", got)
 	}
 	ch := make(chan prometheus.Metric, 1000)
-	env.h.metrics.requests.Collect(ch)
+	metrics.Requests.Collect(ch)
 	close(ch)
 	for m := range ch {
 		var d dto.Metric

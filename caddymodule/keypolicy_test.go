@@ -14,6 +14,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 )
 
 // setPolicy replaces the env key's policy.
@@ -143,7 +144,7 @@ func TestKeyPolicyRefusals(t *testing.T) {
 			upstreamBefore := len(env.fake.RequestsTo("/responses"))
 			var refusals float64
 			if tc.reason != "" {
-				refusals = testutil.ToFloat64(keyRefusals.WithLabelValues(string(tc.reason)))
+				refusals = testutil.ToFloat64(metrics.KeyRefusals.WithLabelValues(string(tc.reason)))
 			}
 			resp, body := env.call(t, http.MethodPost, "/v1/chat/completions", tc.body)
 			if resp.StatusCode != tc.status {
@@ -164,7 +165,7 @@ func TestKeyPolicyRefusals(t *testing.T) {
 			if n := len(env.fake.RequestsTo("/responses")); n != upstreamBefore {
 				t.Fatalf("a refused request went upstream (%d → %d)", upstreamBefore, n)
 			}
-			if got := testutil.ToFloat64(keyRefusals.WithLabelValues(string(tc.reason))); got != refusals+1 {
+			if got := testutil.ToFloat64(metrics.KeyRefusals.WithLabelValues(string(tc.reason))); got != refusals+1 {
 				t.Fatalf("refusals{reason=%s} went %v → %v", tc.reason, refusals, got)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -61,8 +62,8 @@ func TestMetricsReRegisterOnReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := gathered(t, first, name, labels...)
-	m1.observe("responses", 502, "")
-	m1.observe("responses", 502, "")
+	m1.Request("responses", 502, "")
+	m1.Request("responses", 502, "")
 
 	second := prometheus.NewPedanticRegistry()
 	m2, err := registerMetrics(second, translate.DefaultCatalog())
@@ -72,7 +73,7 @@ func TestMetricsReRegisterOnReload(t *testing.T) {
 	if got, ok := gathered(t, second, name, labels...); !ok || got != before+2 {
 		t.Fatalf("after reload: %v (found %v), want %v", got, ok, before+2)
 	}
-	m2.observe("responses", 502, "")
+	m2.Request("responses", 502, "")
 	if got, _ := gathered(t, second, name, labels...); got != before+3 {
 		t.Fatalf("counting on after reload: %v, want %v", got, before+3)
 	}
@@ -105,7 +106,7 @@ func TestMetricsReRegisterOnReload(t *testing.T) {
 func TestActiveStreamsAcrossReload(t *testing.T) {
 	env := newProxyEnv(t, codextest.WithSlowDelay(300*time.Millisecond))
 	const name = "caddy_codex_proxy_active_streams"
-	base := gaugeValue(activeStreams)
+	base := gaugeValue(metrics.ActiveStreams)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -134,15 +135,15 @@ type Handler struct {
 	catalog *translate.Catalog
 	models  *codex.ModelCache
 	limits  *pooledLimiter // shared through the limiters pool; nil until held
-	metrics *metrics
+	metrics *metrics.Observer
 	api     *api.Handler // the /v1 pipeline; built by bind
 
 	dashboard *dashboard.Dashboard // nil when off; built by bind
-	// dashCfg is the dashboard's config, vault aside; dashRoutes is a
-	// dashboard built from it at Provision over no vault, to check the
-	// config and to tell its paths, never to serve.
+	// dashCfg is the dashboard's config, vault aside; dashRoutes tells the
+	// paths it serves, known at Provision (the zero value, when the
+	// dashboard is off, matches none).
 	dashCfg    *dashboard.Config
-	dashRoutes *dashboard.Dashboard
+	dashRoutes dashboard.Matcher
 	// quotas keeps each user's latest rate limits for the dashboard and
 	// GET /v1/usage; nil (storing nothing) when both are off.
 	quotas *dashboard.QuotaStore
@@ -191,7 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// Only check the secrets here: the vault and the generated-secret files
 	// beside it are opened when the codex_proxy app starts, so that
 	// `caddy validate` and a reload's provisioning touch no file.
-	if err := vc.checkSecrets(); err != nil {
+	if err := vc.Check(); err != nil {
 		return err
 	}
 
@@ -213,7 +214,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app.(*App)
-	err = h.app.register(h, vaultSettings{vaultConfig: vc, issuer: oauth.Issuer, logger: h.logger.Named("vault")})
+	err = h.app.register(h, vaultSettings{Config: vc, issuer: oauth.Issuer, logger: h.logger.Named("vault")})
 	if err != nil {
 		return err
 	}
@@ -308,7 +309,7 @@ func (h *Handler) Cleanup() error {
 // dashboard and everything else to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	isAPI := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1"
-	if !isAPI && (h.dashRoutes == nil || !h.dashRoutes.Match(r)) {
+	if !isAPI && !h.dashRoutes.Match(r) {
 		return h.serveNext(w, r, next)
 	}
 	// Caddy may start the http app before ours: wait for the vault.

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 
@@ -11,6 +10,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -35,7 +35,7 @@ func (p *pooledVault) Destruct() error {
 	} else {
 		err = p.Vault.Close()
 	}
-	liveVaults.retire(p.Vault) // after Close: drops while closing count too
+	metrics.Vaults.Retire(p.Vault) // after Close: drops while closing count too
 	return err
 }
 
@@ -50,24 +50,11 @@ type refresher struct {
 // whether the failure is permanent.
 func (r refresher) Refresh(ctx context.Context, refreshToken string) (vault.RefreshedTokens, error) {
 	t, err := r.oauth.Refresh(ctx, refreshToken)
-	tokenRefreshes.WithLabelValues(refreshOutcome(err)).Inc()
+	metrics.CountRefresh(err)
 	if err != nil {
 		return vault.RefreshedTokens{}, err
 	}
 	return vault.RefreshedTokens{IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresIn: t.ExpiresIn}, nil
-}
-
-// refreshOutcome names a refresh result for the metrics.
-func refreshOutcome(err error) string {
-	var perm interface{ Permanent() bool }
-	switch {
-	case err == nil:
-		return "success"
-	case errors.As(err, &perm) && perm.Permanent():
-		return "permanent_failure"
-	default:
-		return "transient_failure"
-	}
 }
 
 // slogOf bridges a zap logger to the slog.Logger the vault and the

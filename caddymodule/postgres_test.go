@@ -39,7 +39,7 @@ func TestVaultLocationForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err = vc.secrets()
+	_, _, _, err = vc.Secrets()
 	if err == nil || !strings.Contains(err.Error(), "encryption_key and api_key_pepper") {
 		t.Fatalf("a PostgreSQL vault without encryption_key: %v", err)
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 func TestVaultConfigsFromJSON(t *testing.T) {
@@ -98,23 +96,6 @@ func TestVaultConfigsFromJSON(t *testing.T) {
 				t.Fatalf("got keys %d, pepper set %v, retention %v", len(vc.EncryptionKeys), vc.Pepper != "", vc.LogRetention)
 			}
 		})
-	}
-}
-
-func TestSecretsFallBackLikeProvision(t *testing.T) {
-	dir := t.TempDir()
-	vc := vaultConfig{Path: filepath.Join(dir, "vault.db"), EncryptionKeys: []string{testEncKey}, keysSet: true}
-	keys, pepper, generated, err := vc.secrets()
-	if err != nil || !generated || !slices.Equal(keys, []string{testEncKey}) || len(pepper) < 16 {
-		t.Fatalf("pepper not generated: %v %v", err, generated)
-	}
-	gk, gp, _, _ := vault.LoadOrCreateSecrets(dir)
-	if gp != pepper || gk == testEncKey {
-		t.Fatal("did not take the generated pepper, or took the generated key over the configured one")
-	}
-	_, again, generated, err := vc.secrets()
-	if err != nil || generated || again != pepper {
-		t.Fatalf("second call: %v %v", err, generated)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
+	"github.com/usemysub/caddy-codex-proxy/internal/slogswap"
+	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
@@ -47,7 +49,7 @@ type liveVault struct {
 
 	refresher atomic.Pointer[refresher]
 	logger    atomic.Pointer[zap.Logger]
-	slogger   atomic.Pointer[slog.Logger] // logger, bridged for the vault
+	vaultLog  *slogswap.Handler // logger, bridged for the vault
 }
 
 // vaultOpenTimeout bounds opening a vault when the codex_proxy app starts:
@@ -57,7 +59,7 @@ const vaultOpenTimeout = 30 * time.Second
 
 // openPooledVault opens the vault at path with s, for the pool.
 func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
-	l := &liveVault{}
+	l := &liveVault{vaultLog: slogswap.New(slog.DiscardHandler)}
 	l.setLogger(s.logger)
 	l.refresher.Store(&refresher{oauth: &codex.OAuth{Issuer: s.issuer}})
 	// Opening is bounded; the open vault then lives for the process.
@@ -68,14 +70,14 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 		Pepper:         s.pepper,
 		LogRetention:   s.retention,
 		Refresher:      liveRefresher{l},
-		Logger:         slog.New(liveHandler{l}),
+		Logger:         slog.New(l.vaultLog),
 	})
 	if err != nil {
 		return nil, err
 	}
 	l.v = v
 	l.issuer = s.issuer
-	liveVaults.add(v)
+	metrics.Vaults.Add(v)
 	return &pooledVault{Vault: v, path: path, live: l}, nil
 }
 
@@ -87,34 +89,12 @@ func (r liveRefresher) Refresh(ctx context.Context, refreshToken string) (vault.
 	return r.l.refresher.Load().Refresh(ctx, refreshToken)
 }
 
-// setLogger makes zl the logger in force for the vault's own messages.
+// setLogger makes zl the logger in force for the vault's own messages, so a
+// reload that changes where logs go takes the vault's messages along.
 func (l *liveVault) setLogger(zl *zap.Logger) {
 	l.logger.Store(zl)
-	l.slogger.Store(slogOf(zl))
+	l.vaultLog.Set(slogOf(zl).Handler())
 }
-
-// liveHandler sends the vault's log records to the logger in force, so a
-// reload that changes where logs go takes the vault's messages along.
-type liveHandler struct{ l *liveVault }
-
-func (h liveHandler) current() slog.Handler { return h.l.slogger.Load().Handler() }
-
-// Enabled implements slog.Handler.
-func (h liveHandler) Enabled(ctx context.Context, lvl slog.Level) bool {
-	return h.current().Enabled(ctx, lvl)
-}
-
-// Handle implements slog.Handler.
-func (h liveHandler) Handle(ctx context.Context, r slog.Record) error {
-	return h.current().Handle(ctx, r)
-}
-
-// WithAttrs implements slog.Handler; the result keeps the logger in force
-// now (the vault logs with key/value pairs, not derived loggers).
-func (h liveHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.current().WithAttrs(as) }
-
-// WithGroup implements slog.Handler, like WithAttrs.
-func (h liveHandler) WithGroup(name string) slog.Handler { return h.current().WithGroup(name) }
 
 // attach makes app's settings the ones the vault runs with. It refuses
 // settings that would strand data (a dropped key still sealing bundles)

@@ -366,7 +366,7 @@ func (d *Dashboard) safeNext(next string) string {
 		return ""
 	}
 	p := u.Path
-	if p == d.url("login") || p == d.url("login/confirm") || p == d.url("logout") || !d.paths[p] {
+	if p == d.url("login") || p == d.url("login/confirm") || p == d.url("logout") || !d.match.paths[p] {
 		return ""
 	}
 	return next

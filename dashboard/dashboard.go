@@ -172,7 +172,7 @@ type Dashboard struct {
 	log     *slog.Logger // cfg.Logger
 	prefix  string       // "" or "/path", no trailing slash
 	mux     *http.ServeMux
-	paths   map[string]bool
+	match   Matcher // the paths it serves
 	views   *views
 	limiter *ratelimit.Table
 	devices devices
@@ -197,6 +197,24 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 	if cfg.Vault == nil {
 		return nil, errors.New("dashboard: Config.Vault is required")
 	}
+	return build(cfg)
+}
+
+// NewMatcher checks cfg as NewDashboard does, but needs no vault, and
+// returns the Matcher of the dashboard NewDashboard would build from it: a
+// server can check a dashboard's config and route requests to it before
+// the vault it will serve from is open.
+func NewMatcher(cfg Config) (Matcher, error) {
+	d, err := build(cfg)
+	if err != nil {
+		return Matcher{}, err
+	}
+	d.stopMail() // this one never serves or mails
+	return d.match, nil
+}
+
+// build builds a dashboard from cfg, whose Vault may be nil (NewMatcher).
+func build(cfg Config) (*Dashboard, error) {
 	prefix, err := normalizePrefix(cfg.Prefix)
 	if err != nil {
 		return nil, err
@@ -266,7 +284,7 @@ func NewDashboard(cfg Config) (*Dashboard, error) {
 		prefix:    prefix,
 		views:     v,
 		limiter:   cfg.Limiter,
-		paths:     map[string]bool{},
+		match:     Matcher{prefix: prefix, paths: map[string]bool{}},
 
 		devicePoll: devicePollLimit,
 	}
@@ -298,14 +316,14 @@ func (d *Dashboard) routes() {
 	d.mux = http.NewServeMux()
 	handle := func(method, path string, h http.HandlerFunc) {
 		full := d.prefix + path
-		d.paths[full] = true
+		d.match.paths[full] = true
 		d.mux.HandleFunc(method+" "+full, h)
 	}
 	// The landing page. {$} matches the prefix root exactly.
-	d.paths[d.prefix+"/"] = true
+	d.match.paths[d.prefix+"/"] = true
 	d.mux.HandleFunc("GET "+d.prefix+"/{$}", d.landing)
 	if d.prefix != "" {
-		d.paths[d.prefix] = true
+		d.match.paths[d.prefix] = true
 		d.mux.HandleFunc("GET "+d.prefix, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, d.prefix+"/", http.StatusMovedPermanently)
 		})
@@ -352,12 +370,26 @@ func (d *Dashboard) routes() {
 // Under a prefix every path below it is the dashboard's (unknown ones get
 // its 404 page); at the root only its own pages are, so the site can serve
 // other things (see NotFound for the paths nothing serves).
-func (d *Dashboard) Match(r *http.Request) bool {
+func (d *Dashboard) Match(r *http.Request) bool { return d.match.Match(r) }
+
+// Matcher tells which requests a dashboard serves (see Dashboard.Match).
+// Get one from NewMatcher, or a dashboard's Match; the zero value matches
+// nothing.
+type Matcher struct {
+	prefix string          // "" or "/path", no trailing slash
+	paths  map[string]bool // the exact paths of its pages
+}
+
+// Match reports whether the dashboard serves r's path, as Dashboard.Match.
+func (m Matcher) Match(r *http.Request) bool {
 	p := r.URL.Path
-	if d.prefix != "" && strings.HasPrefix(p, d.prefix+"/") {
+	if m.paths == nil {
+		return false
+	}
+	if m.prefix != "" && strings.HasPrefix(p, m.prefix+"/") {
 		return true
 	}
-	return d.paths[p] || strings.HasPrefix(p, d.prefix+"/static/")
+	return m.paths[p] || strings.HasPrefix(p, m.prefix+"/static/")
 }
 
 // ServeHTTP serves the dashboard with its security headers.

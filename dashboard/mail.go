@@ -46,6 +46,29 @@ func (l LogMailer) Send(_ context.Context, m Message) error {
 	return nil
 }
 
+// NewMailer chooses how sign-in links are sent: through Resend, through an
+// SMTP server, or, with neither, written to log (a LogMailer, for
+// development). The mailer given is validated; resend and smtp exclude
+// each other.
+func NewMailer(resend *ResendMailer, smtp *SMTPMailer, log func(msg string, kv ...any)) (Mailer, error) {
+	switch {
+	case resend != nil && smtp != nil:
+		return nil, errors.New("dashboard: smtp and resend exclude each other")
+	case resend != nil:
+		if err := resend.Validate(); err != nil {
+			return nil, err
+		}
+		return *resend, nil
+	case smtp != nil:
+		if err := smtp.Validate(); err != nil {
+			return nil, err
+		}
+		return *smtp, nil
+	default:
+		return LogMailer{Log: log}, nil
+	}
+}
+
 // TLS modes of SMTPMailer.
 const (
 	// SMTPStartTLSRequired upgrades with STARTTLS and fails without it

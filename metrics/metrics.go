@@ -1,0 +1,119 @@
+// Package metrics holds the proxy's Prometheus collectors and the
+// api.Observer the /v1 pipeline counts through. It is Caddy-free: the
+// Caddy glue registers the collectors with each config's registry.
+//
+// The collectors exist once per process. Caddy builds a new registry for
+// every config load, so each load registers these same collectors again:
+// counters keep counting across a reload, and the streams gauge stays
+// right while streams of the old config are still in flight. Labels never
+// carry a user or key: cardinality stays bounded and nobody's usage leaks.
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace prefixes every series the proxy exports.
+const Namespace = "caddy_codex_proxy"
+
+// The process's collectors. They are exported for tests that compare a
+// count before and after; the proxy records through an Observer,
+// CountRefresh and the vault set.
+var (
+	// Requests counts API requests by route, status and model (the model
+	// bounded by the catalog: see Observer.Request).
+	Requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "requests_total",
+		Help: "API requests by route, status and model.",
+	}, []string{"route", "status", "model"})
+	// UpstreamSeconds is the time until the upstream answered with headers.
+	UpstreamSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: "upstream_response_seconds",
+		Help:    "Time until the upstream answered with headers.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	})
+	// TTFBSeconds is the time until the client got its first byte.
+	TTFBSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: "time_to_first_byte_seconds",
+		Help:    "Time until the client got the first byte of a response.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	})
+	// Tokens counts tokens by kind.
+	Tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "tokens_total",
+		Help: "Tokens by kind (input, output, cached, reasoning).",
+	}, []string{"kind"})
+	// ActiveStreams is the number of streams being relayed.
+	ActiveStreams = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "active_streams",
+		Help: "Streams being relayed right now.",
+	})
+	// TokenRefreshes counts ChatGPT token refresh attempts by outcome.
+	TokenRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "token_refreshes_total",
+		Help: "ChatGPT token refresh attempts by outcome (success, transient_failure, permanent_failure).",
+	}, []string{"outcome"})
+	// RequestLogDropped reads the request-log records every vault in
+	// Vaults dropped.
+	RequestLogDropped = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "request_log_dropped_total",
+		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
+	}, Vaults.droppedLogs)
+	// KeyRefusals counts requests refused by a key policy, by reason only
+	// (no key or user labels).
+	KeyRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "key_refusals_total",
+		Help: "Requests refused by an API key's policy, by reason (expired, model, rpm, concurrency, tokens_per_day, tokens_per_week).",
+	}, []string{"reason"})
+	// AccountFailovers counts generations moved to another of the user's
+	// accounts because one was at its usage limit. No user label: bounded.
+	AccountFailovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "account_failovers_total",
+		Help: "Requests moved to another of the user's linked ChatGPT accounts because one had reached its usage limit.",
+	})
+
+	collectors = []prometheus.Collector{Requests, UpstreamSeconds, TTFBSeconds, Tokens, ActiveStreams, TokenRefreshes,
+		RequestLogDropped, KeyRefusals, AccountFailovers}
+)
+
+// Register registers the process's collectors with a config's registry.
+// Registering one that is already there (a sibling handler of the same
+// config did it) is fine; a different collector under the same name is an
+// error. A nil registry registers nothing.
+func Register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) && are.ExistingCollector == c {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// CountRefresh counts one token refresh attempt by its outcome: success,
+// permanent_failure (the error has a Permanent method that says so, as
+// codex.RefreshError does) or transient_failure.
+func CountRefresh(err error) {
+	TokenRefreshes.WithLabelValues(refreshOutcome(err)).Inc()
+}
+
+// refreshOutcome names a refresh result.
+func refreshOutcome(err error) string {
+	var perm interface{ Permanent() bool }
+	switch {
+	case err == nil:
+		return "success"
+	case errors.As(err, &perm) && perm.Permanent():
+		return "permanent_failure"
+	default:
+		return "transient_failure"
+	}
+}

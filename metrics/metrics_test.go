@@ -1,0 +1,69 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
+)
+
+// permanent is a refresh error the upstream says will never succeed.
+type permanent struct{}
+
+func (permanent) Error() string   { return "invalid_grant" }
+func (permanent) Permanent() bool { return true }
+
+// TestCountRefreshByOutcome: each attempt lands under its outcome, a
+// permanent failure recognized through wrapping.
+func TestCountRefreshByOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, "success"},
+		{fmt.Errorf("refresh: %w", permanent{}), "permanent_failure"},
+		{errors.New("connection reset"), "transient_failure"},
+	} {
+		c := TokenRefreshes.WithLabelValues(tc.want)
+		before := testutil.ToFloat64(c)
+		CountRefresh(tc.err)
+		if got := testutil.ToFloat64(c) - before; got != 1 {
+			t.Errorf("CountRefresh(%v): %s went up by %v, want 1", tc.err, tc.want, got)
+		}
+	}
+}
+
+// TestRequestModelLabelBounded: a model the catalog does not know is
+// counted as "other", never under the client's string.
+func TestRequestModelLabelBounded(t *testing.T) {
+	o := NewObserver(translate.DefaultCatalog())
+	other := Requests.WithLabelValues("chat_completions", "404", "other")
+	before := testutil.ToFloat64(other)
+	o.Request("chat_completions", 404, "made-up-model-4711")
+	if got := testutil.ToFloat64(other) - before; got != 1 {
+		t.Fatalf("other went up by %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(Requests.WithLabelValues("chat_completions", "404", "made-up-model-4711")); got != 0 {
+		t.Fatalf("the client's model string became a label (%v)", got)
+	}
+}
+
+type drops uint64
+
+func (d *drops) DroppedLogs() uint64 { return uint64(*d) }
+
+// TestDroppedLogsSurviveRetire: a closed vault's drops stay in the total.
+func TestDroppedLogsSurviveRetire(t *testing.T) {
+	s := &VaultSet{live: map[DropCounter]struct{}{}}
+	a, b := drops(3), drops(4)
+	s.Add(&a)
+	s.Add(&b)
+	s.Retire(&a)
+	a = 100 // a closed vault is no longer read
+	if got := s.droppedLogs(); got != 7 {
+		t.Fatalf("total %v, want 7", got)
+	}
+}
