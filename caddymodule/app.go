@@ -145,7 +145,7 @@ func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
 		return openPooledVault(s.Path, want)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opening vault %s: %v", engine.Display(s.Path), err)
+		return nil, fmt.Errorf("opening vault %s: %w", engine.Display(s.Path), err)
 	}
 	pv := val.(*pooledVault)
 	a.mu.Lock()
@@ -173,7 +173,7 @@ func (a *App) Cleanup() error {
 	for _, pv := range a.taken() {
 		pv.live.detach(a)
 		if _, err := vaults.Delete(pv.path); err != nil {
-			errs = append(errs, fmt.Errorf("closing vault %s: %v", pv.path, err))
+			errs = append(errs, fmt.Errorf("closing vault %s: %w", pv.path, err))
 		}
 	}
 	a.mu.Lock()

@@ -154,7 +154,7 @@ func (h *Handler) bindDashboard() error {
 	dc.Quotas = h.quotas
 	d, err := dashboard.NewDashboard(dc)
 	if err != nil {
-		return fmt.Errorf("dashboard: %v", err)
+		return fmt.Errorf("dashboard: %w", err)
 	}
 	h.dashboard = d
 	return nil

@@ -205,7 +205,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ResponseHeaderTimeout: time.Duration(h.UpstreamHeaderTimeout),
 	})
 	if err != nil {
-		return fmt.Errorf("upstream client: %v", err)
+		return fmt.Errorf("upstream client: %w", err)
 	}
 	oauth := &codex.OAuth{Issuer: repl.ReplaceAll(h.OAuthIssuer, "")}
 
@@ -219,7 +219,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.limits, err = loadLimiter(); err != nil {
-		return fmt.Errorf("rate limiter: %v", err)
+		return fmt.Errorf("rate limiter: %w", err)
 	}
 	if err := h.provisionDashboard(oauth); err != nil {
 		return err // "dashboard: …"
@@ -231,7 +231,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.models = codex.NewModelCache(h.client.Models, time.Duration(h.ModelsTTL), nil)
 	h.metrics, err = registerMetrics(ctx.GetMetricsRegistry(), h.catalog)
 	if err != nil {
-		return fmt.Errorf("metrics: %v", err)
+		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
 }
