@@ -65,14 +65,64 @@ type aeadKey struct {
 	aead cipher.AEAD
 }
 
-// keyring holds the configured keys; keys[0] encrypts, all decrypt. The
-// set is swapped whole (SetEncryptionKeys), so a reader never sees a mix.
+// keyring holds the configured keys; all decrypt, one seals. The set is
+// swapped whole (SetEncryptionKeys, sealWith), so a reader never sees a
+// mix.
 type keyring struct {
-	cur atomic.Pointer[[]aeadKey]
+	cur atomic.Pointer[keySet]
+}
+
+// keySet is the configured keys with the one that seals. keys[0] is the
+// primary; it seals unless another instance on the database cannot open
+// it yet (instances.go), and then the first key every live instance holds
+// seals instead, so what this instance writes stays readable everywhere.
+type keySet struct {
+	keys []aeadKey
+	seal int // index in keys of the key that seals
 }
 
 // keys returns the current set.
-func (kr *keyring) keys() []aeadKey { return *kr.cur.Load() }
+func (kr *keyring) keys() []aeadKey { return kr.cur.Load().keys }
+
+// store makes keys the set, sealing with the key sealID names (keys[0] if
+// none does).
+func (kr *keyring) store(keys []aeadKey, sealID string) {
+	kr.cur.Store(&keySet{keys: keys, seal: max(0, keyIndex(keys, sealID))})
+}
+
+// sealWith makes the key id seal from now on, if it is configured; it
+// reports whether it is.
+func (kr *keyring) sealWith(id string) bool {
+	for {
+		cur := kr.cur.Load()
+		i := keyIndex(cur.keys, id)
+		if i < 0 {
+			return false
+		}
+		if i == cur.seal || kr.cur.CompareAndSwap(cur, &keySet{keys: cur.keys, seal: i}) {
+			return true
+		}
+	}
+}
+
+// keyIndex is the index of the key id in keys, or -1.
+func keyIndex(keys []aeadKey, id string) int {
+	for i, k := range keys {
+		if k.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// ids are the key ids of keys, in order.
+func ids(keys []aeadKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.id
+	}
+	return out
+}
 
 // newKeyring parses the configured keys.
 func newKeyring(encoded []string) (*keyring, error) {
@@ -81,7 +131,7 @@ func newKeyring(encoded []string) (*keyring, error) {
 		return nil, err
 	}
 	kr := &keyring{}
-	kr.cur.Store(&keys)
+	kr.store(keys, "")
 	return kr, nil
 }
 
@@ -113,13 +163,22 @@ func parseKeys(encoded []string) ([]aeadKey, error) {
 	return keys, nil
 }
 
-// primaryID names the key new ciphertexts are sealed with.
+// primaryID names the first configured key, the one the operator wants
+// new ciphertexts sealed with.
 func (kr *keyring) primaryID() string { return kr.keys()[0].id }
 
-// seal encrypts plaintext with the primary key and a random 96-bit nonce.
+// sealID names the key new ciphertexts are sealed with: the primary, or
+// while some other instance cannot open it yet, a key every one can.
+func (kr *keyring) sealID() string {
+	cur := kr.cur.Load()
+	return cur.keys[cur.seal].id
+}
+
+// seal encrypts plaintext with the sealing key and a random 96-bit nonce.
 // The associated data binds the ciphertext to context and the key id.
 func (kr *keyring) seal(plaintext []byte, context string) (Sealed, error) {
-	k := kr.keys()[0]
+	cur := kr.cur.Load()
+	k := cur.keys[cur.seal]
 	nonce := make([]byte, k.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return Sealed{}, fmt.Errorf("vault: random nonce: %w", err)

@@ -77,6 +77,13 @@ type Options struct {
 	// (RecordQuota) are written: at most one write per user per interval,
 	// all users in one commit (default 30 s).
 	QuotaFlushInterval time.Duration
+	// InstanceHeartbeat is how often an instance on a store shared by
+	// several (an InstanceRegistry) records the encryption keys it holds
+	// (default 10 s); one that misses 3 heartbeats stops counting.
+	InstanceHeartbeat time.Duration
+	// InstanceName names this instance to operators in the registry and
+	// in the messages of the others (default host name:pid).
+	InstanceName string
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -134,6 +141,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.QuotaFlushInterval <= 0 {
 		o.QuotaFlushInterval = DefaultQuotaFlushInterval
+	}
+	if o.InstanceHeartbeat <= 0 {
+		o.InstanceHeartbeat = DefaultInstanceHeartbeat
+	}
+	if o.InstanceName == "" {
+		o.InstanceName = instanceName()
 	}
 	return o, nil
 }

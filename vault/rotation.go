@@ -37,6 +37,8 @@ type rotation struct {
 	mu      sync.Mutex // serialises Reconfigure, Restore and CheckKeyRemoval
 	applied Settings   // as given, not normalised: changes are logged against it
 
+	quit chan struct{} // closed when Close begins: a waiting pass gives up
+
 	reMu      sync.Mutex
 	reRunning bool
 	reAgain   bool
@@ -122,32 +124,26 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 
 // CheckKeyRemoval reports, without changing anything, whether the vault
 // could switch to the key list next: no key in force that next leaves out
-// may still seal a bundle. An owner calls it before committing to a new
+// may still seal a stored bundle (of any instance) or be what another live
+// instance seals with. An owner calls it before committing to a new
 // config, so that a reload fails before anything starts.
 func (v *Vault) CheckKeyRemoval(next []string) error {
 	v.rot.mu.Lock()
 	defer v.rot.mu.Unlock()
-	keep := map[string]bool{}
+	var keep []aeadKey
 	for _, k := range next {
-		if id, err := KeyID(k); err == nil {
-			keep[id] = true
+		if ks, err := parseKeys([]string{k}); err == nil {
+			keep = append(keep, ks...)
 		}
 	}
-	counts, err := v.BundlesByKey()
+	inUse, err := v.keysInUse(keep)
 	if err != nil {
-		return fmt.Errorf("counting token bundles per encryption key: %v", err)
+		return err
 	}
-	running := v.rot.applied.EncryptionKeys
-	inUse := map[string]int{}
-	for _, k := range running {
-		if id, _ := KeyID(k); !keep[id] && counts[id] > 0 {
-			inUse[id] = counts[id]
-		}
-	}
-	if len(inUse) == 0 {
+	if inUse == nil {
 		return nil
 	}
-	return keysInUseError(running, &KeyInUseError{Bundles: inUse})
+	return keysInUseError(v.rot.applied.EncryptionKeys, inUse)
 }
 
 // keysInUseError explains a refused key removal, naming keys by their
@@ -158,6 +154,9 @@ func keysInUseError(running []string, e *KeyInUseError) error {
 		id, _ := KeyID(k)
 		if n, ok := e.Bundles[id]; ok {
 			parts = append(parts, fmt.Sprintf("encryption_key #%d of the running config (id %s) still encrypts %d linked ChatGPT account(s)", i+1, id, n))
+		}
+		if names, ok := e.Instances[id]; ok {
+			parts = append(parts, fmt.Sprintf("encryption_key #%d of the running config (id %s) is still what instance(s) %s seal new logins with: reload them with the new key listed first", i+1, id, strings.Join(names, ", ")))
 		}
 	}
 	return fmt.Errorf("%w: %s; list the new key first and keep this one after it until Caddy logs %q, then remove it; the running config is unchanged",
@@ -180,6 +179,12 @@ func (v *Vault) reencrypt() {
 	go func() {
 		defer r.reWG.Done()
 		for {
+			if !v.awaitPrimary() {
+				r.reMu.Lock()
+				r.reRunning, r.reAgain = false, false
+				r.reMu.Unlock()
+				return
+			}
 			n, err := v.ReencryptAll()
 			switch {
 			case errors.Is(err, ErrClosed):
@@ -198,4 +203,29 @@ func (v *Vault) reencrypt() {
 			r.reMu.Unlock()
 		}
 	}()
+}
+
+// awaitPrimary waits until this instance seals with its first key, which
+// on a cluster is once every live instance holds it: re-encrypting before
+// would leave the others unable to open what they refresh. It logs (INFO)
+// what it waits for, and reports false if the vault closed meanwhile.
+func (v *Vault) awaitPrimary() bool {
+	logged := ""
+	for {
+		primary := v.keyring.primaryID()
+		if v.keyring.sealID() == primary {
+			return true
+		}
+		missing := v.peersWithout(primary)
+		if what := primary + fmt.Sprint(missing); what != logged {
+			logged = what
+			v.logInfo("re-encryption to the first encryption_key waits until every live instance holds it; reload the others with it listed",
+				"first_key_id", primary, "instances_without_it", strings.Join(missing, ", "))
+		}
+		select {
+		case <-v.rot.quit:
+			return false
+		case <-time.After(v.opts.InstanceHeartbeat):
+		}
+	}
 }

@@ -124,9 +124,11 @@ func (v *Vault) Unlink(userID string) error {
 	return nil
 }
 
-// ReencryptAll re-seals every token bundle that is not under the first
-// configured key, and returns how many it re-sealed. Run it after putting a
-// new key first; the old key can be removed once it returns without error.
+// ReencryptAll re-seals every token bundle that is not under the key new
+// bundles are sealed with (the first configured key, once every live
+// instance on the database holds it), and returns how many it re-sealed.
+// Run it after putting a new key first; the old key can be removed once it
+// returns without error with the first key sealing.
 // Each bundle is re-sealed in its own compare-and-swap, so a refresh
 // running meanwhile is neither lost nor blocked for long.
 func (v *Vault) ReencryptAll() (int, error) {
@@ -135,7 +137,7 @@ func (v *Vault) ReencryptAll() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	primary := v.keyring.primaryID()
+	primary := v.keyring.sealID()
 	n := 0
 	var failed []string
 	for ref, rec := range all {

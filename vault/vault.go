@@ -75,6 +75,9 @@ type Vault struct {
 	// rot is the reconfiguration state: the settings in force and the
 	// background re-encryption (rotation.go).
 	rot rotation
+	// cluster is what this instance knows of the others on its database
+	// (instances.go).
+	cluster cluster
 
 	// Test hooks around the refresh commit (crash-safety tests kill the
 	// process in them).
@@ -110,12 +113,21 @@ func New(store Store, opts Options) (*Vault, error) {
 		stop:       make(chan struct{}),
 	}
 	v.rot.applied = given
+	v.rot.quit = make(chan struct{})
+	if err := v.startCluster(context.Background()); err != nil {
+		return nil, err
+	}
 	if err := v.load(); err != nil {
+		v.deregister()
 		return nil, err
 	}
 	v.purge()
 	v.bg.Add(1)
 	go v.background()
+	if v.cluster.reg != nil {
+		v.bg.Add(1)
+		go v.heartbeats()
+	}
 	if ch := store.Changes(); ch != nil {
 		v.bg.Add(1)
 		go v.followChanges(ch)
@@ -150,7 +162,9 @@ func (v *Vault) load() error {
 func (v *Vault) Close() error {
 	v.closeOnce.Do(func() {
 		// A re-encryption pass is short writes; let it finish rather than
-		// leave bundles half moved to the first key.
+		// leave bundles half moved to the first key. One still waiting for
+		// other instances to hold the key gives up.
+		close(v.rot.quit)
 		v.rot.reWG.Wait()
 		v.life.Lock()
 		v.closed = true
@@ -160,6 +174,7 @@ func (v *Vault) Close() error {
 		v.flights.Wait()
 		close(v.stop)
 		v.bg.Wait()
+		v.deregister()
 		v.closeErr = v.store.Close()
 	})
 	return v.closeErr

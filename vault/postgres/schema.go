@@ -172,6 +172,10 @@ ALTER TABLE codex_request_log ADD COLUMN failover_from text NOT NULL DEFAULT '';
 	{compatible: 4, sql: `
 ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT false;
 `},
+	// The instances on the database and the encryption keys each holds
+	// (vault.InstanceRegistry, instances.go). Additive: instances of
+	// schema 5 keep running beside it, unregistered (compatible 4).
+	{compatible: 4, sql: instancesSchema},
 }
 
 // SchemaVersion is the schema this code writes.
