@@ -256,7 +256,7 @@ func (v *Vault) SetAccountPolicy(userID, policy string) (User, error) {
 	default:
 		return User{}, fmt.Errorf("vault: unknown account policy %q (want %s or %s)", policy, PolicyPreferOrder, PolicyMostRemaining)
 	}
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	u, ok := v.users[userID]
 	if !ok {

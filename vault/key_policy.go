@@ -47,7 +47,7 @@ func (v *Vault) UpdateKeyPolicy(userID, keyID string, p keypolicy.Policy) (Key, 
 		return Key{}, err
 	}
 	p = p.Clone()
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	e, ok := v.keysByID[keyID]
 	if !ok || e.key.UserID != userID {
@@ -72,7 +72,7 @@ func (v *Vault) ResetKeyUsage(userID, keyID string) error {
 	v.usageMu.Lock()
 	defer v.usageMu.Unlock()
 	at := v.now().UTC()
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	e, ok := v.keysByID[keyID]
 	if !ok || e.key.UserID != userID {

@@ -89,7 +89,7 @@ func (v *Vault) CreateKeyWithPolicy(userID, label string, policy keypolicy.Polic
 		Created: v.now().UTC(),
 		Policy:  policy.Clone(),
 	}
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	if _, ok := v.users[userID]; !ok {
 		return "", Key{}, ErrNotFound
@@ -149,7 +149,7 @@ func (v *Vault) touchKey(e *keyEntry) time.Time {
 // RevokeKey disables one of the user's keys. When it returns, VerifyKey
 // already rejects the key.
 func (v *Vault) RevokeKey(userID, keyID string) error {
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	var lastUsed time.Time
 	if e, ok := v.keysByID[keyID]; ok {

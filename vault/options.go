@@ -21,6 +21,10 @@ const (
 	// DefaultQuotaFlushInterval is how often changed quota snapshots are
 	// written: each user's at most once per interval.
 	DefaultQuotaFlushInterval = 30 * time.Second
+	// DefaultResyncInterval is how often a Vault on a shared store
+	// re-reads everything it caches, bounding how long a lost change
+	// notification can leave it stale.
+	DefaultResyncInterval = 2 * time.Minute
 )
 
 // minPepperLen keeps the API-key HMAC from being keyed by a guessable word.
@@ -84,6 +88,17 @@ type Options struct {
 	// InstanceName names this instance to operators in the registry and
 	// in the messages of the others (default host name:pid).
 	InstanceName string
+	// ResyncInterval is how often a Vault on a store shared by several
+	// instances (one whose Changes is not nil, such as PostgreSQL)
+	// re-reads the users, API keys, token bundles and key usage it caches
+	// and reconciles its memory with them, so that a change whose
+	// notification was lost (or whose re-read kept failing) is in effect
+	// within this interval. One resync is four queries whatever the number
+	// of records; it keeps in-memory counters and last-used times. Zero
+	// means the default (2 minutes); a negative value turns periodic
+	// resyncs off, leaving the full reload after a listener reconnect. A
+	// store without Changes (bbolt) never resyncs: it has no other writer.
+	ResyncInterval time.Duration
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -147,6 +162,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.InstanceName == "" {
 		o.InstanceName = instanceName()
+	}
+	if o.ResyncInterval == 0 {
+		o.ResyncInterval = DefaultResyncInterval
 	}
 	return o, nil
 }

@@ -59,7 +59,7 @@ func (v *Vault) CreateUser(email, name string) (User, error) {
 		return User{}, fmt.Errorf("vault: name is longer than %d bytes", maxNameLen)
 	}
 	u := User{ID: uuid.NewString(), Email: e, Name: name, Created: v.now().UTC()}
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	if _, ok := v.emails[e]; ok {
 		return User{}, ErrEmailTaken
@@ -115,7 +115,7 @@ func (v *Vault) ListUsers() ([]User, error) {
 // and OAuth sessions. Request logs and usage roll-ups stay as history and
 // age out with the log retention.
 func (v *Vault) DeleteUser(id string) error {
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	if _, ok := v.users[id]; !ok {
 		return ErrNotFound
@@ -147,7 +147,7 @@ func (v *Vault) forgetUserLocked(id string) {
 // SetUserDisabled disables or re-enables a user. It takes effect at once:
 // the next VerifyKey or SessionUser already sees it.
 func (v *Vault) SetUserDisabled(id string, disabled bool) (User, error) {
-	v.mu.Lock()
+	v.lockCaches()
 	defer v.mu.Unlock()
 	u, ok := v.users[id]
 	if !ok {

@@ -26,7 +26,11 @@ type Vault struct {
 	keysByHash map[[32]byte]*keyEntry
 	keysByID   map[string]*keyEntry // active keys only
 	keysDirty  atomic.Bool          // some keyEntry has an unwritten last-used
-	macs       sync.Pool            // keyed HMAC states for keyHash
+	// cacheGen counts local writes to users and keys (lockCaches), so a
+	// re-read of another instance's change that overlapped one is not
+	// applied over it (changes.go); guarded by mu.
+	cacheGen uint64
+	macs     sync.Pool // keyed HMAC states for keyHash
 	// repeppered and retention hold what SetPepper and SetLogRetention
 	// changed since Open (reconfigure.go); unset, opts apply.
 	repeppered atomic.Pointer[pepperState]
@@ -66,6 +70,10 @@ type Vault struct {
 	// warning reported, and when.
 	dropsWarned   uint64
 	dropsWarnedAt time.Time
+
+	// changeStats counts how other instances' changes were followed
+	// (change_stats.go).
+	changeStats changeCounters
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
