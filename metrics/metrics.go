@@ -74,8 +74,31 @@ var (
 		Help: "Requests moved to another of the user's linked ChatGPT accounts because one had reached its usage limit.",
 	})
 
-	collectors = []prometheus.Collector{Requests, UpstreamSeconds, TTFBSeconds, Tokens, ActiveStreams, TokenRefreshes,
-		RequestLogDropped, KeyRefusals, AccountFailovers}
+	// The vaults' handling of other instances' changes (PostgreSQL only;
+	// see docs/clusters.md, "How changes converge").
+	vaultChanges = []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "vault_changes_applied_total",
+			Help: "Changes other instances made that this instance applied to its caches."},
+			Vaults.changeCounter(func(c ChangeCounts) uint64 { return c.Applied })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "vault_change_rereads_failed_total",
+			Help: "Failed attempts to re-read what another instance changed; each is retried."},
+			Vaults.changeCounter(func(c ChangeCounts) uint64 { return c.RereadsFailed })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "vault_change_retries_total",
+			Help: "Re-reads of a change (or full reloads) retried after a failed attempt."},
+			Vaults.changeCounter(func(c ChangeCounts) uint64 { return c.Retries })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "vault_resyncs_total",
+			Help: "Full reloads of the cached users, keys and tokens completed (after a reconnect, or periodic)."},
+			Vaults.changeCounter(func(c ChangeCounts) uint64 { return c.Resyncs })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "vault_resyncs_failed_total",
+			Help: "Full reload attempts that failed; each is retried."},
+			Vaults.changeCounter(func(c ChangeCounts) uint64 { return c.ResyncsFailed })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "vault_changes_pending",
+			Help: "Changes of other instances waiting for a retry right now (a full reload counts as one)."},
+			Vaults.changeCounter(func(c ChangeCounts) uint64 { return c.Pending })),
+	}
+
+	collectors = append([]prometheus.Collector{Requests, UpstreamSeconds, TTFBSeconds, Tokens, ActiveStreams, TokenRefreshes,
+		RequestLogDropped, KeyRefusals, AccountFailovers}, vaultChanges...)
 )
 
 // Register registers the process's collectors with a config's registry.

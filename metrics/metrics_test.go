@@ -51,19 +51,32 @@ func TestRequestModelLabelBounded(t *testing.T) {
 	}
 }
 
-type drops uint64
+// fakeSource is a vault with fixed counts.
+type fakeSource struct {
+	drops   uint64
+	changes ChangeCounts
+}
 
-func (d *drops) DroppedLogs() uint64 { return uint64(*d) }
+func (f *fakeSource) DroppedLogs() uint64        { return f.drops }
+func (f *fakeSource) ChangeCounts() ChangeCounts { return f.changes }
 
-// TestDroppedLogsSurviveRetire: a closed vault's drops stay in the total.
-func TestDroppedLogsSurviveRetire(t *testing.T) {
-	s := &VaultSet{live: map[DropCounter]struct{}{}}
-	a, b := drops(3), drops(4)
-	s.Add(&a)
-	s.Add(&b)
-	s.Retire(&a)
-	a = 100 // a closed vault is no longer read
+// TestCountsSurviveRetire: a closed vault's drops and change counts stay in
+// the totals; its pending changes do not.
+func TestCountsSurviveRetire(t *testing.T) {
+	s := &VaultSet{live: map[Source]struct{}{}}
+	a := &fakeSource{drops: 3, changes: ChangeCounts{Applied: 5, Resyncs: 1, Pending: 2}}
+	b := &fakeSource{drops: 4, changes: ChangeCounts{Applied: 1, RereadsFailed: 2, Pending: 1}}
+	s.Add(a)
+	s.Add(b)
+	s.Retire(a)
+	a.drops, a.changes.Applied = 100, 100 // a closed vault is no longer read
 	if got := s.droppedLogs(); got != 7 {
-		t.Fatalf("total %v, want 7", got)
+		t.Fatalf("dropped %v, want 7", got)
+	}
+	if got := s.changes(); got != (ChangeCounts{Applied: 6, RereadsFailed: 2, Resyncs: 1, Pending: 1}) {
+		t.Fatalf("changes %+v", got)
+	}
+	if got := s.changeCounter(func(c ChangeCounts) uint64 { return c.RereadsFailed })(); got != 2 {
+		t.Fatalf("counter %v", got)
 	}
 }

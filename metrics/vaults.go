@@ -2,40 +2,63 @@ package metrics
 
 import "sync"
 
-// DropCounter is a vault as the dropped-records counter reads it.
-type DropCounter interface {
+// Source is a vault as the vault counters read it.
+type Source interface {
 	// DroppedLogs is how many request-log records it has lost so far.
 	DroppedLogs() uint64
+	// ChangeCounts is how it handled other instances' changes so far.
+	ChangeCounts() ChangeCounts
+}
+
+// ChangeCounts are a vault's counts of cluster change handling (see
+// vault.ChangeStats): all grow over its life but Pending, a gauge.
+type ChangeCounts struct {
+	Applied, RereadsFailed, Retries, Resyncs, ResyncsFailed uint64
+	Pending                                                 uint64
+}
+
+// add sums o into c.
+func (c *ChangeCounts) add(o ChangeCounts) {
+	c.Applied += o.Applied
+	c.RereadsFailed += o.RereadsFailed
+	c.Retries += o.Retries
+	c.Resyncs += o.Resyncs
+	c.ResyncsFailed += o.ResyncsFailed
+	c.Pending += o.Pending
 }
 
 // Vaults tracks the vaults this process has open, so one counter can
-// report the request-log records all of them dropped. A vault's own count
-// lives only as long as the vault; when one closes, its final count moves
-// into the retired total, and the sum never goes down.
-var Vaults = &VaultSet{live: map[DropCounter]struct{}{}}
+// report what all of them did. A vault's own counts live only as long as
+// the vault; when one closes, its final counts move into the retired
+// totals, so the sums never go down.
+var Vaults = &VaultSet{live: map[Source]struct{}{}}
 
 // VaultSet is the set Vaults is; its zero value is not usable.
 type VaultSet struct {
-	mu      sync.Mutex
-	live    map[DropCounter]struct{}
-	retired uint64
+	mu             sync.Mutex
+	live           map[Source]struct{}
+	retired        uint64
+	retiredChanges ChangeCounts
 }
 
-// Add starts counting v's drops.
-func (s *VaultSet) Add(v DropCounter) {
+// Add starts counting v.
+func (s *VaultSet) Add(v Source) {
 	s.mu.Lock()
 	s.live[v] = struct{}{}
 	s.mu.Unlock()
 }
 
-// Retire keeps v's final count after it closed; call it after Close, so
-// drops while closing count too.
-func (s *VaultSet) Retire(v DropCounter) {
+// Retire keeps v's final counts after it closed; call it after Close, so
+// what happens while closing counts too.
+func (s *VaultSet) Retire(v Source) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.live[v]; ok {
 		delete(s.live, v)
 		s.retired += v.DroppedLogs()
+		c := v.ChangeCounts()
+		c.Pending = 0 // a closed vault waits for nothing
+		s.retiredChanges.add(c)
 	}
 }
 
@@ -48,4 +71,20 @@ func (s *VaultSet) droppedLogs() float64 {
 		n += v.DroppedLogs()
 	}
 	return float64(n)
+}
+
+// changes is the sum of the change counts across open and closed vaults.
+func (s *VaultSet) changes() ChangeCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.retiredChanges
+	for v := range s.live {
+		c.add(v.ChangeCounts())
+	}
+	return c
+}
+
+// changeCounter is a CounterFunc (or gauge) over one of the change counts.
+func (s *VaultSet) changeCounter(pick func(ChangeCounts) uint64) func() float64 {
+	return func() float64 { return float64(pick(s.changes())) }
 }
