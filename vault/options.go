@@ -77,6 +77,15 @@ type Options struct {
 	// (RecordQuota) are written: at most one write per user per interval,
 	// all users in one commit (default 30 s).
 	QuotaFlushInterval time.Duration
+	// ResponseRetention is how long stored responses are kept (default 30
+	// days).
+	ResponseRetention time.Duration
+	// MaxResponseBytes caps one stored response; a larger one is not kept
+	// (default 8 MiB).
+	MaxResponseBytes int64
+	// MaxUserResponseBytes caps one user's stored responses, the oldest
+	// dropped first (default 256 MiB).
+	MaxUserResponseBytes int64
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -134,6 +143,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.QuotaFlushInterval <= 0 {
 		o.QuotaFlushInterval = DefaultQuotaFlushInterval
+	}
+	if o.ResponseRetention <= 0 {
+		o.ResponseRetention = DefaultResponseRetention
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.MaxUserResponseBytes <= 0 {
+		o.MaxUserResponseBytes = DefaultMaxUserResponseBytes
 	}
 	return o, nil
 }

@@ -172,6 +172,9 @@ ALTER TABLE codex_request_log ADD COLUMN failover_from text NOT NULL DEFAULT '';
 	{compatible: 4, sql: `
 ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT false;
 `},
+	// Stored responses (responses.go). Additive: instances of schema 5
+	// keep running beside it (compatible 4).
+	{compatible: 4, sql: responsesSchema},
 }
 
 // SchemaVersion is the schema this code writes.
