@@ -355,3 +355,16 @@ event: response.completed
 data: {"type":"response.completed","response":{"id":"resp_t1","object":"response","status":"completed","model":"gpt-5.5","output":[],"usage":{"input_tokens":20,"output_tokens":5,"total_tokens":25}}}
 
 `
+
+// Compact answers a compaction with compactJSON and records the body.
+func (f *fakeUpstream) Compact(ctx context.Context, ts codex.TokenSource, body []byte, _ codex.RequestHeaders) (*codex.Stream, error) {
+	if _, _, err := ts.AccessToken(ctx, false); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bodies = append(f.bodies, body)
+	return &codex.Stream{Body: io.NopCloser(strings.NewReader(compactJSON)), Header: http.Header{}}, nil
+}
+
+const compactJSON = `{"output":[{"type":"message","role":"user","content":[{"type":"input_text","text":"weather in Paris?"}]},{"type":"compaction","id":"cmp_1","encrypted_content":"gAAAA-compacted"}],"usage":{"input_tokens":30,"output_tokens":8,"total_tokens":38}}`

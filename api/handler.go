@@ -126,6 +126,9 @@ const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/respons
 // method when it has one.
 func match(method, path string) (endpoint, bool) {
 	path = strings.TrimSuffix(path, "/")
+	if path == "/v1/responses/compact" {
+		return endpoint{"responses_compact", http.MethodPost, "", admitGeneration, (*Handler).serveCompact}, true
+	}
 	if id, ok := strings.CutPrefix(path, "/v1/responses/"); ok && id != "" {
 		id, items := strings.CutSuffix(id, "/input_items")
 		switch {

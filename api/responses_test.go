@@ -175,3 +175,43 @@ func TestStoredResponseEndpoints(t *testing.T) {
 		t.Fatalf("GET without a key: %d", res.StatusCode)
 	}
 }
+
+func TestCompactSendsTheChainToTheCompactEndpoint(t *testing.T) {
+	e, _ := storeEnv(t)
+	e.up.sse = toolSSE
+	e.do(t, "POST", "/v1/responses", testKey, strings.NewReader(toolTurn))
+	res, m := e.do(t, "POST", "/v1/responses/compact", testKey, strings.NewReader(`{"model":"gpt-5.5","previous_response_id":"resp_t1",
+		"input":[{"type":"function_call_output","call_id":"call_1","output":"sunny"}],"store":true,"stream":true}`))
+	if res.StatusCode != 200 {
+		t.Fatalf("compact: %d %v", res.StatusCode, m)
+	}
+	out, _ := m["output"].([]any)
+	if len(out) != 2 || out[1].(map[string]any)["type"] != "compaction" {
+		t.Fatalf("compact answer: %v", m)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(e.up.bodies[1], &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"store", "stream", "include", "previous_response_id"} {
+		if _, ok := body[k]; ok {
+			t.Fatalf("compact body carries %s: %s", k, e.up.bodies[1])
+		}
+	}
+	raw, _ := json.Marshal(body["input"])
+	var items []map[string]any
+	_ = json.Unmarshal(raw, &items)
+	if got := types(items); got != "message,reasoning,function_call,function_call_output" {
+		t.Fatalf("compact input = %s", got)
+	}
+	if rec := e.rec.last(); rec.Route != "responses_compact" || rec.InputTokens != 30 || rec.OutputTokens != 8 {
+		t.Fatalf("request log of the compaction: %+v", rec)
+	}
+	// A compaction item goes back through /v1/responses as it came.
+	e.up.sse = textSSE
+	res, m = e.do(t, "POST", "/v1/responses", testKey, strings.NewReader(`{"model":"gpt-5.5","input":[
+		{"type":"compaction","id":"cmp_1","encrypted_content":"gAAAA-compacted"},{"role":"user","content":"go on"}]}`))
+	if res.StatusCode != 200 || !strings.Contains(string(e.up.bodies[2]), `"encrypted_content":"gAAAA-compacted"`) {
+		t.Fatalf("compaction item on /v1/responses: %d %v %s", res.StatusCode, m, e.up.bodies[2])
+	}
+}
