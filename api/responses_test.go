@@ -154,11 +154,11 @@ func TestStoredResponseEndpoints(t *testing.T) {
 	if res.StatusCode != 200 || m["has_more"] != false || len(m["data"].([]any)) != 1 {
 		t.Fatalf("input_items page 2: %d %v", res.StatusCode, m)
 	}
-	res, m = e.do(t, "GET", "/v1/responses/resp_1/input_items", testKey, nil)
+	_, m = e.do(t, "GET", "/v1/responses/resp_1/input_items", testKey, nil)
 	if m["last_id"] != "msg_mine" {
 		t.Fatalf("input_items default order is desc: %v", m)
 	}
-	res, m = e.do(t, "POST", "/v1/responses/resp_1", testKey, nil)
+	res, _ = e.do(t, "POST", "/v1/responses/resp_1", testKey, nil)
 	if res.StatusCode != 405 || !strings.Contains(res.Header.Get("Allow"), "DELETE") {
 		t.Fatalf("POST on a stored response: %d %v", res.StatusCode, res.Header)
 	}

@@ -127,3 +127,34 @@ func upstreamHasNoState(t *testing.T, fake *codextest.Server) {
 		}
 	}
 }
+
+// TestCompactWithOpenAIGo compacts a stored chain through the built caddy
+// with openai-go's Responses.Compact: the fake's compact endpoint, which
+// refuses store, stream and previous_response_id, gets the rebuilt input.
+func TestCompactWithOpenAIGo(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, codextest.Options{})
+	p, key := startProxy(t, fake, "")
+	c := p.openaiClient(t, p.httpURL, key, nil)
+	first, err := c.Responses.New(withTimeout(t), responses.ResponseNewParams{
+		Model: "gpt-5.5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello compact-e2e-nonce")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Responses.Compact(withTimeout(t), responses.ResponseCompactParams{
+		Model: "gpt-5.5", PreviousResponseID: openai.String(first.ID),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := got.Output[len(got.Output)-1]
+	if len(got.Output) < 2 || last.Type != "compaction" {
+		t.Fatalf("compact answer: %s", got.RawJSON())
+	}
+	reqs := fake.RequestsTo("/responses/compact")
+	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), "compact-e2e-nonce") {
+		t.Fatalf("the fake's compact endpoint got %d requests", len(reqs))
+	}
+	upstreamHasNoState(t, fake)
+}
