@@ -16,6 +16,8 @@ type vaultSet struct {
 	mu      sync.Mutex
 	live    map[*vault.Vault]struct{}
 	retired uint64
+	// retiredResponses is retired for stored responses dropped.
+	retiredResponses uint64
 }
 
 // add starts counting v's drops.
@@ -32,6 +34,7 @@ func (s *vaultSet) retire(v *vault.Vault) {
 	if _, ok := s.live[v]; ok {
 		delete(s.live, v)
 		s.retired += v.DroppedLogs()
+		s.retiredResponses += v.DroppedResponses()
 	}
 }
 
@@ -42,6 +45,18 @@ func (s *vaultSet) droppedLogs() float64 {
 	n := s.retired
 	for v := range s.live {
 		n += v.DroppedLogs()
+	}
+	return float64(n)
+}
+
+// droppedResponses is the stored responses dropped across open and closed
+// vaults.
+func (s *vaultSet) droppedResponses() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.retiredResponses
+	for v := range s.live {
+		n += v.DroppedResponses()
 	}
 	return float64(n)
 }

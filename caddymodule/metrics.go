@@ -63,6 +63,10 @@ var (
 		Namespace: metricsNamespace, Name: "request_log_dropped_total",
 		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
 	}, liveVaults.droppedLogs)
+	storedResponsesDropped = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "stored_responses_dropped_total",
+		Help: "Stored responses not kept (over the per-response cap) or dropped for a user's cap, oldest first.",
+	}, liveVaults.droppedResponses)
 
 	// keyRefusals counts requests refused by a key policy, by reason only
 	// (no key or user labels).
@@ -78,7 +82,7 @@ var (
 	})
 
 	collectors = []prometheus.Collector{requestsTotal, upstreamSeconds, ttfbSeconds, tokensTotal, activeStreams, tokenRefreshes,
-		requestLogDropped, keyRefusals, accountFailovers}
+		requestLogDropped, storedResponsesDropped, keyRefusals, accountFailovers}
 )
 
 // registerMetrics registers the package's collectors with a config's
