@@ -18,7 +18,7 @@ import (
 // previous_response_id, store:true and item_reference as the real one
 // does: a tool round trip whose second turn sends only the
 // function_call_output, then the stored response read back, listed and
-// deleted.
+// deleted, across a restart.
 func TestPreviousResponseIDWithOpenAIGo(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, codextest.Options{})
@@ -81,6 +81,10 @@ func TestPreviousResponseIDWithOpenAIGo(t *testing.T) {
 	if err != nil || third.Status != "completed" {
 		t.Fatalf("third turn: %v", err)
 	}
+
+	// Stored responses outlive the process.
+	p.stop(t)
+	p.start(t)
 
 	got, err := c.Responses.Get(withTimeout(t), first.ID, responses.ResponseGetParams{})
 	if err != nil || got.ID != first.ID || len(got.Output) != len(first.Output) {
