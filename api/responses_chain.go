@@ -53,8 +53,13 @@ func (h *Handler) resolveTurn(body []byte, req *request) ([]byte, *turn, *apierr
 		}
 	}
 	items, ok := inputItems(top["input"])
-	if !ok && !(t.previous != "" && isNull(top["input"])) { // a compaction of the chain alone needs no input
-		return body, nil, nil
+	switch {
+	case ok:
+	case t.previous != "" && isNull(top["input"]): // a compaction of the chain alone needs no input
+	case t.previous != "":
+		return nil, nil, apierror.InvalidValue("input", "'input' must be a string or a non-empty list of item objects")
+	default:
+		return body, nil, nil // the translator says what is wrong with it
 	}
 	var prior []json.RawMessage
 	if t.previous != "" {

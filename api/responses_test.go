@@ -215,3 +215,12 @@ func TestCompactSendsTheChainToTheCompactEndpoint(t *testing.T) {
 		t.Fatalf("compaction item on /v1/responses: %d %v %s", res.StatusCode, m, e.up.bodies[2])
 	}
 }
+
+func TestPreviousResponseIDWithBadInput(t *testing.T) {
+	e, store := storeEnv(t)
+	_ = store.PutResponse("u1", vault.StoredResponse{ID: "resp_0", Response: json.RawMessage(`{"id":"resp_0","output":[]}`)}, nil)
+	res, m := e.do(t, "POST", "/v1/responses", testKey, strings.NewReader(`{"model":"gpt-5.5","previous_response_id":"resp_0","input":42}`))
+	if res.StatusCode != 400 || errorCode(t, m) != "invalid_value" || m["error"].(map[string]any)["param"] != "input" {
+		t.Fatalf("%d %v", res.StatusCode, m)
+	}
+}
