@@ -67,6 +67,17 @@ type Models interface {
 	Get(ctx context.Context, userID string, ts codex.TokenSource) ([]codex.RemoteModel, error)
 }
 
+// Responses keeps each user's stored responses (/v1/responses with
+// store, previous_response_id and item_reference). *vault.Vault implements
+// it. Reads fail with vault.ErrNotFound for an unknown, expired or another
+// user's id.
+type Responses interface {
+	PutResponse(userID string, r vault.StoredResponse, itemIDs []string) error
+	Response(userID, id string) (vault.StoredResponse, error)
+	ResponseByItem(userID, itemID string) (vault.StoredResponse, error)
+	DeleteResponse(userID, id string) error
+}
+
 // Recorder keeps the request log and counts each request's tokens in its
 // key's budgets; it must not block. A request admitted with a hold is
 // settled by its record: tokens counted and hold released in one step.

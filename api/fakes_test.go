@@ -276,3 +276,95 @@ event: response.output_text.delta
 data: {"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Once upon a time, far away","sequence_number":1}
 
 `
+
+// fakeResponses keeps stored responses in memory, by user then id.
+type fakeResponses struct {
+	mu    sync.Mutex
+	resps map[string]map[string]vault.StoredResponse
+	items map[string]map[string]string // user → item id → response id
+}
+
+func (f *fakeResponses) PutResponse(userID string, r vault.StoredResponse, itemIDs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resps == nil {
+		f.resps, f.items = map[string]map[string]vault.StoredResponse{}, map[string]map[string]string{}
+	}
+	if f.resps[userID] == nil {
+		f.resps[userID], f.items[userID] = map[string]vault.StoredResponse{}, map[string]string{}
+	}
+	f.resps[userID][r.ID] = r
+	for _, id := range itemIDs {
+		f.items[userID][id] = r.ID
+	}
+	return nil
+}
+
+func (f *fakeResponses) Response(userID, id string) (vault.StoredResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.resps[userID][id]
+	if !ok {
+		return vault.StoredResponse{}, vault.ErrNotFound
+	}
+	return r, nil
+}
+
+func (f *fakeResponses) ResponseByItem(userID, itemID string) (vault.StoredResponse, error) {
+	f.mu.Lock()
+	id, ok := f.items[userID][itemID]
+	f.mu.Unlock()
+	if !ok {
+		return vault.StoredResponse{}, vault.ErrNotFound
+	}
+	return f.Response(userID, id)
+}
+
+func (f *fakeResponses) DeleteResponse(userID, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.resps[userID][id]; !ok {
+		return vault.ErrNotFound
+	}
+	delete(f.resps[userID], id)
+	return nil
+}
+
+func (f *fakeResponses) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, m := range f.resps {
+		n += len(m)
+	}
+	return n
+}
+
+// toolSSE is a turn that reasons and calls a tool: resp_t1 with rs_t1
+// (encrypted) and fc_t1 (call_1).
+const toolSSE = `event: response.created
+data: {"type":"response.created","response":{"id":"resp_t1","object":"response","status":"in_progress","model":"gpt-5.5","output":[]}}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","output_index":0,"item":{"id":"rs_t1","type":"reasoning","summary":[],"encrypted_content":"gAAAA-sealed-reasoning"}}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","output_index":1,"item":{"id":"fc_t1","type":"function_call","status":"completed","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}
+
+event: response.completed
+data: {"type":"response.completed","response":{"id":"resp_t1","object":"response","status":"completed","model":"gpt-5.5","output":[],"usage":{"input_tokens":20,"output_tokens":5,"total_tokens":25}}}
+
+`
+
+// Compact answers a compaction with compactJSON and records the body.
+func (f *fakeUpstream) Compact(ctx context.Context, ts codex.TokenSource, body []byte, _ codex.RequestHeaders) (*codex.Stream, error) {
+	if _, _, err := ts.AccessToken(ctx, false); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bodies = append(f.bodies, body)
+	return &codex.Stream{Body: io.NopCloser(strings.NewReader(compactJSON)), Header: http.Header{}}, nil
+}
+
+const compactJSON = `{"output":[{"type":"message","role":"user","content":[{"type":"input_text","text":"weather in Paris?"}]},{"type":"compaction","id":"cmp_1","encrypted_content":"gAAAA-compacted"}],"usage":{"input_tokens":30,"output_tokens":8,"total_tokens":38}}`

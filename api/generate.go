@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/relay"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -70,6 +71,12 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 		if bad != nil {
 			return h.reject(w, bad, 0)
 		}
+		if _, ok := d.(responsesDialect); ok {
+			var e *apierror.Error
+			if body, req.turn, e = h.resolveTurn(body, req); e != nil {
+				return h.reject(w, e, 0)
+			}
+		}
 		m, err := d.parse(body, translate.RequestOptions{
 			Catalog:          h.cfg.Catalog,
 			SystemMode:       h.cfg.SystemMode,
@@ -128,12 +135,18 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d 
 	m := req.mapped
 	var o relay.Outcome
 	if !m.Stream {
-		o = relay.Complete(r.Context(), w, up, func(up io.Reader) ([]byte, translate.StreamResult) {
-			return d.aggregate(m, up)
-		}, req.start)
+		agg := relay.Aggregator(func(up io.Reader) ([]byte, translate.StreamResult) { return d.aggregate(m, up) })
+		if h.storing(req) {
+			agg = h.storingAggregator(req, agg)
+		}
+		o = relay.Complete(r.Context(), w, up, agg, req.start)
 	} else {
 		h.obs.StreamStarted()
-		o = relay.Stream(r.Context(), w, up, d.stream(m), relay.Options{Start: req.start, Keepalive: h.cfg.Keepalive})
+		tr := d.stream(m)
+		if h.storing(req) {
+			tr = &storingStream{Translator: tr, h: h, req: req}
+		}
+		o = relay.Stream(r.Context(), w, up, tr, relay.Options{Start: req.start, Keepalive: h.cfg.Keepalive})
 		h.obs.StreamEnded()
 		if o.ReadErr != nil {
 			h.log.Warn("upstream stream broke mid-response", zap.String("request_id", req.id),

@@ -25,6 +25,10 @@ type Config struct {
 	// Models is the live catalog of a user's plan; nil lists the static
 	// catalog only.
 	Models Models
+	// Responses keeps stored responses; nil keeps none (/v1/responses is
+	// then stateless: previous_response_id and item_reference are refused
+	// and GET /v1/responses/{id} finds nothing).
+	Responses Responses
 	// Quotas takes the rate limits upstream answers report; nil keeps none.
 	Quotas QuotaSink
 	// Observer counts requests for metrics; nil counts nothing.
@@ -92,8 +96,11 @@ func New(cfg Config) *Handler {
 // endpoint is one route of the API: its name in logs and metrics, the
 // method it takes, and what serves it once the key is known.
 type endpoint struct {
-	route     string
-	method    string
+	route  string
+	method string
+	// allow lists the methods of the path for a 405's Allow header when it
+	// takes more than method ("" : method alone).
+	allow     string
 	admission admission
 	serve     func(h *Handler, w http.ResponseWriter, r *http.Request, req *request) outcome
 }
@@ -112,20 +119,37 @@ const (
 )
 
 // served names the endpoints in a 404's message.
-const served = "/v1/models, /v1/chat/completions, /v1/responses and /v1/usage"
+const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/responses/{id}) and /v1/usage"
 
-// match finds the endpoint of a path (a trailing slash is ignored).
-func match(path string) (endpoint, bool) {
+// match finds the endpoint of a request's method and path (a trailing
+// slash is ignored). A path with several methods gives the endpoint of
+// method when it has one.
+func match(method, path string) (endpoint, bool) {
 	path = strings.TrimSuffix(path, "/")
+	if path == "/v1/responses/compact" {
+		return endpoint{"responses_compact", http.MethodPost, "", admitGeneration, (*Handler).serveCompact}, true
+	}
+	if id, ok := strings.CutPrefix(path, "/v1/responses/"); ok && id != "" {
+		id, items := strings.CutSuffix(id, "/input_items")
+		switch {
+		case id == "" || strings.Contains(id, "/"):
+		case items:
+			return endpoint{"response_input_items", http.MethodGet, "", admitRate, (*Handler).serveInputItems}, true
+		case method == http.MethodDelete:
+			return endpoint{"response_delete", http.MethodDelete, "", admitRate, (*Handler).serveDeleteResponse}, true
+		default:
+			return endpoint{"response_get", http.MethodGet, "GET, DELETE", admitRate, (*Handler).serveGetResponse}, true
+		}
+	}
 	switch {
 	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
-		return endpoint{"models", http.MethodGet, admitExpiry, (*Handler).serveModels}, true
+		return endpoint{"models", http.MethodGet, "", admitExpiry, (*Handler).serveModels}, true
 	case path == "/v1/chat/completions":
-		return endpoint{"chat_completions", http.MethodPost, admitGeneration, generate(chatDialect{})}, true
+		return endpoint{"chat_completions", http.MethodPost, "", admitGeneration, generate(chatDialect{})}, true
 	case path == "/v1/responses":
-		return endpoint{"responses", http.MethodPost, admitGeneration, generate(responsesDialect{})}, true
+		return endpoint{"responses", http.MethodPost, "", admitGeneration, generate(responsesDialect{})}, true
 	case path == "/v1/usage":
-		return endpoint{"usage", http.MethodGet, admitRate, (*Handler).serveUsage}, true
+		return endpoint{"usage", http.MethodGet, "", admitRate, (*Handler).serveUsage}, true
 	}
 	return endpoint{route: "unknown"}, false
 }
@@ -142,15 +166,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.preflight(w)
 		return
 	}
-	ep, ok := match(r.URL.Path)
+	ep, ok := match(r.Method, r.URL.Path)
 	req.route = ep.route
 	if !ok {
 		h.obs.Request(req.route, h.reject(w, apierror.UnknownURL(r.Method, r.URL.Path, served), 0).status, "")
 		return
 	}
 	if r.Method != ep.method {
-		w.Header().Set("Allow", ep.method+", OPTIONS")
-		h.obs.Request(req.route, h.reject(w, apierror.MethodNotAllowed(r.Method, r.URL.Path, ep.method), 0).status, "")
+		allow := ep.allow
+		if allow == "" {
+			allow = ep.method
+		}
+		w.Header().Set("Allow", allow+", OPTIONS")
+		h.obs.Request(req.route, h.reject(w, apierror.MethodNotAllowed(r.Method, r.URL.Path, strings.ReplaceAll(allow, ", ", " or ")), 0).status, "")
 		return
 	}
 	if out, ok := h.authenticate(w, r, req); !ok {

@@ -24,6 +24,9 @@ type request struct {
 	hold *keypolicy.Hold
 	// mapped is the translated generation (nil for other endpoints).
 	mapped *translate.Mapped
+	// turn is what a /v1/responses request resolved to, kept for storing
+	// its response (nil: nothing to store).
+	turn *turn
 	// account is the linked ChatGPT account that served the request;
 	// failoverFrom the ones tried before it that were at their limit.
 	account      string

@@ -23,6 +23,13 @@ import (
 // gives, failing over on usage_limit_reached. It sets req.account (the
 // account that answered) and req.failoverFrom.
 func (h *Handler) send(ctx context.Context, req *request, body []byte, hdr codex.RequestHeaders) (*codex.Stream, error) {
+	return h.sendWith(ctx, req, hdr, func(ts codex.TokenSource) (*codex.Stream, error) {
+		return h.cfg.Upstream.Responses(ctx, ts, body, hdr)
+	})
+}
+
+// sendWith is send for any upstream call: do makes it on one account.
+func (h *Handler) sendWith(ctx context.Context, req *request, hdr codex.RequestHeaders, do func(codex.TokenSource) (*codex.Stream, error)) (*codex.Stream, error) {
 	hint := vault.RouteHint{Pin: req.key.Policy.Account, Affinity: hdr.PromptCacheKey}
 	accts := h.cfg.Accounts
 	route, err := accts.Route(req.user.ID, hint)
@@ -32,7 +39,7 @@ func (h *Handler) send(ctx context.Context, req *request, body []byte, hdr codex
 	var last error
 	for _, acct := range route.Accounts {
 		req.account = acct
-		up, err := h.cfg.Upstream.Responses(ctx, h.accountTokens(req.user.ID, acct), body, hdr)
+		up, err := do(h.accountTokens(req.user.ID, acct))
 		if err == nil {
 			if len(req.failoverFrom) > 0 {
 				h.obs.Failover()

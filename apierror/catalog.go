@@ -31,6 +31,12 @@ const (
 	CodeUnsupportedEncoding   = "unsupported_content_encoding"
 	CodeInternal              = "internal_error"
 	CodeScopeNotAllowed       = "scope_not_allowed"
+	// CodePreviousResponseNotFound is OpenAI's own code for an unknown
+	// previous_response_id.
+	CodePreviousResponseNotFound = "previous_response_not_found"
+	CodeResponseNotFound         = "response_not_found"
+	CodeItemNotFound             = "item_not_found"
+	CodeStoreUnavailable         = "response_store_unavailable"
 )
 
 // UnknownURL answers a path the proxy does not serve (404).
@@ -154,4 +160,33 @@ func Internal(message string) *Error {
 // see (403).
 func ScopeNotAllowed(message string) *Error {
 	return &Error{Status: http.StatusForbidden, Type: TypePermission, Code: CodeScopeNotAllowed, Message: message}
+}
+
+// PreviousResponseNotFound answers a previous_response_id that names no
+// response the key's user stored (unknown, expired, deleted, another
+// user's) (404), in OpenAI's words.
+func PreviousResponseNotFound(id string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: CodePreviousResponseNotFound,
+		Param: "previous_response_id", Message: "Previous response with id '" + id + "' not found."}
+}
+
+// ResponseNotFound answers GET or DELETE /v1/responses/{id} for a response
+// the key's user has not stored (404).
+func ResponseNotFound(id string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: CodeResponseNotFound,
+		Message: "Response with id '" + id + "' not found."}
+}
+
+// ItemNotFound answers an item_reference to an item no stored response
+// of the key's user holds (404).
+func ItemNotFound(param, id string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: CodeItemNotFound, Param: param,
+		Message: "Item with id '" + id + "' not found."}
+}
+
+// StoreUnavailable answers a request that needs the response store when
+// the store could not be read (503).
+func StoreUnavailable() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeStoreUnavailable,
+		Message: "stored responses cannot be read right now; try again shortly"}
 }

@@ -79,7 +79,7 @@ func TestMetricsReRegisterOnReload(t *testing.T) {
 	}
 	// Every collector is on the new registry, including the dropped-records
 	// counter, which has no series until something reads it.
-	for _, n := range []string{"caddy_codex_proxy_active_streams", "caddy_codex_proxy_request_log_dropped_total"} {
+	for _, n := range []string{"caddy_codex_proxy_active_streams", "caddy_codex_proxy_request_log_dropped_total", "caddy_codex_proxy_stored_responses_dropped_total"} {
 		if _, ok := gathered(t, second, n); !ok {
 			t.Errorf("%s missing from the reloaded registry", n)
 		}

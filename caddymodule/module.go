@@ -256,7 +256,7 @@ func (h *Handler) exposeQuota() bool { return h.ExposeAccountQuota == nil || *h.
 // newAPI builds the /v1 pipeline over the bound vault and the settings.
 func (h *Handler) newAPI() *api.Handler {
 	cfg := api.Config{
-		Keys: h.vault, Accounts: h.vault, Recorder: h.vault,
+		Keys: h.vault, Accounts: h.vault, Recorder: h.vault, Responses: h.vault,
 		Upstream: h.client, Models: h.models,
 		Observer: h.metrics, Logger: h.logger,
 		Catalog:            h.catalog,

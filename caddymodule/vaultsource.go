@@ -11,6 +11,8 @@ type vaultSource struct{ v *vault.Vault }
 
 func (s vaultSource) DroppedLogs() uint64 { return s.v.DroppedLogs() }
 
+func (s vaultSource) DroppedResponses() uint64 { return s.v.DroppedResponses() }
+
 func (s vaultSource) ChangeCounts() metrics.ChangeCounts {
 	c := s.v.ChangeStats()
 	return metrics.ChangeCounts{Applied: c.Applied, RereadsFailed: c.RereadsFailed, Retries: c.Retries,

@@ -78,3 +78,42 @@ func (c *Client) Responses(ctx context.Context, ts TokenSource, body []byte, h R
 	}
 	return st, nil
 }
+
+// Compact sends body (a compaction request: model, input, instructions,
+// tools … as the Codex CLI sends them) to POST {upstream}/responses/compact
+// and returns its answer, one JSON body (not a stream), for the caller to
+// read and close. Errors are *UpstreamError values, as for Responses.
+func (c *Client) Compact(ctx context.Context, ts TokenSource, body []byte, h RequestHeaders) (*Stream, error) {
+	reqID := h.RequestID
+	if reqID == "" {
+		reqID = rand.Text()
+	}
+	s, err := c.send(ctx, ts, call{
+		method: http.MethodPost,
+		path:   "/responses/compact",
+		body:   body,
+		accept: "application/json",
+		header: func(hd http.Header) {
+			if h.PromptCacheKey != "" && validHeaderValue(h.PromptCacheKey) {
+				hd["session_id"] = []string{h.PromptCacheKey}
+				hd["Session-Id"] = []string{h.PromptCacheKey}
+			}
+			if validHeaderValue(reqID) {
+				hd.Set("x-client-request-id", reqID)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := &Stream{
+		Body:      newIdleReader(s.resp.Body, c.idle, s.cancel),
+		Header:    s.resp.Header,
+		AccountID: s.accountID,
+		RequestID: firstNonEmpty(s.resp.Header.Get("x-request-id"), s.resp.Header.Get("x-oai-request-id"), s.resp.Header.Get("cf-ray")),
+	}
+	if rl, ok := ParseRateLimits(s.resp.Header); ok {
+		st.RateLimits = &rl
+	}
+	return st, nil
+}

@@ -399,11 +399,25 @@ func checkAISDK(t *testing.T, fake *codextest.Server, r aiResults, nonce string)
 			}
 		}
 		if api == "responses" {
-			// With the SDK's default store: true the second step sends an
-			// item_reference; the user gets a 400 naming it, not a hang.
+			// With the SDK's default store: true the second step sends
+			// item_references; the proxy resolves them from the stored
+			// first step, so the upstream gets the reasoning inline.
 			sd := r.Cases["responses_tools_store_default"]
-			if sd.Status != float64(400) || !strings.Contains(sd.Error, "item_reference") {
+			tag := tag + "-storedefault"
+			switch {
+			case failed(t, "responses_tools_store_default", sd.nodeError):
+			case sd.Steps != 2 || len(sd.ToolCalls) != 1 || len(sd.Executed) != 1 || sd.FinishReason != "stop" || sd.Text == "":
 				t.Errorf("responses tools with store left on: %+v", sd)
+			default:
+				checkToolOutputUpstream(t, fake, tag, sd.ToolCalls[0].ID, "sunny-21C-"+nonce)
+				if !hasEncryptedReasoning(fake, tag) {
+					t.Errorf("responses_tools_store_default: the item_reference to the reasoning was not resolved inline")
+				}
+				for _, req := range fake.RequestsTo("/responses") {
+					if strings.Contains(string(req.Body), tag) && (strings.Contains(string(req.Body), "item_reference") || req.JSON["store"] != false) {
+						t.Errorf("responses_tools_store_default: the upstream got state: %s", req.Body)
+					}
+				}
 			}
 		}
 

@@ -61,6 +61,12 @@ var (
 		Namespace: Namespace, Name: "request_log_dropped_total",
 		Help: "Request-log records lost because the vault's writer fell behind or a commit failed; usage figures undercount by this much.",
 	}, Vaults.droppedLogs)
+	// StoredResponsesDropped reads the stored responses every vault in
+	// Vaults did not keep or dropped for a user's cap.
+	StoredResponsesDropped = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "stored_responses_dropped_total",
+		Help: "Stored responses not kept (over the per-response cap) or dropped for a user's cap, oldest first.",
+	}, Vaults.droppedResponses)
 	// KeyRefusals counts requests refused by a key policy, by reason only
 	// (no key or user labels).
 	KeyRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -98,7 +104,7 @@ var (
 	}
 
 	collectors = append([]prometheus.Collector{Requests, UpstreamSeconds, TTFBSeconds, Tokens, ActiveStreams, TokenRefreshes,
-		RequestLogDropped, KeyRefusals, AccountFailovers}, vaultChanges...)
+		RequestLogDropped, StoredResponsesDropped, KeyRefusals, AccountFailovers}, vaultChanges...)
 )
 
 // Register registers the process's collectors with a config's registry.

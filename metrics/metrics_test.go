@@ -58,6 +58,7 @@ type fakeSource struct {
 }
 
 func (f *fakeSource) DroppedLogs() uint64        { return f.drops }
+func (f *fakeSource) DroppedResponses() uint64   { return f.drops * 10 }
 func (f *fakeSource) ChangeCounts() ChangeCounts { return f.changes }
 
 // TestCountsSurviveRetire: a closed vault's drops and change counts stay in
@@ -72,6 +73,9 @@ func TestCountsSurviveRetire(t *testing.T) {
 	a.drops, a.changes.Applied = 100, 100 // a closed vault is no longer read
 	if got := s.droppedLogs(); got != 7 {
 		t.Fatalf("dropped %v, want 7", got)
+	}
+	if got := s.droppedResponses(); got != 70 {
+		t.Fatalf("dropped responses %v, want 70", got)
 	}
 	if got := s.changes(); got != (ChangeCounts{Applied: 6, RereadsFailed: 2, Resyncs: 1, Pending: 1}) {
 		t.Fatalf("changes %+v", got)

@@ -6,6 +6,9 @@ import "sync"
 type Source interface {
 	// DroppedLogs is how many request-log records it has lost so far.
 	DroppedLogs() uint64
+	// DroppedResponses is how many stored responses it did not keep (over
+	// the per-response cap) or dropped for a user's cap.
+	DroppedResponses() uint64
 	// ChangeCounts is how it handled other instances' changes so far.
 	ChangeCounts() ChangeCounts
 }
@@ -35,10 +38,11 @@ var Vaults = &VaultSet{live: map[Source]struct{}{}}
 
 // VaultSet is the set Vaults is; its zero value is not usable.
 type VaultSet struct {
-	mu             sync.Mutex
-	live           map[Source]struct{}
-	retired        uint64
-	retiredChanges ChangeCounts
+	mu               sync.Mutex
+	live             map[Source]struct{}
+	retired          uint64
+	retiredResponses uint64
+	retiredChanges   ChangeCounts
 }
 
 // Add starts counting v.
@@ -56,6 +60,7 @@ func (s *VaultSet) Retire(v Source) {
 	if _, ok := s.live[v]; ok {
 		delete(s.live, v)
 		s.retired += v.DroppedLogs()
+		s.retiredResponses += v.DroppedResponses()
 		c := v.ChangeCounts()
 		c.Pending = 0 // a closed vault waits for nothing
 		s.retiredChanges.add(c)
@@ -69,6 +74,18 @@ func (s *VaultSet) droppedLogs() float64 {
 	n := s.retired
 	for v := range s.live {
 		n += v.DroppedLogs()
+	}
+	return float64(n)
+}
+
+// droppedResponses is the stored responses dropped across open and closed
+// vaults.
+func (s *VaultSet) droppedResponses() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.retiredResponses
+	for v := range s.live {
+		n += v.DroppedResponses()
 	}
 	return float64(n)
 }

@@ -98,10 +98,11 @@ const (
 	KindQuotas        Kind = "quota snapshots"
 	KindRequestLogs   Kind = "request log"
 	KindUsage         Kind = "usage roll-ups"
+	KindResponses     Kind = "stored responses"
 )
 
 // Kinds lists every Kind in copy order.
-var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage}
+var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses}
 
 // Counts is how many records of each kind a store holds.
 type Counts map[Kind]int

@@ -73,8 +73,8 @@ type UserStore interface {
 	// fails with ErrNotFound.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser removes a user with their API keys, token bundles,
-	// dashboard sessions, OAuth sessions and quota snapshots, or fails with
-	// ErrNotFound. Request logs and usage roll-ups are history and stay.
+	// dashboard sessions, OAuth sessions, quota snapshots and (on a
+	// ResponseStore) stored responses, or fails with ErrNotFound. Request logs and usage roll-ups are history and stay.
 	DeleteUser(ctx context.Context, id string) error
 }
 

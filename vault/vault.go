@@ -35,6 +35,8 @@ type Vault struct {
 	// changed since Open (reconfigure.go); unset, opts apply.
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
+	// responseDrops counts responses not kept or dropped for the caps.
+	responseDrops atomic.Uint64
 
 	// tokMu guards tokens, the per-account broker state (cache + refresh
 	// lock + exhaustion), by user id then account id.
@@ -265,6 +267,11 @@ func (v *Vault) purge() {
 		v.logWarn("vault: purging request logs failed", "error", err)
 	} else if n > 0 {
 		v.logInfo("vault: purged old request logs", "records", n)
+	}
+	if n, err := v.purgeResponses(); err != nil {
+		v.logWarn("vault: purging expired stored responses failed", "error", err)
+	} else if n > 0 {
+		v.logInfo("vault: purged expired stored responses", "records", n)
 	}
 	if n, err := v.purgeExpiredSecrets(); err != nil {
 		v.logWarn("vault: purging expired sessions failed", "error", err)

@@ -218,6 +218,7 @@ func (s *Server) SetScript(fn Script) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+BackendPath+"/responses", s.handleResponses)
+	mux.HandleFunc("POST "+BackendPath+"/responses/compact", s.handleCompact)
 	mux.HandleFunc("GET "+BackendPath+"/models", s.handleModels)
 	mux.HandleFunc("GET /oauth/authorize", s.handleAuthorize)
 	mux.HandleFunc("POST /oauth/token", s.handleToken)

@@ -48,9 +48,9 @@ async function toolSteps(res, calls) {
 }
 
 // On responses() the SDK's default store: true makes later steps refer to
-// earlier output items by id (item_reference), which a stateless upstream
-// cannot resolve; store: false (README, Client setup) sends them inline,
-// reasoning included as encrypted_content.
+// earlier output items by id (item_reference), which the proxy resolves
+// from the user's stored responses; store: false sends them inline,
+// reasoning included as encrypted_content. Both are run.
 const stateless = { openai: { store: false } };
 
 export async function runAI(env) {
@@ -103,7 +103,7 @@ export async function runAI(env) {
     });
     if (api === 'responses') {
       // The SDK's defaults: the second step refers to the reasoning item
-      // by id and the proxy refuses it with a 400 that says why.
+      // and the call by id (item_reference), resolved by the proxy.
       out.responses_tools_store_default = await capture(async () => {
         const calls = [];
         const res = await generateText({

@@ -24,10 +24,12 @@ var (
 	bucketOAuthSessions = []byte("oauth_sessions") // sha256(state) → oauthRecord
 	bucketRequests      = []byte("requests")       // time ‖ seq → LogRecord
 	bucketRequestsByUsr = []byte("requests_by_user")
-	bucketUsage         = []byte("usage")        // user id \x00 YYYY-MM-DD → DayUsage
-	bucketKeysByHash    = []byte("keys_by_hash") // key HMAC → key id (schema 2)
-	bucketQuotas        = []byte("quotas")       // user id \x00 account id → QuotaSnapshot (schema 3; user id in 2)
-	bucketKeyUsage      = []byte("key_usage")    // key id \x00 YYYY-MM-DD → tokens (schema 4)
+	bucketUsage         = []byte("usage")          // user id \x00 YYYY-MM-DD → DayUsage
+	bucketKeysByHash    = []byte("keys_by_hash")   // key HMAC → key id (schema 2)
+	bucketQuotas        = []byte("quotas")         // user id \x00 account id → QuotaSnapshot (schema 3; user id in 2)
+	bucketResponses     = []byte("responses")      // user id \x00 response id → ResponseRecord (schema 5)
+	bucketResponseItems = []byte("response_items") // user id \x00 item id → response id (schema 5)
+	bucketKeyUsage      = []byte("key_usage")      // key id \x00 YYYY-MM-DD → tokens (schema 4)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -76,6 +78,14 @@ var migrations = []migration{
 	}},
 	{to: 3, name: "several ChatGPT accounts per user", fn: migrateAccounts},
 	{to: 4, name: "token usage per key and day", fn: fillKeyUsage},
+	{to: 5, name: "stored responses", fn: func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketResponses, bucketResponseItems} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 }
 
 // migrateAccounts moves each user's one token bundle to their account 1

@@ -103,6 +103,12 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 		if err := deleteSessionsOf(tx, id); err != nil {
 			return err
 		}
+		if err := deletePrefix(tx.Bucket(bucketResponses), accountKey(id, "")); err != nil {
+			return err
+		}
+		if err := deletePrefix(tx.Bucket(bucketResponseItems), accountKey(id, "")); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketUsersByEmail).Delete([]byte(u.Email)); err != nil {
 			return err
 		}

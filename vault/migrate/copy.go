@@ -48,8 +48,8 @@ type Options struct {
 // Copy copies every record of src into dst: users, API keys with
 // their policies and usage reset points, sealed token bundles as they are
 // (nothing is decrypted), dashboard sessions, login tokens, OAuth flows,
-// quota snapshots, the request log with its exact times and order, and
-// the usage roll-ups as stored. src must be a vault.Exporter; dst is
+// quota snapshots, the request log with its exact times and order,
+// the usage roll-ups as stored, and the stored responses, still sealed. src must be a vault.Exporter; dst is
 // written through the core vault.Store interface, so its engine's own
 // checks apply.
 // It returns how many records of each kind it wrote. dst must be empty
@@ -126,6 +126,7 @@ func Copy(ctx context.Context, src, dst vault.Store, o Options) (vault.Counts, e
 			}
 			return len(all), dst.AppendLogs(ctx, nil, all)
 		}},
+		{vault.KindResponses, func() (int, error) { return copyResponses(ctx, src, dst) }},
 	}
 	for _, s := range steps {
 		if err := step(s.kind, s.fn); err != nil {
@@ -216,4 +217,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// copyResponses copies the stored responses, sealed as they are, when
+// both engines keep them; the target applies no cap (the source's records
+// fit it already).
+func copyResponses(ctx context.Context, src, dst vault.Store) (int, error) {
+	from, ok := src.(vault.ResponseStore)
+	if !ok {
+		return 0, nil
+	}
+	to, ok := dst.(vault.ResponseStore)
+	if !ok {
+		return 0, fmt.Errorf("%w (target keeps no stored responses)", ErrNoExport)
+	}
+	all, err := from.ExportResponses(ctx)
+	return putAll(all, err, func(r vault.ResponseRecord) error {
+		_, err := to.PutResponse(ctx, r, vault.ResponseLimits{})
+		return err
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -118,6 +119,18 @@ func Verify(ctx context.Context, src, dst vault.Store) (Verification, error) {
 		{vault.KindUsage, func(s vault.Store) (map[string]string, error) {
 			all, err := s.(vault.Exporter).ExportUsage(ctx)
 			return canonBy(all, err, func(d vault.UsageDelta) string { return d.UserID + " " + d.Day.Format(dayLayout) })
+		}},
+		{vault.KindResponses, func(s vault.Store) (map[string]string, error) {
+			rs, ok := s.(vault.ResponseStore)
+			if !ok {
+				return map[string]string{}, nil
+			}
+			all, err := rs.ExportResponses(ctx)
+			for i := range all {
+				// A set, which engines may keep in any order, and none is none.
+				all[i].ItemIDs = slices.Sorted(slices.Values(all[i].ItemIDs))
+			}
+			return canonBy(all, err, func(r vault.ResponseRecord) string { return "response " + r.UserID + "/" + r.ID })
 		}},
 	}
 	for _, c := range checks {

@@ -176,6 +176,9 @@ ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT fals
 	// (vault.InstanceRegistry, instances.go). Additive: instances of
 	// schema 5 keep running beside it, unregistered (compatible 4).
 	{compatible: 4, sql: instancesSchema},
+	// Stored responses (responses.go). Additive: instances of schema 6
+	// keep running beside it (compatible 4).
+	{compatible: 4, sql: responsesSchema},
 }
 
 // SchemaVersion is the schema this code writes.

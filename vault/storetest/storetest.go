@@ -65,6 +65,9 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Export", testExport},
 		{"CopyAndVerify", testCopy},
 		{"DeleteAll", testDeleteAll},
+		{"Responses", testResponses},
+		{"ResponseCaps", testResponseCaps},
+		{"ResponsePurge", testResponsePurge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &harness{t: t, open: newDB(t), newDB: newDB}
