@@ -16,6 +16,11 @@
 //	                 on a usage limit before any output
 //	record.go        the request log, the metrics and the access log line
 //
+// websocket.go serves the WebSocket mode of /v1/responses: the key is
+// checked at the upgrade, and each response.create frame runs through the
+// same stages as a POST (websocket_turn.go), its SSE events relayed as
+// frames; shutdown.go closes the sockets gracefully on reload and stop.
+//
 // The Handler holds only small interfaces (deps.go): Keys, Accounts,
 // Upstream, Models, Recorder and Observer. The Caddy module wires them to
 // the vault, the upstream client and Prometheus; the package's tests fake

@@ -147,10 +147,14 @@ func (f *fakeAccounts) AccountQuota(string, string) (vault.QuotaSnapshot, error)
 
 // fakeUpstream answers each account with its scripted error, or with sse.
 type fakeUpstream struct {
-	mu     sync.Mutex
-	errs   map[string]error // by account
-	sse    string
-	hang   bool // after sse, go silent until the request is cancelled
+	mu   sync.Mutex
+	errs map[string]error // by account
+	sse  string
+	hang bool // after sse, go silent until the request is cancelled
+	// gate, when set, holds every answer back until it is closed (or the
+	// request is cancelled); opened tells when a request reached it.
+	gate   chan struct{}
+	opened chan struct{}
 	bodies [][]byte
 	tried  []string
 }
@@ -171,6 +175,9 @@ func (f *fakeUpstream) Responses(ctx context.Context, ts codex.TokenSource, body
 	if f.hang {
 		rd = io.MultiReader(rd, hangUntilDone{ctx})
 	}
+	if f.gate != nil {
+		rd = io.MultiReader(gated{ctx, f.gate, f.opened}, rd)
+	}
 	return &codex.Stream{Body: io.NopCloser(rd), Header: http.Header{}}, nil
 }
 
@@ -181,6 +188,29 @@ type hangUntilDone struct{ ctx context.Context }
 func (h hangUntilDone) Read([]byte) (int, error) {
 	<-h.ctx.Done()
 	return 0, h.ctx.Err()
+}
+
+// gated reads nothing until its gate opens; it tells opened (if set) that
+// a reader is waiting.
+type gated struct {
+	ctx    context.Context
+	gate   chan struct{}
+	opened chan struct{}
+}
+
+func (g gated) Read([]byte) (int, error) {
+	if g.opened != nil {
+		select {
+		case g.opened <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case <-g.gate:
+		return 0, io.EOF
+	case <-g.ctx.Done():
+		return 0, g.ctx.Err()
+	}
 }
 
 func (f *fakeUpstream) calls() int {

@@ -52,6 +52,14 @@ type Config struct {
 	CORSOrigins []string
 	// ExposeAccountQuota lets /v1/usage show the linked accounts' windows.
 	ExposeAccountQuota bool
+	// SocketMaxAge is how long a WebSocket on /v1/responses may live; it
+	// closes (going away) once idle after that, and clients reconnect.
+	// Zero: DefaultSocketMaxAge, the backend's own limit.
+	SocketMaxAge time.Duration
+	// SocketPing is how often an open WebSocket is pinged, so idle
+	// sockets stay open through middleboxes and dead peers are found.
+	// Zero: DefaultSocketPing; negative: never.
+	SocketPing time.Duration
 
 	// FailedAuth counts failed API key attempts per client address; nil
 	// counts none (and never answers 429 for them).
@@ -70,6 +78,8 @@ type Handler struct {
 	cfg Config
 	obs Observer
 	log *zap.Logger
+	// sockets are the open WebSocket connections, for Shutdown.
+	sockets socketSet
 }
 
 // New returns a Handler for cfg.
@@ -79,6 +89,12 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.MaxBodySize <= 0 {
 		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	if cfg.SocketMaxAge <= 0 {
+		cfg.SocketMaxAge = DefaultSocketMaxAge
+	}
+	if cfg.SocketPing == 0 {
+		cfg.SocketPing = DefaultSocketPing
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = remoteIP
@@ -118,6 +134,10 @@ const (
 	admitGeneration
 )
 
+// routeResponses is the route of POST /v1/responses, and of its WebSocket
+// mode (websocket.go), whose turns are recorded as requests of it.
+const routeResponses = "responses"
+
 // served names the endpoints in a 404's message.
 const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/responses/{id}) and /v1/usage"
 
@@ -147,7 +167,7 @@ func match(method, path string) (endpoint, bool) {
 	case path == "/v1/chat/completions":
 		return endpoint{"chat_completions", http.MethodPost, "", admitGeneration, generate(chatDialect{})}, true
 	case path == "/v1/responses":
-		return endpoint{"responses", http.MethodPost, "", admitGeneration, generate(responsesDialect{})}, true
+		return endpoint{routeResponses, http.MethodPost, "", admitGeneration, generate(responsesDialect{})}, true
 	case path == "/v1/usage":
 		return endpoint{"usage", http.MethodGet, "", admitRate, (*Handler).serveUsage}, true
 	}
@@ -172,6 +192,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.obs.Request(req.route, h.reject(w, apierror.UnknownURL(r.Method, r.URL.Path, served), 0).status, "")
 		return
 	}
+	if ep.route == routeResponses && isWebSocketUpgrade(r) {
+		h.serveSocket(w, r, req)
+		return
+	}
 	if r.Method != ep.method {
 		allow := ep.allow
 		if allow == "" {
@@ -181,6 +205,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.obs.Request(req.route, h.reject(w, apierror.MethodNotAllowed(r.Method, r.URL.Path, strings.ReplaceAll(allow, ", ", " or ")), 0).status, "")
 		return
 	}
+	h.serveEndpoint(w, r, req, ep)
+}
+
+// serveEndpoint is one request past routing: authenticate, admit, serve
+// and record. A WebSocket turn goes through it too, as its own request.
+func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, req *request, ep endpoint) {
 	if out, ok := h.authenticate(w, r, req); !ok {
 		// Not recorded: no key, no user to record it for.
 		h.obs.Request(req.route, out.status, "")

@@ -37,6 +37,12 @@ const (
 	CodeResponseNotFound         = "response_not_found"
 	CodeItemNotFound             = "item_not_found"
 	CodeStoreUnavailable         = "response_store_unavailable"
+	CodeInvalidEvent             = "invalid_event"
+	CodeResponseInProgress       = "response_in_progress"
+	// CodeSocketLimitReached is the backend's own code for a socket at its
+	// age limit: the Codex CLI reads it as "open a new socket and retry".
+	CodeSocketLimitReached = "websocket_connection_limit_reached"
+	CodeShuttingDown       = "shutting_down"
 )
 
 // UnknownURL answers a path the proxy does not serve (404).
@@ -189,4 +195,32 @@ func ItemNotFound(param, id string) *Error {
 func StoreUnavailable() *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeStoreUnavailable,
 		Message: "stored responses cannot be read right now; try again shortly"}
+}
+
+// InvalidEvent answers a WebSocket frame that is not a client event the
+// proxy takes (400, as an error event; the socket stays open).
+func InvalidEvent(format string, args ...any) *Error {
+	return InvalidRequest("type", CodeInvalidEvent, format, args...)
+}
+
+// ResponseInProgress answers a response.create sent while the socket's
+// previous response is still running (400, as an error event): one
+// response at a time per socket.
+func ResponseInProgress() *Error {
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeResponseInProgress,
+		Message: "a response is already in progress on this WebSocket; wait for its response.completed (or open another socket)"}
+}
+
+// SocketLimitReached answers a response.create on a socket that is closing
+// (its maximum age, or the proxy restarting): the client opens a new one.
+func SocketLimitReached(reason string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeSocketLimitReached,
+		Message: reason + "; open a new WebSocket connection to continue"}
+}
+
+// ShuttingDown refuses a WebSocket upgrade while this instance of the proxy
+// stops (503); a retry reaches the new configuration or another instance.
+func ShuttingDown() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeShuttingDown,
+		Message: "the proxy is restarting; retry in a moment"}
 }

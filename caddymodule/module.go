@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -293,10 +294,21 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup lets the dashboard finish its mail and releases this instance's
+// socketDrainTimeout bounds how long Cleanup waits for WebSocket turns to
+// finish on a reload or stop before it cuts them.
+const socketDrainTimeout = 5 * time.Minute
+
+// Cleanup closes the API's WebSockets, lets the dashboard finish its mail and releases this instance's
 // hold on the shared rate limiter (its counts are dropped when the last
 // config using it is unloaded); the codex_proxy app owns the vault.
 func (h *Handler) Cleanup() error {
+	if h.api != nil {
+		// WebSockets outlive the server's shutdown (it forgets upgraded
+		// connections): close them here, each after its running turn.
+		ctx, cancel := context.WithTimeout(context.Background(), socketDrainTimeout)
+		_ = h.api.Shutdown(ctx)
+		cancel()
+	}
 	h.cleanupDashboard()
 	if h.limits != nil {
 		h.limits = nil

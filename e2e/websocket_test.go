@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+)
+
+// wsResults is what e2e/node/responses-ws.mjs prints.
+type wsResults struct {
+	SDK   string `json:"sdk"`
+	Turns []struct {
+		Types  []string   `json:"types"`
+		Text   string     `json:"text"`
+		ID     string     `json:"id"`
+		Status string     `json:"status"`
+		Usage  *nodeUsage `json:"usage"`
+		Error  any        `json:"error"`
+	} `json:"turns"`
+	Error struct {
+		Message string `json:"message"`
+		Event   *struct {
+			Type   string `json:"type"`
+			Status int    `json:"status"`
+			Error  struct {
+				Code    *string `json:"code"`
+				Message string  `json:"message"`
+			} `json:"error"`
+		} `json:"event"`
+		After struct {
+			Text   string `json:"text"`
+			Status string `json:"status"`
+			Error  any    `json:"error"`
+		} `json:"after"`
+	} `json:"error"`
+	CloseCode int `json:"closeCode"`
+	WrongKey  struct {
+		Error     string `json:"error"`
+		Served    bool   `json:"served"`
+		CloseCode int    `json:"closeCode"`
+	} `json:"wrong_key"`
+}
+
+// TestNodeResponsesWS drives the openai SDK's ResponsesWS (its Responses
+// WebSocket mode, on the ws package) through the built caddy over TLS: two
+// turns on one socket, an error event after which the socket still serves,
+// and a wrong key refused at the handshake.
+func TestNodeResponsesWS(t *testing.T) {
+	t.Parallel()
+	caddyBinary(t)
+	node := nodeBinary(t)
+	for _, pkg := range []string{"openai", "ws"} {
+		needNodeModule(t, pkg)
+	}
+	fake := newFake(t, codextest.Options{})
+	p, key := startProxy(t, fake, "")
+
+	const nonce = "w5ock"
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "responses-ws.mjs")
+	cmd.Dir = nodeDir(t)
+	cmd.Env = append(os.Environ(), "OPENAI_BASE_URL="+p.httpsURL+"/v1", "OPENAI_API_KEY="+key,
+		"NODE_EXTRA_CA_CERTS="+p.rootCA, "NONCE="+nonce)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node responses-ws.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("responses-ws.mjs: %s", stdout.String())
+	var res wsResults
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil {
+		t.Fatalf("node output: %v\n%s", err, stdout.String())
+	}
+
+	if len(res.Turns) != 2 {
+		t.Fatalf("turns: %+v", res.Turns)
+	}
+	for i, tr := range res.Turns {
+		if tr.Error != nil || tr.Status != "completed" || !strings.HasPrefix(tr.ID, "resp_") || tr.Usage == nil || tr.Usage.OutputTokens == 0 ||
+			!containsString(tr.Types, "response.created") || !containsString(tr.Types, "response.output_text.delta") || tr.Text == "" {
+			t.Fatalf("turn %d: %+v", i, tr)
+		}
+	}
+	// The second turn carried the first one's answer upstream.
+	gens := fake.RequestsTo("/responses")
+	if len(gens) != 3 {
+		t.Fatalf("%d generations reached the upstream, want 3 (the bad one is refused by the proxy)", len(gens))
+	}
+	if !bytes.Contains(gens[1].Body, []byte(nonce)) || !bytes.Contains(gens[1].Body, []byte(`"role":"assistant"`)) {
+		t.Fatalf("second turn's upstream body lacks the first answer: %s", gens[1].Body)
+	}
+	if ev := res.Error.Event; ev == nil || ev.Type != "error" || ev.Status != 400 || ev.Error.Message == "" {
+		t.Fatalf("the bad turn's error event: %+v", res.Error)
+	}
+	if a := res.Error.After; a.Error != nil || a.Status != "completed" || a.Text == "" {
+		t.Fatalf("the turn after the error: %+v", a)
+	}
+	if res.CloseCode != 1000 {
+		t.Fatalf("client close: %d", res.CloseCode)
+	}
+	if w := res.WrongKey; w.Served || !strings.Contains(w.Error, "401") {
+		t.Fatalf("wrong key: %+v", w)
+	}
+}
+
+// TestWebSocketAcrossReload: `caddy reload` closes an idle socket with
+// going away (clients reconnect, to the new configuration) and lets a
+// running turn finish before closing its socket; a new socket is served.
+func TestWebSocketAcrossReload(t *testing.T) {
+	t.Parallel()
+	caddyBinary(t)
+	fake := newFake(t, codextest.Options{SlowDelay: 300 * time.Millisecond})
+	p, key := startProxy(t, fake, "")
+	url := "ws" + strings.TrimPrefix(p.httpURL, "http") + "/v1/responses"
+	dial := func() *websocket.Conn {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return c
+	}
+	// read returns the next event's type, or the close code.
+	read := func(c *websocket.Conn) (string, websocket.StatusCode) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			return "", websocket.CloseStatus(err)
+		}
+		var ev struct{ Type string }
+		_ = json.Unmarshal(data, &ev)
+		return ev.Type, -1
+	}
+	create := func(c *websocket.Conn, text string) {
+		t.Helper()
+		frame, _ := json.Marshal(map[string]any{"type": "response.create", "model": "gpt-5.5", "input": text})
+		if err := c.Write(t.Context(), websocket.MessageText, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	idle, busy := dial(), dial()
+	create(busy, "slow across the reload "+codextest.Marker(codextest.ScenarioSlow))
+	if typ, _ := read(busy); typ != "response.created" {
+		t.Fatalf("first event: %q", typ)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reload := exec.CommandContext(ctx, p.bin, "reload", "--force", "--config", p.caddyfile, "--adapter", "caddyfile", "--address", p.admin)
+	reload.Env = p.env
+	reloaded := make(chan error, 1)
+	go func() {
+		out, err := reload.CombinedOutput()
+		if err != nil {
+			t.Logf("reload: %s", out)
+		}
+		reloaded <- err
+	}()
+
+	if _, code := read(idle); code != websocket.StatusGoingAway {
+		t.Fatalf("idle socket across the reload: close %v", code)
+	}
+	var types []string
+	for {
+		typ, code := read(busy)
+		if typ == "" {
+			if code != websocket.StatusGoingAway || !containsString(types, "response.completed") {
+				t.Fatalf("busy socket: close %v after %v", code, types)
+			}
+			break
+		}
+		types = append(types, typ)
+	}
+	if err := <-reloaded; err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	again := dial()
+	create(again, "after the reload")
+	for {
+		typ, code := read(again)
+		if typ == "response.completed" {
+			break
+		}
+		if typ == "" || typ == "error" {
+			t.Fatalf("after the reload: %q close %v", typ, code)
+		}
+	}
+}
