@@ -44,7 +44,19 @@ type wsResults struct {
 		} `json:"after"`
 	} `json:"error"`
 	CloseCode int `json:"closeCode"`
-	WrongKey  struct {
+	Chained   struct {
+		Call *struct {
+			Name   string `json:"name"`
+			CallID string `json:"call_id"`
+		} `json:"call"`
+		First, Second struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Text   string `json:"text"`
+			Error  any    `json:"error"`
+		}
+	} `json:"chained"`
+	WrongKey struct {
 		Error     string `json:"error"`
 		Served    bool   `json:"served"`
 		CloseCode int    `json:"closeCode"`
@@ -94,8 +106,8 @@ func TestNodeResponsesWS(t *testing.T) {
 	}
 	// The second turn carried the first one's answer upstream.
 	gens := fake.RequestsTo("/responses")
-	if len(gens) != 3 {
-		t.Fatalf("%d generations reached the upstream, want 3 (the bad one is refused by the proxy)", len(gens))
+	if len(gens) != 5 {
+		t.Fatalf("%d generations reached the upstream, want 5 (the bad one is refused by the proxy)", len(gens))
 	}
 	if !bytes.Contains(gens[1].Body, []byte(nonce)) || !bytes.Contains(gens[1].Body, []byte(`"role":"assistant"`)) {
 		t.Fatalf("second turn's upstream body lacks the first answer: %s", gens[1].Body)
@@ -108,6 +120,20 @@ func TestNodeResponsesWS(t *testing.T) {
 	}
 	if res.CloseCode != 1000 {
 		t.Fatalf("client close: %d", res.CloseCode)
+	}
+	// The chained tool round trip: the second turn sent only the
+	// function_call_output and previous_response_id; the proxy rebuilt the
+	// whole input upstream (the fake refuses an output without its call)
+	// and never forwarded the parameter.
+	ch := res.Chained
+	if ch.Call == nil || ch.Call.Name != "read_file" || ch.First.Status != "completed" || ch.Second.Error != nil ||
+		ch.Second.Status != "completed" {
+		t.Fatalf("chained turns: %+v", ch)
+	}
+	last := gens[4].Body
+	if !bytes.Contains(last, []byte(`"function_call_output"`)) || !bytes.Contains(last, []byte(`"type":"function_call"`)) ||
+		!bytes.Contains(last, []byte(ch.Call.CallID)) || bytes.Contains(last, []byte("previous_response_id")) {
+		t.Fatalf("the chained turn's upstream body: %s", last)
 	}
 	if w := res.WrongKey; w.Served || !strings.Contains(w.Error, "401") {
 		t.Fatalf("wrong key: %+v", w)

@@ -5,6 +5,8 @@
 //              in its input
 //   error      an error event (a bad response.create) that leaves the
 //              socket usable: a third turn on it completes
+//   chained    a tool round trip chained with previous_response_id: the
+//              second turn sends only the function_call_output
 //   wrong_key  a socket opened with a key the proxy does not know
 //
 //   OPENAI_BASE_URL=https://localhost:8443/v1 OPENAI_API_KEY=cpk_... \
@@ -77,6 +79,30 @@ const out = { sdk: VERSION };
   const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
   ws.close({ code: 1000, reason: 'done' });
   out.closeCode = await withTimeout(closed, 10000, 'the close');
+}
+
+{
+  const client = new OpenAI({ baseURL, apiKey });
+  const ws = new ResponsesWS(client);
+  const tools = [{
+    type: 'function', name: 'read_file', description: 'Reads a file',
+    parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'], additionalProperties: false },
+    strict: true,
+  }];
+  const first = await turn(ws, { model, tools, input: `ws read a.txt ${nonce} [[scenario:tool_call]]` });
+  const call = (first.response?.output ?? []).find((it) => it.type === 'function_call');
+  const second = call
+    ? await turn(ws, {
+        model, tools, previous_response_id: first.response.id,
+        input: [{ type: 'function_call_output', call_id: call.call_id, output: `the file says ${nonce}` }],
+      })
+    : { types: [], text: '' };
+  out.chained = {
+    call: call ? { name: call.name, call_id: call.call_id } : null,
+    first: { id: first.response?.id, status: first.response?.status, error: first.error },
+    second: { id: second.response?.id, status: second.response?.status, text: second.text, error: second.error },
+  };
+  ws.close({ code: 1000, reason: 'done' });
 }
 
 {
