@@ -92,6 +92,9 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 		if out, ok := h.admitModel(w, req); !ok {
 			return out
 		}
+		if _, ok := d.(responsesDialect); ok && generateFalse(body) {
+			return h.prewarm(w, req) // nothing to generate: nothing upstream
+		}
 		// What the upstream will bill at least: the prompt as sent.
 		req.hold.Reserve(translate.EstimateTokens(int64(len(m.Body))))
 		if len(m.Dropped) > 0 {

@@ -99,6 +99,15 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, req *reque
 		return
 	}
 	c.SetReadLimit(h.cfg.MaxBodySize)
+	if ce := h.log.Check(zap.InfoLevel, "Responses WebSocket opened"); ce != nil {
+		ce.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID))
+	}
+	opened := time.Now()
+	defer func() {
+		if ce := h.log.Check(zap.InfoLevel, "Responses WebSocket closed"); ce != nil {
+			ce.Write(zap.String("request_id", req.id), zap.Duration("open_for", time.Since(opened)))
+		}
+	}()
 	s.mu.Lock()
 	s.c = c
 	closing := s.closing // Shutdown came during the handshake

@@ -451,7 +451,7 @@ func TestCodexCLIAccountFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(fmt.Sprintf(codexConfig, p.httpURL)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(fmt.Sprintf(codexConfig, p.httpURL, false)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -26,15 +26,26 @@ name = "UseMySub codex proxy"
 base_url = "%s/v1"
 env_key = "CODEX_PROXY_API_KEY"
 wire_api = "responses"
+supports_websockets = %t
 `
 
 // TestCodexCLI runs the official Codex CLI (`codex exec`) against the proxy
-// as a custom provider with wire_api = "responses". The fake backend
+// as a custom provider with wire_api = "responses", over HTTP and with
+// supports_websockets = true (the Responses WebSocket mode, where Codex
+// sends each turn's new items with previous_response_id). The fake backend
 // answers the first request with an exec_command call; Codex runs it and
 // sends the output back in a second request, which the fake answers with
 // text.
 func TestCodexCLI(t *testing.T) {
-	t.Parallel()
+	for _, ws := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "websocket"}[ws], func(t *testing.T) {
+			t.Parallel()
+			testCodexCLI(t, ws)
+		})
+	}
+}
+
+func testCodexCLI(t *testing.T, ws bool) {
 	caddyBinary(t) // skip first when there is no caddy
 	needNodeModule(t, "@openai/codex")
 	if _, err := exec.LookPath(filepath.Join(nodeDir(t), "node_modules", ".bin", "node")); err != nil {
@@ -64,7 +75,7 @@ func TestCodexCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(fmt.Sprintf(codexConfig, p.httpURL)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(fmt.Sprintf(codexConfig, p.httpURL, ws)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -119,8 +130,15 @@ func TestCodexCLI(t *testing.T) {
 			ranCommand, agentText, completed, events, stderr.String())
 	}
 
+	// Over WebSocket both turns went through one socket.
+	if opened := strings.Count(p.logs.String(), "Responses WebSocket opened"); ws != (opened > 0) {
+		t.Errorf("supports_websockets = %v, but %d Responses WebSockets were opened", ws, opened)
+	}
+
 	reqs := fake.RequestsTo("/responses")
 	if len(reqs) != 2 {
+		// Over WebSocket, Codex first sends a generate:false prewarm: the
+		// proxy answers it itself, so it must not show up here.
 		t.Fatalf("the fake got %d Responses requests, want 2 (call, then result)", len(reqs))
 	}
 	first, second := reqs[0], reqs[1]
