@@ -12,6 +12,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/translate/anthropic"
 )
 
 // Config is what a Handler is made of: its collaborators and its settings.
@@ -46,6 +47,9 @@ type Config struct {
 	Keepalive time.Duration
 	// CORSOrigins may call the API from a browser ("*": any). Empty: none.
 	CORSOrigins []string
+	// ClaudeModels maps the Claude model names of /v1/messages to Codex
+	// models; nil maps with anthropic.DefaultRules.
+	ClaudeModels *anthropic.ModelMap
 	// ExposeAccountQuota lets /v1/usage show the linked accounts' windows.
 	ExposeAccountQuota bool
 
@@ -112,7 +116,7 @@ const (
 )
 
 // served names the endpoints in a 404's message.
-const served = "/v1/models, /v1/chat/completions, /v1/responses and /v1/usage"
+const served = "/v1/models, /v1/chat/completions, /v1/responses, /v1/messages and /v1/usage"
 
 // match finds the endpoint of a path (a trailing slash is ignored).
 func match(path string) (endpoint, bool) {
@@ -126,6 +130,10 @@ func match(path string) (endpoint, bool) {
 		return endpoint{"responses", http.MethodPost, admitGeneration, generate(responsesDialect{})}, true
 	case path == "/v1/usage":
 		return endpoint{"usage", http.MethodGet, admitRate, (*Handler).serveUsage}, true
+	case path == "/v1/messages":
+		return endpoint{routeMessages, http.MethodPost, admitGeneration, (*Handler).serveMessages}, true
+	case path == "/v1/messages/count_tokens":
+		return endpoint{routeCountTokens, http.MethodPost, admitRate, (*Handler).serveCountTokens}, true
 	}
 	return endpoint{route: "unknown"}, false
 }
@@ -144,6 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ep, ok := match(r.URL.Path)
 	req.route = ep.route
+	w = dialectWriter(w, r, ep.route)
 	if !ok {
 		h.obs.Request(req.route, h.reject(w, apierror.UnknownURL(r.Method, r.URL.Path, served), 0).status, "")
 		return
