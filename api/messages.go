@@ -3,6 +3,7 @@ package api
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,25 +90,25 @@ func (h *Handler) serveClaudeModels(w http.ResponseWriter, r *http.Request, req 
 	}
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)
 	list := []model{}
-	seen := map[string]bool{}
+	// The three families, as the map resolves them, and every Claude name
+	// a rule spells out without a wildcard.
+	ids := []string{"claude-opus", "claude-sonnet", "claude-haiku"}
 	for _, rule := range h.cfg.ClaudeModels.All() {
-		id := rule.Pattern
-		if !strings.Contains(id, "*") && !strings.HasPrefix(id, "claude") {
-			id = "claude-" + id // a family: claude-opus, claude-sonnet, claude-haiku
+		if p := strings.ToLower(rule.Pattern); strings.HasPrefix(p, "claude") && !strings.Contains(p, "*") && !slices.Contains(ids, p) {
+			ids = append(ids, p)
 		}
-		if strings.Contains(id, "*") || seen[id] {
-			continue
+	}
+	for _, id := range ids {
+		t, _ := h.cfg.ClaudeModels.Resolve(id)
+		if !req.key.Policy.AllowsModel(h.cfg.Catalog.Resolve(t.Model).Upstream) {
+			continue // not for this key
 		}
-		seen[id] = true
-		if t, _ := h.cfg.ClaudeModels.Resolve(id); t != rule.Target || !req.key.Policy.AllowsModel(h.cfg.Catalog.Resolve(t.Model).Upstream) {
-			continue // shadowed by an earlier rule, or not for this key
+		name := id + " → " + t.Model
+		if t.Effort != "" {
+			name += " (" + t.Effort + ")"
 		}
-		name := id + " → " + rule.Model
-		if rule.Effort != "" {
-			name += " (" + rule.Effort + ")"
-		}
-		m := model{Type: "model", ID: id, DisplayName: name, CreatedAt: created, CodexModel: rule.Model, CodexEffort: rule.Effort}
-		if one != "" && one == id {
+		m := model{Type: "model", ID: id, DisplayName: name, CreatedAt: created, CodexModel: t.Model, CodexEffort: t.Effort}
+		if one == id {
 			return h.writeJSON(w, m)
 		}
 		list = append(list, m)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
+	"github.com/usemysub/caddy-codex-proxy/translate/anthropic"
 )
 
 const messagesBody = `{"model":"claude-opus-5-5","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`
@@ -162,13 +163,18 @@ func TestCountTokens(t *testing.T) {
 }
 
 func TestModelsInAnthropicShape(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *Config) {
+		c.ClaudeModels = &anthropic.ModelMap{Rules: []anthropic.Rule{{Pattern: "*sonnet*", Target: anthropic.Target{Model: "gpt-5.4", Effort: "low"}}}}
+	})
 	r := httptest.NewRequest(http.MethodGet, "/v1/models", nil)
 	r.Header.Set("X-Api-Key", testKey)
 	r.Header.Set("Anthropic-Version", "2023-06-01")
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
-	if w.Code != 200 || !strings.Contains(w.Body.String(), `"id":"claude-opus","display_name":"claude-opus → gpt-5.5 (high)"`) {
-		t.Fatalf("%d %s", w.Code, w.Body.String())
+	for _, want := range []string{`"id":"claude-opus","display_name":"claude-opus → gpt-5.5 (high)"`,
+		`"id":"claude-sonnet","display_name":"claude-sonnet → gpt-5.4 (low)"`, `"has_more":false`} {
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Fatalf("%d: no %s in %s", w.Code, want, w.Body.String())
+		}
 	}
 }

@@ -63,7 +63,9 @@ func TestAnthropicSDK(t *testing.T) {
 	node := nodeBinary(t)
 	needNodeModule(t, "@anthropic-ai/sdk")
 	fake := newFake(t, codextest.Options{Script: toolRoundTrip})
-	p, key := startProxy(t, fake, "")
+	// The operator maps sonnet to gpt-5.4 at low effort (the default is
+	// gpt-5.5 at medium).
+	p, key := startProxy(t, fake, "claude_model *sonnet* gpt-5.4 low")
 
 	const nonce = "anthr0"
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -93,8 +95,8 @@ func TestAnthropicSDK(t *testing.T) {
 			t.Fatalf("%+v", r)
 		}
 		up := upstreamRequest(t, fake, nonce+"-text")
-		if up.JSON["model"] != "gpt-5.5" {
-			t.Errorf("sonnet went upstream as %v", up.JSON["model"])
+		if reasoning, _ := up.JSON["reasoning"].(map[string]any); up.JSON["model"] != "gpt-5.4" || reasoning["effort"] != "low" {
+			t.Errorf("sonnet went upstream as %v at %v, not as claude_model says", up.JSON["model"], up.JSON["reasoning"])
 		}
 	})
 	t.Run("stream", func(t *testing.T) {
