@@ -96,3 +96,7 @@ func ErrIncomplete() *apierror.Error { return errIncomplete() }
 func DerivePromptCacheKey(salt, system, user string) string {
 	return derivePromptCacheKey(salt, system, user)
 }
+
+// IsStringToken is the hot-path check that a raw value from an EventView
+// is a string: the scanner has already validated its contents.
+func IsStringToken(raw []byte) bool { return isStringToken(raw) }

@@ -119,11 +119,11 @@ func (s *Stream) Translate(dst []byte, ev translate.Event) []byte {
 		if string(e.Type()) == "response.refusal.delta" {
 			s.refused = true
 		}
-		if translate.IsJSONString(e.Delta()) {
+		if translate.IsStringToken(e.Delta()) {
 			dst = s.text(dst, e.ItemID(), e.Delta())
 		}
 	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
-		if !translate.IsJSONString(e.Delta()) {
+		if !translate.IsStringToken(e.Delta()) {
 			break
 		}
 		if !s.opts.Request.Thinking {
@@ -143,7 +143,7 @@ func (s *Stream) Translate(dst []byte, ev translate.Event) []byte {
 	case "response.output_item.added":
 		dst = s.itemAdded(dst, e.Item())
 	case "response.function_call_arguments.delta", "response.custom_tool_call_input.delta":
-		if s.open == kindToolUse && translate.IsJSONString(e.Delta()) && len(e.Delta()) > 2 {
+		if s.open == kindToolUse && translate.IsStringToken(e.Delta()) && len(e.Delta()) > 2 {
 			s.argSent = true
 			dst = s.delta(dst, "input_json_delta", "partial_json", e.Delta())
 		}
@@ -289,7 +289,9 @@ func (s *Stream) itemDone(dst []byte, raw []byte) []byte {
 // text handles one text delta (raw JSON string), holding back what may
 // start a stop sequence.
 func (s *Stream) text(dst []byte, itemID, raw []byte) []byte {
-	s.textItem = append(s.textItem[:0], itemID...)
+	if string(s.textItem) != string(itemID) {
+		s.textItem = append(s.textItem[:0], itemID...)
+	}
 	if s.open != kindText {
 		dst = s.startBlock(dst, kindText, itemID, "", "")
 	}
