@@ -178,3 +178,22 @@ func TestModelsInAnthropicShape(t *testing.T) {
 		}
 	}
 }
+
+func TestMessagesTooLargeIs413(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxBodySize = 64 })
+	res, body := e.doMessages(t, "/v1/messages", testKey, strings.Replace(messagesBody, "Hi", strings.Repeat("x", 200), 1))
+	if res.StatusCode != 413 || anthropicError(t, body) != "request_too_large" {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+}
+
+// TestOpenAIRoutesKeepOpenAIErrors: the Anthropic shape is only for the
+// Messages routes; a chat request with an Anthropic header still gets
+// OpenAI's envelope.
+func TestOpenAIRoutesKeepOpenAIErrors(t *testing.T) {
+	e := newEnv(t)
+	res, body := e.doMessages(t, "/v1/chat/completions", "cpk_wrong", `{}`)
+	if res.StatusCode != 401 || !strings.Contains(body, `"code":"invalid_api_key"`) || strings.Contains(body, `"type":"error"`) {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+}
