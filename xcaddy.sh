@@ -92,6 +92,8 @@ deps() {
 		"$project" '^$' ./apierror/
 	forbid "translate is pure: it imports nothing of the project but apierror" \
 		"$project" "^${MODULE//./\\.}/apierror\$" ./translate/
+	forbid "translate/anthropic is pure: it imports nothing of the project but translate and apierror" \
+		"$project" "^${MODULE//./\\.}/(apierror|translate)\$" ./translate/anthropic/
 	forbid "codex does not import translate (its errors are apierror's)" \
 		"${project}translate(/|\$)" '^$' ./codex/...
 	forbid "vault and codex never import each other" \

@@ -1,7 +1,8 @@
 // Package api is the client-facing /v1 pipeline of the proxy, free of
 // Caddy: an http.Handler that serves the OpenAI-compatible endpoints
-// (/v1/models, /v1/chat/completions, /v1/responses, /v1/usage) on each
-// user's own ChatGPT subscription.
+// (/v1/models, /v1/chat/completions, /v1/responses, /v1/usage) and
+// Anthropic's Messages API (/v1/messages, /v1/messages/count_tokens:
+// messages.go) on each user's own ChatGPT subscription.
 //
 // A request goes through the stages in the order it lives, each in a file
 // of its own:
@@ -10,8 +11,8 @@
 //	admit.go         the key's policy: expiry, rate, concurrency and token
 //	                 budgets before the body is read; the model and effort
 //	                 right after it is parsed
-//	generate.go      read and translate the body (a dialect: chat or
-//	                 responses), then relay the upstream's answer
+//	generate.go      read and translate the body (a dialect: chat,
+//	                 responses or anthropic), then relay the upstream's answer
 //	route.go         send it upstream on the user's accounts, failing over
 //	                 on a usage limit before any output
 //	record.go        the request log, the metrics and the access log line

@@ -12,6 +12,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/translate/anthropic"
 )
 
 // Config is what a Handler is made of: its collaborators and its settings.
@@ -50,6 +51,9 @@ type Config struct {
 	Keepalive time.Duration
 	// CORSOrigins may call the API from a browser ("*": any). Empty: none.
 	CORSOrigins []string
+	// ClaudeModels maps the Claude model names of /v1/messages to Codex
+	// models; nil maps with anthropic.DefaultRules.
+	ClaudeModels *anthropic.ModelMap
 	// ExposeAccountQuota lets /v1/usage show the linked accounts' windows.
 	ExposeAccountQuota bool
 	// SocketMaxAge is how long a WebSocket on /v1/responses may live; it
@@ -139,7 +143,7 @@ const (
 const routeResponses = "responses"
 
 // served names the endpoints in a 404's message.
-const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/responses/{id}) and /v1/usage"
+const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/responses/{id}), /v1/messages and /v1/usage"
 
 // match finds the endpoint of a request's method and path (a trailing
 // slash is ignored). A path with several methods gives the endpoint of
@@ -170,6 +174,10 @@ func match(method, path string) (endpoint, bool) {
 		return endpoint{routeResponses, http.MethodPost, "", admitGeneration, generate(responsesDialect{})}, true
 	case path == "/v1/usage":
 		return endpoint{"usage", http.MethodGet, "", admitRate, (*Handler).serveUsage}, true
+	case path == "/v1/messages":
+		return endpoint{routeMessages, http.MethodPost, "", admitGeneration, (*Handler).serveMessages}, true
+	case path == "/v1/messages/count_tokens":
+		return endpoint{routeCountTokens, http.MethodPost, "", admitRate, (*Handler).serveCountTokens}, true
 	}
 	return endpoint{route: "unknown"}, false
 }
@@ -188,6 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ep, ok := match(r.Method, r.URL.Path)
 	req.route = ep.route
+	w = dialectWriter(w, r, ep.route)
 	if !ok {
 		h.obs.Request(req.route, h.reject(w, apierror.UnknownURL(r.Method, r.URL.Path, served), 0).status, "")
 		return

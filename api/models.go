@@ -16,6 +16,9 @@ import (
 // /v1/models), or one of them (GET /v1/models/{id}): the catalog the
 // upstream reports for the user's plan, or the static catalog.
 func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *request) outcome {
+	if r.Header.Get("Anthropic-Version") != "" {
+		return h.serveClaudeModels(w, r, req)
+	}
 	one := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/"), "/v1/models"), "/")
 	var upstream []string
 	if h.cfg.Models != nil {

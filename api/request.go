@@ -52,6 +52,6 @@ type outcome struct {
 // response was written.
 func (h *Handler) reject(w http.ResponseWriter, e *apierror.Error, retry time.Duration) outcome {
 	apierror.SetRetryAfter(w.Header(), retry)
-	apierror.Write(w, e)
+	apierror.Write(w, e) // in the request's dialect: see dialectWriter
 	return outcome{status: e.Status, err: e}
 }

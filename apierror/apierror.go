@@ -70,12 +70,25 @@ func (e *Error) JSON() []byte {
 // headers that keep caches and a stale Content-Length out of it. Only for
 // responses nothing has been written to yet.
 func Write(w http.ResponseWriter, e *Error) {
+	if s, ok := w.(Shaper); ok {
+		s.WriteAPIError(e)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Length")
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(e.JSON())
+}
+
+// Shaper is a ResponseWriter that answers errors in its client's own
+// dialect (Anthropic's, on the Messages routes): Write hands it every error
+// instead of rendering the OpenAI envelope, so each part of the pipeline
+// that refuses a request (authentication, admission, the relay) answers in
+// the request's dialect without knowing it.
+type Shaper interface {
+	WriteAPIError(e *Error)
 }
 
 // SetRetryAfter sets Retry-After in whole seconds, rounded up; nothing when

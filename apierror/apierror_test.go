@@ -62,3 +62,21 @@ func TestWrite(t *testing.T) {
 		t.Errorf("body %s", rec.Body.String())
 	}
 }
+
+// shapingWriter renders errors its own way, as the Anthropic routes do.
+type shapingWriter struct {
+	http.ResponseWriter
+	got *Error
+}
+
+func (s *shapingWriter) WriteAPIError(e *Error) { s.got = e }
+
+func TestWriteHandsErrorsToAShaper(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := &shapingWriter{ResponseWriter: rec}
+	e := InvalidAPIKey()
+	Write(w, e)
+	if w.got != e || rec.Body.Len() != 0 {
+		t.Fatalf("the shaper did not get the error (body %q)", rec.Body.String())
+	}
+}

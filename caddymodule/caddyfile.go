@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/usemysub/caddy-codex-proxy/translate/anthropic"
 )
 
 func init() {
@@ -39,6 +41,7 @@ func init() {
 //		log_retention         <duration>
 //		cors_origins          <origin> [<origin>...]
 //		alias                 <name> <model>
+//		claude_model          <pattern> <model> [<effort>]
 //		expose_account_quota  on|off
 //		dashboard             off|<path-prefix>
 //		signup                open|closed|domains <domain>...
@@ -68,7 +71,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
-		if seen[name] && name != "alias" && name != "price" {
+		if seen[name] && name != "alias" && name != "price" && name != "claude_model" {
 			return d.Errf("subdirective %q given more than once", name)
 		}
 		seen[name] = true
@@ -132,6 +135,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("alias %q given more than once", args[0])
 			}
 			h.Aliases[args[0]] = args[1]
+		case "claude_model":
+			rule, err := anthropic.ParseRule(d.RemainingArgs())
+			if err != nil {
+				return d.Err(err.Error())
+			}
+			h.ClaudeModels = append(h.ClaudeModels, rule)
 		case "dashboard", "signup", "smtp", "resend", "mail", "price":
 			if err := h.unmarshalDashboard(d, name); err != nil {
 				return err

@@ -22,6 +22,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/dashboard"
 	"github.com/usemysub/caddy-codex-proxy/metrics"
 	"github.com/usemysub/caddy-codex-proxy/translate"
+	"github.com/usemysub/caddy-codex-proxy/translate/anthropic"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -119,6 +120,10 @@ type Handler struct {
 
 	// Aliases map extra model names to catalog models.
 	Aliases map[string]string `json:"aliases,omitempty"`
+
+	// ClaudeModels map the Claude model names of /v1/messages to Codex
+	// models and efforts, tried in order before anthropic.DefaultRules.
+	ClaudeModels []anthropic.Rule `json:"claude_models,omitempty"`
 
 	// ExposeAccountQuota lets GET /v1/usage show the linked ChatGPT
 	// account's 5-hour and weekly windows to the key's holder. Default: on.
@@ -267,6 +272,7 @@ func (h *Handler) newAPI() *api.Handler {
 		Keepalive:          time.Duration(h.Keepalive),
 		CORSOrigins:        h.CORSOrigins,
 		ExposeAccountQuota: h.exposeQuota(),
+		ClaudeModels:       &anthropic.ModelMap{Rules: h.ClaudeModels},
 		FailedAuth:         h.limits.api,
 		ClientIP:           clientIP,
 	}

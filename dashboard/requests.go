@@ -25,10 +25,12 @@ type requestRow struct {
 
 // routeNames are the friendly names of the API routes in the log.
 var routeNames = map[string]string{
-	"chat_completions": "Chat",
-	"responses":        "Responses",
-	"models":           "Models",
-	"unknown":          "Unknown URL",
+	"chat_completions":      "Chat",
+	"responses":             "Responses",
+	"messages":              "Messages",
+	"messages_count_tokens": "Count tokens",
+	"models":                "Models",
+	"unknown":               "Unknown URL",
 }
 
 // routeName is the friendly name of a logged route.

@@ -78,6 +78,10 @@ type Mapped struct {
 	// Dropped lists, sorted, the client parameters not sent upstream
 	// because the backend rejects or ignores them; for logging.
 	Dropped []string
+	// Dialect is what the translator of a dialect that lives in a package
+	// of its own (translate/anthropic) needs from its request when it
+	// answers; nil for the OpenAI dialects.
+	Dialect any
 }
 
 // rqBody is the upstream body in the official client's field order.

@@ -205,6 +205,9 @@ func splitN(s string, n int) []string {
 // toolArgs builds arguments for the first property of a function tool's
 // schema, carrying the user's text so tests see it round-trip.
 func toolArgs(tool map[string]any, value string) string {
+	if args, ok := tool[markedArgs].(string); ok && args != "" {
+		return args
+	}
 	prop := "input"
 	if params, ok := tool["parameters"].(map[string]any); ok {
 		if props, ok := params["properties"].(map[string]any); ok && len(props) > 0 {
@@ -220,6 +223,10 @@ func toolArgs(tool map[string]any, value string) string {
 	return string(b)
 }
 
+// markedArgs holds, in a tool picked by a ToolMarker, the arguments the
+// marker gave (not a field of the request).
+const markedArgs = "\x00marked_args"
+
 // functionTools returns the function tools of the request, or a stand-in.
 func functionTools(req map[string]any) []map[string]any {
 	var out []map[string]any
@@ -228,6 +235,15 @@ func functionTools(req map[string]any) []map[string]any {
 		if tm, ok := t.(map[string]any); ok && tm["type"] == "function" {
 			if _, ok := tm["name"].(string); ok {
 				out = append(out, tm)
+			}
+		}
+	}
+	if name, args, ok := markedTool(lastUserText(req)); ok {
+		for i, t := range out {
+			if t["name"] == name {
+				marked := with(t, markedArgs, args)
+				out = append([]map[string]any{marked}, append(out[:i:i], out[i+1:]...)...)
+				break
 			}
 		}
 	}

@@ -150,5 +150,27 @@ func markerScenario(text string) (Scenario, bool) {
 
 // echoText is the user text without markers.
 func echoText(text string) string {
-	return strings.TrimSpace(markerRE.ReplaceAllString(text, ""))
+	return strings.TrimSpace(toolMarkerRE.ReplaceAllString(markerRE.ReplaceAllString(text, ""), ""))
+}
+
+// ToolMarker returns the text that makes the tool-call scenarios call the
+// function tool name (instead of the first one declared), with args as its
+// arguments when not empty: what a client that runs real tools (Claude
+// Code's Read, say) needs to see a call it can run.
+func ToolMarker(name, args string) string {
+	if args == "" {
+		return "[[tool:" + name + "]]"
+	}
+	return "[[tool:" + name + " " + args + "]]"
+}
+
+var toolMarkerRE = regexp.MustCompile(`\[\[tool:([A-Za-z0-9_.:-]+)(?: (\{.*?\}))?\]\]`)
+
+// markedTool finds a ToolMarker in text: the tool's name and arguments.
+func markedTool(text string) (name, args string, ok bool) {
+	m := toolMarkerRE.FindStringSubmatch(text)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
 }

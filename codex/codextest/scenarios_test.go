@@ -170,6 +170,28 @@ func TestToolCallScenarios(t *testing.T) {
 	}
 }
 
+// TestToolMarkerPicksTheTool: a ToolMarker makes the tool-call scenario
+// call the named tool with the marker's arguments.
+func TestToolMarkerPicksTheTool(t *testing.T) {
+	s := New(t)
+	tok := s.AddAccount("acc-1", "a@example.com", "plus")
+	b := validBody("read it " + Marker(ScenarioToolCall) + " " + ToolMarker("list_dir", `{"dir":"/tmp/x"}`))
+	b["tools"] = []any{
+		map[string]any{"type": "function", "name": "read_file", "parameters": map[string]any{"type": "object", "properties": map[string]any{"path": map[string]any{"type": "string"}}}},
+		map[string]any{"type": "function", "name": "list_dir", "parameters": map[string]any{"type": "object", "properties": map[string]any{"dir": map[string]any{"type": "string"}}}},
+	}
+	for _, e := range readEvents(t, post(t, s, tok, "acc-1", b).Body) {
+		if e.name != "response.output_item.done" {
+			continue
+		}
+		if it := e.data["item"].(map[string]any); it["name"] != "list_dir" || it["arguments"] != `{"dir":"/tmp/x"}` {
+			t.Fatalf("call %v", it)
+		}
+		return
+	}
+	t.Fatal("no call")
+}
+
 // TestResponseEchoesRequest: like the backend, the response object of
 // created, in_progress and completed repeats the request's tools (with
 // their schemas), tool_choice, reasoning, text and instructions, so a
