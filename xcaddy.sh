@@ -43,7 +43,11 @@ build() {
 	proxy="$(go env GOPROXY | cut -d, -f1)"
 	echo "==> building ./caddy ($CADDY_VERSION + $MODULE)"
 	GOPROXY="$proxy|off" xcaddy build "$CADDY_VERSION" --with "$MODULE=." --output ./caddy
-	./caddy list-modules --versions 2>/dev/null | grep -q '^http.handlers.codex_proxy' || {
+	# Read the whole list first: with pipefail, grep -q exiting at the first
+	# match could make list-modules die of SIGPIPE and fail the check.
+	local modules
+	modules="$(./caddy list-modules --versions 2>/dev/null)"
+	grep -q '^http.handlers.codex_proxy' <<<"$modules" || {
 		echo "built caddy does not list http.handlers.codex_proxy" >&2
 		exit 1
 	}
