@@ -677,7 +677,8 @@ func TestKeys(t *testing.T) {
 	}
 	mustContain(t, r.body, "shown only once", "Laptop &lt;b&gt;",
 		"https://ai.example.com/v1", `wire_api = &#34;responses&#34;`, "Authorization: Bearer "+key,
-		"api_key=&#34;"+key, "apiKey: "+key, "export USEMYSUB_API_KEY="+key, "Cursor", "Continue", "Codex CLI", "OpenAI Python SDK")
+		"api_key=&#34;"+key, "apiKey: "+key, "export USEMYSUB_API_KEY="+key, "Cursor", "Continue", "Codex CLI", "OpenAI Python SDK",
+		"Claude Code", "export ANTHROPIC_BASE_URL=https://ai.example.com\n", "export ANTHROPIC_API_KEY="+key)
 	mustNotContain(t, r.body, "Laptop <b>")
 	if r.header.Get("Cache-Control") != "no-store" {
 		t.Fatal("key page may be cached")

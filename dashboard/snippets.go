@@ -14,7 +14,7 @@ type codeBlock struct {
 // snippetLangs label each snippet's code bar.
 var snippetLangs = map[string]string{
 	"curl": "Shell", "python": "Python", "node": "JavaScript", "codex": "config.toml",
-	"codexenv": "Shell", "continue": "config.yaml",
+	"codexenv": "Shell", "continue": "config.yaml", "claudecode": "Shell",
 }
 
 // snippet renders the setup snippet called name for st.
@@ -68,6 +68,13 @@ func snippet(name string, st setup) codeBlock {
 			"wire_api = \"responses\""
 	case "codexenv":
 		t = "export " + st.EnvVar + "=" + st.Key
+	case "claudecode":
+		// Claude Code and the Anthropic SDKs take the site's origin (they
+		// add /v1/messages themselves) and a cpk_ key as the API key;
+		// their Claude model names are mapped to Codex models.
+		t = "export ANTHROPIC_BASE_URL=" + strings.TrimSuffix(st.BaseURL, "/v1") + "\n" +
+			"export ANTHROPIC_API_KEY=" + st.Key + "\n" +
+			"claude"
 	case "continue":
 		t = "models:\n" +
 			"  - name: " + st.Model + " (" + st.Site + ")\n" +
