@@ -112,8 +112,8 @@ deps() {
 		"${project}vault/(bolt|engine)(/|\$)" '^$' ./vault/postgres/
 	forbid "vault/migrate works on any vault.Store: it imports no engine" \
 		"${project}vault/(bolt|postgres|engine)(/|\$)" '^$' ./vault/migrate/
-	forbid "metrics depends on nothing of the project but translate and keypolicy (and apierror beneath them)" \
-		"$project" "^${MODULE//./\\.}/(translate|keypolicy|apierror)\$" ./metrics/
+	forbid "metrics reads the vault, never an engine, the upstream client or a front end" \
+		"${project}(vault/(bolt|postgres|engine|migrate)|codex|api|ops|cli|dashboard|caddymodule)(/|\$)" '^$' ./metrics/
 	forbid "vaultconf resolves vault settings: it depends on the vault packages, never on codex or the front ends" \
 		"${project}(codex|api|dashboard|ops|cli|translate|relay|metrics)(/|\$)" '^$' ./vaultconf/
 	forbid "internal/slogswap is generic: it imports nothing of the project" \

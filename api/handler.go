@@ -101,7 +101,7 @@ func New(cfg Config) *Handler {
 		cfg.SocketPing = DefaultSocketPing
 	}
 	if cfg.ClientIP == nil {
-		cfg.ClientIP = remoteIP
+		cfg.ClientIP = RemoteIP
 	}
 	h := &Handler{cfg: cfg, obs: cfg.Observer, log: cfg.Logger}
 	if h.obs == nil {
@@ -235,8 +235,9 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, req *req
 	release()          // for the others (and harmless after a settle)
 }
 
-// remoteIP is the connection's peer address without its port.
-func remoteIP(r *http.Request) string {
+// RemoteIP is the connection's peer address without its port: the client
+// address when no proxy in front resolved another.
+func RemoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

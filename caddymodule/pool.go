@@ -35,7 +35,7 @@ func (p *pooledVault) Destruct() error {
 	} else {
 		err = p.Vault.Close()
 	}
-	metrics.Vaults.Retire(vaultSource{p.Vault}) // after Close: drops while closing count too
+	metrics.Vaults.Retire(p.Vault) // after Close: drops while closing count too
 	return err
 }
 

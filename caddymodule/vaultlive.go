@@ -77,7 +77,7 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	}
 	l.v = v
 	l.issuer = s.issuer
-	metrics.Vaults.Add(vaultSource{v})
+	metrics.Vaults.Add(v)
 	return &pooledVault{Vault: v, path: path, live: l}, nil
 }
 

@@ -59,7 +59,7 @@ type fakeSource struct {
 
 func (f *fakeSource) DroppedLogs() uint64        { return f.drops }
 func (f *fakeSource) DroppedResponses() uint64   { return f.drops * 10 }
-func (f *fakeSource) ChangeCounts() ChangeCounts { return f.changes }
+func (f *fakeSource) ChangeStats() ChangeCounts { return f.changes }
 
 // TestCountsSurviveRetire: a closed vault's drops and change counts stay in
 // the totals; its pending changes do not.

@@ -1,27 +1,30 @@
 package metrics
 
-import "sync"
+import (
+	"sync"
 
-// Source is a vault as the vault counters read it.
+	"github.com/usemysub/caddy-codex-proxy/vault"
+)
+
+// Source is a vault as the vault counters read it (*vault.Vault).
 type Source interface {
 	// DroppedLogs is how many request-log records it has lost so far.
 	DroppedLogs() uint64
 	// DroppedResponses is how many stored responses it did not keep (over
 	// the per-response cap) or dropped for a user's cap.
 	DroppedResponses() uint64
-	// ChangeCounts is how it handled other instances' changes so far.
-	ChangeCounts() ChangeCounts
+	// ChangeStats is how it handled other instances' changes so far.
+	ChangeStats() vault.ChangeStats
 }
 
-// ChangeCounts are a vault's counts of cluster change handling (see
-// vault.ChangeStats): all grow over its life but Pending, a gauge.
-type ChangeCounts struct {
-	Applied, RereadsFailed, Retries, Resyncs, ResyncsFailed uint64
-	Pending                                                 uint64
-}
+var _ Source = (*vault.Vault)(nil)
 
-// add sums o into c.
-func (c *ChangeCounts) add(o ChangeCounts) {
+// ChangeCounts are vault.ChangeStats summed over vaults: all grow over a
+// vault's life but Pending, a gauge.
+type ChangeCounts = vault.ChangeStats
+
+// addStats sums o into c.
+func addStats(c *ChangeCounts, o ChangeCounts) {
 	c.Applied += o.Applied
 	c.RereadsFailed += o.RereadsFailed
 	c.Retries += o.Retries
@@ -61,9 +64,9 @@ func (s *VaultSet) Retire(v Source) {
 		delete(s.live, v)
 		s.retired += v.DroppedLogs()
 		s.retiredResponses += v.DroppedResponses()
-		c := v.ChangeCounts()
+		c := v.ChangeStats()
 		c.Pending = 0 // a closed vault waits for nothing
-		s.retiredChanges.add(c)
+		addStats(&s.retiredChanges, c)
 	}
 }
 
@@ -96,7 +99,7 @@ func (s *VaultSet) changes() ChangeCounts {
 	defer s.mu.Unlock()
 	c := s.retiredChanges
 	for v := range s.live {
-		c.add(v.ChangeCounts())
+		addStats(&c, v.ChangeStats())
 	}
 	return c
 }
