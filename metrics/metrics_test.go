@@ -57,8 +57,8 @@ type fakeSource struct {
 	changes ChangeCounts
 }
 
-func (f *fakeSource) DroppedLogs() uint64        { return f.drops }
-func (f *fakeSource) DroppedResponses() uint64   { return f.drops * 10 }
+func (f *fakeSource) DroppedLogs() uint64       { return f.drops }
+func (f *fakeSource) DroppedResponses() uint64  { return f.drops * 10 }
 func (f *fakeSource) ChangeStats() ChangeCounts { return f.changes }
 
 // TestCountsSurviveRetire: a closed vault's drops and change counts stay in
