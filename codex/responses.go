@@ -43,40 +43,7 @@ func (s *Stream) Close() error { return s.Body.Close() }
 // POST {upstream}/responses and returns the event stream. Errors are
 // *UpstreamError values; the body is sent unchanged.
 func (c *Client) Responses(ctx context.Context, ts TokenSource, body []byte, h RequestHeaders) (*Stream, error) {
-	reqID := h.RequestID
-	if reqID == "" {
-		reqID = rand.Text()
-	}
-	s, err := c.send(ctx, ts, call{
-		method: http.MethodPost,
-		path:   "/responses",
-		body:   body,
-		accept: "text/event-stream",
-		header: func(hd http.Header) {
-			if h.PromptCacheKey != "" && validHeaderValue(h.PromptCacheKey) {
-				// Both spellings: older clients send session_id, newer
-				// session-id (docs/protocol.md#open-questions); Set would canonicalize, so assign.
-				hd["session_id"] = []string{h.PromptCacheKey}
-				hd["Session-Id"] = []string{h.PromptCacheKey}
-			}
-			if validHeaderValue(reqID) {
-				hd.Set("x-client-request-id", reqID)
-			}
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	st := &Stream{
-		Body:      newIdleReader(s.resp.Body, c.idle, s.cancel),
-		Header:    s.resp.Header,
-		AccountID: s.accountID,
-		RequestID: firstNonEmpty(s.resp.Header.Get("x-request-id"), s.resp.Header.Get("x-oai-request-id"), s.resp.Header.Get("cf-ray")),
-	}
-	if rl, ok := ParseRateLimits(s.resp.Header); ok {
-		st.RateLimits = &rl
-	}
-	return st, nil
+	return c.post(ctx, ts, "/responses", "text/event-stream", body, h)
 }
 
 // Compact sends body (a compaction request: model, input, instructions,
@@ -84,17 +51,25 @@ func (c *Client) Responses(ctx context.Context, ts TokenSource, body []byte, h R
 // and returns its answer, one JSON body (not a stream), for the caller to
 // read and close. Errors are *UpstreamError values, as for Responses.
 func (c *Client) Compact(ctx context.Context, ts TokenSource, body []byte, h RequestHeaders) (*Stream, error) {
+	return c.post(ctx, ts, "/responses/compact", "application/json", body, h)
+}
+
+// post sends a generation's body to path with the turn's headers and
+// returns the answer's body with its headers and rate limits.
+func (c *Client) post(ctx context.Context, ts TokenSource, path, accept string, body []byte, h RequestHeaders) (*Stream, error) {
 	reqID := h.RequestID
 	if reqID == "" {
 		reqID = rand.Text()
 	}
 	s, err := c.send(ctx, ts, call{
 		method: http.MethodPost,
-		path:   "/responses/compact",
+		path:   path,
 		body:   body,
-		accept: "application/json",
+		accept: accept,
 		header: func(hd http.Header) {
 			if h.PromptCacheKey != "" && validHeaderValue(h.PromptCacheKey) {
+				// Both spellings: older clients send session_id, newer
+				// session-id (docs/protocol.md#open-questions); Set would canonicalize, so assign.
 				hd["session_id"] = []string{h.PromptCacheKey}
 				hd["Session-Id"] = []string{h.PromptCacheKey}
 			}
