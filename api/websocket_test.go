@@ -17,6 +17,7 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/ratelimit"
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // createFrame is a response.create as the openai SDK's ResponsesWS sends it.
@@ -254,7 +255,7 @@ func TestSocketTurnAdmissionAsOnHTTP(t *testing.T) {
 	if e.up.calls() != 0 || len(e.obs.refusals) != 1 {
 		t.Fatalf("upstream calls %d, refusals %v", e.up.calls(), e.obs.refusals)
 	}
-	if rec := e.rec.last(); rec.Status != 429 || rec.ErrorCode != "key_rate_limited" {
+	if rec := recorded(e); rec.Status != 429 || rec.ErrorCode != "key_rate_limited" {
 		t.Fatalf("record: %+v", rec)
 	}
 	e.keys.refuse = nil
@@ -273,7 +274,7 @@ func TestSocketFailsOverBeforeAnyOutput(t *testing.T) {
 	if _, last := untilEnd(t, c); last["type"] != "response.completed" {
 		t.Fatalf("%v", last)
 	}
-	if rec := e.rec.last(); rec.AccountID != "acct-b" || rec.FailoverFrom != "acct-a" {
+	if rec := recorded(e); rec.AccountID != "acct-b" || rec.FailoverFrom != "acct-a" {
 		t.Fatalf("record: %+v", rec)
 	}
 }
@@ -369,7 +370,7 @@ func TestShutdownLetsTheRunningTurnFinish(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if rec := e.rec.last(); rec.Status != 200 {
+	if rec := recorded(e); rec.Status != 200 {
 		t.Fatalf("the finished turn's record: %+v", rec)
 	}
 }
@@ -391,21 +392,35 @@ func TestShutdownCutsWhatOutlivesItsContext(t *testing.T) {
 }
 
 func TestSocketPingsFindDeadPeers(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.SocketPing = 50 * time.Millisecond })
+	// An interval a loaded -race run still answers in: the pong's wait is
+	// the interval itself.
+	e := newEnv(t, func(c *Config) { c.SocketPing = 250 * time.Millisecond })
 	url := e.serve(t)
 	// A client that reads answers pings and stays open past several.
 	live := mustDial(t, url)
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 1200*time.Millisecond)
 	defer cancel()
 	if _, _, err := live.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a live client's socket: %v", err)
 	}
 	// One that reads nothing answers no ping: the proxy drops it.
 	dead := mustDial(t, url)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond)
 	ctx, cancel = context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	if _, _, err := dead.Read(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a silent client's socket is still open: %v", err)
 	}
+}
+
+// recorded waits for a turn's record: the client hears the turn's last
+// event before the turn is recorded.
+func recorded(e *env) vault.LogRecord {
+	var rec vault.LogRecord
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if rec = e.rec.last(); rec.Status != 0 {
+			break
+		}
+	}
+	return rec
 }
