@@ -123,7 +123,12 @@ func TestRequestLogOutageBounded(t *testing.T) {
 	st.down.Store(true)
 	logN(v, 0, 1)
 	waitFor(t, "a failed write", func() bool { return st.attempts.Load() >= 1 })
-	logN(v, 1, 300)
+	// Fill the writer's buffer and let it take them all before the rest
+	// arrive: on a loaded machine a slow writer would otherwise still be
+	// taking from the queue when the last records come, and keep them.
+	logN(v, 1, buffer)
+	waitFor(t, "the writer to take the first buffer", func() bool { return len(v.logCh) == 0 })
+	logN(v, buffer, 300)
 	st.down.Store(false)
 	dropped := int(v.DroppedLogs())
 	waitFor(t, "the kept records", func() bool { return len(storedIDs(t, v))+dropped == 300 })
