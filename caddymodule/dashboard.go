@@ -1,12 +1,9 @@
 package caddymodule
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -317,48 +314,11 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 	return nil
 }
 
-// serveNext passes a request outside /v1/ and the dashboard to next. If
-// next writes nothing and returns no error (Caddy's end of the chain, which
-// would answer an empty 200), the dashboard's 404 page answers instead.
+// serveNext passes a request outside /v1/ and the dashboard to next
+// (dashboard.ServeOrNotFound: the dashboard's 404 if next writes nothing).
 func (h *Handler) serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.dashboard == nil {
 		return next.ServeHTTP(w, r)
 	}
-	tw := &touchedWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	if err := next.ServeHTTP(tw, r); err != nil || tw.touched {
-		return err
-	}
-	h.dashboard.NotFound(w, r)
-	return nil
-}
-
-// touchedWriter records whether anything was written.
-type touchedWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	touched bool
-}
-
-func (t *touchedWriter) WriteHeader(code int) {
-	t.touched = true
-	t.ResponseWriterWrapper.WriteHeader(code)
-}
-
-func (t *touchedWriter) Write(b []byte) (int, error) {
-	t.touched = true
-	return t.ResponseWriterWrapper.Write(b)
-}
-
-func (t *touchedWriter) ReadFrom(r io.Reader) (int64, error) {
-	t.touched = true
-	return t.ResponseWriterWrapper.ReadFrom(r)
-}
-
-func (t *touchedWriter) Flush() {
-	t.touched = true
-	_ = http.NewResponseController(t.ResponseWriterWrapper).Flush()
-}
-
-func (t *touchedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	t.touched = true
-	return http.NewResponseController(t.ResponseWriterWrapper).Hijack()
+	return h.dashboard.ServeOrNotFound(w, r, next.ServeHTTP)
 }
