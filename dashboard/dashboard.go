@@ -283,8 +283,7 @@ func build(cfg Config) (*Dashboard, error) {
 		if err := cfg.OIDC.Validate(); err != nil {
 			return nil, err
 		}
-		o := cfg.OIDC.WithSecrets(func(s string) string { return s }) // a copy the caller cannot change
-		cfg.OIDC = o
+		cfg.OIDC, _ = cfg.OIDC.Resolve(func(s string) string { return s }) // a copy the caller cannot change
 	}
 	v, err := loadViews(prefix)
 	if err != nil {

@@ -177,10 +177,19 @@ func (c *OIDCConfig) SetOption(name string, args []string) error {
 	return nil
 }
 
-// WithSecrets returns a copy of c whose placeholder-bearing fields (the
-// client secret, the client id and the issuer) went through replace.
-func (c OIDCConfig) WithSecrets(replace func(string) string) *OIDCConfig {
-	c.Issuer, c.ClientID, c.ClientSecret = replace(c.Issuer), replace(c.ClientID), replace(c.ClientSecret)
-	c.Domains, c.Scopes = slices.Clone(c.Domains), slices.Clone(c.Scopes)
-	return &c
+// Resolve returns a copy of c whose placeholder-bearing fields (the
+// issuer, the client id and the client secret) went through replace; nil
+// for a nil c. A client secret that was given but replaces to nothing (an
+// unset environment variable) is an error, not a public client.
+func (c *OIDCConfig) Resolve(replace func(string) string) (*OIDCConfig, error) {
+	if c == nil {
+		return nil, nil
+	}
+	o := *c
+	o.Issuer, o.ClientID, o.ClientSecret = replace(c.Issuer), replace(c.ClientID), replace(c.ClientSecret)
+	o.Domains, o.Scopes = slices.Clone(c.Domains), slices.Clone(c.Scopes)
+	if c.ClientSecret != "" && o.ClientSecret == "" {
+		return nil, fmt.Errorf("dashboard: oidc client_secret %q is empty once its placeholders are replaced", c.ClientSecret)
+	}
+	return &o, nil
 }
