@@ -354,7 +354,11 @@ func (d *Dashboard) routes() {
 		handle("POST", "/login/confirm", d.csrf(d.confirmSubmit))
 	}
 	if d.oidc != nil {
-		handle("POST", "/login/oidc", d.csrf(d.oidcStart))
+		// A link, not a form: the page's CSP allows forms to post (and
+		// redirect) only to this site, and starting a sign-in changes
+		// nothing a forged request could abuse (it is bound to the
+		// browser that asks, and rate limited).
+		handle("GET", "/login/oidc", d.oidcStart)
 		handle("GET", "/login/oidc/callback", d.oidcCallback)
 	}
 	handle("POST", "/logout", d.csrf(d.logout))

@@ -130,10 +130,15 @@ func (d *Dashboard) oidcUnreachable(w http.ResponseWriter, r *http.Request, err 
 	d.renderError(w, r, http.StatusBadGateway, "The sign-in provider cannot be reached", msg)
 }
 
-// oidcStart begins an SSO sign-in (POST, so a link or a crawler cannot
-// start flows): it keeps the flow under a fresh state and sends the
-// browser to the provider.
+// oidcStart begins an SSO sign-in: it keeps the flow under a fresh state
+// and sends the browser to the provider. It is a GET (the sign-in page's
+// button is a link: its Content-Security-Policy lets forms go only to this
+// site, redirects included); a signed-in visitor goes home instead.
 func (d *Dashboard) oidcStart(w http.ResponseWriter, r *http.Request) {
+	if s := d.lookupSession(r); s != nil {
+		http.Redirect(w, r, d.home(s.user), http.StatusSeeOther)
+		return
+	}
 	ip := d.cfg.ClientIP(r)
 	if res := d.limiter.Hit(ratelimit.AddrKey(scopeOIDCStart, ip), oidcStartsPerIP, d.cfg.LoginWindow); !res.Allowed {
 		w.Header().Set("Retry-After", strconv.FormatInt(ratelimit.Seconds(res.RetryAfter), 10))
@@ -148,7 +153,7 @@ func (d *Dashboard) oidcStart(w http.ResponseWriter, r *http.Request) {
 	}
 	state, nonce, binding := randomToken(), randomToken(), randomToken()
 	flow := oidcFlow{Kind: oidcFlowKind, Verifier: oauth2.GenerateVerifier(), Nonce: nonce,
-		Next: d.safeNext(r.PostFormValue("next")), Binding: bindingHash(binding)}
+		Next: d.safeNext(r.URL.Query().Get("next")), Binding: bindingHash(binding)}
 	raw, _ := json.Marshal(flow)
 	if err := d.cfg.Vault.PutOAuthSession(state, vault.OAuthSession{Verifier: string(raw), Expires: d.cfg.Now().Add(d.cfg.OAuthTTL)}); err != nil {
 		d.log.Error("dashboard: saving an SSO sign-in failed", "error", err)

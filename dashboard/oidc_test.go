@@ -1,9 +1,11 @@
 package dashboard
 
 import (
+	"html"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,8 @@ func newSSOEnvAt(t *testing.T, idp *oidctest.Provider, issuer string, oidc func(
 	return &ssoEnv{env: e, idp: idp}
 }
 
+var ssoLinkRE = regexp.MustCompile(`id="sso-button" rel="nofollow" href="([^"]+)"`)
+
 // toCallback starts an SSO sign-in in b (from the sign-in page, with next)
 // and signs in at the provider as email; it returns the callback URL the
 // provider sends the browser to, not yet opened.
@@ -48,12 +52,12 @@ func (s *ssoEnv) toCallback(b *browser, email, next string) string {
 	if next != "" {
 		page += "?next=" + url.QueryEscape(next)
 	}
-	b.get(page)
-	form := url.Values{}
-	if next != "" {
-		form.Set("next", next)
+	r := b.get(page)
+	m := ssoLinkRE.FindStringSubmatch(r.body)
+	if m == nil {
+		s.t.Fatalf("no SSO button on the sign-in page:\n%s", r.body)
 	}
-	r := b.post("/login/oidc", form)
+	r = b.get(html.UnescapeString(m[1]))
 	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, s.idp.Issuer) {
 		s.t.Fatalf("starting SSO: %d %s %s", r.status, r.location, r.body)
 	}
@@ -376,7 +380,7 @@ func TestSSOWithEmailLinksOff(t *testing.T) {
 	s := newSSOEnv(t, func(o *OIDCConfig) { o.EmailLinksOff = true; o.Label = "Sign in with Example ID" })
 	b := s.browser()
 	page := b.get("/login")
-	mustContain(t, page.body, "Sign in with Example ID", `action="/login/oidc"`)
+	mustContain(t, page.body, "Sign in with Example ID", `href="/login/oidc"`)
 	mustNotContain(t, page.body, `name="email"`, "Email me a sign-in link")
 	for _, r := range []resp{
 		b.post("/login", url.Values{"email": {"ada@example.com"}}),
@@ -416,8 +420,7 @@ func TestSSOProviderDownAtFirst(t *testing.T) {
 	ln.Close()
 	s := newSSOEnvAt(t, nil, "http://"+addr, nil)
 	b := s.browser()
-	b.get("/login")
-	r := b.post("/login/oidc", nil)
+	r := b.get("/login/oidc")
 	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "cannot be reached") || !strings.Contains(r.body, "email link") {
 		t.Fatalf("provider down: %d %s", r.status, r.body)
 	}
