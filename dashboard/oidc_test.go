@@ -153,6 +153,19 @@ func TestSSOSignInCreatesAUserWhenSignupIsOpen(t *testing.T) {
 	}
 }
 
+func TestSSOEmailFromUserinfo(t *testing.T) {
+	for _, verified := range []bool{true, false} {
+		s := newSSOEnv(t, nil)
+		s.idp.UserinfoOnly.Store(true)
+		s.idp.AddUser(oidctest.User{Email: "ada@example.com", EmailVerified: verified})
+		b := s.browser()
+		r := s.sso(b, "ada@example.com")
+		if want := map[bool]int{true: http.StatusSeeOther, false: http.StatusForbidden}[verified]; r.status != want {
+			t.Fatalf("email_verified %v at userinfo: %d, want %d:\n%s", verified, r.status, want, r.body)
+		}
+	}
+}
+
 func TestSSOAdminClaimMarksTheSession(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

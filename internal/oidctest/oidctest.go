@@ -55,6 +55,9 @@ type Provider struct {
 	Issuer string
 	// TokenRequests counts calls to the token endpoint.
 	TokenRequests atomic.Int32
+	// UserinfoOnly keeps email and email_verified out of ID tokens, as
+	// providers that give them only at the userinfo endpoint do.
+	UserinfoOnly atomic.Bool
 
 	srv   *httptest.Server
 	store *store
@@ -169,7 +172,7 @@ func (p *Provider) retoken(ctx context.Context, body []byte, tamper func(map[str
 		return nil, err
 	}
 	raw, _ := resp["id_token"].(string)
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +241,7 @@ type claimsClient struct {
 	p *Provider
 }
 
-func (claimsClient) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c claimsClient) IDTokenUserinfoClaimsAssertion() bool { return !c.p.UserinfoOnly.Load() }
 
 func (c claimsClient) RedirectURIs() []string {
 	c.p.mu.Lock()
