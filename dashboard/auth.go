@@ -32,8 +32,10 @@ var flashes = map[string]string{
 func flash(r *http.Request) string { return flashes[r.URL.Query().Get("msg")] }
 
 type landingBody struct {
-	BaseURL string
-	Signup  SignupMode
+	BaseURL    string
+	Signup     SignupMode
+	EmailLinks bool
+	SSO        string // the SSO button's label; empty without it
 }
 
 // landing is the front page: a pitch and the way in, or straight to the
@@ -45,7 +47,8 @@ func (d *Dashboard) landing(w http.ResponseWriter, r *http.Request) {
 	}
 	d.render(w, r, http.StatusOK, "landing", pageData{
 		Title: "Your ChatGPT subscription as an OpenAI API",
-		Body:  landingBody{BaseURL: d.origin(r) + "/v1", Signup: d.cfg.Signup.Mode},
+		Body: landingBody{BaseURL: d.origin(r) + "/v1", Signup: d.cfg.Signup.Mode,
+			EmailLinks: d.emailLinks(), SSO: d.loginBody("", "").SSO},
 	})
 }
 

@@ -217,6 +217,7 @@ func TestSSORefusals(t *testing.T) {
 		oidc     func(*OIDCConfig)
 		signup   SignupPolicy
 		existing bool // the user exists before
+		disabled bool // and is disabled
 		user     oidctest.User
 		status   int
 		says     string
@@ -231,6 +232,8 @@ func TestSSORefusals(t *testing.T) {
 			user: oidctest.User{Email: "new@elsewhere.org", EmailVerified: true}, status: http.StatusForbidden, says: "Sign-up is closed"},
 		{name: "sign-up closed, existing user", signup: SignupPolicy{Mode: SignupClosed}, existing: true,
 			user: oidctest.User{Email: "old@example.com", EmailVerified: true}, status: http.StatusSeeOther},
+		{name: "disabled user", existing: true, disabled: true,
+			user: oidctest.User{Email: "gone@example.com", EmailVerified: true}, status: http.StatusForbidden, says: "disabled"},
 		{name: "allowed domain", oidc: func(o *OIDCConfig) { o.Domains = []string{"EXAMPLE.com"} },
 			user: oidctest.User{Email: "ok@example.com", EmailVerified: true}, status: http.StatusSeeOther},
 	} {
@@ -241,7 +244,11 @@ func TestSSORefusals(t *testing.T) {
 				}
 			})
 			if tc.existing {
-				if _, err := s.v.CreateUser(tc.user.Email, ""); err != nil {
+				u, err := s.v.CreateUser(tc.user.Email, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.v.SetUserDisabled(u.ID, tc.disabled); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -255,7 +262,7 @@ func TestSSORefusals(t *testing.T) {
 			if signedIn != (tc.status == http.StatusSeeOther) {
 				t.Fatalf("signed in: %v", signedIn)
 			}
-			if _, err := s.v.UserByEmail(tc.user.Email); (err == nil) != (tc.status == http.StatusSeeOther) {
+			if _, err := s.v.UserByEmail(tc.user.Email); (err == nil) != (tc.status == http.StatusSeeOther || tc.existing) {
 				t.Fatalf("user exists: %v", err == nil)
 			}
 		})
@@ -395,6 +402,7 @@ func TestSSOWithEmailLinksOff(t *testing.T) {
 	page := b.get("/login")
 	mustContain(t, page.body, "Sign in with Example ID", `href="/login/oidc"`)
 	mustNotContain(t, page.body, `name="email"`, "Email me a sign-in link")
+	mustNotContain(t, b.get("/").body, "Sign in by email")
 	for _, r := range []resp{
 		b.post("/login", url.Values{"email": {"ada@example.com"}}),
 		b.get("/login/confirm?token=abcdefabcdefabcdefabcdef"),
@@ -516,4 +524,24 @@ func TestOIDCConfigSetOption(t *testing.T) {
 			t.Fatalf("%v accepted", bad)
 		}
 	}
+}
+
+// FuzzOIDCConfig: any Caddyfile options and issuer parse and validate
+// without a panic, and a valid config's issuer is https or loopback http.
+func FuzzOIDCConfig(f *testing.F) {
+	f.Add("https://id.example.com", "admin_claim", "groups codex-admins")
+	f.Add("http://127.0.0.1:9/x", "domains", "example.com @example.org")
+	f.Add("http://[::1]", "email_links", "off")
+	f.Fuzz(func(t *testing.T, issuer, name, args string) {
+		c := OIDCConfig{Issuer: issuer, ClientID: "c"}
+		_ = c.SetOption(name, strings.Fields(args))
+		if c.Validate() != nil {
+			return
+		}
+		u, err := url.Parse(c.Issuer)
+		if err != nil || !(u.Scheme == "https" || u.Scheme == "http" && loopbackHost(u.Host)) {
+			t.Fatalf("issuer %q validated", c.Issuer)
+		}
+		_ = claimHas(args, c.AdminValue)
+	})
 }
