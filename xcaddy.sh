@@ -126,8 +126,12 @@ deps() {
 		"${project}(dashboard|ops|cli|caddymodule)(/|\$)" '^$' ./api/
 	forbids_direct "caddymodule opens engines through vault/engine: it imports no bbolt or pgx package" \
 		'^(go\.etcd\.io/bbolt|github\.com/jackc/pgx)' ./caddymodule/
+	forbid "the test OpenID provider (internal/oidctest, zitadel) is for tests: the binary never contains it" \
+		"^github\.com/zitadel/|${project}internal/oidctest\$" '^$' ./caddymodule/... ./dashboard/...
+	forbid "internal/oidctest is a test provider: it imports nothing of the project" \
+		"$project" '^$' ./internal/oidctest/
 	forbid "only caddymodule (and the e2e harness) may import Caddy" \
-		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/... ./metrics/ ./vaultconf/ ./internal/slogswap/
+		"$caddy" '^$' ./api/ ./apierror/ ./certstore/ ./claims/ ./translate/ ./vault/... ./codex/... ./dashboard/... ./ratelimit/... ./relay/ ./keypolicy/ ./ops/... ./cli/... ./metrics/ ./vaultconf/ ./internal/slogswap/ ./internal/oidctest/
 	if [ "$failed" -ne 0 ]; then
 		echo "the package layering is broken; see docs/architecture.md#dependency-rules" >&2
 		exit 1

@@ -83,6 +83,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"price not a number", "codex_proxy {\n\tprice gpt-5.5 1 cheap 10\n}", `"cheap" is not a price`},
 		{"negative price", "codex_proxy {\n\tprice gpt-5.5 1 -0.1 10\n}", "not a price"},
 		{"duplicate price", "codex_proxy {\n\tprice m 1 0.1 10\n\tprice m 2 0.2 20\n}", `price for "m" given more than once`},
+		{"oidc without issuer", "codex_proxy {\n\toidc {\n\t\tclient_id c\n\t}\n}", "wrong argument count"},
+		{"oidc unknown option", "codex_proxy {\n\toidc https://id.example.com {\n\t\tsecret x\n\t}\n}", `unrecognized oidc subdirective "secret"`},
+		{"oidc email_links", "codex_proxy {\n\toidc https://id.example.com {\n\t\temail_links maybe\n\t}\n}", "email_links takes on or off"},
+		{"oidc twice", "codex_proxy {\n\toidc https://a.example.com\n\toidc https://b.example.com\n}", `"oidc" given more than once`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

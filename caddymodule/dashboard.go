@@ -52,6 +52,9 @@ type DashboardConfig struct {
 	// "*" prices models not in the table. See dashboard.DefaultPrices.
 	Prices map[string]dashboard.Price `json:"prices,omitempty"`
 
+	// OIDC adds single sign-on (dashboard.OIDCConfig.Resolve: placeholders).
+	OIDC *dashboard.OIDCConfig `json:"oidc,omitempty"`
+
 	mailLog bool // the Caddyfile said mail log
 }
 
@@ -129,6 +132,9 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		Limiter:       h.limits.signin,
 		Prices:        cfg.Prices,
 	}
+	if dc.OIDC, err = cfg.OIDC.Resolve(func(s string) string { return repl.ReplaceAll(s, "") }); err != nil {
+		return err
+	}
 	// The vault opens when the codex_proxy app starts (bindDashboard); the
 	// config is checked now, and tells the dashboard's paths.
 	routes, err := dashboard.NewMatcher(dc)
@@ -200,6 +206,7 @@ func (h *Handler) dashboardConfig() *DashboardConfig {
 //	}
 //	mail      log [dev]
 //	price     <model> <input per 1M> <cached input per 1M> <output per 1M>
+//	oidc      <issuer> { <option> <args>... } (dashboard.OIDCConfig.SetOption)
 func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error {
 	cfg := h.dashboardConfig()
 	switch name {
@@ -308,6 +315,16 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 			cfg.Prices = map[string]dashboard.Price{}
 		}
 		cfg.Prices[args[0]] = dashboard.Price{Input: f[0], CachedInput: f[1], Output: f[2]}
+	case "oidc":
+		cfg.OIDC = &dashboard.OIDCConfig{}
+		if err := oneArg(d, &cfg.OIDC.Issuer); err != nil {
+			return err
+		}
+		for n := d.Nesting(); d.NextBlock(n); {
+			if err := cfg.OIDC.SetOption(d.Val(), d.RemainingArgs()); err != nil {
+				return d.Err(err.Error())
+			}
+		}
 	default:
 		return fmt.Errorf("not a dashboard subdirective: %s", name)
 	}

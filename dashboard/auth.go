@@ -32,8 +32,10 @@ var flashes = map[string]string{
 func flash(r *http.Request) string { return flashes[r.URL.Query().Get("msg")] }
 
 type landingBody struct {
-	BaseURL string
-	Signup  SignupMode
+	BaseURL    string
+	Signup     SignupMode
+	EmailLinks bool
+	SSO        string // the SSO button's label; empty without it
 }
 
 // landing is the front page: a pitch and the way in, or straight to the
@@ -45,7 +47,8 @@ func (d *Dashboard) landing(w http.ResponseWriter, r *http.Request) {
 	}
 	d.render(w, r, http.StatusOK, "landing", pageData{
 		Title: "Your ChatGPT subscription as an OpenAI API",
-		Body:  landingBody{BaseURL: d.origin(r) + "/v1", Signup: d.cfg.Signup.Mode},
+		Body: landingBody{BaseURL: d.origin(r) + "/v1", Signup: d.cfg.Signup.Mode,
+			EmailLinks: d.emailLinks(), SSO: d.loginBody("", "").SSO},
 	})
 }
 
@@ -80,6 +83,19 @@ type loginBody struct {
 	DevLink string
 	Minutes int
 	Signup  SignupMode
+	// SSO is the single sign-on button's label; empty without it.
+	SSO string
+	// EmailLinks shows the email form.
+	EmailLinks bool
+}
+
+// loginBody is the sign-in page's body for next.
+func (d *Dashboard) loginBody(email, next string) loginBody {
+	b := loginBody{Email: email, Next: next, Signup: d.cfg.Signup.Mode, EmailLinks: d.emailLinks()}
+	if d.cfg.OIDC != nil {
+		b.SSO = d.cfg.OIDC.label()
+	}
+	return b
 }
 
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +116,7 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "login", pageData{
 		Title: "Sign in",
 		Flash: flash(r),
-		Body:  loginBody{Next: d.safeNext(r.URL.Query().Get("next")), Signup: d.cfg.Signup.Mode},
+		Body:  d.loginBody("", d.safeNext(r.URL.Query().Get("next"))),
 	})
 }
 
@@ -110,7 +126,7 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	raw := strings.TrimSpace(r.PostFormValue("email"))
 	next := d.safeNext(r.PostFormValue("next"))
-	body := loginBody{Email: raw, Next: next, Signup: d.cfg.Signup.Mode}
+	body := d.loginBody(raw, next)
 	email, problem := checkEmail(raw, d.cfg.DevReturnLink)
 	if problem == "" {
 		var err error
@@ -298,6 +314,14 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 			"Sign-in links work once and expire after "+strconv.Itoa(int(d.cfg.LoginTTL/time.Minute))+" minutes. Ask for a new one.")
 		return
 	}
+	d.signIn(w, r, email, d.safeNext(r.PostFormValue("next")), vault.SessionOptions{})
+}
+
+// signIn starts a session for the owner of email, whose control of it was
+// just proven (an email link, or a provider's verified address): an
+// existing user, or a new one when the sign-up policy allows it. next is
+// a safeNext destination.
+func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next string, o vault.SessionOptions) {
 	u, err := d.cfg.Vault.UserByEmail(email)
 	if errors.Is(err, vault.ErrNotFound) {
 		if !d.cfg.Signup.allows(email) {
@@ -323,14 +347,14 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 			"An administrator has disabled this account. Ask them to enable it again.")
 		return
 	}
-	if err := d.setSession(w, r, u); err != nil {
+	if err := d.setSession(w, r, u, o); err != nil {
 		d.log.Error("dashboard: creating a session failed", "error", err)
 		d.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Signing in failed. Try again.")
 		return
 	}
-	d.log.Info("dashboard: signed in", "user_id", u.ID)
+	d.log.Info("dashboard: signed in", "user_id", u.ID, "admin_by_claim", o.AdminByClaim)
 	dest := d.home(u)
-	if next := d.safeNext(r.PostFormValue("next")); next != "" && dest != d.url("onboarding") {
+	if next != "" && dest != d.url("onboarding") {
 		dest = next
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
@@ -366,7 +390,7 @@ func (d *Dashboard) safeNext(next string) string {
 		return ""
 	}
 	p := u.Path
-	if p == d.url("login") || p == d.url("login/confirm") || p == d.url("logout") || !d.match.paths[p] {
+	if p == d.url("login") || strings.HasPrefix(p, d.url("login")+"/") || p == d.url("logout") || !d.match.paths[p] {
 		return ""
 	}
 	return next

@@ -118,8 +118,15 @@ type Config struct {
 	// PublicOrigin (https://ai.example.com) builds links in mail and the
 	// base URL in setup snippets; the request's scheme and Host when empty.
 	PublicOrigin string
-	// Signup decides who may create an account (default closed).
+	// Signup decides who may create an account (default closed); it
+	// applies to email links and single sign-on alike.
 	Signup SignupPolicy
+	// OIDC adds single sign-on with an OpenID provider (and may turn email
+	// links off); nil: email links only.
+	OIDC *OIDCConfig
+	// OIDCClient makes the requests to the OpenID provider; a client with
+	// a 10 s timeout when nil.
+	OIDCClient *http.Client
 	// DevReturnLink also shows the magic link in the page: development only.
 	DevReturnLink bool
 	// Prefix is where the dashboard is mounted ("/" or "/dashboard").
@@ -179,6 +186,7 @@ type Dashboard struct {
 	forms   formTokens
 	flashes flashStore
 	prices  PriceTable
+	oidc    *oidcClient // nil without single sign-on
 	// valueMax and valuePage bound the request log read for the
 	// API-equivalent value (tests lower them).
 	valueMax, valuePage int
@@ -271,6 +279,12 @@ func build(cfg Config) (*Dashboard, error) {
 	if err := ValidatePrices(cfg.Prices); err != nil {
 		return nil, err
 	}
+	if cfg.OIDC != nil {
+		if err := cfg.OIDC.Validate(); err != nil {
+			return nil, err
+		}
+		cfg.OIDC, _ = cfg.OIDC.Resolve(func(s string) string { return s }) // a copy the caller cannot change
+	}
 	v, err := loadViews(prefix)
 	if err != nil {
 		return nil, err
@@ -287,6 +301,9 @@ func build(cfg Config) (*Dashboard, error) {
 		match:     Matcher{prefix: prefix, paths: map[string]bool{}},
 
 		devicePoll: devicePollLimit,
+	}
+	if cfg.OIDC != nil {
+		d.oidc = newOIDCClient(cfg.OIDC, cfg.OIDCClient)
 	}
 	d.baseCtx, d.stopMail = context.WithCancel(context.Background())
 	d.routes()
@@ -331,9 +348,19 @@ func (d *Dashboard) routes() {
 	d.mux.Handle("GET "+d.prefix+"/static/", http.StripPrefix(d.prefix+"/static/", d.views.static()))
 
 	handle("GET", "/login", d.loginPage)
-	handle("POST", "/login", d.csrf(d.loginSubmit))
-	handle("GET", "/login/confirm", d.confirmPage)
-	handle("POST", "/login/confirm", d.csrf(d.confirmSubmit))
+	if d.emailLinks() {
+		handle("POST", "/login", d.csrf(d.loginSubmit))
+		handle("GET", "/login/confirm", d.confirmPage)
+		handle("POST", "/login/confirm", d.csrf(d.confirmSubmit))
+	}
+	if d.oidc != nil {
+		// A link, not a form: the page's CSP allows forms to post (and
+		// redirect) only to this site, and starting a sign-in changes
+		// nothing a forged request could abuse (it is bound to the
+		// browser that asks, and rate limited).
+		handle("GET", "/login/oidc", d.oidcStart)
+		handle("GET", "/login/oidc/callback", d.oidcCallback)
+	}
 	handle("POST", "/logout", d.csrf(d.logout))
 	handle("POST", "/logout/everywhere", d.csrf(d.auth(d.logoutEverywhere)))
 
@@ -364,6 +391,10 @@ func (d *Dashboard) routes() {
 	// Everything else under the prefix is a designed 404 page.
 	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }
+
+// emailLinks reports whether sign-in by email link is on: always, unless
+// single sign-on turned it off.
+func (d *Dashboard) emailLinks() bool { return d.cfg.OIDC == nil || !d.cfg.OIDC.EmailLinksOff }
 
 // Match reports whether the dashboard serves r's path; a server mounting
 // the dashboard beside other handlers sends everything else elsewhere.

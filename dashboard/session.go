@@ -31,6 +31,9 @@ type session struct {
 	user  vault.User
 	token string
 	csrf  string
+	// adminByClaim: an OpenID Connect sign-in's ID token carried the
+	// configured admin claim (vault.SessionRecord.AdminByClaim).
+	adminByClaim bool
 }
 
 type ctxKey struct{}
@@ -58,11 +61,11 @@ func (d *Dashboard) lookupSession(r *http.Request) *session {
 	if err != nil || c.Value == "" || len(c.Value) > 200 {
 		return nil
 	}
-	u, err := d.cfg.Vault.SessionUser(c.Value)
+	u, rec, err := d.cfg.Vault.Session(c.Value)
 	if err != nil {
 		return nil
 	}
-	return &session{user: u, token: c.Value, csrf: sessionCSRF(c.Value)}
+	return &session{user: u, token: c.Value, csrf: sessionCSRF(c.Value), adminByClaim: rec.AdminByClaim}
 }
 
 // sessionCSRF derives the per-session CSRF token: a hash of the session
@@ -74,13 +77,13 @@ func sessionCSRF(token string) string {
 }
 
 // setSession starts a session for u and sets its cookie.
-func (d *Dashboard) setSession(w http.ResponseWriter, r *http.Request, u vault.User) error {
+func (d *Dashboard) setSession(w http.ResponseWriter, r *http.Request, u vault.User, o vault.SessionOptions) error {
 	if old := d.lookupSession(r); old != nil {
 		if err := d.cfg.Vault.DeleteSession(old.token); err != nil {
 			d.log.Warn("dashboard: ending the previous session failed; it stays valid until it expires", "user_id", old.user.ID, "error", err)
 		}
 	}
-	token, err := d.cfg.Vault.CreateSession(u.ID, d.cfg.SessionTTL)
+	token, err := d.cfg.Vault.CreateSessionWith(u.ID, d.cfg.SessionTTL, o)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,10 @@ type SessionRecord struct {
 	UserID  string    `json:"user_id"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// AdminByClaim is set when the session began with an OpenID Connect
+	// sign-in whose ID token carried the configured admin claim; false
+	// (the zero value) for email-link sessions and for members.
+	AdminByClaim bool `json:"admin_by_claim,omitempty"`
 }
 
 // LoginRecord is a single-use login token as stored.

@@ -35,6 +35,19 @@ const minStateLen = 16
 // CreateSession starts a dashboard session for the user and returns its
 // bearer token.
 func (v *Vault) CreateSession(userID string, ttl time.Duration) (string, error) {
+	return v.CreateSessionWith(userID, ttl, SessionOptions{})
+}
+
+// SessionOptions is what a session carries besides its user; the zero
+// value is a member's email-link session.
+type SessionOptions struct {
+	// AdminByClaim marks a session begun by an OpenID Connect sign-in
+	// whose ID token carried the configured admin claim.
+	AdminByClaim bool
+}
+
+// CreateSessionWith is CreateSession with options.
+func (v *Vault) CreateSessionWith(userID string, ttl time.Duration, o SessionOptions) (string, error) {
 	if ttl <= 0 {
 		return "", errors.New("vault: session lifetime must be positive")
 	}
@@ -43,7 +56,7 @@ func (v *Vault) CreateSession(userID string, ttl time.Duration) (string, error) 
 		return "", err
 	}
 	now := v.now().UTC()
-	rec := SessionRecord{UserID: userID, Created: now, Expires: now.Add(ttl)}
+	rec := SessionRecord{UserID: userID, Created: now, Expires: now.Add(ttl), AdminByClaim: o.AdminByClaim}
 	if err := v.store.PutSession(context.Background(), secretKey(token), rec); err != nil {
 		return "", err
 	}
@@ -53,22 +66,29 @@ func (v *Vault) CreateSession(userID string, ttl time.Duration) (string, error) 
 // SessionUser returns the user a session token belongs to; unknown and
 // expired sessions fail with ErrInvalidToken (expired ones are deleted).
 func (v *Vault) SessionUser(token string) (User, error) {
+	u, _, err := v.Session(token)
+	return u, err
+}
+
+// Session is SessionUser with the session's record (its expiry and
+// AdminByClaim).
+func (v *Vault) Session(token string) (User, SessionRecord, error) {
 	rec, err := v.store.GetSession(context.Background(), secretKey(token))
 	if err != nil {
-		return User{}, invalidToken(err)
+		return User{}, SessionRecord{}, invalidToken(err)
 	}
 	if !v.now().Before(rec.Expires) {
 		_ = v.DeleteSession(token)
-		return User{}, ErrInvalidToken
+		return User{}, SessionRecord{}, ErrInvalidToken
 	}
 	u, err := v.User(rec.UserID)
 	if err != nil {
-		return User{}, ErrInvalidToken
+		return User{}, SessionRecord{}, ErrInvalidToken
 	}
 	if u.Disabled {
-		return User{}, ErrUserDisabled
+		return User{}, SessionRecord{}, ErrUserDisabled
 	}
-	return u, nil
+	return u, rec, nil
 }
 
 // DeleteSession ends a dashboard session (logout). Unknown tokens are not

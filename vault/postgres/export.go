@@ -52,11 +52,11 @@ func (s *Store) Count(ctx context.Context) (vault.Counts, error) {
 
 // ExportSessions reads every dashboard session.
 func (s *Store) ExportSessions(ctx context.Context) ([]vault.SessionEntry, error) {
-	return query(s, ctx, "export sessions", `SELECT key, user_id, created, expires FROM codex_sessions`, nil,
+	return query(s, ctx, "export sessions", `SELECT key, user_id, created, expires, admin_by_claim FROM codex_sessions`, nil,
 		func(r pgx.Row) (vault.SessionEntry, error) {
 			var e vault.SessionEntry
 			var created pgtype.Timestamptz
-			err := r.Scan(&e.Key, &e.UserID, &created, &e.Expires)
+			err := r.Scan(&e.Key, &e.UserID, &created, &e.Expires, &e.AdminByClaim)
 			e.Created, e.Expires = fromTS(created), e.Expires.UTC()
 			return e, err
 		})

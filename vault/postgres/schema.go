@@ -179,6 +179,14 @@ ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT fals
 	// Stored responses (responses.go). Additive: instances of schema 6
 	// keep running beside it (compatible 4).
 	{compatible: 4, sql: responsesSchema},
+	// Sessions that an OpenID Connect sign-in made admin by its claim
+	// (vault.SessionRecord.AdminByClaim). Additive, with a default:
+	// instances of schema 7 keep running beside it (compatible 4), their
+	// sessions members'. IF NOT EXISTS: the column is the same whichever
+	// branch of the dashboard's single sign-on and roles adds it first.
+	{compatible: 4, sql: `
+ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT NULL DEFAULT false;
+`},
 }
 
 // SchemaVersion is the schema this code writes.

@@ -13,19 +13,20 @@ import (
 // PutSession stores a dashboard session; the foreign key refuses an
 // unknown user with vault.ErrNotFound.
 func (s *Store) PutSession(ctx context.Context, key []byte, rec vault.SessionRecord) error {
-	_, err := s.exec(ctx, "put session", `INSERT INTO codex_sessions (key, user_id, created, expires) VALUES ($1, $2, $3, $4)
-ON CONFLICT (key) DO UPDATE SET user_id = excluded.user_id, created = excluded.created, expires = excluded.expires`,
-		key, rec.UserID, ts(rec.Created), rec.Expires.UTC())
+	_, err := s.exec(ctx, "put session", `INSERT INTO codex_sessions (key, user_id, created, expires, admin_by_claim) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (key) DO UPDATE SET user_id = excluded.user_id, created = excluded.created, expires = excluded.expires,
+	admin_by_claim = excluded.admin_by_claim`,
+		key, rec.UserID, ts(rec.Created), rec.Expires.UTC(), rec.AdminByClaim)
 	return err
 }
 
 // GetSession reads a dashboard session.
 func (s *Store) GetSession(ctx context.Context, key []byte) (vault.SessionRecord, error) {
-	return queryOne(s, ctx, "get session", `SELECT user_id, created, expires FROM codex_sessions WHERE key = $1`, []any{key},
+	return queryOne(s, ctx, "get session", `SELECT user_id, created, expires, admin_by_claim FROM codex_sessions WHERE key = $1`, []any{key},
 		func(r pgx.Row) (vault.SessionRecord, error) {
 			var rec vault.SessionRecord
 			var created pgtype.Timestamptz
-			err := r.Scan(&rec.UserID, &created, &rec.Expires)
+			err := r.Scan(&rec.UserID, &created, &rec.Expires, &rec.AdminByClaim)
 			rec.Created, rec.Expires = fromTS(created), rec.Expires.UTC()
 			return rec, err
 		})

@@ -45,7 +45,7 @@ func Fill(t *testing.T, s vault.Store) {
 		rec := tokens(7, ct)
 		must(t, s.UpdateTokens(ctx, user, "a1", func(*vault.TokenRecord) (*vault.TokenRecord, error) { return &rec, nil }))
 	}
-	must(t, s.PutSession(ctx, hash("s1"), vault.SessionRecord{UserID: "u-a", Created: t0, Expires: t0.Add(day)}))
+	must(t, s.PutSession(ctx, hash("s1"), vault.SessionRecord{UserID: "u-a", Created: t0, Expires: t0.Add(day), AdminByClaim: true}))
 	must(t, s.PutSession(ctx, hash("s2"), vault.SessionRecord{UserID: "u-c", Created: t0.Add(-2 * day), Expires: t0.Add(-day)}))
 	must(t, s.PutLoginToken(ctx, hash("l1"), vault.LoginRecord{Email: "c@example.com", Expires: t0.Add(time.Hour)}))
 	must(t, s.PutOAuthSession(ctx, hash("o1"), vault.OAuthRecord{UserID: "u-c", Expires: t0.Add(10 * time.Minute),
@@ -108,7 +108,7 @@ func testExport(t *testing.T, h *harness) {
 	must(t, err)
 	sort.Slice(sessions, func(i, j int) bool { return bytes.Compare(sessions[i].Key, sessions[j].Key) < 0 })
 	same(t, "ExportSessions", sessions, []vault.SessionEntry{
-		{Key: hash("s1"), SessionRecord: vault.SessionRecord{UserID: "u-a", Created: t0, Expires: t0.Add(day)}},
+		{Key: hash("s1"), SessionRecord: vault.SessionRecord{UserID: "u-a", Created: t0, Expires: t0.Add(day), AdminByClaim: true}},
 		{Key: hash("s2"), SessionRecord: vault.SessionRecord{UserID: "u-c", Created: t0.Add(-2 * day), Expires: t0.Add(-day)}},
 	})
 	logins, err := ex.ExportLoginTokens(ctx)

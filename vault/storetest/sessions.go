@@ -25,6 +25,14 @@ func testSessions(t *testing.T, h *harness) {
 	_, err = s.GetSession(ctx, hash("s1"))
 	wantErr(t, "GetSession(deleted)", err, vault.ErrNotFound)
 
+	// A session an OpenID Connect admin claim began keeps its flag.
+	admin := vault.SessionRecord{UserID: "u-a", Created: t0, Expires: t0.Add(day), AdminByClaim: true}
+	must(t, s.PutSession(ctx, hash("s3"), admin))
+	got, err = s.GetSession(ctx, hash("s3"))
+	must(t, err)
+	same(t, "GetSession(AdminByClaim)", got, admin)
+	must(t, s.DeleteSession(ctx, hash("s3")))
+
 	login := vault.LoginRecord{Email: "a@example.com", Expires: t0.Add(15 * time.Minute)}
 	must(t, s.PutLoginToken(ctx, hash("l1"), login))
 	peek, err := s.GetLoginToken(ctx, hash("l1"))
