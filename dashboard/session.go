@@ -31,6 +31,9 @@ type session struct {
 	user  vault.User
 	token string
 	csrf  string
+	// AdminByClaim is set for a session an OpenID Connect sign-in made
+	// whose configured claim names an admin (see isAdmin).
+	AdminByClaim bool
 }
 
 type ctxKey struct{}
