@@ -26,6 +26,10 @@ var flashes = map[string]string{
 	"flowgone":   "That ChatGPT sign-in has expired. Start again below.",
 	"policy":     "The key's limits were saved. They apply from its next request.",
 	"reset":      "The key's usage was reset.",
+
+	"userdisabled":  "The user is disabled: their keys are refused with 403 and their sessions have ended.",
+	"userenabled":   "The user is enabled again: their keys and sign-in work again.",
+	"policycleared": "The key's limits were cleared.",
 }
 
 // flash is the message named by the msg query parameter.

@@ -119,7 +119,9 @@ type Config struct {
 	// base URL in setup snippets; the request's scheme and Host when empty.
 	PublicOrigin string
 	// Signup decides who may create an account (default closed); it
-	// applies to email links and single sign-on alike.
+	// applies to email links and single sign-on alike. An admin may
+	// override it from the admin pages; the override is kept in the vault
+	// (see signupPolicy).
 	Signup SignupPolicy
 	// OIDC adds single sign-on with an OpenID provider (and may turn email
 	// links off); nil: email links only.
@@ -127,6 +129,9 @@ type Config struct {
 	// OIDCClient makes the requests to the OpenID provider; a client with
 	// a 10 s timeout when nil.
 	OIDCClient *http.Client
+	// Admins are the emails of the users who may open the admin pages
+	// (any case); none by default. See isAdmin.
+	Admins []string
 	// DevReturnLink also shows the magic link in the page: development only.
 	DevReturnLink bool
 	// Prefix is where the dashboard is mounted ("/" or "/dashboard").
@@ -192,6 +197,7 @@ type Dashboard struct {
 	valueMax, valuePage int
 	// devicePoll bounds one device-code check (tests shorten it).
 	devicePoll time.Duration
+	admins     map[string]bool // Config.Admins, normalised
 	mailWG     sync.WaitGroup
 	mailMu     sync.Mutex
 	closed     bool // Close was called: mail is no longer tracked
@@ -285,6 +291,10 @@ func build(cfg Config) (*Dashboard, error) {
 		}
 		cfg.OIDC, _ = cfg.OIDC.Resolve(func(s string) string { return s }) // a copy the caller cannot change
 	}
+	admins, err := adminSet(cfg.Admins)
+	if err != nil {
+		return nil, err
+	}
 	v, err := loadViews(prefix)
 	if err != nil {
 		return nil, err
@@ -298,6 +308,7 @@ func build(cfg Config) (*Dashboard, error) {
 		prefix:    prefix,
 		views:     v,
 		limiter:   cfg.Limiter,
+		admins:    admins,
 		match:     Matcher{prefix: prefix, paths: map[string]bool{}},
 
 		devicePoll: devicePollLimit,
@@ -388,6 +399,13 @@ func (d *Dashboard) routes() {
 	handle("POST", "/chatgpt/accounts/move", d.csrf(d.auth(d.accountMove)))
 	handle("POST", "/chatgpt/accounts/remove", d.csrf(d.auth(d.accountRemove)))
 	handle("POST", "/chatgpt/accounts/policy", d.csrf(d.auth(d.accountPolicy)))
+
+	handle("GET", "/admin", d.admin(d.adminUsers))
+	handle("GET", "/admin/user", d.admin(d.adminUser))
+	handle("POST", "/admin/user/disable", d.csrf(d.admin(d.adminSetEnabled(false))))
+	handle("POST", "/admin/user/enable", d.csrf(d.admin(d.adminSetEnabled(true))))
+	handle("POST", "/admin/key/revoke", d.csrf(d.admin(d.adminRevokeKey)))
+	handle("POST", "/admin/key/policy", d.csrf(d.admin(d.adminKeyPolicy)))
 	// Everything else under the prefix is a designed 404 page.
 	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }

@@ -36,6 +36,7 @@ type views struct {
 var pageNames = []string{
 	"landing", "login", "confirm", "error", "onboarding", "overview",
 	"keys", "key", "revoke", "requests", "chatgpt", "link", "unlink", "device", "notfound",
+	"admin_users", "admin_user",
 }
 
 func loadViews(prefix string) (*views, error) {
@@ -126,11 +127,13 @@ func (v *views) funcs() template.FuncMap {
 
 // pageData is what every page template gets.
 type pageData struct {
-	Site   string
-	Title  string
-	Nav    string
-	CSRF   string
-	User   *vault.User
+	Site  string
+	Title string
+	Nav   string
+	CSRF  string
+	User  *vault.User
+	// Admin shows the admin pages in the menu.
+	Admin  bool
 	Relink bool
 	Flash  string
 	Error  string
@@ -149,6 +152,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 	if s := d.lookupSession(r); s != nil {
 		u := s.user
 		pd.User = &u
+		pd.Admin = d.isAdmin(s)
 		if info, err := d.cfg.Vault.TokenInfo(u.ID); err == nil && info.RelinkNeeded {
 			pd.Relink = true
 		}

@@ -101,11 +101,16 @@ func (l local) GetUser(_ context.Context, email string) (UserInfo, error) {
 }
 
 // SetUserEnabled implements [Service]: enabling restores the user's keys
-// and dashboard sign-in at once, as nothing was deleted.
-func (l local) SetUserEnabled(_ context.Context, email string, enabled bool) (UserStateResult, error) {
+// and dashboard sign-in at once, as nothing was deleted. An admin acting
+// in the dashboard cannot disable themselves (they would lock themselves
+// out of the page that enables them again).
+func (l local) SetUserEnabled(ctx context.Context, email string, enabled bool) (UserStateResult, error) {
 	u, err := l.userByEmail(email)
 	if err != nil {
 		return UserStateResult{}, err
+	}
+	if a, ok := ActorOf(ctx); ok && !enabled && a.UserID != "" && a.UserID == u.ID {
+		return UserStateResult{}, errorf(http.StatusBadRequest, "%s cannot disable their own account", u.Email)
 	}
 	u, err = l.v.SetUserDisabled(u.ID, !enabled)
 	if err != nil {
