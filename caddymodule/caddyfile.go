@@ -58,6 +58,7 @@ func init() {
 //		mail                  log [dev]
 //		price                 <model> <input> <cached input> <output>
 //		oidc                  <issuer> { client_id, client_secret, domains, scopes, admin_claim, email_links, label }
+//		admins                <email>...
 //	}
 //
 // price (repeatable) sets a model's API list price in USD per 1M tokens
@@ -142,7 +143,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err(err.Error())
 			}
 			h.ClaudeModels = append(h.ClaudeModels, rule)
-		case "dashboard", "signup", "smtp", "resend", "mail", "price", "oidc":
+		case "dashboard", "signup", "smtp", "resend", "mail", "price", "oidc", "admins":
 			if err := h.unmarshalDashboard(d, name); err != nil {
 				return err
 			}

@@ -86,6 +86,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"oidc without issuer", "codex_proxy {\n\toidc {\n\t\tclient_id c\n\t}\n}", "wrong argument count"},
 		{"oidc unknown option", "codex_proxy {\n\toidc https://id.example.com {\n\t\tsecret x\n\t}\n}", `unrecognized oidc subdirective "secret"`},
 		{"oidc email_links", "codex_proxy {\n\toidc https://id.example.com {\n\t\temail_links maybe\n\t}\n}", "email_links takes on or off"},
+		{"admins without emails", "codex_proxy {\n\tadmins\n}", "wrong argument count"},
 		{"oidc twice", "codex_proxy {\n\toidc https://a.example.com\n\toidc https://b.example.com\n}", `"oidc" given more than once`},
 	}
 	for _, tc := range tests {

@@ -55,6 +55,9 @@ type DashboardConfig struct {
 	// OIDC adds single sign-on (dashboard.OIDCConfig.Resolve: placeholders).
 	OIDC *dashboard.OIDCConfig `json:"oidc,omitempty"`
 
+	// Admins are the emails of the users who may open the admin pages.
+	Admins []string `json:"admins,omitempty"`
+
 	mailLog bool // the Caddyfile said mail log
 }
 
@@ -131,6 +134,7 @@ func (h *Handler) provisionDashboard(oauth *codex.OAuth) error {
 		ClientIP:      clientIP,
 		Limiter:       h.limits.signin,
 		Prices:        cfg.Prices,
+		Admins:        cfg.Admins,
 	}
 	if dc.OIDC, err = cfg.OIDC.Resolve(func(s string) string { return repl.ReplaceAll(s, "") }); err != nil {
 		return err
@@ -207,6 +211,7 @@ func (h *Handler) dashboardConfig() *DashboardConfig {
 //	mail      log [dev]
 //	price     <model> <input per 1M> <cached input per 1M> <output per 1M>
 //	oidc      <issuer> { <option> <args>... } (dashboard.OIDCConfig.SetOption)
+//	admins    <email>...
 func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error {
 	cfg := h.dashboardConfig()
 	switch name {
@@ -218,6 +223,10 @@ func (h *Handler) unmarshalDashboard(d *caddyfile.Dispenser, name string) error 
 		}
 	}
 	switch name {
+	case "admins":
+		if cfg.Admins = append(cfg.Admins, d.RemainingArgs()...); len(cfg.Admins) == 0 {
+			return d.ArgErr()
+		}
 	case "dashboard":
 		var arg string
 		if err := oneArg(d, &arg); err != nil {
