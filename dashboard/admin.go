@@ -42,15 +42,15 @@ type adminUserRow struct {
 }
 
 type adminUsersBody struct {
-	Query      string
-	Rows       []adminUserRow
-	Page       int
-	Pages      int
-	Total      int // users matching Query
-	PrevPage   int // 0: none
-	NextPage   int // 0: none
-	PrevHref   string
-	NextHref   string
+	Query    string
+	Rows     []adminUserRow
+	Page     int
+	Pages    int
+	Total    int // users matching Query
+	PrevPage int // 0: none
+	NextPage int // 0: none
+	PrevHref string
+	NextHref string
 }
 
 // adminUsers lists the users matching ?q= (in email or name, any case),
