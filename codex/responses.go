@@ -10,8 +10,9 @@ import (
 // RequestHeaders are the per-request values the caller chooses.
 type RequestHeaders struct {
 	// PromptCacheKey is the body's prompt_cache_key; it is also sent as the
-	// session_id and session-id headers so the backend can route the turn to
-	// a warm cache (docs/protocol.md#prompt-cache). Empty omits both headers.
+	// session-id, thread-id and session_id headers so the backend can route
+	// the turn to a warm cache (docs/protocol.md#prompt-cache). Empty omits
+	// the headers.
 	PromptCacheKey string
 	// RequestID is sent as x-client-request-id; a random id when empty.
 	RequestID string
@@ -68,10 +69,14 @@ func (c *Client) post(ctx context.Context, ts TokenSource, path, accept string, 
 		accept: accept,
 		header: func(hd http.Header) {
 			if h.PromptCacheKey != "" && validHeaderValue(h.PromptCacheKey) {
-				// Both spellings: older clients send session_id, newer
-				// session-id (docs/protocol.md#open-questions); Set would canonicalize, so assign.
+				// As the official client sends them: session-id and
+				// thread-id (the backend's cache affinity follows
+				// session-id), plus the older session_id
+				// (docs/protocol.md#prompt-cache). Set would canonicalize
+				// the names, so assign.
 				hd["session_id"] = []string{h.PromptCacheKey}
-				hd["Session-Id"] = []string{h.PromptCacheKey}
+				hd["session-id"] = []string{h.PromptCacheKey}
+				hd["thread-id"] = []string{h.PromptCacheKey}
 			}
 			if validHeaderValue(reqID) {
 				hd.Set("x-client-request-id", reqID)

@@ -40,6 +40,7 @@ func TestResponsesSendsCodexHeaders(t *testing.T) {
 		"version":             DefaultClientVersion,
 		"session_id":          "pck-123",
 		"session-id":          "pck-123",
+		"thread-id":           "pck-123",
 		"x-client-request-id": "req-abc",
 		"Accept":              "text/event-stream",
 		"Content-Type":        "application/json",
@@ -74,7 +75,7 @@ func TestResponsesWithoutCacheKeyOmitsSessionHeaders(t *testing.T) {
 	}
 	st.Close()
 	h := srv.RequestsTo("/responses")[0].Header
-	if h.Get("session_id") != "" || h.Get("session-id") != "" || h.Get("x-client-request-id") == "" {
+	if h.Get("session_id") != "" || h.Get("session-id") != "" || h.Get("thread-id") != "" || h.Get("x-client-request-id") == "" {
 		t.Errorf("headers %v", h)
 	}
 }

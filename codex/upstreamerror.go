@@ -29,6 +29,7 @@ func ParseUpstreamError(status int, header http.Header, body []byte) *UpstreamEr
 
 func parseUpstreamError(status int, header http.Header, body []byte, now time.Time) *UpstreamError {
 	b := decodeErrorBody(body)
+	b.merge(errorJSONHeader(header))
 	var kind string
 	switch {
 	case isUsageKind(b.typ):
@@ -134,8 +135,17 @@ func usageLimitError(b errorBody, header http.Header, now time.Time) *UpstreamEr
 	}
 	wait = wait.Round(time.Second)
 	msg := orDefault(b.message, "The usage limit of your ChatGPT plan has been reached.")
+	var about []string
 	if b.planType != "" {
-		msg = strings.TrimRight(msg, ".") + " (plan: " + b.planType + ")."
+		about = append(about, "plan: "+b.planType)
+	}
+	if limit := headerToken(header.Get(rlPrefix + "Active-Limit")); limit != "" {
+		// Which of the plan's limits was hit (premium, a model family's …):
+		// the backend names it only in this header.
+		about = append(about, "limit: "+limit)
+	}
+	if len(about) > 0 {
+		msg = strings.TrimRight(msg, ".") + " (" + strings.Join(about, ", ") + ")."
 	}
 	if !at.IsZero() {
 		msg = strings.TrimRight(msg, ".") + fmt.Sprintf(". It resets at %s (in %s).", at.Format("2006-01-02 15:04 UTC"), humanDuration(wait))

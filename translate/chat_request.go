@@ -38,6 +38,13 @@ type RequestOptions struct {
 	// policy); a higher one is lowered to it, see Mapped.EffortClampedFrom.
 	// "" means none.
 	MaxEffort string
+	// Tier is the key's service-tier policy: "" or TierAllow passes the
+	// client's choice, TierDeny never sends the Fast tier, TierForce
+	// always does.
+	Tier string
+	// ModelTiers are per-model default tiers (upstream slug → "priority"),
+	// used when the client names none; nil means none.
+	ModelTiers map[string]string
 }
 
 // Mapped is a translated request ready to be sent upstream.
@@ -54,8 +61,12 @@ type Mapped struct {
 	// when it named none) when RequestOptions.MaxEffort lowered it to
 	// Effort; "" otherwise.
 	EffortClampedFrom string
-	// ServiceTier is "priority" or "".
+	// ServiceTier is the tier sent upstream: "priority" (Fast) or "" (the
+	// account's default); see tier.go.
 	ServiceTier string
+	// RequestedTier is the service_tier the client sent, lower case, ""
+	// when it sent none.
+	RequestedTier string
 	// Stream is what the client asked for; upstream always streams.
 	Stream bool
 	// IncludeUsage is chat stream_options.include_usage.
@@ -276,7 +287,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *apierror.Error
 		out.Text = &text
 	}
 
-	if out.ServiceTier, err = pickServiceTier(top["service_tier"], &drops); err != nil {
+	if mp.RequestedTier, out.ServiceTier, err = pickServiceTier(top["service_tier"], res.Upstream, opts, &drops); err != nil {
 		return nil, err
 	}
 	mp.ServiceTier = out.ServiceTier
@@ -369,19 +380,3 @@ func chatIncludeUsage(raw json.RawMessage) (bool, *apierror.Error) {
 	return v, err
 }
 
-// pickServiceTier keeps "priority" (fast mode); other tiers are dropped because
-// the backend's handling of them is unknown.
-func pickServiceTier(raw json.RawMessage, drops *dropSet) (string, *apierror.Error) {
-	if raw == nil {
-		return "", nil
-	}
-	if r := bytes.TrimSpace(raw); len(r) > 0 && r[0] == '"' {
-		var s string
-		_ = json.Unmarshal(r, &s)
-		if s == "priority" {
-			return s, nil
-		}
-	}
-	drops.add("service_tier")
-	return "", nil
-}

@@ -594,7 +594,31 @@ var chatCases = []rqCase{
 		want:  map[string]string{"service_tier": `"priority"`},
 		check: func(t *testing.T, m *Mapped) { mustEqual(t, m.ServiceTier, "priority") },
 	},
-	{name: "service_tier auto dropped", body: `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"auto"}`, absent: []string{"service_tier"}, dropped: []string{"service_tier"}},
+	{
+		name:  "service_tier fast sent as priority",
+		body:  `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"Fast"}`,
+		want:  map[string]string{"service_tier": `"priority"`},
+		check: func(t *testing.T, m *Mapped) { mustEqual(t, m.ServiceTier+"/"+m.RequestedTier, "priority/fast") },
+	},
+	{
+		name:   "service_tier auto is the default",
+		body:   `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"auto"}`,
+		absent: []string{"service_tier"},
+		check:  func(t *testing.T, m *Mapped) { mustEqual(t, m.ServiceTier+"/"+m.RequestedTier, "/auto") },
+	},
+	{name: "service_tier default is the default", body: `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"default"}`, absent: []string{"service_tier"}},
+	{name: "service_tier not a string dropped", body: `{"model":"gpt-5.5",` + rqUser + `,"service_tier":3}`, absent: []string{"service_tier"}, dropped: []string{"service_tier"}},
+	{
+		name:   "key denied the Fast tier sends the default",
+		opts:   RequestOptions{Tier: TierDeny},
+		body:   `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"fast"}`,
+		absent: []string{"service_tier"},
+		check:  func(t *testing.T, m *Mapped) { mustEqual(t, m.ServiceTier+"/"+m.RequestedTier, "/fast") },
+	},
+	{name: "key forced to the Fast tier", opts: RequestOptions{Tier: TierForce}, body: `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"auto"}`, want: map[string]string{"service_tier": `"priority"`}},
+	{name: "model default tier", opts: RequestOptions{ModelTiers: map[string]string{"gpt-5.5": "priority"}}, body: `{"model":"gpt-5.5",` + rqUser + `}`, want: map[string]string{"service_tier": `"priority"`}},
+	{name: "model default tier yields to the client's", opts: RequestOptions{ModelTiers: map[string]string{"gpt-5.5": "priority"}}, body: `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"default"}`, absent: []string{"service_tier"}},
+	{name: "model default tier of another model", opts: RequestOptions{ModelTiers: map[string]string{"gpt-5.4": "priority"}}, body: `{"model":"gpt-5.5",` + rqUser + `}`, absent: []string{"service_tier"}},
 	{name: "service_tier flex dropped", body: `{"model":"gpt-5.5",` + rqUser + `,"service_tier":"flex"}`, absent: []string{"service_tier"}, dropped: []string{"service_tier"}},
 
 	// --- reasoning ----------------------------------------------------------

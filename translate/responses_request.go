@@ -177,7 +177,7 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 		out["text"] = text
 	}
 
-	if mp.ServiceTier, err = pickServiceTier(top["service_tier"], &drops); err != nil {
+	if mp.RequestedTier, mp.ServiceTier, err = pickServiceTier(top["service_tier"], mp.UpstreamModel, opts, &drops); err != nil {
 		return nil, err
 	}
 	if mp.ServiceTier != "" {

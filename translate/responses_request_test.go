@@ -87,7 +87,7 @@ var responsesCases = []rqCase{
 		body: `{"model":"gpt-5.5",` + rqInput + `,"max_output_tokens":5,"max_completion_tokens":5,"temperature":1,"top_p":1,
 			"truncation":"auto","prompt_cache_retention":"24h","prompt_cache_options":{},"safety_identifier":"s",
 			"context_management":[{"type":"compaction"}],"user":"u","metadata":{},"stream_options":{"include_usage":true},
-			"service_tier":"default","background":true,"conversation":"conv_1","parallel_tool_calls":true}`,
+			"service_tier":"flex","background":true,"conversation":"conv_1","parallel_tool_calls":true}`,
 		dropped: []string{"background", "context_management", "conversation", "max_completion_tokens", "max_output_tokens",
 			"metadata", "parallel_tool_calls", "prompt_cache_options", "prompt_cache_retention", "safety_identifier",
 			"service_tier", "stream_options", "temperature", "top_p", "truncation", "user"},

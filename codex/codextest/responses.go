@@ -78,7 +78,11 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	}
 	acc.requests++
 	used := min(acc.requests, 99)
-	key, _ := req["prompt_cache_key"].(string)
+	// The backend's cache affinity follows the session-id header (the
+	// official client's; session_id of older ones), not the body's
+	// prompt_cache_key alone: a repeat on the same account and session
+	// reads half its input from the cache.
+	key := firstHeader(r.Header, "session-id", "session_id")
 	cached := key != "" && s.cacheKeys[acc.id+"\x00"+key]
 	if key != "" {
 		s.cacheKeys[acc.id+"\x00"+key] = true
@@ -306,4 +310,14 @@ func resetConnection(w http.ResponseWriter) {
 		_ = tcp.SetLinger(0)
 	}
 	_ = conn.Close()
+}
+
+// firstHeader returns the first of names present in h.
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := h.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -326,11 +326,15 @@ func TestGzipBodyAndPromptCache(t *testing.T) {
 	zw := gzip.NewWriter(&zb)
 	zw.Write(raw)
 	zw.Close()
+	session := "pck"
 	send := func() map[string]any {
 		req, _ := http.NewRequest(http.MethodPost, s.URL+"/responses", bytes.NewReader(zb.Bytes()))
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		req.Header.Set("ChatGPT-Account-ID", "acc-1")
 		req.Header.Set("Content-Encoding", "gzip")
+		if session != "" {
+			req.Header["session-id"] = []string{session}
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -349,7 +353,15 @@ func TestGzipBodyAndPromptCache(t *testing.T) {
 		t.Fatalf("first request cached %v", c)
 	}
 	if c := cached(send()); c == 0 {
-		t.Fatal("second request with the same prompt_cache_key not cached")
+		t.Fatal("second request with the same session-id not cached")
+	}
+	session = "other"
+	if c := cached(send()); c != 0 {
+		t.Fatalf("a new session-id cached %v", c)
+	}
+	session = ""
+	if c := cached(send()); c != 0 {
+		t.Fatalf("no session-id, only prompt_cache_key, cached %v", c)
 	}
 	if got := s.RequestsTo("/responses")[0].JSON["prompt_cache_key"]; got != "pck" {
 		t.Fatalf("recorded body not decoded: %v", got)

@@ -39,7 +39,7 @@ func (s *Server) validate(req map[string]any) (*Model, *apiError) {
 		}
 	}
 	if tier, ok := req["service_tier"]; ok && tier != nil && tier != "priority" {
-		return nil, detail(http.StatusBadRequest, "Unsupported parameter: service_tier")
+		return nil, detail(http.StatusBadRequest, fmt.Sprintf("Unsupported service_tier: %v", tier))
 	}
 	slug, _ := req["model"].(string)
 	if slug == "" {
