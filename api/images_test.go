@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"mime/multipart"
@@ -213,4 +214,22 @@ func (e *env) doReq(t *testing.T, r *http.Request) (*http.Response, map[string]a
 	var m map[string]any
 	_ = json.Unmarshal(w.Body.Bytes(), &m)
 	return w.Result(), m
+}
+
+func TestImagesConfigSet(t *testing.T) {
+	var c ImagesConfig
+	if err := c.Set("max_image_size", "5MiB"); err != nil || c.MaxImageSize != 5<<20 {
+		t.Fatalf("max_image_size: %v %d", err, c.MaxImageSize)
+	}
+	if err := c.Set("model", "gpt-5.5"); err != nil || c.Model != "gpt-5.5" {
+		t.Fatalf("model: %v", err)
+	}
+	for _, bad := range [][2]string{{"max_image_size", "lots"}, {"max_image_size", "0"}, {"colour", "red"}} {
+		if err := c.Set(bad[0], bad[1]); !errors.Is(err, ErrImagesConfig) {
+			t.Errorf("%v: %v, want ErrImagesConfig", bad, err)
+		}
+	}
+	if (ImagesConfig{}).maxImageSize() != DefaultMaxImageSize {
+		t.Error("the zero value must cap at DefaultMaxImageSize")
+	}
 }
