@@ -233,3 +233,34 @@ func TestImagesConfigSet(t *testing.T) {
 		t.Error("the zero value must cap at DefaultMaxImageSize")
 	}
 }
+
+// TestChatImagePart: an image the tool made reaches a chat client as an
+// image_url content part in message.images (delta.images when streamed).
+func TestChatImagePart(t *testing.T) {
+	e := newEnv(t)
+	e.up.sse = imageSSE()
+	body := `{"model":"gpt-5.5","messages":[{"role":"user","content":"draw a fox"}],"tools":[{"type":"image_generation"}]`
+	res, m := e.do(t, http.MethodPost, "/v1/chat/completions", testKey, strings.NewReader(body+`}`))
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d: %v", res.StatusCode, m)
+	}
+	msg := m["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)
+	imgs, _ := msg["images"].([]any)
+	if len(imgs) != 1 {
+		t.Fatalf("message %v: want one image part", msg)
+	}
+	part := imgs[0].(map[string]any)
+	url, _ := part["image_url"].(map[string]any)["url"].(string)
+	b64, ok := strings.CutPrefix(url, "data:image/png;base64,")
+	if part["type"] != "image_url" || !ok {
+		t.Fatalf("part %v", part)
+	}
+	decodePNG(t, b64)
+
+	res, _ = e.do(t, http.MethodPost, "/v1/chat/completions", testKey, strings.NewReader(body+`,"stream":true}`))
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(res.Body)
+	if !strings.Contains(buf.String(), `"delta":{"images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,`) {
+		t.Errorf("stream lacks the image part: %.400s", buf.String())
+	}
+}
