@@ -18,7 +18,7 @@ import (
 // The OpenAI Images API (/v1/images/generations and /v1/images/edits) on
 // the Codex backend, which has no images endpoint: one image is one
 // Responses turn with the hosted image_generation tool forced
-// (docs/translation.md#images). The upstream's image_generation_call item
+// (docs/protocol.md#image-generation). The upstream's image_generation_call item
 // carries the base64 image; its partial images stream as
 // response.image_generation_call.partial_image events.
 
