@@ -70,6 +70,12 @@ func (h *Handler) admitModel(w http.ResponseWriter, req *request) (outcome, bool
 		req.hold.Refund()
 		return h.refuse(w, r), false
 	}
+	if m.Images || translate.UsesImageTool(m.Body) {
+		if r := keypolicy.CheckImages(req.key.Policy); r != nil {
+			req.hold.Refund()
+			return h.refuse(w, r), false
+		}
+	}
 	if m.EffortClampedFrom != "" {
 		w.Header().Set(EffortClampedHeader, m.EffortClampedFrom+"->"+m.Effort)
 	}

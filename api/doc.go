@@ -17,6 +17,12 @@
 //	                 on a usage limit before any output
 //	record.go        the request log, the metrics and the access log line
 //
+// images.go serves the Images API (/v1/images/generations and
+// /v1/images/edits) through the same stages: the key's image policy, the
+// body (images_body.go: JSON or multipart, each input image under
+// ImagesConfig's cap), one Responses turn with the image_generation tool
+// per image, relayed as data[].b64_json or image_generation.* events.
+//
 // websocket.go serves the WebSocket mode of /v1/responses: the key is
 // checked at the upgrade, and each response.create frame runs through the
 // same stages as a POST (websocket_turn.go), its SSE events relayed as

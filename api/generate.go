@@ -95,28 +95,34 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 		if _, ok := d.(responsesDialect); ok && generateFalse(body) {
 			return h.prewarm(w, req) // nothing to generate: nothing upstream
 		}
-		// What the upstream will bill at least: the prompt as sent.
-		req.hold.Reserve(translate.EstimateTokens(int64(len(m.Body))))
 		if len(m.Dropped) > 0 {
 			if c := h.log.Check(zap.DebugLevel, "dropped parameters the backend rejects"); c != nil {
 				c.Write(zap.String("request_id", req.id), zap.Strings("params", m.Dropped))
 			}
 		}
+		return h.generateMapped(w, r, req, d)
+	}
+}
 
-		upStart := time.Now()
-		up, err := h.send(r.Context(), req, m.Body, codex.RequestHeaders{PromptCacheKey: m.PromptCacheKey, RequestID: req.id})
-		h.obs.UpstreamLatency(time.Since(upStart))
-		if err != nil {
-			out := h.upstreamFailed(w, r.Context(), req, err)
-			out.sent = mayHaveRun(err)
-			return out
-		}
-		defer up.Close()
-		codex.PassHeaders(w.Header(), up.Header)
-		out := h.relay(w, r, req, d, up)
-		out.sent = true
+// generateMapped is a generation past translation and admission: send
+// req.mapped upstream on the user's accounts and relay the answer in d.
+func (h *Handler) generateMapped(w http.ResponseWriter, r *http.Request, req *request, d dialect) outcome {
+	m := req.mapped
+	// What the upstream will bill at least: the prompt as sent.
+	req.hold.Reserve(translate.EstimateTokens(int64(len(m.Body))))
+	upStart := time.Now()
+	up, err := h.send(r.Context(), req, m.Body, codex.RequestHeaders{PromptCacheKey: m.PromptCacheKey, RequestID: req.id})
+	h.obs.UpstreamLatency(time.Since(upStart))
+	if err != nil {
+		out := h.upstreamFailed(w, r.Context(), req, err)
+		out.sent = mayHaveRun(err)
 		return out
 	}
+	defer up.Close()
+	codex.PassHeaders(w.Header(), up.Header)
+	out := h.relay(w, r, req, d, up)
+	out.sent = true
+	return out
 }
 
 // upstreamFailed answers a generation no account could start.

@@ -65,6 +65,9 @@ type Config struct {
 	// Zero: DefaultSocketPing; negative: never.
 	SocketPing time.Duration
 
+	// Images configures /v1/images/*; the zero value has working defaults.
+	Images ImagesConfig
+
 	// FailedAuth counts failed API key attempts per client address; nil
 	// counts none (and never answers 429 for them).
 	FailedAuth *ratelimit.Table
@@ -143,7 +146,7 @@ const (
 const routeResponses = "responses"
 
 // served names the endpoints in a 404's message.
-const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/responses/{id}), /v1/messages and /v1/usage"
+const served = "/v1/models, /v1/chat/completions, /v1/responses (and /v1/responses/{id}), /v1/messages, /v1/images/generations, /v1/images/edits and /v1/usage"
 
 // match finds the endpoint of a request's method and path (a trailing
 // slash is ignored). A path with several methods gives the endpoint of
@@ -172,6 +175,10 @@ func match(method, path string) (endpoint, bool) {
 		return endpoint{"chat_completions", http.MethodPost, "", admitGeneration, generate(chatDialect{})}, true
 	case path == "/v1/responses":
 		return endpoint{routeResponses, http.MethodPost, "", admitGeneration, generate(responsesDialect{})}, true
+	case path == "/v1/images/generations":
+		return endpoint{routeImageGenerations, http.MethodPost, "", admitGeneration, serveImages(false)}, true
+	case path == "/v1/images/edits":
+		return endpoint{routeImageEdits, http.MethodPost, "", admitGeneration, serveImages(true)}, true
 	case path == "/v1/usage":
 		return endpoint{"usage", http.MethodGet, "", admitRate, (*Handler).serveUsage}, true
 	case path == "/v1/messages":

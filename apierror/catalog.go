@@ -38,7 +38,11 @@ const (
 	CodeItemNotFound             = "item_not_found"
 	CodeStoreUnavailable         = "response_store_unavailable"
 	CodeInvalidEvent             = "invalid_event"
-	CodeResponseInProgress       = "response_in_progress"
+	// CodeNoImage is an image turn that finished without an image.
+	CodeNoImage = "image_generation_failed"
+	// CodeImageTooLarge is an input image over the configured cap.
+	CodeImageTooLarge      = "image_too_large"
+	CodeResponseInProgress = "response_in_progress"
 	// CodeSocketLimitReached is the backend's own code for a socket at its
 	// age limit: the Codex CLI reads it as "open a new socket and retry".
 	CodeSocketLimitReached = "websocket_connection_limit_reached"
@@ -223,4 +227,10 @@ func SocketLimitReached(reason string) *Error {
 func ShuttingDown() *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeShuttingDown,
 		Message: "the proxy is restarting; retry in a moment"}
+}
+
+// ImageTooLarge is 413 for an input image (or mask) over the cap.
+func ImageTooLarge(param string, size, limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: CodeImageTooLarge, Param: param,
+		Message: fmt.Sprintf("The image '%s' is %d bytes; images may be at most %d bytes (max_image_size).", param, size, limit)}
 }

@@ -34,6 +34,7 @@ func init() {
 //		system_prompt         developer|instructions
 //		reasoning_summary     auto|concise|detailed|none
 //		max_body_size         <size>
+//		images { max_image_size <size>; model <slug> }
 //		keepalive             <duration>
 //		upstream_idle_timeout <duration>
 //		upstream_header_timeout <duration>
@@ -115,6 +116,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("invalid max_body_size %q", s)
 			}
 			h.MaxBodySize = int64(size)
+		case "images":
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				opt, val := d.Val(), ""
+				if err := oneArg(d, &val); err != nil {
+					return err
+				}
+				if err := h.Images.Set(opt, val); err != nil {
+					return d.Err(err.Error())
+				}
+			}
 		case "expose_account_quota":
 			var s string
 			if err := oneArg(d, &s); err != nil {

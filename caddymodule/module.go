@@ -91,6 +91,8 @@ type Handler struct {
 	// MaxBodySize bounds request bodies after decoding, in bytes.
 	// Default: 32 MiB (room for images).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
+	// Images configures /v1/images/* (api.ImagesConfig).
+	Images api.ImagesConfig `json:"images,omitzero"`
 
 	// Keepalive is how often an SSE comment is sent while the upstream is
 	// silent, so proxies do not cut long reasoning. Default: 15s.
@@ -268,6 +270,7 @@ func (h *Handler) newAPI() *api.Handler {
 		SystemMode:         translate.SystemMode(h.SystemPrompt),
 		ReasoningSummary:   h.ReasoningSummary,
 		MaxBodySize:        h.MaxBodySize,
+		Images:             h.Images,
 		Keepalive:          time.Duration(h.Keepalive),
 		CORSOrigins:        h.CORSOrigins,
 		ExposeAccountQuota: h.exposeQuota(),
@@ -283,6 +286,9 @@ func (h *Handler) newAPI() *api.Handler {
 
 // Validate checks the configuration for obvious mistakes.
 func (h *Handler) Validate() error {
+	if err := h.Images.Validate(); err != nil {
+		return err
+	}
 	switch translate.SystemMode(h.SystemPrompt) {
 	case translate.SystemAsDeveloper, translate.SystemAsInstructions:
 	default:

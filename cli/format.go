@@ -82,6 +82,9 @@ func policySummary(p keypolicy.Policy) string {
 	if p.Account != "" {
 		parts = append(parts, "account "+p.Account)
 	}
+	if p.DenyImages {
+		parts = append(parts, "no images")
+	}
 	if len(parts) == 0 {
 		return "-"
 	}

@@ -24,6 +24,7 @@ var policyFlagHelp = map[string]string{
 	keypolicy.FieldTokensPerDay:  "Input+output tokens per UTC day; 0 for no limit",
 	keypolicy.FieldTokensPerWeek: "Input+output tokens per ISO week (from Monday, UTC); 0 for no limit",
 	keypolicy.FieldMaxEffort:     "Highest reasoning effort (none, minimal, low, medium, high, xhigh); higher requests are lowered to it; '' for none",
+	keypolicy.FieldImages:        "Image generation: allow (the default) or deny",
 	keypolicy.FieldAccount:       "Pin the key to one of the user's linked ChatGPT accounts (its id, see accounts list): no failover to the others; '' to unpin",
 }
 

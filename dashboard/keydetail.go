@@ -284,6 +284,7 @@ var policyLabels = map[string]string{
 	keypolicy.FieldTokensPerWeek: "Tokens per week",
 	keypolicy.FieldMaxEffort:     "Highest reasoning effort",
 	keypolicy.FieldAccount:       "Account pin",
+	keypolicy.FieldImages:        "Images (allow or deny)",
 }
 
 // maxPolicyText is the longest text a policy field takes in the form: a

@@ -17,10 +17,11 @@ const (
 	FieldTokensPerWeek = "tokens-per-week"
 	FieldMaxEffort     = "max-effort"
 	FieldAccount       = "account"
+	FieldImages        = "images"
 )
 
 // FieldNames lists every field, in the order they are documented.
-var FieldNames = []string{FieldExpires, FieldModels, FieldRPM, FieldConcurrency, FieldTokensPerDay, FieldTokensPerWeek, FieldMaxEffort, FieldAccount}
+var FieldNames = []string{FieldExpires, FieldModels, FieldRPM, FieldConcurrency, FieldTokensPerDay, FieldTokensPerWeek, FieldMaxEffort, FieldAccount, FieldImages}
 
 // Set changes one field of p from its text form and returns the result.
 // Clearing a limit: "" or "0" for the numbers, "never" (or "") for the
@@ -53,6 +54,15 @@ func Set(p Policy, field, value string, now time.Time, resolve func(string) stri
 		}
 	case FieldAccount:
 		p.Account = strings.ToLower(value)
+	case FieldImages:
+		switch strings.ToLower(value) {
+		case "", "allow", "yes", "true", "on":
+			p.DenyImages = false
+		case "deny", "no", "false", "off":
+			p.DenyImages = true
+		default:
+			err = invalid("images must be allow or deny, not %q", value)
+		}
 	default:
 		return p, invalid("unknown policy field %q", field)
 	}
@@ -140,6 +150,10 @@ func (p Policy) Text(field string) string {
 		return p.MaxEffort
 	case FieldAccount:
 		return p.Account
+	case FieldImages:
+		if p.DenyImages {
+			return "deny"
+		}
 	}
 	return ""
 }

@@ -42,6 +42,9 @@ type Policy struct {
 	// (the account's id): requests of the key use that account only, with
 	// no failover to the others. Empty: the owner's routing applies.
 	Account string `json:"account,omitempty"`
+	// DenyImages refuses image generation: the Images API and the
+	// image_generation tool on /v1/responses and chat. False: allowed.
+	DenyImages bool `json:"deny_images,omitempty"`
 }
 
 // Upper bounds a policy may set; far above any sane use, they keep the
@@ -64,7 +67,7 @@ var ErrInvalid = errors.New("invalid key policy")
 // IsZero reports whether p limits nothing.
 func (p Policy) IsZero() bool {
 	return p.Expires.IsZero() && len(p.Models) == 0 && p.RPM == 0 && p.Concurrency == 0 &&
-		p.TokensPerDay == 0 && p.TokensPerWeek == 0 && p.MaxEffort == "" && p.Account == ""
+		p.TokensPerDay == 0 && p.TokensPerWeek == 0 && p.MaxEffort == "" && p.Account == "" && !p.DenyImages
 }
 
 // Clone returns a copy that shares no slice with p.

@@ -17,14 +17,16 @@ const (
 	ReasonConcurrency Reason = "concurrency"
 	ReasonDayBudget   Reason = "tokens_per_day"
 	ReasonWeekBudget  Reason = "tokens_per_week"
+	ReasonImages      Reason = "images"
 )
 
 // Error codes of refusals, as clients see them.
 const (
-	CodeExpired         = "key_expired"
-	CodeModelNotAllowed = "model_not_allowed"
-	CodeRateLimited     = "key_rate_limited"
-	CodeBudgetExhausted = "key_budget_exhausted"
+	CodeExpired          = "key_expired"
+	CodeModelNotAllowed  = "model_not_allowed"
+	CodeRateLimited      = "key_rate_limited"
+	CodeBudgetExhausted  = "key_budget_exhausted"
+	CodeImagesNotAllowed = "images_not_allowed"
 )
 
 // Refusal is a request the key's policy does not allow, with what the
@@ -64,6 +66,16 @@ func CheckModel(p Policy, model, asked string) *Refusal {
 		Message: fmt.Sprintf("This API key may not use the model '%s'. Models allowed for it: %s.", asked, joinModels(p.Models))}
 }
 
+// CheckImages refuses image generation to a key whose policy denies it
+// (403).
+func CheckImages(p Policy) *Refusal {
+	if !p.DenyImages {
+		return nil
+	}
+	return &Refusal{Reason: ReasonImages, Status: http.StatusForbidden, Type: "invalid_request_error", Code: CodeImagesNotAllowed,
+		Message: "This API key may not generate images. Ask its owner to allow images in the key's policy."}
+}
+
 func joinModels(ms []string) string {
 	s := ""
 	for i, m := range ms {
@@ -89,7 +101,7 @@ func budgetExhausted(reason Reason, retry time.Duration, msg string) *Refusal {
 // tracker skips such log records when it rebuilds its counters.
 func IsRefusalCode(code string) bool {
 	switch code {
-	case CodeExpired, CodeModelNotAllowed, CodeRateLimited, CodeBudgetExhausted:
+	case CodeExpired, CodeModelNotAllowed, CodeRateLimited, CodeBudgetExhausted, CodeImagesNotAllowed:
 		return true
 	}
 	return false

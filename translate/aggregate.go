@@ -263,6 +263,8 @@ type chatMessage struct {
 	ReasoningContent string            `json:"reasoning_content,omitempty"`
 	ToolCalls        []chatToolCallOut `json:"tool_calls,omitempty"`
 	FunctionCall     *chatFunctionCall `json:"function_call,omitempty"`
+	// Images are generated images as content parts (chat_images.go).
+	Images []chatImagePart `json:"images,omitempty"`
 }
 
 // chatFunctionCall is the legacy single call of a "functions" request.
@@ -335,6 +337,10 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 					reasoning.WriteString("\n\n")
 				}
 				reasoning.WriteString(s.Text)
+			}
+		case "image_generation_call":
+			if p, ok := imageCallPart(raw); ok {
+				msg.Images = append(msg.Images, p)
 			}
 		case "function_call", "custom_tool_call":
 			var call chatToolCallOut

@@ -89,6 +89,9 @@ type Mapped struct {
 	// Dropped lists, sorted, the client parameters not sent upstream
 	// because the backend rejects or ignores them; for logging.
 	Dropped []string
+	// Images reports a request that makes images (the image_generation
+	// tool, or an Images API call): a key policy may deny it.
+	Images bool
 	// Dialect is what the translator of a dialect that lives in a package
 	// of its own (translate/anthropic) needs from its request when it
 	// answers; nil for the OpenAI dialects.

@@ -170,6 +170,9 @@ func (s *ChatStream) Translate(dst []byte, ev Event) []byte {
 			dst = s.appendArgs(dst, c.index, args)
 		}
 	case "response.output_item.done":
+		if p, ok := imageCallPart(e.item); ok {
+			return s.appendImageDelta(dst, p)
+		}
 		dst = s.itemDone(dst, e)
 	case "response.created", "response.in_progress":
 		if id := field(e.response, "id"); id != nil {

@@ -10,6 +10,11 @@ type Usage struct {
 	CachedTokens    int64
 	ReasoningTokens int64
 	TotalTokens     int64
+	// ImageInputTokens and ImageOutputTokens are the image model's tokens
+	// (response.tool_usage.image_gen), already counted in InputTokens and
+	// OutputTokens: budgets and the request log count them like any other.
+	ImageInputTokens  int64
+	ImageOutputTokens int64
 }
 
 // parseUsage reads response.usage from a raw Response object.
@@ -40,6 +45,13 @@ func parseUsage(response []byte) (Usage, bool) {
 	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.InputTokens + u.OutputTokens
+	}
+	if ig := field(field(response, "tool_usage"), "image_gen"); len(ig) > 0 && ig[0] == '{' {
+		u.ImageInputTokens = parseInt(field(ig, "input_tokens"))
+		u.ImageOutputTokens = parseInt(field(ig, "output_tokens"))
+		u.InputTokens += u.ImageInputTokens
+		u.OutputTokens += u.ImageOutputTokens
+		u.TotalTokens += u.ImageInputTokens + u.ImageOutputTokens
 	}
 	return u, true
 }

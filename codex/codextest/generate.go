@@ -19,7 +19,10 @@ type gen struct {
 	text    strings.Builder
 	reason  bool
 	usage   map[string]any
-	echo    map[string]any // request fields the response object repeats
+	// imageUsage is response.tool_usage (the image model's tokens), nil
+	// when no image was generated.
+	imageUsage map[string]any
+	echo       map[string]any // request fields the response object repeats
 }
 
 // echoedFields are the request fields the backend repeats in the response
@@ -141,6 +144,9 @@ func (g *gen) completed(emptyOutput bool) {
 	}
 	r := g.response("completed", out)
 	r["usage"] = g.usage
+	if g.imageUsage != nil {
+		r["tool_usage"] = g.imageUsage
+	}
 	g.add("response.completed", map[string]any{"response": r})
 }
 

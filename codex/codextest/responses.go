@@ -167,6 +167,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		delay = s.opts.SlowDelay
 		fallthrough
 	default: // ScenarioText, ScenarioEmptyOutput
+		if tool, ok := imageTool(req); ok {
+			g.imageCall(tool, lastUserText(req))
+			break
+		}
 		g.reasoning("**Answering the user**")
 		g.message(chunk(reply)...)
 	}

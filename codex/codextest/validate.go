@@ -72,6 +72,11 @@ func (s *Server) validate(req map[string]any) (*Model, *apiError) {
 			if name, ok := tm["name"].(string); ok && len(name) > 64 {
 				return nil, badRequest(tooLong(fmt.Sprintf("tools[%d].name", i), len(name)), fmt.Sprintf("tools[%d].name", i), "string_above_max_length")
 			}
+			if tm["type"] == "image_generation" {
+				if e := validateImageTool(i, tm); e != nil {
+					return nil, e
+				}
+			}
 		}
 	}
 	if e := validateInput(input); e != nil {
