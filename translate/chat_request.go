@@ -382,4 +382,3 @@ func chatIncludeUsage(raw json.RawMessage) (bool, *apierror.Error) {
 	v, _, err := boolParam(so.IncludeUsage, "stream_options.include_usage")
 	return v, err
 }
-
