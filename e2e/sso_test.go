@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +25,7 @@ import (
 // domains is refused with a page that says so. The magic-link endpoint is
 // gone.
 func TestSSOBrowserJourney(t *testing.T) {
-	chromium := ""
-	for _, name := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); name != "" && err == nil {
-			chromium = p
-			break
-		}
-	}
+	chromium := chromiumPath()
 	fake := newFake(t, codextest.Options{})
 	idp := oidctest.Start(t)
 	idp.AddUser(oidctest.User{Email: "lead@example.com", EmailVerified: true, Groups: []string{"staff", "codex-admins"}})
@@ -65,60 +57,8 @@ func TestSSOBrowserJourney(t *testing.T) {
 		t.Fatalf("POST /login with email links off: %d, want 404", resp.StatusCode)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("ignore-certificate-errors", true), // tls internal's root is not installed
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(390, 844),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	location := func() string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(sctx, chromedp.Location())
-		if err != nil {
-			t.Fatalf("location: %v", err)
-		}
-		return v
-	}
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			dctx, cancel := context.WithTimeout(bctx, 5*time.Second)
-			defer cancel()
-			loc, _ := chromedp.Run(dctx, chromedp.Location())
-			body, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
-		}
-	}
+	b := newBrowser(t, chromium)
+	bctx, text, location, step := b.ctx, b.text, b.location, b.step
 	signIn := func(email string) (loc, body string) {
 		t.Helper()
 		step("open the sign-in page", chromedp.Navigate(p.httpsURL+"/login"), chromedp.WaitVisible(chromedp.CSS("#sso-button")))

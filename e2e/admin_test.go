@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+	"github.com/usemysub/caddy-codex-proxy/internal/oidctest"
+)
+
+// TestAdminBrowserJourney drives Chromium through the admin pages of the
+// built caddy: an admin named by the Caddyfile's admins option signs in by
+// SSO, finds a member in the users list, disables them, and the member's
+// API key is refused with 403 at once; the member, signed in, gets a 403 on
+// every admin URL.
+func TestAdminBrowserJourney(t *testing.T) {
+	chromium := chromiumPath()
+	fake := newFake(t, codextest.Options{})
+	idp := oidctest.Start(t)
+	idp.AddUser(oidctest.User{Email: "lead@example.com", EmailVerified: true})
+	idp.AddUser(oidctest.User{Email: "ada@example.com", EmailVerified: true})
+	p := newProxy(t, fake, proxySpec{extra: fmt.Sprintf(`signup open
+		admins Lead@Example.com
+		oidc %s {
+			client_id %s
+			client_secret {env.OIDC_CLIENT_SECRET}
+			email_links off
+		}`, idp.Issuer, oidctest.ClientID)})
+	p.env = append(p.env, "OIDC_CLIENT_SECRET="+oidctest.ClientSecret)
+	idp.AllowRedirect(p.httpsURL + "/login/oidc/callback")
+	if chromium == "" {
+		needTool(t, "Chromium", "apt-get install -y chromium")
+	}
+	key, _ := p.provision(t, "ada@example.com", p.authFile(t, fake, "acc-ada", "ada@example.com", "plus"))
+	p.start(t)
+
+	models := func() int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, p.httpURL+"/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := models(); code != http.StatusOK {
+		t.Fatalf("the member's key before: %d", code)
+	}
+
+	signIn := func(b *browser, email string) {
+		t.Helper()
+		b.step("sign in by SSO as "+email, chromedp.Navigate(p.httpsURL+"/login"), chromedp.WaitVisible(chromedp.CSS("#sso-button")),
+			chromedp.Click(chromedp.CSS("#sso-button")), chromedp.WaitVisible(chromedp.CSS("#username")),
+			chromedp.SendKeys(chromedp.CSS("#username"), email),
+			chromedp.Click(chromedp.CSS("#idp-submit")), chromedp.WaitNotPresent(chromedp.CSS("#idp-submit")),
+			chromedp.WaitReady(chromedp.CSS("main")))
+	}
+
+	// The member first: every admin page is a 403 for them.
+	member := newBrowser(t, chromium)
+	signIn(member, "ada@example.com")
+	member.step("open /admin as a member", chromedp.Navigate(p.httpsURL+"/admin"), chromedp.WaitReady(chromedp.CSS("main")))
+	if body := member.text("body"); !strings.Contains(body, "This page is for the site's admins") || strings.Contains(body, "lead@example.com") {
+		t.Fatalf("/admin as a member:\n%s", body)
+	}
+
+	admin := newBrowser(t, chromium)
+	signIn(admin, "lead@example.com")
+	admin.step("open the users list", chromedp.Navigate(p.httpsURL+"/admin"), chromedp.WaitVisible(chromedp.CSS("#users")))
+	if body := admin.text("#users"); !strings.Contains(body, "ada@example.com") || !strings.Contains(body, "lead@example.com") {
+		t.Fatalf("users list:\n%s", body)
+	}
+	admin.step("search and open the member", chromedp.SendKeys(chromedp.CSS("#q"), "ada"), chromedp.Click(chromedp.CSS("#search")),
+		chromedp.WaitVisible(chromedp.CSS("#users")), chromedp.Click(chromedp.CSS("#users a.user-link")),
+		chromedp.WaitVisible(chromedp.CSS("#disable-user")))
+	admin.step("disable the member", chromedp.Click(chromedp.CSS("#disable-user")), chromedp.WaitVisible(chromedp.CSS("#enable-user")))
+	if state := admin.text("#user-state"); state != "disabled" {
+		t.Fatalf("user state after disabling: %q", state)
+	}
+	if code := models(); code != http.StatusForbidden {
+		t.Fatalf("the disabled member's key: %d, want 403 at once", code)
+	}
+	if out, _ := p.cli(t, "users", "list"); !strings.Contains(out, "ada@example.com") || !strings.Contains(strings.ToLower(out), "disabled") {
+		t.Fatalf("the CLI does not show the member disabled:\n%s", out)
+	}
+
+	admin.step("enable the member again", chromedp.Click(chromedp.CSS("#enable-user")), chromedp.WaitVisible(chromedp.CSS("#disable-user")))
+	if code := models(); code != http.StatusOK {
+		t.Fatalf("the enabled member's key: %d, want 200", code)
+	}
+}
