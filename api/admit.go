@@ -61,6 +61,18 @@ func sizeEstimate(r *http.Request) int64 {
 	return translate.EstimateTokens(r.ContentLength)
 }
 
+// admitMapped takes a translated request: a translation error is the
+// client's (in its dialect, nothing counted), then the model's admission
+// (admitModel). ok false means out is the answer already written.
+func (h *Handler) admitMapped(w http.ResponseWriter, req *request, m *translate.Mapped, err error) (out outcome, ok bool) {
+	if err != nil {
+		e, retry := clientError(err)
+		return h.reject(w, e, retry), false
+	}
+	req.mapped = m
+	return h.admitModel(w, req)
+}
+
 // admitModel refuses a model outside the key's allowlist and announces an
 // effort the policy lowered (EffortClampedHeader).
 func (h *Handler) admitModel(w http.ResponseWriter, req *request) (outcome, bool) {

@@ -47,12 +47,7 @@ func (h *Handler) serveCompact(w http.ResponseWriter, r *http.Request, req *requ
 	m, err := translate.NormalizeResponses(body, translate.RequestOptions{
 		Catalog: h.cfg.Catalog, SystemMode: h.cfg.SystemMode, CacheKeySalt: req.user.ID, MaxEffort: req.key.Policy.MaxEffort,
 	})
-	if err != nil {
-		e, retry := clientError(err)
-		return h.reject(w, e, retry)
-	}
-	req.mapped = m
-	if out, ok := h.admitModel(w, req); !ok {
+	if out, ok := h.admitMapped(w, req, m, err); !ok {
 		return out
 	}
 	var full map[string]json.RawMessage

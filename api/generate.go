@@ -84,12 +84,7 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 			CacheKeySalt:     req.user.ID,
 			MaxEffort:        req.key.Policy.MaxEffort,
 		})
-		if err != nil {
-			e, retry := clientError(err)
-			return h.reject(w, e, retry)
-		}
-		req.mapped = m
-		if out, ok := h.admitModel(w, req); !ok {
+		if out, ok := h.admitMapped(w, req, m, err); !ok {
 			return out
 		}
 		if _, ok := d.(responsesDialect); ok && generateFalse(body) {

@@ -60,12 +60,7 @@ func serveImages(edit bool) func(h *Handler, w http.ResponseWriter, r *http.Requ
 			return h.reject(w, bad, 0)
 		}
 		m, err := translate.ImagesToResponses(ir, translate.ImagesOptions{Model: h.cfg.Images.Model, CacheKeySalt: req.user.ID})
-		if err != nil {
-			e, retry := clientError(err)
-			return h.reject(w, e, retry)
-		}
-		req.mapped = m
-		if out, ok := h.admitModel(w, req); !ok {
+		if out, ok := h.admitMapped(w, req, m, err); !ok {
 			return out
 		}
 		d := imagesDialect{edit: edit}

@@ -64,12 +64,7 @@ func (h *Handler) serveCountTokens(w http.ResponseWriter, r *http.Request, req *
 	d := anthropicDialect{models: h.cfg.ClaudeModels, session: r.Header.Get(SessionHeader), count: true}
 	m, err := d.parse(body, translate.RequestOptions{Catalog: h.cfg.Catalog, SystemMode: h.cfg.SystemMode,
 		CacheKeySalt: req.user.ID, MaxEffort: req.key.Policy.MaxEffort})
-	if err != nil {
-		e, retry := clientError(err)
-		return h.reject(w, e, retry)
-	}
-	req.mapped = m
-	if out, ok := h.admitModel(w, req); !ok {
+	if out, ok := h.admitMapped(w, req, m, err); !ok {
 		return out
 	}
 	return h.writeJSON(w, map[string]int64{"input_tokens": translate.EstimateTokens(int64(len(m.Body)))})
