@@ -120,3 +120,32 @@ func (d *Dashboard) adminFailed(w http.ResponseWriter, r *http.Request, u vault.
 func (d *Dashboard) backToUser(w http.ResponseWriter, r *http.Request, u vault.User, flashCode string) {
 	http.Redirect(w, r, d.url("admin/user")+"?id="+url.QueryEscape(u.ID)+"&msg="+flashCode, http.StatusSeeOther)
 }
+
+// adminInvite makes an account for the form's email (ops.UpsertUser, as
+// `users add` does, so closed sign-up lets them in) and, while email links
+// are on, mails them a sign-in link. With email links off the account is
+// made and they sign in by single sign-on.
+func (d *Dashboard) adminInvite(w http.ResponseWriter, r *http.Request) {
+	res, err := ops.Local(d.cfg.Vault).UpsertUser(r.Context(), ops.UserRequest{Email: r.PostFormValue("email")})
+	if err != nil {
+		status, msg := ops.StatusOf(err), err.Error()
+		if status >= 500 {
+			d.log.Error("dashboard: admin invite failed", "error", err)
+			msg = "That did not work. Try again."
+		}
+		d.renderError(w, r, status, "The invitation was not sent", msg)
+		return
+	}
+	u := res.User.User
+	flashCode := "invitedsso"
+	if d.emailLinks() {
+		origin := d.origin(r)
+		d.sendLoginMail(u.Email, func() (string, error) {
+			token, err := d.cfg.Vault.CreateLoginToken(u.Email, d.cfg.LoginTTL)
+			return origin + d.url("login/confirm") + "?token=" + url.QueryEscape(token), err
+		})
+		flashCode = "invited"
+	}
+	d.log.Info("dashboard: admin invited a user", "admin_id", sessionOf(r).user.ID, "user_id", u.ID, "created", res.Created)
+	d.backToUser(w, r, u, flashCode)
+}

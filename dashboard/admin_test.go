@@ -81,7 +81,7 @@ func TestAdminPagesRefuseMembers(t *testing.T) {
 		mustNotContain(t, r.body, "admin@example.com", admin.ID)
 	}
 	a.member.get("/overview") // a page with the member's CSRF token
-	for _, path := range []string{"/admin/user/disable", "/admin/user/enable", "/admin/key/revoke", "/admin/key/policy"} {
+	for _, path := range []string{"/admin/user/disable", "/admin/user/enable", "/admin/key/revoke", "/admin/key/policy", "/admin/invite"} {
 		r := a.member.post(path, url.Values{"user": {admin.ID}, "key": {a.memberKeyID}})
 		if r.status != http.StatusForbidden {
 			t.Fatalf("POST %s as a member: %d, want 403", path, r.status)
@@ -280,4 +280,43 @@ func TestAdminUsersList(t *testing.T) {
 		t.Fatalf("user page Cache-Control = %q", cc)
 	}
 	mustNotContain(t, r.body, a.memberKey)
+}
+
+// An admin's invitation makes the account (so closed sign-up lets the
+// invitee in) and mails a sign-in link that signs them in; a bad address
+// is a 400 that says so, and nothing is mailed.
+func TestAdminInvite(t *testing.T) {
+	a := newAdminEnv(t)
+	a.admin.get("/admin")
+	mustContain(t, a.admin.last, `id="invite"`)
+	r := a.admin.post("/admin/invite", url.Values{"email": {"not an address"}})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "not a valid email address") {
+		t.Fatalf("bad invite: %d %s", r.status, r.body)
+	}
+	a.mail.none(t)
+
+	a.admin.get("/admin")
+	r = a.admin.follow(a.admin.post("/admin/invite", url.Values{"email": {"New.Hire@Example.com"}}))
+	if r.status != http.StatusOK {
+		t.Fatalf("invite: %d %s", r.status, r.body)
+	}
+	mustContain(t, r.body, flashes["invited"], "new.hire@example.com")
+	msg := a.mail.wait(t)
+	if msg.To != "new.hire@example.com" {
+		t.Fatalf("invitation mailed to %q", msg.To)
+	}
+	link := linkIn(t, msg.Text)
+	if u, err := url.Parse(link); err == nil {
+		link = u.RequestURI()
+	}
+	b := a.browser()
+	if r := b.get(link); r.status != http.StatusOK {
+		t.Fatalf("the invitation's link: %d", r.status)
+	}
+	if r := b.post("/login/confirm", url.Values{"token": {tokenOf(t, link)}}); r.status != http.StatusSeeOther {
+		t.Fatalf("confirming the invitation: %d %s", r.status, r.body)
+	}
+	if r := b.get("/keys"); r.status != http.StatusOK || !strings.Contains(r.body, "new.hire@example.com") {
+		t.Fatalf("the invitee is not signed in: %d", r.status)
+	}
 }

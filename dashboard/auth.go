@@ -30,6 +30,8 @@ var flashes = map[string]string{
 	"userdisabled":  "The user is disabled: their keys are refused with 403 and their sessions have ended.",
 	"userenabled":   "The user is enabled again: their keys and sign-in work again.",
 	"policycleared": "The key's limits were cleared.",
+	"invited":       "The user can sign in: a sign-in link is on its way to them.",
+	"invitedsso":    "The user can sign in now with single sign-on.",
 }
 
 // flash is the message named by the msg query parameter.

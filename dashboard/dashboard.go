@@ -406,6 +406,7 @@ func (d *Dashboard) routes() {
 	handle("POST", "/admin/user/enable", d.csrf(d.admin(d.adminSetEnabled(true))))
 	handle("POST", "/admin/key/revoke", d.csrf(d.admin(d.adminRevokeKey)))
 	handle("POST", "/admin/key/policy", d.csrf(d.admin(d.adminKeyPolicy)))
+	handle("POST", "/admin/invite", d.csrf(d.admin(d.adminInvite)))
 	// Everything else under the prefix is a designed 404 page.
 	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }
