@@ -114,6 +114,7 @@ func TestValidationRules(t *testing.T) {
 			b["input"] = append(in, map[string]any{"type": "reasoning", "id": "rs_1", "summary": []any{}, "encrypted_content": "gAAA"})
 		}), 200, ""},
 		{"service tier priority ok", mod(func(b map[string]any) { b["service_tier"] = "priority" }), 200, ""},
+		{"service tier fast refused", mod(func(b map[string]any) { b["service_tier"] = "fast" }), 400, `{"detail":"Unsupported service_tier: fast"}`},
 		{"effort supported", mod(func(b map[string]any) { b["reasoning"] = map[string]any{"effort": "xhigh", "summary": "auto"} }), 200, ""},
 	}
 	for _, tc := range tests {
