@@ -242,8 +242,26 @@ func benchChatSize(b *testing.B, size int) {
 	}
 }
 
-func BenchmarkNormalizeResponses(b *testing.B) {
-	m, err := ChatToResponses(rqBenchConversation(12), RequestOptions{})
+// BenchmarkNormalizeResponses, 150KB and 300KB normalise the /v1/responses
+// body the chat benchmarks of the same conversation size map to, so the two
+// front doors compare size for size (35 KB, 150 KB, 300 KB of chat input);
+// ns/op should grow linearly with size.
+func BenchmarkNormalizeResponses(b *testing.B) { benchNormalizeSize(b, 0) }
+
+func BenchmarkNormalizeResponses150KB(b *testing.B) { benchNormalizeSize(b, 150<<10) }
+
+func BenchmarkNormalizeResponses300KB(b *testing.B) { benchNormalizeSize(b, 300<<10) }
+
+// benchNormalizeSize normalises the Responses body of a bench conversation
+// grown to about size bytes of chat input (0: the 12-round, 35 KB one).
+func benchNormalizeSize(b *testing.B, size int) {
+	rounds := 12
+	chat := rqBenchConversation(rounds)
+	for len(chat) < size {
+		rounds += max(1, rounds*(size-len(chat))/len(chat))
+		chat = rqBenchConversation(rounds)
+	}
+	m, err := ChatToResponses(chat, RequestOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
