@@ -93,6 +93,9 @@ type Server struct {
 	closeOnce sync.Once
 	// generations counts POST /responses requests, recorded or not.
 	generations atomic.Int64
+	// refuseWS makes the WebSocket upgrade fail; wsConns counts accepted ones.
+	refuseWS atomic.Bool
+	wsConns  atomic.Int64
 
 	mu        sync.Mutex
 	script    Script
@@ -218,6 +221,7 @@ func (s *Server) SetScript(fn Script) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+BackendPath+"/responses", s.handleResponses)
+	mux.HandleFunc("GET "+BackendPath+"/responses", s.handleResponsesWS)
 	mux.HandleFunc("POST "+BackendPath+"/responses/compact", s.handleCompact)
 	mux.HandleFunc("GET "+BackendPath+"/models", s.handleModels)
 	mux.HandleFunc("GET /oauth/authorize", s.handleAuthorize)
