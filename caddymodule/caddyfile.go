@@ -40,6 +40,8 @@ func init() {
 //		upstream_header_timeout <duration>
 //		models_ttl            <duration>
 //		log_retention         <duration>
+//		socket_max_age        <duration>
+//		socket_ping           <duration>
 //		cors_origins          <origin> [<origin>...]
 //		alias                 <name> <model>
 //		claude_model          <pattern> <model> [<effort>]
@@ -185,6 +187,8 @@ var durationOptions = map[string]func(*Handler) *caddy.Duration{
 	"upstream_header_timeout": func(h *Handler) *caddy.Duration { return &h.UpstreamHeaderTimeout },
 	"models_ttl":              func(h *Handler) *caddy.Duration { return &h.ModelsTTL },
 	"log_retention":           func(h *Handler) *caddy.Duration { return &h.LogRetention },
+	"socket_max_age":          func(h *Handler) *caddy.Duration { return &h.SocketMaxAge },
+	"socket_ping":             func(h *Handler) *caddy.Duration { return &h.SocketPing },
 }
 
 // listOptions are the subdirectives that take one or more strings.

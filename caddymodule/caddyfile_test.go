@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile" // the caddyfile adapter
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/standard"
@@ -109,6 +111,8 @@ func TestValidateRejects(t *testing.T) {
 		{SystemPrompt: "system"},
 		{SystemPrompt: "developer", ReasoningSummary: "loud"},
 		{SystemPrompt: "developer", RelayURL: "https://relay"},
+		{SystemPrompt: "developer", SocketMaxAge: caddy.Duration(time.Second)},
+		{SystemPrompt: "developer", SocketPing: caddy.Duration(2 * time.Hour)},
 	} {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%+v validated", h)

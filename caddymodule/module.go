@@ -115,6 +115,10 @@ type Handler struct {
 	// LogRetention is how long request logs are kept. Default: 30 days.
 	LogRetention caddy.Duration `json:"log_retention,omitempty"`
 
+	// SocketMaxAge and SocketPing are api.Config's (zero: its defaults).
+	SocketMaxAge caddy.Duration `json:"socket_max_age,omitempty"`
+	SocketPing   caddy.Duration `json:"socket_ping,omitempty"`
+
 	// CORSOrigins are the origins allowed to call the API from a browser.
 	// Default: any origin ("*"); API keys, not cookies, authenticate.
 	CORSOrigins []string `json:"cors_origins,omitempty"`
@@ -274,6 +278,8 @@ func (h *Handler) newAPI() *api.Handler {
 		Keepalive:          time.Duration(h.Keepalive),
 		CORSOrigins:        h.CORSOrigins,
 		ExposeAccountQuota: h.exposeQuota(),
+		SocketMaxAge:       time.Duration(h.SocketMaxAge),
+		SocketPing:         time.Duration(h.SocketPing),
 		ClaudeModels:       &anthropic.ModelMap{Rules: h.ClaudeModels},
 		FailedAuth:         h.limits.api,
 		ClientIP:           clientIP,
@@ -302,7 +308,7 @@ func (h *Handler) Validate() error {
 	if h.RelayURL != "" && h.RelayToken == "" {
 		return fmt.Errorf("relay needs a token")
 	}
-	return nil
+	return api.ValidateSocketTimes(time.Duration(h.SocketMaxAge), time.Duration(h.SocketPing))
 }
 
 // socketDrainTimeout bounds how long Cleanup waits for WebSocket turns to
