@@ -3,6 +3,8 @@ package apierror
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // The catalog: every error the proxy emits on its own account, as opposed
@@ -25,7 +27,7 @@ const (
 	CodeTokenRefreshFailed    = "token_refresh_unavailable"
 	CodeUpstreamError         = "upstream_error"
 	CodeModelNotFound         = "model_not_found"
-	CodeInvalidBody           = "invalid_body"
+	CodeInvalidBody           = translate.CodeInvalidBody
 	CodeInvalidValue          = "invalid_value"
 	CodeRequestTooLarge       = "request_too_large"
 	CodeUnsupportedEncoding   = "unsupported_content_encoding"
@@ -39,7 +41,7 @@ const (
 	CodeStoreUnavailable         = "response_store_unavailable"
 	CodeInvalidEvent             = "invalid_event"
 	// CodeNoImage is an image turn that finished without an image.
-	CodeNoImage = "image_generation_failed"
+	CodeNoImage = translate.CodeNoImage
 	// CodeImageTooLarge is an input image over the configured cap.
 	CodeImageTooLarge      = "image_too_large"
 	CodeResponseInProgress = "response_in_progress"

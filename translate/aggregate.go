@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // This file serves clients that asked for stream:false. The upstream always
@@ -166,7 +164,7 @@ func (c *collector) run(r io.Reader) {
 			if errors.Is(err, io.EOF) {
 				c.res.Err = errIncomplete()
 			} else {
-				c.res.Err = &apierror.Error{Status: http.StatusBadGateway, Type: "server_error",
+				c.res.Err = &Error{Status: http.StatusBadGateway, Type: "server_error",
 					Code: "upstream_read_error", Message: "reading the upstream stream failed: " + err.Error()}
 			}
 			return
@@ -387,7 +385,7 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 	out.Usage.CompletionTokensDetails.ReasoningTokens = u.ReasoningTokens
 	body, err := json.Marshal(out)
 	if err != nil {
-		c.res.Err = &apierror.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
+		c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
 		return nil, c.res
 	}
 	return body, c.res
@@ -415,7 +413,7 @@ func AggregateResponses(r io.Reader, names ToolNames, ids CallIDs) ([]byte, Stre
 	obj["output"] = output
 	body, err := json.Marshal(obj)
 	if err != nil {
-		c.res.Err = &apierror.Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
+		c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
 		return nil, c.res
 	}
 	return ids.restoreIn(names.restoreIn(body)), c.res

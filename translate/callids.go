@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // MaxCallIDLen is the longest tool-call id the upstream accepts ("string too
@@ -86,7 +84,7 @@ func (c CallIDs) restoreIn(data []byte) []byte {
 
 // RestoreError returns e with shortened call ids in its message replaced by
 // the client's; e itself is returned when there is nothing to replace.
-func (c CallIDs) RestoreError(e *apierror.Error) *apierror.Error {
+func (c CallIDs) RestoreError(e *Error) *Error {
 	if len(c) == 0 || e == nil {
 		return e
 	}

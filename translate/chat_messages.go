@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // rqChatMessage is one chat message as clients send it. Content stays raw
@@ -24,7 +22,7 @@ type rqChatMessage struct {
 // decodeMessages decodes the messages array in one pass. Only when that
 // fails is it decoded element by element, to name the exact message and
 // tool call at fault (encoding/json reports field paths without indices).
-func decodeMessages(raw json.RawMessage) ([]rqChatMessage, *apierror.Error) {
+func decodeMessages(raw json.RawMessage) ([]rqChatMessage, *Error) {
 	if msgs, ok := scanMessages(raw); ok {
 		return msgs, nil
 	}
@@ -159,7 +157,7 @@ type chatConverter struct {
 // convertMessages converts the chat history. Pairing works on the client's
 // call ids (so errors name them); ids over MaxCallIDLen are shortened only in
 // the items sent upstream.
-func convertMessages(msgs []rqChatMessage, mode SystemMode, names *ToolNames, ids *CallIDs) (*chatConverter, *apierror.Error) {
+func convertMessages(msgs []rqChatMessage, mode SystemMode, names *ToolNames, ids *CallIDs) (*chatConverter, *Error) {
 	c := &chatConverter{mode: mode, names: names, ids: ids, leading: true, pair: newPairer(), items: make([]any, 0, len(msgs)+len(msgs)/4)}
 	for i := range msgs {
 		if err := c.message(i, &msgs[i]); err != nil {
@@ -182,7 +180,7 @@ func newOutputItem(callID string, custom bool, output any) *rqOutputItem {
 }
 
 // message converts messages[i].
-func (c *chatConverter) message(i int, m *rqChatMessage) *apierror.Error {
+func (c *chatConverter) message(i int, m *rqChatMessage) *Error {
 	param := "messages[" + strconv.Itoa(i) + "]"
 	switch m.Role {
 	case "system", "developer":
@@ -200,13 +198,13 @@ func (c *chatConverter) message(i int, m *rqChatMessage) *apierror.Error {
 		c.leading = false
 		return c.function(m, param)
 	case "":
-		return apierror.InvalidRequest(param+".role", codeMissingParam, "missing required parameter: '%s.role'", param)
+		return InvalidRequest(param+".role", codeMissingParam, "missing required parameter: '%s.role'", param)
 	}
-	return apierror.InvalidRequest(param+".role", codeInvalidValue, "invalid value for '%s.role': %q; supported values are system, developer, user, assistant, tool and function", param, m.Role)
+	return InvalidRequest(param+".role", codeInvalidValue, "invalid value for '%s.role': %q; supported values are system, developer, user, assistant, tool and function", param, m.Role)
 }
 
 // system handles system and developer messages according to the mode.
-func (c *chatConverter) system(m *rqChatMessage, param string) *apierror.Error {
+func (c *chatConverter) system(m *rqChatMessage, param string) *Error {
 	parts, text, err := textContent(m.Content, param, "input_text", false)
 	if err != nil {
 		return err
@@ -226,7 +224,7 @@ func (c *chatConverter) system(m *rqChatMessage, param string) *apierror.Error {
 }
 
 // user handles user messages, including images and files.
-func (c *chatConverter) user(m *rqChatMessage, param string) *apierror.Error {
+func (c *chatConverter) user(m *rqChatMessage, param string) *Error {
 	parts, err := userContent(m.Content, param)
 	if err != nil {
 		return err
@@ -240,7 +238,7 @@ func (c *chatConverter) user(m *rqChatMessage, param string) *apierror.Error {
 
 // assistant handles assistant history: text first, then one function_call
 // item per tool call. No empty message is emitted before the calls (docs/protocol.md#tool-pairing).
-func (c *chatConverter) assistant(i int, m *rqChatMessage, param string) *apierror.Error {
+func (c *chatConverter) assistant(i int, m *rqChatMessage, param string) *Error {
 	parts, _, err := textContent(m.Content, param, "output_text", true)
 	if err != nil {
 		return err
@@ -266,7 +264,7 @@ func (c *chatConverter) assistant(i int, m *rqChatMessage, param string) *apierr
 			return err
 		}
 		if fc.Name == "" {
-			return apierror.InvalidRequest(p+".name", codeMissingParam, "missing required parameter: '%s.name'", p)
+			return InvalidRequest(p+".name", codeMissingParam, "missing required parameter: '%s.name'", p)
 		}
 		args, err := callArguments(fc.Arguments, p+".arguments")
 		if err != nil {
@@ -288,7 +286,7 @@ func (c *chatConverter) assistant(i int, m *rqChatMessage, param string) *apierr
 }
 
 // toolCall converts messages[i].tool_calls[j].
-func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *apierror.Error {
+func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *Error {
 	id := tc.ID
 	if id == "" {
 		id = "call_missing_" + strconv.Itoa(i) + "_" + strconv.Itoa(j)
@@ -296,7 +294,7 @@ func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *ap
 	switch tc.Type {
 	case "", "function":
 		if tc.Function.Name == "" {
-			return apierror.InvalidRequest(param+".function.name", codeMissingParam, "missing required parameter: '%s.function.name'", param)
+			return InvalidRequest(param+".function.name", codeMissingParam, "missing required parameter: '%s.function.name'", param)
 		}
 		args, err := callArguments(tc.Function.Arguments, param+".function.arguments")
 		if err != nil {
@@ -308,14 +306,14 @@ func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *ap
 		c.items = append(c.items, &rqCallItem{Type: "function_call", Name: c.names.shorten(tc.Function.Name), Arguments: args, CallID: c.ids.shorten(id)})
 	case "custom":
 		if tc.Custom.Name == "" {
-			return apierror.InvalidRequest(param+".custom.name", codeMissingParam, "missing required parameter: '%s.custom.name'", param)
+			return InvalidRequest(param+".custom.name", codeMissingParam, "missing required parameter: '%s.custom.name'", param)
 		}
 		if err := c.pair.call(len(c.items), id, true, param); err != nil {
 			return err
 		}
 		c.items = append(c.items, &rqCustomCallItem{Type: "custom_tool_call", CallID: c.ids.shorten(id), Name: c.names.shorten(tc.Custom.Name), Input: tc.Custom.Input})
 	default:
-		return apierror.InvalidRequest(param+".type", codeInvalidValue, "invalid value for '%s.type': %q; supported values are function and custom", param, tc.Type)
+		return InvalidRequest(param+".type", codeInvalidValue, "invalid value for '%s.type': %q; supported values are function and custom", param, tc.Type)
 	}
 	return nil
 }
@@ -323,7 +321,7 @@ func (c *chatConverter) toolCall(i, j int, tc *rqChatToolCall, param string) *ap
 // callArguments returns tool-call arguments as the exact string the client
 // sent. Missing arguments become "{}"; an object some clients send instead
 // of a string is kept as its compact JSON text.
-func callArguments(raw json.RawMessage, param string) (string, *apierror.Error) {
+func callArguments(raw json.RawMessage, param string) (string, *Error) {
 	r := bytes.TrimSpace(raw)
 	if isNullRaw(r) {
 		return "{}", nil
@@ -332,21 +330,21 @@ func callArguments(raw json.RawMessage, param string) (string, *apierror.Error) 
 	case '"':
 		s, err := decodeString(r)
 		if err != nil {
-			return "", apierror.InvalidRequest(param, codeInvalidType, "invalid '%s': %s", param, err.Error())
+			return "", InvalidRequest(param, codeInvalidType, "invalid '%s': %s", param, err.Error())
 		}
 		return s, nil
 	case '{', '[':
 		var b bytes.Buffer
 		if err := json.Compact(&b, r); err != nil {
-			return "", apierror.InvalidRequest(param, codeInvalidType, "invalid '%s': %s", param, err.Error())
+			return "", InvalidRequest(param, codeInvalidType, "invalid '%s': %s", param, err.Error())
 		}
 		return b.String(), nil
 	}
-	return "", apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string, got %s", param, rawKind(r))
+	return "", InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string, got %s", param, rawKind(r))
 }
 
 // tool converts a tool-result message to a function_call_output item.
-func (c *chatConverter) tool(m *rqChatMessage, param string) *apierror.Error {
+func (c *chatConverter) tool(m *rqChatMessage, param string) *Error {
 	id, err := c.pair.output(m.ToolCallID, param+".tool_call_id")
 	if err != nil {
 		return err
@@ -361,13 +359,13 @@ func (c *chatConverter) tool(m *rqChatMessage, param string) *apierror.Error {
 
 // function converts a legacy function-result message; it answers the oldest
 // unanswered legacy call of the same name.
-func (c *chatConverter) function(m *rqChatMessage, param string) *apierror.Error {
+func (c *chatConverter) function(m *rqChatMessage, param string) *Error {
 	if m.Name == "" {
-		return apierror.InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
+		return InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
 	}
 	queue := c.legacy[m.Name]
 	if len(queue) == 0 {
-		return apierror.InvalidRequest(param+".name", codeToolPairing, "function result at '%s' for %q has no earlier function_call of that name", param, m.Name)
+		return InvalidRequest(param+".name", codeToolPairing, "function result at '%s' for %q has no earlier function_call of that name", param, m.Name)
 	}
 	c.legacy[m.Name] = queue[1:]
 	id, err := c.pair.output(queue[0], param)
@@ -384,7 +382,7 @@ func (c *chatConverter) function(m *rqChatMessage, param string) *apierror.Error
 
 // contentParts decodes message content that is an array of parts. A string
 // is returned through s with parts nil.
-func contentParts(raw json.RawMessage, param string) (s string, parts []rqChatPart, isString bool, e *apierror.Error) {
+func contentParts(raw json.RawMessage, param string) (s string, parts []rqChatPart, isString bool, e *Error) {
 	r := bytes.TrimSpace(raw)
 	if isNullRaw(r) {
 		return "", nil, false, nil
@@ -393,7 +391,7 @@ func contentParts(raw json.RawMessage, param string) (s string, parts []rqChatPa
 	case '"':
 		var err error
 		if s, err = decodeString(r); err != nil {
-			return "", nil, false, apierror.InvalidRequest(param+".content", codeInvalidType, "invalid '%s.content': %s", param, err.Error())
+			return "", nil, false, InvalidRequest(param+".content", codeInvalidType, "invalid '%s.content': %s", param, err.Error())
 		}
 		return s, nil, true, nil
 	case '[':
@@ -419,7 +417,7 @@ func contentParts(raw json.RawMessage, param string) (s string, parts []rqChatPa
 		}
 		return "", parts, false, nil
 	}
-	return "", nil, false, apierror.InvalidRequest(param+".content", codeInvalidType, "invalid type for '%s.content': expected a string or an array of content parts, got %s", param, rawKind(r))
+	return "", nil, false, InvalidRequest(param+".content", codeInvalidType, "invalid type for '%s.content': expected a string or an array of content parts, got %s", param, rawKind(r))
 }
 
 // partParam names messages[i].content[j].
@@ -431,7 +429,7 @@ func partParam(param string, j int) string {
 // assistant) into parts of partType, also returning the text joined with
 // "\n\n". allowRefusal admits assistant refusal parts. Null content is
 // allowed: assistants often send it next to tool calls.
-func textContent(raw json.RawMessage, param, partType string, allowRefusal bool) ([]any, string, *apierror.Error) {
+func textContent(raw json.RawMessage, param, partType string, allowRefusal bool) ([]any, string, *Error) {
 	s, parts, isString, err := contentParts(raw, param)
 	if err != nil {
 		return nil, "", err
@@ -452,9 +450,9 @@ func textContent(raw json.RawMessage, param, partType string, allowRefusal bool)
 		case p.Type == "refusal" && allowRefusal && p.Refusal != nil:
 			text = *p.Refusal
 		case p.Type == "text" || p.Type == "input_text" || p.Type == "output_text":
-			return nil, "", apierror.InvalidRequest(partParam(param, j)+".text", codeMissingParam, "missing required parameter: '%s.text'", partParam(param, j))
+			return nil, "", InvalidRequest(partParam(param, j)+".text", codeMissingParam, "missing required parameter: '%s.text'", partParam(param, j))
 		default:
-			return nil, "", apierror.InvalidRequest(partParam(param, j), codeUnsupportedCont,
+			return nil, "", InvalidRequest(partParam(param, j), codeUnsupportedCont,
 				"content part of type %q at '%s' is not supported in a message with this role; only text is", p.Type, partParam(param, j))
 		}
 		if text == "" {
@@ -468,7 +466,7 @@ func textContent(raw json.RawMessage, param, partType string, allowRefusal bool)
 
 // userContent converts user message content. Every part is either
 // converted or rejected: user content is never dropped silently.
-func userContent(raw json.RawMessage, param string) ([]any, *apierror.Error) {
+func userContent(raw json.RawMessage, param string) ([]any, *Error) {
 	s, parts, isString, err := contentParts(raw, param)
 	if err != nil {
 		return nil, err
@@ -477,10 +475,10 @@ func userContent(raw json.RawMessage, param string) ([]any, *apierror.Error) {
 		return []any{&rqTextPart{Type: "input_text", Text: s}}, nil
 	}
 	if parts == nil {
-		return nil, apierror.InvalidRequest(param+".content", codeMissingParam, "missing required parameter: '%s.content'", param)
+		return nil, InvalidRequest(param+".content", codeMissingParam, "missing required parameter: '%s.content'", param)
 	}
 	if len(parts) == 0 {
-		return nil, apierror.InvalidRequest(param+".content", codeInvalidValue, "'%s.content' must not be an empty array", param)
+		return nil, InvalidRequest(param+".content", codeInvalidValue, "'%s.content' must not be an empty array", param)
 	}
 	out := make([]any, 0, len(parts))
 	for j, p := range parts {
@@ -494,11 +492,11 @@ func userContent(raw json.RawMessage, param string) ([]any, *apierror.Error) {
 }
 
 // mediaPart converts a text, image or file part of user or tool content.
-func mediaPart(p rqChatPart, param string) (any, *apierror.Error) {
+func mediaPart(p rqChatPart, param string) (any, *Error) {
 	switch p.Type {
 	case "text", "input_text":
 		if p.Text == nil {
-			return nil, apierror.InvalidRequest(param+".text", codeMissingParam, "missing required parameter: '%s.text'", param)
+			return nil, InvalidRequest(param+".text", codeMissingParam, "missing required parameter: '%s.text'", param)
 		}
 		return &rqTextPart{Type: "input_text", Text: *p.Text}, nil
 	case "image_url", "input_image":
@@ -506,21 +504,21 @@ func mediaPart(p rqChatPart, param string) (any, *apierror.Error) {
 	case "file", "input_file":
 		return filePart(p, param)
 	case "input_audio":
-		return nil, apierror.InvalidRequest(param, codeUnsupportedCont, "audio input at '%s' is not supported by this backend", param)
+		return nil, InvalidRequest(param, codeUnsupportedCont, "audio input at '%s' is not supported by this backend", param)
 	case "":
-		return nil, apierror.InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+		return nil, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 	}
-	return nil, apierror.InvalidRequest(param, codeUnsupportedCont, "content part of type %q at '%s' is not supported", p.Type, param)
+	return nil, InvalidRequest(param, codeUnsupportedCont, "content part of type %q at '%s' is not supported", p.Type, param)
 }
 
 // imagePart converts image_url parts ({"url","detail"} or a bare string).
-func imagePart(p rqChatPart, param string) (any, *apierror.Error) {
+func imagePart(p rqChatPart, param string) (any, *Error) {
 	r := bytes.TrimSpace(p.ImageURL)
 	if isNullRaw(r) {
 		if p.FileID != "" {
-			return nil, apierror.InvalidRequest(param, codeUnsupportedCont, "image at '%s' refers to a file_id; uploaded files are not available here, send the image as a URL or data URL", param)
+			return nil, InvalidRequest(param, codeUnsupportedCont, "image at '%s' refers to a file_id; uploaded files are not available here, send the image as a URL or data URL", param)
 		}
-		return nil, apierror.InvalidRequest(param+".image_url", codeMissingParam, "missing required parameter: '%s.image_url'", param)
+		return nil, InvalidRequest(param+".image_url", codeMissingParam, "missing required parameter: '%s.image_url'", param)
 	}
 	var url, detail string
 	switch r[0] {
@@ -537,7 +535,7 @@ func imagePart(p rqChatPart, param string) (any, *apierror.Error) {
 		}
 		url, detail = iu.URL, iu.Detail
 	default:
-		return nil, apierror.InvalidRequest(param+".image_url", codeInvalidType, "invalid type for '%s.image_url': expected a string or an object, got %s", param, rawKind(r))
+		return nil, InvalidRequest(param+".image_url", codeInvalidType, "invalid type for '%s.image_url': expected a string or an object, got %s", param, rawKind(r))
 	}
 	u, err := normalizeImageURL(url, param+".image_url")
 	if err != nil {
@@ -548,19 +546,19 @@ func imagePart(p rqChatPart, param string) (any, *apierror.Error) {
 
 // filePart converts file parts; only inline data can be forwarded because
 // there is no file store behind this proxy.
-func filePart(p rqChatPart, param string) (any, *apierror.Error) {
+func filePart(p rqChatPart, param string) (any, *Error) {
 	data, id, name := p.FileData, p.FileID, p.Filename
 	if p.File != nil {
 		data, id, name = p.File.FileData, p.File.FileID, p.File.Filename
 	}
 	if data == "" {
 		if id != "" {
-			return nil, apierror.InvalidRequest(param, codeUnsupportedCont, "file at '%s' refers to file_id %q; uploaded files are not available here, send file.file_data as a data URL", param, id)
+			return nil, InvalidRequest(param, codeUnsupportedCont, "file at '%s' refers to file_id %q; uploaded files are not available here, send file.file_data as a data URL", param, id)
 		}
-		return nil, apierror.InvalidRequest(param+".file.file_data", codeMissingParam, "missing required parameter: '%s.file.file_data'", param)
+		return nil, InvalidRequest(param+".file.file_data", codeMissingParam, "missing required parameter: '%s.file.file_data'", param)
 	}
 	if hasPrefixFold(data, "data:") {
-		var err *apierror.Error
+		var err *Error
 		if data, err = normalizeDataURL(data, param+".file.file_data", "file_data"); err != nil {
 			return nil, err
 		}
@@ -573,7 +571,7 @@ func filePart(p rqChatPart, param string) (any, *apierror.Error) {
 
 // toolOutput converts tool-message content: a string stays a string, text
 // parts are joined, and content with images becomes an array of parts.
-func toolOutput(raw json.RawMessage, param string) (any, *apierror.Error) {
+func toolOutput(raw json.RawMessage, param string) (any, *Error) {
 	s, parts, isString, err := contentParts(raw, param)
 	if err != nil {
 		return nil, err
@@ -592,7 +590,7 @@ func toolOutput(raw json.RawMessage, param string) (any, *apierror.Error) {
 		texts := make([]string, len(parts))
 		for j, p := range parts {
 			if p.Text == nil {
-				return nil, apierror.InvalidRequest(partParam(param, j)+".text", codeMissingParam, "missing required parameter: '%s.text'", partParam(param, j))
+				return nil, InvalidRequest(partParam(param, j)+".text", codeMissingParam, "missing required parameter: '%s.text'", partParam(param, j))
 			}
 			texts[j] = *p.Text
 		}

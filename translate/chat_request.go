@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // SystemMode chooses where chat system and developer messages go upstream.
@@ -129,17 +127,17 @@ var chatConsumed = map[string]bool{
 // ChatToResponses translates a /v1/chat/completions body into the upstream
 // Responses body. A Responses-shaped body (input, and messages missing, null
 // or empty) is handed to NormalizeResponses and marked ResponsesShaped.
-// Errors are *apierror.Error with status 400.
+// Errors are *Error with status 400.
 func ChatToResponses(body []byte, opts RequestOptions) (*Mapped, error) {
 	m, err := chatToResponses(body, opts)
 	if err != nil {
-		return nil, err // keep a nil *apierror.Error from becoming a non-nil error
+		return nil, err // keep a nil *Error from becoming a non-nil error
 	}
 	return m, nil
 }
 
 // chatToResponses is ChatToResponses with a concrete error type.
-func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *apierror.Error) {
+func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 	top, err := decodeObject(body)
 	if err != nil {
 		return nil, err
@@ -155,7 +153,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *apierror.Error
 			return mp, nil
 		}
 		if isNullRaw(top["messages"]) {
-			return nil, apierror.InvalidRequest("messages", codeMissingParam, "missing required parameter: 'messages'")
+			return nil, InvalidRequest("messages", codeMissingParam, "missing required parameter: 'messages'")
 		}
 	}
 	cat := opts.Catalog
@@ -192,7 +190,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *apierror.Error
 		return nil, err
 	}
 	if len(msgs) == 0 {
-		return nil, apierror.InvalidRequest("messages", codeInvalidValue, "'messages' must contain at least one message")
+		return nil, InvalidRequest("messages", codeInvalidValue, "'messages' must contain at least one message")
 	}
 
 	var names ToolNames
@@ -308,7 +306,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *apierror.Error
 	}
 	b, merr := appendRequestBody(make([]byte, 0, len(body)+len(body)/8+512), &out)
 	if merr != nil {
-		return nil, apierror.InvalidRequest("", codeInvalidValue, "cannot encode the upstream request: %s", merr.Error())
+		return nil, InvalidRequest("", codeInvalidValue, "cannot encode the upstream request: %s", merr.Error())
 	}
 	mp.Body = b
 	if len(names) > 0 {
@@ -340,14 +338,14 @@ func isEmptyArray(raw json.RawMessage) bool {
 
 // errPreviousResponseID explains why server-side conversation state is not
 // available.
-func errPreviousResponseID() *apierror.Error {
-	return apierror.InvalidRequest("previous_response_id", codeUnsupportedPar,
+func errPreviousResponseID() *Error {
+	return InvalidRequest("previous_response_id", codeUnsupportedPar,
 		"'previous_response_id' is not supported: conversations are stateless here (store is false upstream); send the full conversation history instead")
 }
 
 // checkN accepts n = 1 (dropped: it is the only value the backend produces)
 // and rejects anything else.
-func checkN(raw json.RawMessage, drops *dropSet) *apierror.Error {
+func checkN(raw json.RawMessage, drops *dropSet) *Error {
 	if raw == nil {
 		return nil
 	}
@@ -357,19 +355,19 @@ func checkN(raw json.RawMessage, drops *dropSet) *apierror.Error {
 	}
 	var n float64
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return apierror.InvalidRequest("n", codeInvalidType, "invalid type for 'n': expected an integer, got %s", rawKind(raw))
+		return InvalidRequest("n", codeInvalidType, "invalid type for 'n': expected an integer, got %s", rawKind(raw))
 	}
 	if n != math.Trunc(n) || n < 1 {
-		return apierror.InvalidRequest("n", codeInvalidValue, "invalid value for 'n': must be a positive integer")
+		return InvalidRequest("n", codeInvalidValue, "invalid value for 'n': must be a positive integer")
 	}
 	if n > 1 {
-		return apierror.InvalidRequest("n", codeUnsupportedPar, "'n' greater than 1 is not supported: the backend returns one choice per request")
+		return InvalidRequest("n", codeUnsupportedPar, "'n' greater than 1 is not supported: the backend returns one choice per request")
 	}
 	return nil
 }
 
 // chatIncludeUsage reads stream_options.include_usage.
-func chatIncludeUsage(raw json.RawMessage) (bool, *apierror.Error) {
+func chatIncludeUsage(raw json.RawMessage) (bool, *Error) {
 	if isNullRaw(raw) {
 		return false, nil
 	}

@@ -727,6 +727,6 @@ func TestChatPromptCacheKey(t *testing.T) {
 func TestChatToResponsesErrorIsTypedNil(t *testing.T) {
 	m, err := ChatToResponses([]byte(`{"model":"gpt-5.5",`+rqUser+`}`), RequestOptions{})
 	if err != nil || m == nil {
-		t.Fatalf("err = %#v (a typed nil *apierror.Error would make this non-nil)", err)
+		t.Fatalf("err = %#v (a typed nil *Error would make this non-nil)", err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // ChatStreamOptions describes the chat completion a stream is translated into.
@@ -50,7 +48,7 @@ type StreamResult struct {
 	// for, with EstimateTokens.
 	OutputBytes int64
 	// Err is set when the stream failed.
-	Err *apierror.Error
+	Err *Error
 }
 
 // ChatStream translates Codex Responses events into chat.completion.chunk
@@ -197,14 +195,14 @@ func (s *ChatStream) Finish(dst []byte) []byte {
 
 // Fail ends the stream with err (for failures outside the upstream's events,
 // such as a broken connection): an error event, then [DONE].
-func (s *ChatStream) Fail(dst []byte, err *apierror.Error) []byte {
+func (s *ChatStream) Fail(dst []byte, err *Error) []byte {
 	if s.done {
 		return dst
 	}
 	return s.fail(dst, err)
 }
 
-func (s *ChatStream) fail(dst []byte, err *apierror.Error) []byte {
+func (s *ChatStream) fail(dst []byte, err *Error) []byte {
 	s.done = true
 	err = s.opts.CallIDs.RestoreError(err)
 	s.res.Err = err

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // defaultParameters is the schema sent for a function declared without one:
@@ -69,16 +67,16 @@ type chatTools struct {
 
 // declare registers a named tool, rejecting duplicates (also after
 // shortening).
-func (t *chatTools) declare(name, short string, kind toolKind, param string) *apierror.Error {
+func (t *chatTools) declare(name, short string, kind toolKind, param string) *Error {
 	if t.declared == nil {
 		t.declared = make(map[string]toolKind)
 		t.upstream = make(map[string]string)
 	}
 	if _, dup := t.declared[name]; dup {
-		return apierror.InvalidRequest(param, codeInvalidValue, "duplicate tool name %q at '%s'; tool names must be unique", name, param)
+		return InvalidRequest(param, codeInvalidValue, "duplicate tool name %q at '%s'; tool names must be unique", name, param)
 	}
 	if other, dup := t.upstream[short]; dup {
-		return apierror.InvalidRequest(param, codeInvalidValue, "tool name %q at '%s' collides with %q after shortening to %d characters", name, param, other, MaxToolNameLen)
+		return InvalidRequest(param, codeInvalidValue, "tool name %q at '%s' collides with %q after shortening to %d characters", name, param, other, MaxToolNameLen)
 	}
 	t.declared[name] = kind
 	t.upstream[short] = name
@@ -87,7 +85,7 @@ func (t *chatTools) declare(name, short string, kind toolKind, param string) *ap
 
 // convertChatTools maps chat "tools" and legacy "functions" to Responses
 // tools.
-func convertChatTools(toolsRaw, functionsRaw json.RawMessage, names *ToolNames) (chatTools, *apierror.Error) {
+func convertChatTools(toolsRaw, functionsRaw json.RawMessage, names *ToolNames) (chatTools, *Error) {
 	var t chatTools
 	if !isNullRaw(toolsRaw) {
 		var raws []json.RawMessage
@@ -123,15 +121,15 @@ func convertChatTools(toolsRaw, functionsRaw json.RawMessage, names *ToolNames) 
 }
 
 // decodeObjectField decodes raw, which must be a JSON object, into v.
-func decodeObjectField(raw json.RawMessage, v any, param string) *apierror.Error {
+func decodeObjectField(raw json.RawMessage, v any, param string) *Error {
 	if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
-		return apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
+		return InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
 	}
 	return decodeField(raw, v, param)
 }
 
 // addChatTool converts one chat tool.
-func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNames) *apierror.Error {
+func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNames) *Error {
 	var ct rqChatTool
 	if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' || !scanChatTool(r, &ct) {
 		ct = rqChatTool{}
@@ -157,7 +155,7 @@ func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNa
 			c.Format = nil
 		}
 		if c.Name == "" {
-			return apierror.InvalidRequest(param+".custom.name", codeMissingParam, "missing required parameter: '%s.custom.name'", param)
+			return InvalidRequest(param+".custom.name", codeMissingParam, "missing required parameter: '%s.custom.name'", param)
 		}
 		short := names.shorten(c.Name)
 		if err := t.declare(c.Name, short, kindCustom, param); err != nil {
@@ -166,11 +164,11 @@ func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNa
 		c.Name = short
 		return t.appendTool(c, param)
 	case ct.Type == "":
-		return apierror.InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+		return InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 	default:
 		out, err := builtinTool(raw, ct.Type)
 		if err != nil {
-			return apierror.InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, err.Error())
+			return InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, err.Error())
 		}
 		t.list = append(t.list, out)
 		return nil
@@ -178,9 +176,9 @@ func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNa
 }
 
 // addFunction appends a function tool.
-func (t *chatTools) addFunction(fd rqFuncDef, param string, names *ToolNames) *apierror.Error {
+func (t *chatTools) addFunction(fd rqFuncDef, param string, names *ToolNames) *Error {
 	if fd.Name == "" {
-		return apierror.InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
+		return InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
 	}
 	strict, _, err := boolParam(fd.Strict, param+".strict")
 	if err != nil {
@@ -190,7 +188,7 @@ func (t *chatTools) addFunction(fd rqFuncDef, param string, names *ToolNames) *a
 	if isNullRaw(params) {
 		params = defaultParameters
 	} else if r := bytes.TrimSpace(params); r[0] != '{' {
-		return apierror.InvalidRequest(param+".parameters", codeInvalidType, "invalid type for '%s.parameters': expected an object, got %s", param, rawKind(r))
+		return InvalidRequest(param+".parameters", codeInvalidType, "invalid type for '%s.parameters': expected an object, got %s", param, rawKind(r))
 	}
 	short := names.shorten(fd.Name)
 	if err := t.declare(fd.Name, short, kindFunction, param); err != nil {
@@ -198,17 +196,17 @@ func (t *chatTools) addFunction(fd rqFuncDef, param string, names *ToolNames) *a
 	}
 	b, merr := appendFunctionTool(make([]byte, 0, 64+len(short)+len(fd.Description)+len(params)), &rqFunctionTool{Type: "function", Name: short, Description: fd.Description, Parameters: params, Strict: strict})
 	if merr != nil {
-		return apierror.InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, merr.Error())
+		return InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, merr.Error())
 	}
 	t.list = append(t.list, b)
 	return nil
 }
 
 // appendTool marshals and appends a converted tool.
-func (t *chatTools) appendTool(v any, param string) *apierror.Error {
+func (t *chatTools) appendTool(v any, param string) *Error {
 	b, err := marshalCompact(v)
 	if err != nil {
-		return apierror.InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, err.Error())
+		return InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, err.Error())
 	}
 	t.list = append(t.list, b)
 	return nil
@@ -251,7 +249,7 @@ type rqToolChoiceFunc struct {
 // parameter) to the Responses form. It returns nil when nothing is to be
 // sent; dropped reports a choice that was ignored because there are no
 // tools.
-func convertToolChoice(raw, legacy json.RawMessage, t chatTools, names *ToolNames) (out json.RawMessage, dropped string, e *apierror.Error) {
+func convertToolChoice(raw, legacy json.RawMessage, t chatTools, names *ToolNames) (out json.RawMessage, dropped string, e *Error) {
 	param := "tool_choice"
 	if isNullRaw(raw) {
 		if isNullRaw(legacy) {
@@ -273,18 +271,18 @@ func convertToolChoice(raw, legacy json.RawMessage, t chatTools, names *ToolName
 			}
 		case "required":
 			if param == "function_call" {
-				return nil, "", apierror.InvalidRequest(param, codeInvalidValue, "invalid value for 'function_call': %q; supported values are none, auto or {\"name\": ...}", s)
+				return nil, "", InvalidRequest(param, codeInvalidValue, "invalid value for 'function_call': %q; supported values are none, auto or {\"name\": ...}", s)
 			}
 		default:
-			return nil, "", apierror.InvalidRequest(param, codeInvalidValue, "invalid value for '%s': %q; supported values are none, auto, required or a tool object", param, s)
+			return nil, "", InvalidRequest(param, codeInvalidValue, "invalid value for '%s': %q; supported values are none, auto, required or a tool object", param, s)
 		}
 		if len(t.list) == 0 {
-			return nil, "", apierror.InvalidRequest(param, codeInvalidValue, "'%s' is %q but no tools were declared", param, s)
+			return nil, "", InvalidRequest(param, codeInvalidValue, "'%s' is %q but no tools were declared", param, s)
 		}
 		return quoteJSON(s), "", nil
 	}
 	if r[0] != '{' {
-		return nil, "", apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string or an object, got %s", param, rawKind(r))
+		return nil, "", InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string or an object, got %s", param, rawKind(r))
 	}
 	var tc struct {
 		Type     string `json:"type"`
@@ -303,7 +301,7 @@ func convertToolChoice(raw, legacy json.RawMessage, t chatTools, names *ToolName
 		tc.Type = "function" // legacy form is {"name": X}
 	}
 	if len(t.list) == 0 {
-		return nil, "", apierror.InvalidRequest(param, codeInvalidValue, "'%s' names a tool but no tools were declared", param)
+		return nil, "", InvalidRequest(param, codeInvalidValue, "'%s' names a tool but no tools were declared", param)
 	}
 	var kind toolKind
 	switch tc.Type {
@@ -318,19 +316,19 @@ func convertToolChoice(raw, legacy json.RawMessage, t chatTools, names *ToolName
 			tc.Name = tc.Custom.Name
 		}
 	case "":
-		return nil, "", apierror.InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+		return nil, "", InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 	default:
 		b, err := builtinTool(r, tc.Type)
 		if err != nil {
-			return nil, "", apierror.InvalidRequest(param, codeInvalidValue, "invalid '%s': %s", param, err.Error())
+			return nil, "", InvalidRequest(param, codeInvalidValue, "invalid '%s': %s", param, err.Error())
 		}
 		return b, "", nil
 	}
 	if tc.Name == "" {
-		return nil, "", apierror.InvalidRequest(param, codeMissingParam, "'%s' must name a tool", param)
+		return nil, "", InvalidRequest(param, codeMissingParam, "'%s' must name a tool", param)
 	}
 	if t.declared[tc.Name] != kind {
-		return nil, "", apierror.InvalidRequest(param, codeInvalidValue, "'%s' names %s tool %q, which is not declared in tools", param, tc.Type, tc.Name)
+		return nil, "", InvalidRequest(param, codeInvalidValue, "'%s' names %s tool %q, which is not declared in tools", param, tc.Type, tc.Name)
 	}
 	b, _ := marshalCompact(rqToolChoiceFunc{Type: tc.Type, Name: names.shorten(tc.Name)})
 	return b, "", nil

@@ -2,8 +2,6 @@ package translate
 
 import (
 	"bytes"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // MaxRequestDepth is the deepest nesting of arrays and objects a request
@@ -70,9 +68,9 @@ func jsonDepth(b []byte, limit int) int {
 }
 
 // checkDepth refuses a body nested deeper than MaxRequestDepth.
-func checkDepth(body []byte) *apierror.Error {
+func checkDepth(body []byte) *Error {
 	if jsonDepth(body, MaxRequestDepth) > MaxRequestDepth {
-		return apierror.InvalidRequest("", codeTooDeep,
+		return InvalidRequest("", codeTooDeep,
 			"request body is nested too deeply: arrays and objects may be nested at most %d levels (a tool's parameters schema counts from the top of the body)", MaxRequestDepth)
 	}
 	return nil

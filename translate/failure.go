@@ -2,15 +2,13 @@ package translate
 
 import (
 	"net/http"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // StreamFailure maps a failure the upstream reported inside a stream
 // (response.failed or an error event) to a client error, keeping the
 // upstream's message. Statuses follow how the official client treats each
 // code: fatal request problems are 4xx, capacity problems retryable.
-func StreamFailure(code, message string) *apierror.Error {
+func StreamFailure(code, message string) *Error {
 	status, typ := http.StatusBadGateway, "server_error"
 	switch code {
 	case "context_length_exceeded", "invalid_prompt", "cyber_policy", "invalid_request_error",
@@ -37,13 +35,13 @@ func StreamFailure(code, message string) *apierror.Error {
 	if code == "" {
 		code = "upstream_error"
 	}
-	return &apierror.Error{Status: status, Message: message, Type: typ, Code: code}
+	return &Error{Status: status, Message: message, Type: typ, Code: code}
 }
 
 // errIncomplete is reported when the upstream stream ends before a terminal
 // event; the official client treats it as a retryable failure.
-func errIncomplete() *apierror.Error {
-	return &apierror.Error{
+func errIncomplete() *Error {
+	return &Error{
 		Status:  http.StatusBadGateway,
 		Message: "the upstream stream ended before the response completed; retry the request",
 		Type:    "server_error",
@@ -52,7 +50,7 @@ func errIncomplete() *apierror.Error {
 }
 
 // failureFromEvent builds the error of a response.failed or error event.
-func failureFromEvent(e upstreamEvent) *apierror.Error {
+func failureFromEvent(e upstreamEvent) *Error {
 	code, msg, param := e.code, e.message, e.param
 	if len(e.errObj) > 0 && e.errObj[0] == '{' {
 		code, msg, param = field(e.errObj, "code"), field(e.errObj, "message"), field(e.errObj, "param")

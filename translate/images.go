@@ -3,46 +3,44 @@ package translate
 import (
 	"encoding/base64"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // normalizeImageURL checks an image URL for upstream: http(s) URLs pass
 // through, base64 data URLs are re-encoded to standard padded base64
 // (docs/protocol.md#input: the backend rejects URL-safe or unpadded data), anything else is a 400.
-func normalizeImageURL(u, param string) (string, *apierror.Error) {
+func normalizeImageURL(u, param string) (string, *Error) {
 	switch {
 	case hasPrefixFold(u, "https://"), hasPrefixFold(u, "http://"):
 		return u, nil
 	case hasPrefixFold(u, "data:"):
 		mime, _, _ := strings.Cut(u[len("data:"):], ";")
 		if !hasPrefixFold(mime, "image/") {
-			return "", apierror.InvalidRequest(param, codeInvalidValue, "image_url at '%s' is a data URL of type %q; expected an image/* type", param, mime)
+			return "", InvalidRequest(param, codeInvalidValue, "image_url at '%s' is a data URL of type %q; expected an image/* type", param, mime)
 		}
 		return normalizeDataURL(u, param, "image_url")
 	case u == "":
-		return "", apierror.InvalidRequest(param, codeMissingParam, "image_url at '%s' is empty", param)
+		return "", InvalidRequest(param, codeMissingParam, "image_url at '%s' is empty", param)
 	}
-	return "", apierror.InvalidRequest(param, codeInvalidValue, "image_url at '%s' must be an http(s) URL or a base64 data URL", param)
+	return "", InvalidRequest(param, codeInvalidValue, "image_url at '%s' must be an http(s) URL or a base64 data URL", param)
 }
 
 // normalizeDataURL re-encodes the payload of a "data:<mime>;base64,<data>"
 // URL to standard padded base64, accepting the URL-safe alphabet, missing
 // padding and embedded whitespace. what names the field in errors.
-func normalizeDataURL(u, param, what string) (string, *apierror.Error) {
+func normalizeDataURL(u, param, what string) (string, *Error) {
 	header, data, ok := strings.Cut(u, ",")
 	if !ok || !strings.HasSuffix(strings.ToLower(header), ";base64") {
-		return "", apierror.InvalidRequest(param, codeInvalidValue, "%s at '%s' must be a base64 data URL (data:<type>;base64,<data>)", what, param)
+		return "", InvalidRequest(param, codeInvalidValue, "%s at '%s' must be a base64 data URL (data:<type>;base64,<data>)", what, param)
 	}
 	if data == "" {
-		return "", apierror.InvalidRequest(param, codeInvalidValue, "%s data at '%s' is empty", what, param)
+		return "", InvalidRequest(param, codeInvalidValue, "%s data at '%s' is empty", what, param)
 	}
 	if isStdBase64(data) {
 		// Already canonical: validate without re-encoding.
 		if _, err := base64.StdEncoding.DecodeString(data); err == nil {
 			return u, nil
 		}
-		return "", apierror.InvalidRequest(param, codeInvalidValue, "%s data is not valid base64 (at '%s')", what, param)
+		return "", InvalidRequest(param, codeInvalidValue, "%s data is not valid base64 (at '%s')", what, param)
 	}
 	clean := make([]byte, 0, len(data))
 	for i := 0; i < len(data); i++ {
@@ -62,7 +60,7 @@ func normalizeDataURL(u, param, what string) (string, *apierror.Error) {
 	raw := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
 	n, err := base64.RawStdEncoding.Decode(raw, clean)
 	if err != nil || n == 0 {
-		return "", apierror.InvalidRequest(param, codeInvalidValue, "%s data is not valid base64 (at '%s')", what, param)
+		return "", InvalidRequest(param, codeInvalidValue, "%s data is not valid base64 (at '%s')", what, param)
 	}
 	return header + "," + base64.StdEncoding.EncodeToString(raw[:n]), nil
 }

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // The OpenAI Images API (/v1/images/generations and /v1/images/edits) on
@@ -59,10 +57,10 @@ type imageRef struct {
 
 // ParseImagesJSON reads a JSON Images body; edit says it came to
 // /v1/images/edits (images[] and mask as {image_url} references).
-func ParseImagesJSON(body []byte, edit bool) (ImagesRequest, *apierror.Error) {
+func ParseImagesJSON(body []byte, edit bool) (ImagesRequest, *Error) {
 	var r ImagesRequest
 	if err := json.Unmarshal(body, &r); err != nil {
-		return r, apierror.InvalidBody("the request body is not a valid Images API JSON object: %v", err)
+		return r, invalidBody("the request body is not a valid Images API JSON object: %v", err)
 	}
 	r.Edit = edit
 	if edit {
@@ -71,17 +69,17 @@ func ParseImagesJSON(body []byte, edit bool) (ImagesRequest, *apierror.Error) {
 			Mask   *imageRef  `json:"mask"`
 		}
 		if err := json.Unmarshal(body, &refs); err != nil {
-			return r, apierror.InvalidRequest("images", codeInvalidType, "images must be a list of {\"image_url\": …} objects: %v", err)
+			return r, InvalidRequest("images", codeInvalidType, "images must be a list of {\"image_url\": …} objects: %v", err)
 		}
 		for i, ref := range refs.Images {
 			if ref.FileID != "" {
-				return r, apierror.InvalidRequest(fmt.Sprintf("images[%d].file_id", i), codeInvalidValue, "file ids are not supported here: send the image as a base64 data URL in image_url")
+				return r, InvalidRequest(fmt.Sprintf("images[%d].file_id", i), codeInvalidValue, "file ids are not supported here: send the image as a base64 data URL in image_url")
 			}
 			r.Images = append(r.Images, ref.ImageURL)
 		}
 		if refs.Mask != nil {
 			if refs.Mask.FileID != "" {
-				return r, apierror.InvalidRequest("mask.file_id", codeInvalidValue, "file ids are not supported here: send the mask as a base64 data URL in image_url")
+				return r, InvalidRequest("mask.file_id", codeInvalidValue, "file ids are not supported here: send the mask as a base64 data URL in image_url")
 			}
 			r.Mask = refs.Mask.ImageURL
 		}
@@ -110,25 +108,25 @@ type ImagesOptions struct {
 // turn when the configuration names none.
 const DefaultImagesHostModel = "gpt-5.4"
 
-func oneOf(param, v string, allowed ...string) *apierror.Error {
+func oneOf(param, v string, allowed ...string) *Error {
 	if v == "" || slices.Contains(allowed, v) {
 		return nil
 	}
-	return apierror.InvalidRequest(param, codeInvalidValue, "Invalid value for '%s': '%s'. Supported values are: '%s'.", param, v, strings.Join(allowed, "', '"))
+	return InvalidRequest(param, codeInvalidValue, "Invalid value for '%s': '%s'. Supported values are: '%s'.", param, v, strings.Join(allowed, "', '"))
 }
 
 // Validate checks the request before anything goes upstream.
-func (r ImagesRequest) Validate() *apierror.Error {
+func (r ImagesRequest) Validate() *Error {
 	if strings.TrimSpace(r.Prompt) == "" {
-		return apierror.InvalidRequest("prompt", codeMissingParam, "Missing required parameter: 'prompt'.")
+		return InvalidRequest("prompt", codeMissingParam, "Missing required parameter: 'prompt'.")
 	}
 	if n := r.Count(); n < 1 || n > MaxImages {
-		return apierror.InvalidRequest("n", codeInvalidValue, "Invalid value for 'n': %d. It must be between 1 and %d.", n, MaxImages)
+		return InvalidRequest("n", codeInvalidValue, "Invalid value for 'n': %d. It must be between 1 and %d.", n, MaxImages)
 	}
 	if r.Model != "" && !strings.HasPrefix(r.Model, "gpt-image-") && r.Model != "chatgpt-image-latest" {
-		return apierror.InvalidRequest("model", codeInvalidValue, "The model '%s' cannot make images through a ChatGPT subscription: use %s.", r.Model, DefaultImageModel)
+		return InvalidRequest("model", codeInvalidValue, "The model '%s' cannot make images through a ChatGPT subscription: use %s.", r.Model, DefaultImageModel)
 	}
-	for _, e := range []*apierror.Error{
+	for _, e := range []*Error{
 		oneOf("quality", r.Quality, "auto", "low", "medium", "high"),
 		oneOf("background", r.Background, "auto", "transparent", "opaque"),
 		oneOf("output_format", r.OutputFormat, "png", "jpeg", "webp"),
@@ -148,17 +146,17 @@ func (r ImagesRequest) Validate() *apierror.Error {
 		wn, e1 := strconv.Atoi(w)
 		hn, e2 := strconv.Atoi(h)
 		if !ok || e1 != nil || e2 != nil || wn <= 0 || hn <= 0 {
-			return apierror.InvalidRequest("size", codeInvalidValue, "Invalid value for 'size': '%s'. Use 'auto' or WIDTHxHEIGHT such as 1024x1024.", r.Size)
+			return InvalidRequest("size", codeInvalidValue, "Invalid value for 'size': '%s'. Use 'auto' or WIDTHxHEIGHT such as 1024x1024.", r.Size)
 		}
 	}
 	if r.PartialImages != nil && (*r.PartialImages < 0 || *r.PartialImages > 3) {
-		return apierror.InvalidRequest("partial_images", codeInvalidValue, "Invalid value for 'partial_images': %d. It must be between 0 and 3.", *r.PartialImages)
+		return InvalidRequest("partial_images", codeInvalidValue, "Invalid value for 'partial_images': %d. It must be between 0 and 3.", *r.PartialImages)
 	}
 	if r.OutputCompression != nil && (*r.OutputCompression < 0 || *r.OutputCompression > 100) {
-		return apierror.InvalidRequest("output_compression", codeInvalidValue, "Invalid value for 'output_compression': %d. It must be between 0 and 100.", *r.OutputCompression)
+		return InvalidRequest("output_compression", codeInvalidValue, "Invalid value for 'output_compression': %d. It must be between 0 and 100.", *r.OutputCompression)
 	}
 	if r.Edit && len(r.Images) == 0 {
-		return apierror.InvalidRequest("image", codeMissingParam, "Missing required parameter: 'image'. Send one or more images to edit.")
+		return InvalidRequest("image", codeMissingParam, "Missing required parameter: 'image'. Send one or more images to edit.")
 	}
 	return nil
 }
@@ -219,7 +217,7 @@ func ImagesToResponses(r ImagesRequest, opts ImagesOptions) (*Mapped, error) {
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, apierror.InvalidBody("encoding the request failed: %v", err)
+		return nil, invalidBody("encoding the request failed: %v", err)
 	}
 	return &Mapped{Body: b, ClientModel: orStr(r.Model, DefaultImageModel), UpstreamModel: model,
 		Stream: r.Stream, PromptCacheKey: key, Images: true}, nil
@@ -255,8 +253,8 @@ type imageItem struct {
 
 // errNoImage is a turn that completed without an image (the model answered
 // with text, or moderation removed it).
-func errNoImage() *apierror.Error {
-	return &apierror.Error{Status: http.StatusBadGateway, Type: "server_error", Code: apierror.CodeNoImage,
+func errNoImage() *Error {
+	return &Error{Status: http.StatusBadGateway, Type: "server_error", Code: CodeNoImage,
 		Message: "The upstream finished without an image (it may have been refused by moderation). Try another prompt."}
 }
 
@@ -397,7 +395,7 @@ func (s *ImagesStream) Finish(dst []byte) []byte {
 }
 
 // Fail implements relay.Translator: an OpenAI error event.
-func (s *ImagesStream) Fail(dst []byte, err *apierror.Error) []byte {
+func (s *ImagesStream) Fail(dst []byte, err *Error) []byte {
 	s.done = true
 	if s.res.Err == nil {
 		s.res.Err = err

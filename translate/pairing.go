@@ -1,7 +1,5 @@
 package translate
 
-import "github.com/usemysub/caddy-codex-proxy/apierror"
-
 // The backend rejects a history in which a tool call has no output or an
 // output has no call ("No tool output found…" / "No tool call found…",
 // docs/protocol.md#tool-pairing). pairer checks the pairing while input items are produced and plans
@@ -33,12 +31,12 @@ func newPairer() *pairer { return &pairer{lastCall: -1} }
 
 // call records a tool call emitted as input item number item. Calls on
 // consecutive items form one batch; missing outputs are inserted after it.
-func (p *pairer) call(item int, id string, custom bool, param string) *apierror.Error {
+func (p *pairer) call(item int, id string, custom bool, param string) *Error {
 	if id == "" {
-		return apierror.InvalidRequest(param, codeToolPairing, "tool call at '%s' has no call id", param)
+		return InvalidRequest(param, codeToolPairing, "tool call at '%s' has no call id", param)
 	}
 	if _, dup := p.byID[id]; dup {
-		return apierror.InvalidRequest(param, codeToolPairing, "duplicate tool call id %q at '%s'; every tool call needs its own id", id, param)
+		return InvalidRequest(param, codeToolPairing, "duplicate tool call id %q at '%s'; every tool call needs its own id", id, param)
 	}
 	if p.byID == nil {
 		p.byID = make(map[string]int)
@@ -56,11 +54,11 @@ func (p *pairer) call(item int, id string, custom bool, param string) *apierror.
 
 // output records a tool output for id and returns the call id it answers.
 // An empty id is accepted when exactly one call is waiting for its output.
-func (p *pairer) output(id, param string) (string, *apierror.Error) {
+func (p *pairer) output(id, param string) (string, *Error) {
 	if id == "" {
 		switch p.pending {
 		case 0:
-			return "", apierror.InvalidRequest(param, codeToolPairing, "tool output at '%s' has no tool_call_id and no tool call is waiting for an output", param)
+			return "", InvalidRequest(param, codeToolPairing, "tool output at '%s' has no tool_call_id and no tool call is waiting for an output", param)
 		case 1:
 			for i := range p.calls {
 				if !p.calls[i].answered {
@@ -69,15 +67,15 @@ func (p *pairer) output(id, param string) (string, *apierror.Error) {
 				}
 			}
 		default:
-			return "", apierror.InvalidRequest(param, codeToolPairing, "tool output at '%s' has no tool_call_id and %d tool calls are waiting for an output; set tool_call_id", param, p.pending)
+			return "", InvalidRequest(param, codeToolPairing, "tool output at '%s' has no tool_call_id and %d tool calls are waiting for an output; set tool_call_id", param, p.pending)
 		}
 	}
 	i, ok := p.byID[id]
 	if !ok {
-		return "", apierror.InvalidRequest(param, codeToolPairing, "tool output at '%s' answers call id %q, but no earlier tool call has that id", param, id)
+		return "", InvalidRequest(param, codeToolPairing, "tool output at '%s' answers call id %q, but no earlier tool call has that id", param, id)
 	}
 	if p.calls[i].answered {
-		return "", apierror.InvalidRequest(param, codeToolPairing, "duplicate tool output for call id %q at '%s'", id, param)
+		return "", InvalidRequest(param, codeToolPairing, "duplicate tool output for call id %q at '%s'", id, param)
 	}
 	p.calls[i].answered = true
 	p.pending--

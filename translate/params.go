@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // Error codes used by the request translators.
@@ -30,7 +28,7 @@ const includeEncrypted = "reasoning.encrypted_content"
 
 // decodeObject parses a request body that must be a JSON object, reporting
 // where it is broken.
-func decodeObject(body []byte) (map[string]json.RawMessage, *apierror.Error) {
+func decodeObject(body []byte) (map[string]json.RawMessage, *Error) {
 	if m, ok := scanTopObject(body); ok {
 		if err := checkDepth(body); err != nil {
 			return nil, err
@@ -38,7 +36,7 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *apierror.Error) {
 		return m, nil
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, apierror.InvalidRequest("", codeInvalidJSON, "request body is empty; expected a JSON object")
+		return nil, InvalidRequest("", codeInvalidJSON, "request body is empty; expected a JSON object")
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -52,15 +50,15 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *apierror.Error) {
 			if off > 0 && off <= int64(len(body)) && !strings.HasPrefix(se.Error(), "unexpected end") {
 				off--
 			}
-			return nil, apierror.InvalidRequest("", codeInvalidJSON, "request body is not valid JSON: %s (at byte offset %d)", se.Error(), off)
+			return nil, InvalidRequest("", codeInvalidJSON, "request body is not valid JSON: %s (at byte offset %d)", se.Error(), off)
 		case errors.As(err, &te):
-			return nil, apierror.InvalidRequest("", codeInvalidJSON, "request body must be a JSON object, got %s", te.Value)
+			return nil, InvalidRequest("", codeInvalidJSON, "request body must be a JSON object, got %s", te.Value)
 		default:
-			return nil, apierror.InvalidRequest("", codeInvalidJSON, "request body is not valid JSON: %s", err.Error())
+			return nil, InvalidRequest("", codeInvalidJSON, "request body is not valid JSON: %s", err.Error())
 		}
 	}
 	if m == nil {
-		return nil, apierror.InvalidRequest("", codeInvalidJSON, "request body must be a JSON object, got null")
+		return nil, InvalidRequest("", codeInvalidJSON, "request body must be a JSON object, got null")
 	}
 	if err := checkDepth(body); err != nil {
 		return nil, err
@@ -70,7 +68,7 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *apierror.Error) {
 
 // decodeField unmarshals one parameter, naming param (and the nested field,
 // when the decoder knows it) in the error.
-func decodeField(raw json.RawMessage, v any, param string) *apierror.Error {
+func decodeField(raw json.RawMessage, v any, param string) *Error {
 	err := json.Unmarshal(raw, v)
 	if err == nil {
 		return nil
@@ -81,9 +79,9 @@ func decodeField(raw json.RawMessage, v any, param string) *apierror.Error {
 		if te.Field != "" {
 			p += "." + te.Field
 		}
-		return apierror.InvalidRequest(p, codeInvalidType, "invalid type for '%s': expected %s, got %s", p, jsonKind(te.Type), te.Value)
+		return InvalidRequest(p, codeInvalidType, "invalid type for '%s': expected %s, got %s", p, jsonKind(te.Type), te.Value)
 	}
-	return apierror.InvalidRequest(param, codeInvalidValue, "invalid value for '%s': %s", param, err.Error())
+	return InvalidRequest(param, codeInvalidValue, "invalid value for '%s': %s", param, err.Error())
 }
 
 // jsonKind names the JSON type that a Go type decodes from.
@@ -158,24 +156,24 @@ func decodeString(r []byte) (string, error) {
 }
 
 // stringParam decodes an optional string parameter; null is "".
-func stringParam(raw json.RawMessage, param string) (string, *apierror.Error) {
+func stringParam(raw json.RawMessage, param string) (string, *Error) {
 	if isNullRaw(raw) {
 		return "", nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string, got %s", param, rawKind(raw))
+		return "", InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string, got %s", param, rawKind(raw))
 	}
 	return s, nil
 }
 
 // boolParam decodes an optional boolean parameter; set is false for null.
-func boolParam(raw json.RawMessage, param string) (v, set bool, e *apierror.Error) {
+func boolParam(raw json.RawMessage, param string) (v, set bool, e *Error) {
 	if isNullRaw(raw) {
 		return false, false, nil
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return false, false, apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a boolean, got %s", param, rawKind(raw))
+		return false, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a boolean, got %s", param, rawKind(raw))
 	}
 	return v, true, nil
 }
@@ -205,7 +203,7 @@ type reasoningPlan struct {
 // the model-name suffix, then the model default), clamps it for known
 // models and decides the summary. summaryRaw is the client's
 // reasoning.summary, if any.
-func planReasoning(cat *Catalog, res Resolved, efforts []effortInput, summaryRaw json.RawMessage, summaryParam string, opts RequestOptions) (reasoningPlan, *apierror.Error) {
+func planReasoning(cat *Catalog, res Resolved, efforts []effortInput, summaryRaw json.RawMessage, summaryParam string, opts RequestOptions) (reasoningPlan, *Error) {
 	effort := ""
 	for _, in := range efforts {
 		s, err := stringParam(in.raw, in.param)
@@ -217,7 +215,7 @@ func planReasoning(cat *Catalog, res Resolved, efforts []effortInput, summaryRaw
 		}
 		e, ok := normalizeEffort(s)
 		if !ok && !containsFold(res.Model.Efforts, s) {
-			return reasoningPlan{}, apierror.InvalidRequest(in.param, codeInvalidValue,
+			return reasoningPlan{}, InvalidRequest(in.param, codeInvalidValue,
 				"invalid value for '%s': %q; supported values are none, minimal, low, medium, high and xhigh", in.param, s)
 		}
 		if !ok {
@@ -258,7 +256,7 @@ func planReasoning(cat *Catalog, res Resolved, efforts []effortInput, summaryRaw
 	case "none":
 		// Accepted for symmetry with RequestOptions: no summaries.
 	default:
-		return reasoningPlan{}, apierror.InvalidRequest(summaryParam, codeInvalidValue,
+		return reasoningPlan{}, InvalidRequest(summaryParam, codeInvalidValue,
 			"invalid value for '%s': %q; supported values are auto, concise and detailed", summaryParam, summary)
 	}
 	if summary == "none" {
@@ -287,12 +285,12 @@ func containsFold(list []string, s string) bool {
 }
 
 // checkVerbosity validates a verbosity value.
-func checkVerbosity(v, param string) *apierror.Error {
+func checkVerbosity(v, param string) *Error {
 	switch v {
 	case "low", "medium", "high":
 		return nil
 	}
-	return apierror.InvalidRequest(param, codeInvalidValue, "invalid value for '%s': %q; supported values are low, medium and high", param, v)
+	return InvalidRequest(param, codeInvalidValue, "invalid value for '%s': %q; supported values are low, medium and high", param, v)
 }
 
 // verbosityAllowed reports whether text.verbosity may be sent for the model.
@@ -318,7 +316,7 @@ type rqFormat struct {
 
 // convertResponseFormat maps chat response_format to a Responses
 // text.format; nil means "plain text, send nothing".
-func convertResponseFormat(raw json.RawMessage) (json.RawMessage, *apierror.Error) {
+func convertResponseFormat(raw json.RawMessage) (json.RawMessage, *Error) {
 	if isNullRaw(raw) {
 		return nil, nil
 	}
@@ -343,27 +341,27 @@ func convertResponseFormat(raw json.RawMessage) (json.RawMessage, *apierror.Erro
 	case "json_schema":
 		js := rf.JSONSchema
 		if js == nil {
-			return nil, apierror.InvalidRequest("response_format.json_schema", codeMissingParam, "missing required parameter: 'response_format.json_schema'")
+			return nil, InvalidRequest("response_format.json_schema", codeMissingParam, "missing required parameter: 'response_format.json_schema'")
 		}
 		if js.Name == "" {
-			return nil, apierror.InvalidRequest("response_format.json_schema.name", codeMissingParam, "missing required parameter: 'response_format.json_schema.name'")
+			return nil, InvalidRequest("response_format.json_schema.name", codeMissingParam, "missing required parameter: 'response_format.json_schema.name'")
 		}
 		if isNullRaw(js.Schema) {
-			return nil, apierror.InvalidRequest("response_format.json_schema.schema", codeMissingParam, "missing required parameter: 'response_format.json_schema.schema'")
+			return nil, InvalidRequest("response_format.json_schema.schema", codeMissingParam, "missing required parameter: 'response_format.json_schema.schema'")
 		}
 		if s := bytes.TrimSpace(js.Schema); s[0] != '{' {
-			return nil, apierror.InvalidRequest("response_format.json_schema.schema", codeInvalidType, "invalid type for 'response_format.json_schema.schema': expected an object, got %s", rawKind(s))
+			return nil, InvalidRequest("response_format.json_schema.schema", codeInvalidType, "invalid type for 'response_format.json_schema.schema': expected an object, got %s", rawKind(s))
 		}
 		strict := js.Strict != nil && *js.Strict
 		f = rqFormat{Type: "json_schema", Name: js.Name, Schema: js.Schema, Strict: &strict, Description: js.Description}
 	case "":
-		return nil, apierror.InvalidRequest("response_format.type", codeMissingParam, "missing required parameter: 'response_format.type'")
+		return nil, InvalidRequest("response_format.type", codeMissingParam, "missing required parameter: 'response_format.type'")
 	default:
-		return nil, apierror.InvalidRequest("response_format.type", codeInvalidValue, "invalid value for 'response_format.type': %q; supported values are text, json_object and json_schema", rf.Type)
+		return nil, InvalidRequest("response_format.type", codeInvalidValue, "invalid value for 'response_format.type': %q; supported values are text, json_object and json_schema", rf.Type)
 	}
 	b, err := marshalCompact(f)
 	if err != nil {
-		return nil, apierror.InvalidRequest("response_format", codeInvalidValue, "invalid 'response_format': %s", err.Error())
+		return nil, InvalidRequest("response_format", codeInvalidValue, "invalid 'response_format': %s", err.Error())
 	}
 	return b, nil
 }

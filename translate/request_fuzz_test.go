@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // rqFuzzOptions derives translation options from a fuzzer byte so the
@@ -53,9 +51,9 @@ func rqFuzzSeeds(f *testing.F, cases ...[]rqCase) {
 func rqFuzzCheck(t *testing.T, fn rqTranslator, body []byte, sel uint8) {
 	m, err := fn(body, rqFuzzOptions(sel))
 	if err != nil {
-		var e *apierror.Error
+		var e *Error
 		if !errors.As(err, &e) {
-			t.Fatalf("error %T is not *apierror.Error: %v", err, err)
+			t.Fatalf("error %T is not *Error: %v", err, err)
 		}
 		if e.Status != 400 {
 			t.Fatalf("status %d, want 400", e.Status)

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // rqCase is one request-translation table test.
@@ -62,9 +60,9 @@ func runRequestCase(t *testing.T, fn rqTranslator, c rqCase) {
 		if err == nil {
 			t.Fatalf("expected an error, got body %s", m.Body)
 		}
-		var e *apierror.Error
+		var e *Error
 		if !errors.As(err, &e) {
-			t.Fatalf("error is %T, want *apierror.Error", err)
+			t.Fatalf("error is %T, want *Error", err)
 		}
 		if e.Status != 400 {
 			t.Fatalf("status %d, want 400", e.Status)
@@ -244,16 +242,16 @@ func rqCompact(v any) string {
 	return string(b)
 }
 
-// rqErr runs fn and returns the *apierror.Error it must fail with.
-func rqErr(t *testing.T, fn rqTranslator, body string, opts RequestOptions) *apierror.Error {
+// rqErr runs fn and returns the *Error it must fail with.
+func rqErr(t *testing.T, fn rqTranslator, body string, opts RequestOptions) *Error {
 	t.Helper()
 	m, err := fn([]byte(body), opts)
 	if err == nil {
 		t.Fatalf("expected an error, got %s", m.Body)
 	}
-	var e *apierror.Error
+	var e *Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %T is not *apierror.Error", err)
+		t.Fatalf("error %T is not *Error", err)
 	}
 	return e
 }

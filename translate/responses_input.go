@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // normalizedInput is the rewritten Responses input plus what the prompt
@@ -22,16 +20,16 @@ type normalizedInput struct {
 // output-only fields of replayed output items are removed, system roles
 // become developer, item references are rejected, call ids over
 // MaxCallIDLen are shortened and tool calls are paired like chat history.
-func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normalizedInput, *apierror.Error) {
+func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normalizedInput, *Error) {
 	var in normalizedInput
 	r := bytes.TrimSpace(raw)
 	if isNullRaw(r) {
-		return in, apierror.InvalidRequest("input", codeMissingParam, "missing required parameter: 'input'")
+		return in, InvalidRequest("input", codeMissingParam, "missing required parameter: 'input'")
 	}
 	if r[0] == '"' {
 		var s string
 		if err := json.Unmarshal(r, &s); err != nil {
-			return in, apierror.InvalidRequest("input", codeInvalidType, "invalid 'input': %s", err.Error())
+			return in, InvalidRequest("input", codeInvalidType, "invalid 'input': %s", err.Error())
 		}
 		in.firstUser = s
 		b, _ := marshalCompact([]any{&rqMessageItem{Type: "message", Role: "user", Content: []any{&rqTextPart{Type: "input_text", Text: s}}}})
@@ -39,14 +37,14 @@ func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normal
 		return in, nil
 	}
 	if r[0] != '[' {
-		return in, apierror.InvalidRequest("input", codeInvalidType, "invalid type for 'input': expected a string or an array of items, got %s", rawKind(r))
+		return in, InvalidRequest("input", codeInvalidType, "invalid type for 'input': expected a string or an array of items, got %s", rawKind(r))
 	}
 	var items []json.RawMessage
 	if err := decodeField(r, &items, "input"); err != nil {
 		return in, err
 	}
 	if len(items) == 0 {
-		return in, apierror.InvalidRequest("input", codeInvalidValue, "'input' must contain at least one item")
+		return in, InvalidRequest("input", codeInvalidValue, "'input' must contain at least one item")
 	}
 	n := &inputNormalizer{names: names, ids: ids, pair: newPairer()}
 	for i, item := range items {
@@ -90,16 +88,16 @@ type inputNormalizer struct {
 // item normalises input[i]; it returns the item to send. Keys are matched
 // exactly (encoding/json would also match "Type" for "type", and the
 // upstream would not), and items nobody edits are passed on as they came.
-func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *apierror.Error) {
+func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Error) {
 	param := "input[" + strconv.Itoa(i) + "]"
 	if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
-		return nil, apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
+		return nil, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
 	}
 	o, perr := parseRawObject(raw)
 	if perr != nil {
-		return nil, apierror.InvalidRequest(param, codeInvalidValue, "invalid item at '%s': %s", param, perr.Error())
+		return nil, InvalidRequest(param, codeInvalidValue, "invalid item at '%s': %s", param, perr.Error())
 	}
-	field := func(key string) (string, *apierror.Error) {
+	field := func(key string) (string, *Error) {
 		v, _ := o.get(key)
 		return stringParam(v, param+"."+key)
 	}
@@ -130,7 +128,7 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *ap
 		}
 		changed = changed || c
 	case "item_reference":
-		return nil, apierror.InvalidRequest(param, codeUnsupportedCont,
+		return nil, InvalidRequest(param, codeUnsupportedCont,
 			"item_reference at '%s' is not supported: conversations are stateless here (store is false upstream); send the referenced item itself", param)
 	case "reasoning":
 		// reasoning_text content is never replayed by the official client;
@@ -166,7 +164,7 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *ap
 		}
 		upID = id // an output without call_id answers the one waiting call
 	case "":
-		return nil, apierror.InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+		return nil, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 	}
 	if upID = n.ids.shorten(upID); upID != callID {
 		o.set("call_id", quoteJSON(upID))
@@ -177,7 +175,7 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *ap
 	}
 	b, merr := o.marshal()
 	if merr != nil {
-		return nil, apierror.InvalidRequest(param, codeInvalidValue, "invalid item at '%s': %s", param, merr.Error())
+		return nil, InvalidRequest(param, codeInvalidValue, "invalid item at '%s': %s", param, merr.Error())
 	}
 	return b, nil
 }
@@ -185,7 +183,7 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *ap
 // message rewrites a message item: system → developer, data URLs
 // re-encoded, per-part prompt_cache_breakpoint removed (docs/protocol.md#unsupported-parameters). It reports
 // whether o changed.
-func (n *inputNormalizer) message(o *rawObject, param string) (bool, *apierror.Error) {
+func (n *inputNormalizer) message(o *rawObject, param string) (bool, *Error) {
 	roleRaw, _ := o.get("role")
 	role, err := stringParam(roleRaw, param+".role")
 	if err != nil {
@@ -197,7 +195,7 @@ func (n *inputNormalizer) message(o *rawObject, param string) (bool, *apierror.E
 		o.set("role", json.RawMessage(`"developer"`))
 		role, changed = "developer", true
 	case "":
-		return false, apierror.InvalidRequest(param+".role", codeMissingParam, "missing required parameter: '%s.role'", param)
+		return false, InvalidRequest(param+".role", codeMissingParam, "missing required parameter: '%s.role'", param)
 	}
 	content, _ := o.get("content")
 	switch {
@@ -231,13 +229,13 @@ func (n *inputNormalizer) message(o *rawObject, param string) (bool, *apierror.E
 }
 
 // normalizePart fixes one content part of a Responses message.
-func normalizePart(raw json.RawMessage, param string) (json.RawMessage, *apierror.Error) {
+func normalizePart(raw json.RawMessage, param string) (json.RawMessage, *Error) {
 	if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
-		return nil, apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
+		return nil, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
 	}
 	o, err := parseRawObject(raw)
 	if err != nil {
-		return nil, apierror.InvalidRequest(param, codeInvalidValue, "invalid content part at '%s': %s", param, err.Error())
+		return nil, InvalidRequest(param, codeInvalidValue, "invalid content part at '%s': %s", param, err.Error())
 	}
 	o.del("prompt_cache_breakpoint")
 	typRaw, _ := o.get("type")
@@ -268,7 +266,7 @@ func normalizePart(raw json.RawMessage, param string) (json.RawMessage, *apierro
 	}
 	b, merr := o.marshal()
 	if merr != nil {
-		return nil, apierror.InvalidRequest(param, codeInvalidValue, "invalid content part at '%s': %s", param, merr.Error())
+		return nil, InvalidRequest(param, codeInvalidValue, "invalid content part at '%s': %s", param, merr.Error())
 	}
 	return b, nil
 }

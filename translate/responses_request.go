@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // responsesOrder is the official client's field order; other kept keys
@@ -47,7 +45,7 @@ var responsesConsumed = map[string]bool{
 // without item ids, item references or output-only fields, call ids the
 // backend would find too long shortened, model and reasoning resolved
 // through the catalog, rejected parameters removed. Fields the backend accepts are
-// preserved. Errors are *apierror.Error with status 400.
+// preserved. Errors are *Error with status 400.
 func NormalizeResponses(body []byte, opts RequestOptions) (*Mapped, error) {
 	top, err := decodeObject(body)
 	if err != nil {
@@ -61,7 +59,7 @@ func NormalizeResponses(body []byte, opts RequestOptions) (*Mapped, error) {
 }
 
 // normalizeResponses works on the decoded top-level object.
-func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*Mapped, *apierror.Error) {
+func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*Mapped, *Error) {
 	cat := opts.Catalog
 	if cat == nil {
 		cat = DefaultCatalog()
@@ -199,7 +197,7 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	b.Grow(len(in.raw) + 512)
 	b.WriteByte('{')
 	first := true
-	write := func(k string, v json.RawMessage) *apierror.Error {
+	write := func(k string, v json.RawMessage) *Error {
 		if !first {
 			b.WriteByte(',')
 		}
@@ -207,7 +205,7 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 		appendJSONString(&b, k)
 		b.WriteByte(':')
 		if err := json.Compact(&b, v); err != nil {
-			return apierror.InvalidRequest(k, codeInvalidValue, "invalid '%s': %s", k, err.Error())
+			return InvalidRequest(k, codeInvalidValue, "invalid '%s': %s", k, err.Error())
 		}
 		return nil
 	}
@@ -238,7 +236,7 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 // normalizeResponsesTools passes tools through, renaming retired built-in
 // types, shortening over-long names and flattening chat-style function
 // tools. hasTools is false for a missing or empty array.
-func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMessage, bool, *apierror.Error) {
+func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMessage, bool, *Error) {
 	if isNullRaw(raw) {
 		return nil, false, nil
 	}
@@ -253,11 +251,11 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 	for i, t := range list {
 		param := "tools[" + strconv.Itoa(i) + "]"
 		if r := bytes.TrimSpace(t); len(r) == 0 || r[0] != '{' {
-			return nil, false, apierror.InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(t))
+			return nil, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(t))
 		}
 		o, perr := parseRawObject(t)
 		if perr != nil {
-			return nil, false, apierror.InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, perr.Error())
+			return nil, false, InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, perr.Error())
 		}
 		typRaw, _ := o.get("type")
 		typ, err := stringParam(typRaw, param+".type")
@@ -283,7 +281,7 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 			list[i] = declared.list[len(declared.list)-1]
 		case typ == "function" || typ == "custom":
 			if name == "" {
-				return nil, false, apierror.InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
+				return nil, false, InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
 			}
 			kind := kindFunction
 			if typ == "custom" {
@@ -298,7 +296,7 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 				list[i], _ = o.marshal()
 			}
 		case typ == "":
-			return nil, false, apierror.InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+			return nil, false, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 		default:
 			if nt := builtinToolType(typ); nt != typ {
 				o.set("type", quoteJSON(nt))
@@ -329,7 +327,7 @@ func rawArray(list []json.RawMessage) json.RawMessage {
 // normalizeResponsesToolChoice shortens or flattens function choices and
 // renames retired built-in types. drop reports a "none"/"auto" choice sent
 // without tools, which is meaningless and removed.
-func normalizeResponsesToolChoice(raw json.RawMessage, hasTools bool, names *ToolNames) (json.RawMessage, bool, *apierror.Error) {
+func normalizeResponsesToolChoice(raw json.RawMessage, hasTools bool, names *ToolNames) (json.RawMessage, bool, *Error) {
 	r := bytes.TrimSpace(raw)
 	switch r[0] {
 	case '"':
@@ -341,7 +339,7 @@ func normalizeResponsesToolChoice(raw json.RawMessage, hasTools bool, names *Too
 		return r, false, nil
 	case '{':
 	default:
-		return nil, false, apierror.InvalidRequest("tool_choice", codeInvalidType, "invalid type for 'tool_choice': expected a string or an object, got %s", rawKind(r))
+		return nil, false, InvalidRequest("tool_choice", codeInvalidType, "invalid type for 'tool_choice': expected a string or an object, got %s", rawKind(r))
 	}
 	var tc struct {
 		Type     string `json:"type"`
@@ -360,7 +358,7 @@ func normalizeResponsesToolChoice(raw json.RawMessage, hasTools bool, names *Too
 			name = tc.Function.Name
 		}
 		if name == "" {
-			return nil, false, apierror.InvalidRequest("tool_choice", codeMissingParam, "'tool_choice' must name a tool")
+			return nil, false, InvalidRequest("tool_choice", codeMissingParam, "'tool_choice' must name a tool")
 		}
 		if short := names.shorten(name); short != tc.Name || tc.Function != nil {
 			b, _ := marshalCompact(rqToolChoiceFunc{Type: tc.Type, Name: short})
@@ -370,14 +368,14 @@ func normalizeResponsesToolChoice(raw json.RawMessage, hasTools bool, names *Too
 	}
 	b, err := builtinTool(r, tc.Type)
 	if err != nil {
-		return nil, false, apierror.InvalidRequest("tool_choice", codeInvalidValue, "invalid 'tool_choice': %s", err.Error())
+		return nil, false, InvalidRequest("tool_choice", codeInvalidValue, "invalid 'tool_choice': %s", err.Error())
 	}
 	return b, false, nil
 }
 
 // normalizeInclude keeps the client's include entries and adds (or, with
 // reasoning off, removes) reasoning.encrypted_content.
-func normalizeInclude(raw json.RawMessage, encrypted bool) (json.RawMessage, *apierror.Error) {
+func normalizeInclude(raw json.RawMessage, encrypted bool) (json.RawMessage, *Error) {
 	var list []string
 	if !isNullRaw(raw) {
 		if err := decodeField(raw, &list, "include"); err != nil {
@@ -397,15 +395,15 @@ func normalizeInclude(raw json.RawMessage, encrypted bool) (json.RawMessage, *ap
 
 // normalizeText removes text.verbosity for models that reject it and maps
 // chat-style response_format/verbosity found in Responses-shaped bodies.
-func normalizeText(top map[string]json.RawMessage, res Resolved, drops *dropSet) (json.RawMessage, *apierror.Error) {
+func normalizeText(top map[string]json.RawMessage, res Resolved, drops *dropSet) (json.RawMessage, *Error) {
 	var o rawObject
 	if r := top["text"]; !isNullRaw(r) {
 		if r := bytes.TrimSpace(r); r[0] != '{' {
-			return nil, apierror.InvalidRequest("text", codeInvalidType, "invalid type for 'text': expected an object, got %s", rawKind(r))
+			return nil, InvalidRequest("text", codeInvalidType, "invalid type for 'text': expected an object, got %s", rawKind(r))
 		}
 		var err error
 		if o, err = parseRawObject(r); err != nil {
-			return nil, apierror.InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
+			return nil, InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
 		}
 	}
 	if r := top["response_format"]; !isNullRaw(r) {
@@ -444,14 +442,14 @@ func normalizeText(top map[string]json.RawMessage, res Resolved, drops *dropSet)
 	}
 	b, err := o.marshal()
 	if err != nil {
-		return nil, apierror.InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
+		return nil, InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
 	}
 	return b, nil
 }
 
 // mapModel does what both request mappers start with: refuse
 // previous_response_id and n > 1, and resolve the model through the catalog.
-func mapModel(top map[string]json.RawMessage, cat *Catalog, drops *dropSet) (*Mapped, Resolved, *apierror.Error) {
+func mapModel(top map[string]json.RawMessage, cat *Catalog, drops *dropSet) (*Mapped, Resolved, *Error) {
 	if !isNullRaw(top["previous_response_id"]) {
 		return nil, Resolved{}, errPreviousResponseID()
 	}
@@ -463,7 +461,7 @@ func mapModel(top map[string]json.RawMessage, cat *Catalog, drops *dropSet) (*Ma
 		return nil, Resolved{}, err
 	}
 	if strings.TrimSpace(model) == "" {
-		return nil, Resolved{}, apierror.InvalidRequest("model", codeMissingParam, "missing required parameter: 'model'")
+		return nil, Resolved{}, InvalidRequest("model", codeMissingParam, "missing required parameter: 'model'")
 	}
 	res := cat.Resolve(model)
 	return &Mapped{ClientModel: model, UpstreamModel: res.Upstream}, res, nil

@@ -2,8 +2,6 @@ package translate
 
 import (
 	"bytes"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // ResponsesStream passes Codex Responses events through to a /v1/responses
@@ -102,7 +100,7 @@ func (s *ResponsesStream) Finish(dst []byte) []byte {
 }
 
 // Fail ends the stream with an error event carrying err.
-func (s *ResponsesStream) Fail(dst []byte, err *apierror.Error) []byte {
+func (s *ResponsesStream) Fail(dst []byte, err *Error) []byte {
 	if s.done {
 		return dst
 	}

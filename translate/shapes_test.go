@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // Request shapes real clients send that used to be refused or forwarded
@@ -275,7 +273,7 @@ func TestCallIDsRestore(t *testing.T) {
 	if out := ids.restoreIn(plain); &out[0] != &plain[0] {
 		t.Fatal("restoreIn copied data with nothing to restore")
 	}
-	e := &apierror.Error{Status: 400, Message: "No tool output found for function call " + short + "."}
+	e := &Error{Status: 400, Message: "No tool output found for function call " + short + "."}
 	if r := ids.RestoreError(e); r.Message != "No tool output found for function call "+rqLongID+`"<&>.` || e.Message == r.Message {
 		t.Fatalf("RestoreError: %q (original %q)", r.Message, e.Message)
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // Service-tier policies of an API key (RequestOptions.Tier).
@@ -29,7 +27,7 @@ const TierPriority = "priority"
 // nothing; other tiers (flex, scale) are dropped because the backend knows
 // none of them. A request naming no tier gets the model's default, then the
 // key's policy applies. Never an error: a tier is a preference.
-func pickServiceTier(raw json.RawMessage, upstream string, opts RequestOptions, drops *dropSet) (requested, sent string, _ *apierror.Error) {
+func pickServiceTier(raw json.RawMessage, upstream string, opts RequestOptions, drops *dropSet) (requested, sent string, _ *Error) {
 	if r := bytes.TrimSpace(raw); len(r) > 0 && !isNullRaw(r) {
 		var s string
 		if r[0] != '"' || json.Unmarshal(r, &s) != nil {

@@ -1,7 +1,5 @@
 package translate
 
-import "github.com/usemysub/caddy-codex-proxy/apierror"
-
 // This file lends the upstream event scanner to translators of other
 // client dialects that live in packages of their own (translate/anthropic),
 // so they read Codex events with the same one-pass scanner, and at the same
@@ -44,7 +42,7 @@ func (v EventView) Response() []byte { return v.e.response }
 func (v EventView) Arguments() []byte { return v.e.arguments }
 
 // Failure is the client error of a response.failed or error event.
-func (v EventView) Failure() *apierror.Error { return failureFromEvent(v.e) }
+func (v EventView) Failure() *Error { return failureFromEvent(v.e) }
 
 // ResponseUsage reads the usage of the event's Response object.
 func (v EventView) ResponseUsage() (Usage, bool) { return parseUsage(v.e.response) }
@@ -88,7 +86,7 @@ func AppendJSONString(dst []byte, s string) []byte { return appendJSONStr(dst, s
 
 // ErrIncomplete is the failure of a stream that ended before its terminal
 // event.
-func ErrIncomplete() *apierror.Error { return errIncomplete() }
+func ErrIncomplete() *Error { return errIncomplete() }
 
 // DerivePromptCacheKey is the prompt_cache_key derived from salt (the
 // user), a system prompt and a first user message, as the OpenAI dialects

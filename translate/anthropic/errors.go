@@ -3,7 +3,6 @@ package anthropic
 import (
 	"net/http"
 
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -13,7 +12,7 @@ const StatusOverloaded = 529
 
 // Status is the HTTP status an Anthropic client expects for e: an
 // overloaded upstream is 529, everything else keeps its status.
-func Status(e *apierror.Error) int {
+func Status(e *translate.Error) int {
 	switch e.Code {
 	case "server_is_overloaded", "slow_down":
 		return StatusOverloaded
@@ -22,7 +21,7 @@ func Status(e *apierror.Error) int {
 }
 
 // ErrorType is the Anthropic error type for e.
-func ErrorType(e *apierror.Error) string {
+func ErrorType(e *translate.Error) string {
 	switch status := Status(e); {
 	case status == StatusOverloaded:
 		return "overloaded_error"
@@ -49,7 +48,7 @@ func ErrorType(e *apierror.Error) string {
 
 // ErrorBody renders e in Anthropic's error shape,
 // {"type":"error","error":{"type":…,"message":…}}.
-func ErrorBody(e *apierror.Error) []byte {
+func ErrorBody(e *translate.Error) []byte {
 	b := []byte(`{"type":"error","error":{"type":`)
 	b = translate.AppendJSONString(b, ErrorType(e))
 	b = append(b, `,"message":`...)
@@ -59,7 +58,7 @@ func ErrorBody(e *apierror.Error) []byte {
 
 // WriteError answers e as the whole response in Anthropic's shape. Only
 // for responses nothing has been written to yet.
-func WriteError(w http.ResponseWriter, e *apierror.Error) {
+func WriteError(w http.ResponseWriter, e *translate.Error) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

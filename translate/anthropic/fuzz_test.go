@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // FuzzToResponses: any body is either a 400 in the client's terms or an
@@ -24,9 +24,9 @@ func FuzzToResponses(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, count bool) {
 		m, err := ToResponses(body, Options{CountOnly: count})
 		if err != nil {
-			var e *apierror.Error
+			var e *translate.Error
 			if !errors.As(err, &e) || e.Status != 400 || e.Message == "" {
-				t.Fatalf("error %T %v is not a 400 *apierror.Error", err, err)
+				t.Fatalf("error %T %v is not a 400 *translate.Error", err, err)
 			}
 			return
 		}

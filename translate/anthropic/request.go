@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -126,7 +125,7 @@ type source struct {
 }
 
 // ToResponses translates a Messages body into the upstream Responses
-// body. The result's Dialect is a *Request. Errors are *apierror.Error.
+// body. The result's Dialect is a *Request. Errors are *translate.Error.
 func ToResponses(body []byte, opts Options) (*translate.Mapped, error) {
 	m, err := toResponses(body, opts)
 	if err != nil {
@@ -135,7 +134,7 @@ func ToResponses(body []byte, opts Options) (*translate.Mapped, error) {
 	return m, nil
 }
 
-func toResponses(body []byte, opts Options) (*translate.Mapped, *apierror.Error) {
+func toResponses(body []byte, opts Options) (*translate.Mapped, *translate.Error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		return nil, invalid("", codeInvalid, "the request body is not a JSON object")
@@ -261,8 +260,8 @@ func toResponses(body []byte, opts Options) (*translate.Mapped, *apierror.Error)
 	}
 	m, nerr := translate.NormalizeResponses(shaped, ropts)
 	if nerr != nil {
-		var ae *apierror.Error
-		if e, ok := nerr.(*apierror.Error); ok {
+		var ae *translate.Error
+		if e, ok := nerr.(*translate.Error); ok {
 			ae = e
 		} else {
 			ae = invalid("", codeInvalid, "%v", nerr)
@@ -305,7 +304,7 @@ func thinkingEffort(in msgRequest) string {
 
 // systemText reads system as a string or a list of text blocks
 // (cache_control and citations ignored).
-func systemText(raw json.RawMessage) (string, *apierror.Error) {
+func systemText(raw json.RawMessage) (string, *translate.Error) {
 	if isNull(raw) {
 		return "", nil
 	}
@@ -351,7 +350,7 @@ func (b *builder) part(role string, p any) {
 }
 
 // message adds one conversation message.
-func (b *builder) message(i int, msg msgMessage) *apierror.Error {
+func (b *builder) message(i int, msg msgMessage) *translate.Error {
 	param := fmt.Sprintf("messages.%d", i)
 	role := msg.Role
 	switch role {
@@ -385,7 +384,7 @@ func (b *builder) message(i int, msg msgMessage) *apierror.Error {
 }
 
 // block adds one content block of a message in role.
-func (b *builder) block(role, textType, param string, bl block) *apierror.Error {
+func (b *builder) block(role, textType, param string, bl block) *translate.Error {
 	switch bl.Type {
 	case "text":
 		if bl.Text != "" {
@@ -449,7 +448,7 @@ func (b *builder) block(role, textType, param string, bl block) *apierror.Error 
 }
 
 // mediaPart maps an image or document block.
-func mediaPart(param string, bl block) (any, *apierror.Error) {
+func mediaPart(param string, bl block) (any, *translate.Error) {
 	s := bl.Source
 	if s == nil {
 		return nil, invalid(param+".source", codeMissing, "%s.source: Field required", param)
@@ -480,7 +479,7 @@ func mediaPart(param string, bl block) (any, *apierror.Error) {
 // toolOutput maps a tool_result's content: a string, or a list of text
 // and image blocks. An error result says so in its text, since the
 // Responses API has no is_error.
-func toolOutput(param string, bl block) (any, *apierror.Error) {
+func toolOutput(param string, bl block) (any, *translate.Error) {
 	prefix := ""
 	if bl.IsError {
 		prefix = "Error: "
@@ -526,7 +525,7 @@ func toolOutput(param string, bl block) (any, *apierror.Error) {
 // convertTools maps client tools to function tools. Anthropic's own tool
 // types (web search, bash, the text editor…) run on Anthropic's side or
 // have schemas only Claude knows: they are dropped and named in dropped.
-func convertTools(tools []msgTool) ([]any, []string, *apierror.Error) {
+func convertTools(tools []msgTool) ([]any, []string, *translate.Error) {
 	var out []any
 	var dropped []string
 	for i, t := range tools {
@@ -586,13 +585,13 @@ func orNull(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-func invalid(param, code, format string, args ...any) *apierror.Error {
-	return &apierror.Error{Status: http.StatusBadRequest, Type: apierror.TypeInvalidRequest, Code: code, Param: param,
+func invalid(param, code, format string, args ...any) *translate.Error {
+	return &translate.Error{Status: http.StatusBadRequest, Type: translate.TypeInvalidRequest, Code: code, Param: param,
 		Message: fmt.Sprintf(format, args...)}
 }
 
 // decodeError explains a body whose fields have the wrong types.
-func decodeError(err error) *apierror.Error {
+func decodeError(err error) *translate.Error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		return invalid(te.Field, codeInvalidType, "%s: expected %s, got %s", te.Field, te.Type, te.Value)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -30,12 +29,12 @@ type goldenRequest struct {
 // goldenResult is what a request became: the upstream body and what the
 // answer needs, or the client's error.
 type goldenResult struct {
-	Upstream      json.RawMessage `json:"upstream,omitempty"`
-	Request       *Request        `json:"request,omitempty"`
-	UpstreamModel string          `json:"upstream_model,omitempty"`
-	Effort        string          `json:"effort,omitempty"`
-	Dropped       []string        `json:"dropped,omitempty"`
-	Error         *apierror.Error `json:"error,omitempty"`
+	Upstream      json.RawMessage  `json:"upstream,omitempty"`
+	Request       *Request         `json:"request,omitempty"`
+	UpstreamModel string           `json:"upstream_model,omitempty"`
+	Effort        string           `json:"effort,omitempty"`
+	Dropped       []string         `json:"dropped,omitempty"`
+	Error         *translate.Error `json:"error,omitempty"`
 }
 
 func loadGoldenRequest(t testing.TB, file string) goldenRequest {
@@ -64,7 +63,7 @@ func TestRequestGolden(t *testing.T) {
 			m, err := ToResponses(g.Request, opts)
 			if err != nil {
 				if !errors.As(err, &res.Error) {
-					t.Fatalf("error %T is not an *apierror.Error", err)
+					t.Fatalf("error %T is not an *translate.Error", err)
 				}
 			} else {
 				var pretty bytes.Buffer

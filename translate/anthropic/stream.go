@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -173,7 +172,7 @@ func (s *Stream) Finish(dst []byte) []byte {
 }
 
 // Fail ends the stream with an error event.
-func (s *Stream) Fail(dst []byte, err *apierror.Error) []byte {
+func (s *Stream) Fail(dst []byte, err *translate.Error) []byte {
 	if s.done {
 		return dst
 	}
@@ -500,7 +499,7 @@ func Aggregate(up io.Reader, opts StreamOptions) ([]byte, translate.StreamResult
 			if err == io.EOF {
 				s.Finish(nil)
 			} else {
-				s.Fail(nil, &apierror.Error{Status: 502, Type: "server_error", Code: "upstream_stream_error",
+				s.Fail(nil, &translate.Error{Status: 502, Type: "server_error", Code: "upstream_stream_error",
 					Message: "the upstream connection failed mid-response; retry the request"})
 			}
 			break
