@@ -82,7 +82,8 @@ func (h *Handler) admitModel(w http.ResponseWriter, req *request) (outcome, bool
 		req.hold.Refund()
 		return h.refuse(w, r), false
 	}
-	if m.Images || translate.UsesImageTool(m.Body) {
+	// Only a key that denies images pays for looking at the tools.
+	if req.key.Policy.DenyImages && (m.Images || translate.UsesImageTool(m.Body)) {
 		if r := keypolicy.CheckImages(req.key.Policy); r != nil {
 			req.hold.Refund()
 			return h.refuse(w, r), false
