@@ -76,9 +76,15 @@ func TestAdminBrowserJourney(t *testing.T) {
 	if body := admin.text("#users"); !strings.Contains(body, "ada@example.com") || !strings.Contains(body, "lead@example.com") {
 		t.Fatalf("users list:\n%s", body)
 	}
-	admin.step("search and open the member", chromedp.SendKeys(chromedp.CSS("#q"), "ada"), chromedp.Click(chromedp.CSS("#search")),
-		chromedp.WaitVisible(chromedp.CSS("#users")), chromedp.Click(chromedp.CSS("#users a.user-link")),
-		chromedp.WaitVisible(chromedp.CSS("#disable-user")))
+	// The search is a GET form: wait for the results page itself, or the
+	// click below lands on the list that is being replaced.
+	admin.step("search for the member", chromedp.SendKeys(chromedp.CSS("#q"), "ada"), chromedp.Click(chromedp.CSS("#search")))
+	admin.waitLoaded("q=ada")
+	admin.step("see the results", chromedp.WaitVisible(chromedp.CSS("#users a.user-link")))
+	if body := admin.text("#users"); !strings.Contains(body, "ada@example.com") || strings.Contains(body, "lead@example.com") {
+		t.Fatalf("search results for ada:\n%s", body)
+	}
+	admin.step("open the member", chromedp.Click(chromedp.CSS("#users a.user-link")), chromedp.WaitVisible(chromedp.CSS("#disable-user")))
 	admin.step("disable the member", chromedp.Click(chromedp.CSS("#disable-user")), chromedp.WaitVisible(chromedp.CSS("#enable-user")))
 	if state := admin.text("#user-state"); state != "disabled" {
 		t.Fatalf("user state after disabling: %q", state)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -91,5 +92,27 @@ func (b *browser) step(what string, steps ...chromedp.Action[chromedp.Void]) {
 		loc, _ := chromedp.Run(dctx, chromedp.Location())
 		body, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS("body")))
 		b.t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
+	}
+}
+
+// waitLoaded waits until the tab shows a fully loaded page whose URL
+// contains want. A click that submits a form leaves the old page in place
+// for a moment, and any wait on it races the navigation, so this polls from
+// Go and treats "the target navigated" as "not yet".
+func (b *browser) waitLoaded(want string) {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+			fmt.Sprintf(`location.href.includes(%q) && document.readyState === "complete"`, want)))
+		cancel()
+		if err == nil && loaded {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("the page at %q did not load: %v", want, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
