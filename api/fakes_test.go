@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
@@ -358,6 +359,16 @@ func (f *fakeResponses) DeleteResponse(userID, id string) error {
 	}
 	delete(f.resps[userID], id)
 	return nil
+}
+
+// wait is count once it reaches n, or after a second: writes run after
+// the answer.
+func (f *fakeResponses) wait(t *testing.T, n int) int {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); f.count() < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return f.count()
 }
 
 func (f *fakeResponses) count() int {

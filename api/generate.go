@@ -139,18 +139,27 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d 
 	m := req.mapped
 	var o relay.Outcome
 	if !m.Stream {
+		// job is the store write of a completed response, run once the
+		// client has the answer (responses_store.go).
+		var job *storeJob
 		agg := relay.Aggregator(func(up io.Reader) ([]byte, translate.StreamResult) { return d.aggregate(m, up) })
 		if h.storing(req) {
-			agg = h.storingAggregator(req, agg)
+			agg = h.storingAggregator(req, agg, &job)
 		}
 		o = relay.Complete(r.Context(), w, up, agg, req.start)
+		job.run()
 	} else {
 		h.obs.StreamStarted()
 		tr := d.stream(m)
+		var st *storingStream
 		if h.storing(req) {
-			tr = &storingStream{Translator: tr, h: h, req: req}
+			st = h.storingStream(req, tr)
+			tr = st
 		}
 		o = relay.Stream(r.Context(), w, up, tr, relay.Options{Start: req.start, Keepalive: h.cfg.Keepalive})
+		if st != nil {
+			st.job.run()
+		}
 		h.obs.StreamEnded()
 		if o.ReadErr != nil {
 			h.log.Warn("upstream stream broke mid-response", zap.String("request_id", req.id),

@@ -87,6 +87,9 @@ type Handler struct {
 	log *zap.Logger
 	// sockets are the open WebSocket connections, for Shutdown.
 	sockets socketSet
+	// store is cfg.Responses with its writes in flight (nil without a
+	// store); cfg.Responses is set to it, so every read waits for them.
+	store *pendingStore
 }
 
 // New returns a Handler for cfg.
@@ -107,6 +110,10 @@ func New(cfg Config) *Handler {
 		cfg.ClientIP = RemoteIP
 	}
 	h := &Handler{cfg: cfg, obs: cfg.Observer, log: cfg.Logger}
+	if cfg.Responses != nil {
+		h.store = newPendingStore(cfg.Responses)
+		h.cfg.Responses = h.store
+	}
 	if h.obs == nil {
 		h.obs = nopObserver{}
 	}

@@ -42,7 +42,9 @@ func (h *Handler) prewarm(w http.ResponseWriter, req *request) outcome {
 	}
 	done, _ := json.Marshal(resp)
 	if h.storing(req) {
-		h.storeResponse(req, done)
+		job := h.pendWrite(req)
+		job.build = func() []byte { return done }
+		defer job.run()
 	}
 	if !m.Stream {
 		return h.writeJSON(w, json.RawMessage(done))

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,15 +13,10 @@ import (
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
-// maxCapture bounds the upstream events kept to rebuild a streamed
-// response for the store; a longer stream is not stored (the vault's
-// per-response cap would refuse it anyway).
-const maxCapture = 16 << 20
-
 // storeResponse stores the client's view of a completed response (resp,
 // the Response object as AggregateResponses builds it) with the turn's
-// input. It runs before the client gets the end of the response, so a
-// next turn naming it finds it; a failure is logged, never the client's.
+// input. It runs after the client got the end of the response (storeJob);
+// a failure is logged, never the client's.
 func (h *Handler) storeResponse(req *request, resp []byte) {
 	t := req.turn
 	var head struct {
@@ -40,13 +34,45 @@ func (h *Handler) storeResponse(req *request, resp []byte) {
 			}
 		}
 	}
-	err := h.cfg.Responses.PutResponse(req.user.ID, vault.StoredResponse{ID: head.ID, Input: t.input, Response: storedView(resp, t)}, ids)
+	err := h.store.Responses.PutResponse(req.user.ID, vault.StoredResponse{ID: head.ID, Input: t.input, Response: storedView(resp, t)}, ids)
 	switch {
 	case errors.Is(err, vault.ErrResponseTooLarge):
 		h.log.Info("response not stored: over the size cap", zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.Error(err))
 	case err != nil:
 		h.log.Warn("storing a response failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.Error(err))
 	}
+}
+
+// storeJob is the store write of one response, registered as in flight
+// (pendingStore) before the client sees the response end, so a lookup
+// right after waits for it, and run once the answer is out.
+type storeJob struct {
+	h   *Handler
+	req *request
+	end func()
+	// build makes the response object to store; nil: nothing to store.
+	build func() []byte
+}
+
+// pendWrite registers req's store write as in flight.
+func (h *Handler) pendWrite(req *request) *storeJob {
+	return &storeJob{h: h, req: req, end: h.store.begin(req.user.ID)}
+}
+
+// run stores what build makes on a goroutine of its own, off the
+// client's path. It does not depend on the request's context: a client
+// that hung up after the response ended still has it stored. A nil job
+// runs nothing.
+func (j *storeJob) run() {
+	if j == nil {
+		return
+	}
+	go func() {
+		defer j.end()
+		if resp := j.build(); resp != nil {
+			j.h.storeResponse(j.req, resp)
+		}
+	}()
 }
 
 // storedView is the response object as GET /v1/responses/{id} shows it:
@@ -75,63 +101,49 @@ func (h *Handler) storing(req *request) bool {
 	return req.turn != nil && req.turn.store && h.cfg.Responses != nil
 }
 
-// storingAggregator wraps a non-streaming answer: the response is stored
-// before its body is written.
-func (h *Handler) storingAggregator(req *request, agg relay.Aggregator) relay.Aggregator {
+// storingAggregator wraps a non-streaming answer: a completed response
+// is registered for storing (job), stored once its body is written.
+func (h *Handler) storingAggregator(req *request, agg relay.Aggregator, job **storeJob) relay.Aggregator {
 	return func(up io.Reader) ([]byte, translate.StreamResult) {
 		body, res := agg(up)
 		if res.Err == nil && res.Completed && body != nil {
-			h.storeResponse(req, body)
+			*job = h.pendWrite(req)
+			(*job).build = func() []byte { return body }
 		}
 		return body, res
 	}
 }
 
-// storingStream wraps a streamed answer: it keeps the upstream's events
-// and, at the terminal event, rebuilds the response from them and stores
-// it before passing that event on.
+// storingStream wraps a streamed answer: it collects the response's
+// output items from the upstream's events as they pass (not the events),
+// and at the terminal event registers the store write, before passing
+// that event on; the relay runs it once the stream is over.
 type storingStream struct {
 	relay.Translator
-	h      *Handler
-	req    *request
-	events []byte
-	over   bool
+	h   *Handler
+	req *request
+	rc  *translate.ResponseCollector
+	job *storeJob
 }
 
-// Translate keeps ev, then stores the response before its terminal event.
+func (h *Handler) storingStream(req *request, tr relay.Translator) *storingStream {
+	return &storingStream{Translator: tr, h: h, req: req, rc: translate.NewResponseCollector(req.mapped.ToolNames, req.mapped.CallIDs)}
+}
+
+// Translate collects ev, registering the write at the terminal event.
 func (s *storingStream) Translate(dst []byte, ev translate.Event) []byte {
-	if !s.over && !s.Translator.Done() {
-		if len(ev.Raw) > 0 {
-			s.events = append(s.events, ev.Raw...)
-		} else {
-			s.events = translate.AppendEvent(s.events, ev.Name, ev.Data)
-		}
-		if len(s.events) > maxCapture {
-			s.over, s.events = true, nil
-		}
-		if !s.over && terminal(ev) {
-			m := s.req.mapped
-			body, res := translate.AggregateResponses(bytes.NewReader(s.events), m.ToolNames, m.CallIDs)
-			s.events = nil
-			if res.Err == nil && res.Completed {
-				s.h.storeResponse(s.req, body)
+	if s.job == nil && !s.Translator.Done() && s.rc.Observe(ev) {
+		s.job = s.h.pendWrite(s.req)
+		rc := s.rc
+		s.job.build = func() []byte {
+			body, res := rc.Response()
+			if res.Err != nil || !res.Completed {
+				return nil
 			}
+			return body
 		}
 	}
 	return s.Translator.Translate(dst, ev)
-}
-
-// terminal reports a response.completed or response.incomplete event.
-func terminal(ev translate.Event) bool {
-	name := ev.Name
-	if len(name) == 0 {
-		var f struct {
-			Type string `json:"type"`
-		}
-		_ = json.Unmarshal(ev.Data, &f)
-		name = []byte(f.Type)
-	}
-	return string(name) == "response.completed" || string(name) == "response.incomplete"
 }
 
 // errNoStore is the answer of the stored-response endpoints without a

@@ -61,7 +61,7 @@ func TestPreviousResponseIDRebuildsTheToolRoundTrip(t *testing.T) {
 				b, _ := io.ReadAll(res.Body)
 				t.Fatalf("turn 1: %d %s", res.StatusCode, b)
 			}
-			if store.count() != 1 {
+			if store.wait(t, 1) != 1 {
 				t.Fatalf("turn 1 not stored")
 			}
 			e.up.sse = textSSE

@@ -43,7 +43,8 @@ func (ss *socketSet) remove(s *socket) {
 // now with a going-away code (clients reconnect, to the new configuration
 // after a reload), and one running a turn closes when the turn has
 // finished and been recorded. It returns once all are closed, or when ctx
-// ends, after cutting the rest. Plain HTTP requests are the server's to
+// ends, after cutting the rest. It also waits for the store writes of
+// responses already answered. Plain HTTP requests are the server's to
 // wait for.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	ss := &h.sockets
@@ -58,7 +59,13 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		s.closeWhenIdle(reasonShutdown)
 	}
 	done := make(chan struct{})
-	go func() { ss.live.Wait(); close(done) }()
+	go func() {
+		ss.live.Wait()
+		if h.store != nil { // the store writes of the last responses
+			h.store.writes.Wait()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

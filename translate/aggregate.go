@@ -118,6 +118,9 @@ func (c *collector) observe(ev Event) bool {
 		it.index = e.outputIndex
 		if string(e.typ) == "response.output_item.done" {
 			it.raw = append(json.RawMessage(nil), e.item...)
+			// The done copy is authoritative: the deltas kept to rebuild
+			// the item without it are no longer needed.
+			it.text, it.args, it.summary = strings.Builder{}, strings.Builder{}, nil
 		} else {
 			it.partial = item
 		}
@@ -397,6 +400,11 @@ func AggregateChat(r io.Reader, opts ChatStreamOptions) ([]byte, StreamResult) {
 func AggregateResponses(r io.Reader, names ToolNames, ids CallIDs) ([]byte, StreamResult) {
 	var c collector
 	c.run(r)
+	return c.responsesBody(names, ids)
+}
+
+// responsesBody is the Responses API object of what c collected.
+func (c *collector) responsesBody(names ToolNames, ids CallIDs) ([]byte, StreamResult) {
 	if c.res.Err != nil {
 		c.res.Err = ids.RestoreError(c.res.Err)
 		return nil, c.res
