@@ -83,6 +83,7 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 			ReasoningSummary: h.cfg.ReasoningSummary,
 			CacheKeySalt:     req.user.ID,
 			MaxEffort:        req.key.Policy.MaxEffort,
+			Tier:             req.key.Policy.ServiceTier,
 		})
 		if out, ok := h.admitMapped(w, req, m, err); !ok {
 			return out

@@ -25,6 +25,7 @@ var policyFlagHelp = map[string]string{
 	keypolicy.FieldTokensPerWeek: "Input+output tokens per ISO week (from Monday, UTC); 0 for no limit",
 	keypolicy.FieldMaxEffort:     "Highest reasoning effort (none, minimal, low, medium, high, xhigh); higher requests are lowered to it; '' for none",
 	keypolicy.FieldImages:        "Image generation: allow (the default) or deny",
+	keypolicy.FieldServiceTier:   "Fast tier (service_tier fast/priority): allow (the default: the client chooses), deny (always the default tier) or force (always Fast)",
 	keypolicy.FieldAccount:       "Pin the key to one of the user's linked ChatGPT accounts (its id, see accounts list): no failover to the others; '' to unpin",
 }
 

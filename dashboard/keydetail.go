@@ -285,6 +285,7 @@ var policyLabels = map[string]string{
 	keypolicy.FieldMaxEffort:     "Highest reasoning effort",
 	keypolicy.FieldAccount:       "Account pin",
 	keypolicy.FieldImages:        "Images (allow or deny)",
+	keypolicy.FieldServiceTier:   "Fast tier (allow, deny or force)",
 }
 
 // maxPolicyText is the longest text a policy field takes in the form: a

@@ -18,10 +18,11 @@ const (
 	FieldMaxEffort     = "max-effort"
 	FieldAccount       = "account"
 	FieldImages        = "images"
+	FieldServiceTier   = "service-tier"
 )
 
 // FieldNames lists every field, in the order they are documented.
-var FieldNames = []string{FieldExpires, FieldModels, FieldRPM, FieldConcurrency, FieldTokensPerDay, FieldTokensPerWeek, FieldMaxEffort, FieldAccount, FieldImages}
+var FieldNames = []string{FieldExpires, FieldModels, FieldRPM, FieldConcurrency, FieldTokensPerDay, FieldTokensPerWeek, FieldMaxEffort, FieldAccount, FieldImages, FieldServiceTier}
 
 // Set changes one field of p from its text form and returns the result.
 // Clearing a limit: "" or "0" for the numbers, "never" (or "") for the
@@ -62,6 +63,15 @@ func Set(p Policy, field, value string, now time.Time, resolve func(string) stri
 			p.DenyImages = true
 		default:
 			err = invalid("images must be allow or deny, not %q", value)
+		}
+	case FieldServiceTier:
+		switch v := strings.ToLower(value); v {
+		case "", "allow":
+			p.ServiceTier = ""
+		case TierDeny, TierForce:
+			p.ServiceTier = v
+		default:
+			err = invalid("service-tier must be allow, deny or force, not %q", value)
 		}
 	default:
 		return p, invalid("unknown policy field %q", field)
@@ -154,6 +164,8 @@ func (p Policy) Text(field string) string {
 		if p.DenyImages {
 			return "deny"
 		}
+	case FieldServiceTier:
+		return p.ServiceTier
 	}
 	return ""
 }

@@ -45,7 +45,19 @@ type Policy struct {
 	// DenyImages refuses image generation: the Images API and the
 	// image_generation tool on /v1/responses and chat. False: allowed.
 	DenyImages bool `json:"deny_images,omitempty"`
+	// ServiceTier is the key's Fast-tier policy: TierDeny runs every
+	// request on the account's default tier (the Fast tier costs more of
+	// the subscription), TierForce sends every request on the Fast tier.
+	// Empty: the client's service_tier (or the model's default) applies.
+	ServiceTier string `json:"service_tier,omitempty"`
 }
+
+// Service-tier policies (Policy.ServiceTier); translate's TierDeny and
+// TierForce name the same values.
+const (
+	TierDeny  = "deny"
+	TierForce = "force"
+)
 
 // Upper bounds a policy may set; far above any sane use, they keep the
 // counters' memory bounded (the rate window holds one time per request).
@@ -67,7 +79,8 @@ var ErrInvalid = errors.New("invalid key policy")
 // IsZero reports whether p limits nothing.
 func (p Policy) IsZero() bool {
 	return p.Expires.IsZero() && len(p.Models) == 0 && p.RPM == 0 && p.Concurrency == 0 &&
-		p.TokensPerDay == 0 && p.TokensPerWeek == 0 && p.MaxEffort == "" && p.Account == "" && !p.DenyImages
+		p.TokensPerDay == 0 && p.TokensPerWeek == 0 && p.MaxEffort == "" && p.Account == "" && !p.DenyImages &&
+		p.ServiceTier == ""
 }
 
 // Clone returns a copy that shares no slice with p.
@@ -95,6 +108,8 @@ func (p Policy) Validate(now time.Time) error {
 		return invalid("max effort must be one of %s, not %q", strings.Join(Efforts, ", "), p.MaxEffort)
 	case len(p.Models) > MaxModels:
 		return invalid("at most %d model names or patterns", MaxModels)
+	case p.ServiceTier != "" && p.ServiceTier != TierDeny && p.ServiceTier != TierForce:
+		return invalid("the service tier policy must be deny, force or empty (allow), not %q", p.ServiceTier)
 	case !validAccount(p.Account):
 		return invalid("the account pin must be a linked account's id (letters, digits, '-', at most 64), not %q", p.Account)
 	}
