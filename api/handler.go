@@ -54,8 +54,8 @@ type Config struct {
 	// ClaudeModels maps the Claude model names of /v1/messages to Codex
 	// models; nil maps with anthropic.DefaultRules.
 	ClaudeModels *anthropic.ModelMap
-	// ExposeAccountQuota lets /v1/usage show the linked accounts' windows.
-	ExposeAccountQuota bool
+	// Options are the operator's plain settings (zero: the defaults).
+	Options
 	// SocketMaxAge is how long a WebSocket on /v1/responses may live; it
 	// closes (going away) once idle after that, and clients reconnect.
 	// Zero: DefaultSocketMaxAge, the backend's own limit.

@@ -37,7 +37,7 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 	}
 	e.rec.keys = e.keys
 	cfg := Config{Keys: e.keys, Accounts: e.accounts, Upstream: e.up, Recorder: e.rec, Observer: e.obs,
-		CORSOrigins: []string{"*"}, ExposeAccountQuota: true}
+		CORSOrigins: []string{"*"}}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -414,7 +414,7 @@ func TestUsage(t *testing.T) {
 	if res, m := e.do(t, "GET", "/v1/usage?scope=team", testKey, nil); res.StatusCode != 400 || errorCode(t, m) != "invalid_value" {
 		t.Fatalf("scope=team: %d %v", res.StatusCode, m)
 	}
-	hidden := newEnv(t, func(c *Config) { c.ExposeAccountQuota = false })
+	hidden := newEnv(t, func(c *Config) { off := false; c.ExposeAccountQuota = &off })
 	if _, m := hidden.do(t, "GET", "/v1/usage", testKey, nil); m["account"] != nil || m["accounts"] != nil {
 		t.Fatalf("account windows shown while not exposed: %v", m)
 	}

@@ -110,7 +110,7 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *reques
 	default:
 		return h.reject(w, apierror.InvalidValue("scope", "scope must be key (the default) or user, not %s", quoteShort(scope)), 0)
 	}
-	if h.cfg.ExposeAccountQuota {
+	if h.cfg.exposeQuota() {
 		resp.Account, resp.Accounts = h.accountsUsage(req.user.ID, req.key.Policy)
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -76,7 +76,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
-		if seen[name] && name != "alias" && name != "price" && name != "claude_model" {
+		if seen[name] && name != "alias" && name != "price" && name != "claude_model" && !h.Options.Repeatable(name) {
 			return d.Errf("subdirective %q given more than once", name)
 		}
 		seen[name] = true
@@ -128,16 +128,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Err(err.Error())
 				}
 			}
-		case "expose_account_quota":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			if s != "on" && s != "off" {
-				return d.Errf("expose_account_quota must be on or off, not %q", s)
-			}
-			on := s == "on"
-			h.ExposeAccountQuota = &on
 		case "alias":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -160,8 +150,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := h.unmarshalDashboard(d, name); err != nil {
 				return err
 			}
-		default:
-			return d.Errf("unrecognized subdirective %q", name)
+		default: // the pipeline's own options
+			if err := h.Options.SetOption(name, d.RemainingArgs()); err != nil {
+				return d.Err(err.Error())
+			}
 		}
 	}
 	return nil

@@ -130,9 +130,9 @@ type Handler struct {
 	// models and efforts, tried in order before anthropic.DefaultRules.
 	ClaudeModels []anthropic.Rule `json:"claude_models,omitempty"`
 
-	// ExposeAccountQuota lets GET /v1/usage show the linked ChatGPT
-	// account's 5-hour and weekly windows to the key's holder. Default: on.
-	ExposeAccountQuota *bool `json:"expose_account_quota,omitempty"`
+	// Options are the /v1 pipeline's plain subdirectives, parsed and
+	// checked by api (expose_account_quota …); JSON keeps them top-level.
+	api.Options
 
 	// Dashboard configures the web dashboard (see DashboardConfig); nil
 	// serves it at "/" with the defaults.
@@ -254,15 +254,12 @@ func (h *Handler) bind(pv *pooledVault) error {
 	if err := h.bindDashboard(); err != nil {
 		return err
 	}
-	if h.quotas == nil && h.exposeQuota() {
+	if h.quotas == nil && (h.ExposeAccountQuota == nil || *h.ExposeAccountQuota) {
 		h.quotas = dashboard.NewVaultQuotaStore(h.vault) // for GET /v1/usage
 	}
 	h.api = h.newAPI()
 	return nil
 }
-
-// exposeQuota is ExposeAccountQuota with its default (on).
-func (h *Handler) exposeQuota() bool { return h.ExposeAccountQuota == nil || *h.ExposeAccountQuota }
 
 // newAPI builds the /v1 pipeline over the bound vault and the settings.
 func (h *Handler) newAPI() *api.Handler {
@@ -270,19 +267,19 @@ func (h *Handler) newAPI() *api.Handler {
 		Keys: h.vault, Accounts: h.vault, Recorder: h.vault, Responses: h.vault,
 		Upstream: h.client, Models: h.models,
 		Observer: h.metrics, Logger: h.logger,
-		Catalog:            h.catalog,
-		SystemMode:         translate.SystemMode(h.SystemPrompt),
-		ReasoningSummary:   h.ReasoningSummary,
-		MaxBodySize:        h.MaxBodySize,
-		Images:             h.Images,
-		Keepalive:          time.Duration(h.Keepalive),
-		CORSOrigins:        h.CORSOrigins,
-		ExposeAccountQuota: h.exposeQuota(),
-		SocketMaxAge:       time.Duration(h.SocketMaxAge),
-		SocketPing:         time.Duration(h.SocketPing),
-		ClaudeModels:       &anthropic.ModelMap{Rules: h.ClaudeModels},
-		FailedAuth:         h.limits.api,
-		ClientIP:           clientIP,
+		Catalog:          h.catalog,
+		SystemMode:       translate.SystemMode(h.SystemPrompt),
+		ReasoningSummary: h.ReasoningSummary,
+		MaxBodySize:      h.MaxBodySize,
+		Images:           h.Images,
+		Keepalive:        time.Duration(h.Keepalive),
+		CORSOrigins:      h.CORSOrigins,
+		Options:          h.Options,
+		SocketMaxAge:     time.Duration(h.SocketMaxAge),
+		SocketPing:       time.Duration(h.SocketPing),
+		ClaudeModels:     &anthropic.ModelMap{Rules: h.ClaudeModels},
+		FailedAuth:       h.limits.api,
+		ClientIP:         clientIP,
 	}
 	if h.quotas != nil { // a nil *QuotaStore in the interface would not be nil
 		cfg.Quotas = h.quotas
@@ -293,6 +290,9 @@ func (h *Handler) newAPI() *api.Handler {
 // Validate checks the configuration for obvious mistakes.
 func (h *Handler) Validate() error {
 	if err := h.Images.Validate(); err != nil {
+		return err
+	}
+	if err := h.Options.Validate(); err != nil {
 		return err
 	}
 	switch translate.SystemMode(h.SystemPrompt) {
