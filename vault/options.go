@@ -108,6 +108,11 @@ type Options struct {
 	// MaxUserResponseBytes caps one user's stored responses, the oldest
 	// dropped first (default 256 MiB).
 	MaxUserResponseBytes int64
+	// SettingsTTL is how long the Vault trusts its copy of an operator
+	// setting (the sign-up override, settings.go) before it reads the
+	// store again: how long another instance's change may take to apply
+	// here (default 5 s; negative: read every time).
+	SettingsTTL time.Duration
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -183,6 +188,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxUserResponseBytes <= 0 {
 		o.MaxUserResponseBytes = DefaultMaxUserResponseBytes
+	}
+	if o.SettingsTTL == 0 {
+		o.SettingsTTL = DefaultSettingsTTL
 	}
 	return o, nil
 }
