@@ -146,6 +146,9 @@ type Dashboard struct {
 	// valueMax and valuePage bound the request log read for the
 	// API-equivalent value (tests lower them).
 	valueMax, valuePage int
+	// usageMax bounds the records the admin usage page reads (tests
+	// lower it).
+	usageMax int
 	// devicePoll bounds one device-code check (tests shorten it).
 	devicePoll time.Duration
 	admins     map[string]bool // Config.Admins, normalised
@@ -254,6 +257,7 @@ func build(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{
 		prices:    NewPriceTable(cfg.Prices),
 		valueMax:  maxValueRecords,
+		usageMax:  maxUsageRecords,
 		valuePage: valuePage,
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -361,6 +365,8 @@ func (d *Dashboard) routes() {
 	handle("POST", "/admin/invite", d.csrf(d.admin(d.adminInvite)))
 	handle("GET", "/admin/signup", d.admin(d.adminSignup))
 	handle("POST", "/admin/signup", d.csrf(d.admin(d.adminSignupSubmit)))
+	handle("GET", "/admin/usage", d.admin(d.adminUsage))
+	handle("GET", "/admin/usage.csv", d.admin(d.adminUsageCSV))
 	// Everything else under the prefix is a designed 404 page.
 	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }
