@@ -2,7 +2,9 @@ package ops
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -63,5 +65,45 @@ func TestSignupByAdmin(t *testing.T) {
 	res, err := Local(v).SetSignup(ctx, SignupRequest{Mode: "open"})
 	if err != nil || res.Override.By != "lead@example.com" || res.Override.Mode != vault.SignupOpen {
 		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+// The admin API's routes: GET shows {} when none is set, POST takes the
+// JSON body (unknown fields refused), DELETE clears.
+func TestSignupAdminRoutes(t *testing.T) {
+	v, path := openVault(t)
+	srv := adminServer(t, oneVault{path, v})
+	call := func(method, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+"/codex_proxy/signup", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := call(http.MethodGet, ""); code != http.StatusOK || body != "{}" {
+		t.Fatalf("GET before: %d %s", code, body)
+	}
+	if code, body := call(http.MethodPost, `{"mode":"domains","domains":["a.com"]}`); code != http.StatusOK || !strings.Contains(body, `"mode":"domains","domains":["a.com"]`) {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if code, body := call(http.MethodPost, `{"mode":"domains"}`); code != http.StatusBadRequest || body != `{"error":"sign-up mode domains needs at least one domain"}` {
+		t.Fatalf("POST without domains: %d %s", code, body)
+	}
+	if code, _ := call(http.MethodPost, `{"mode":"open","typo":1}`); code != http.StatusBadRequest {
+		t.Fatalf("POST with an unknown field: %d", code)
+	}
+	if code, body := call(http.MethodGet, ""); code != http.StatusOK || !strings.Contains(body, `"by":"the operator (CLI or admin API)"`) {
+		t.Fatalf("GET after: %d %s", code, body)
+	}
+	if code, body := call(http.MethodDelete, ""); code != http.StatusOK || body != "{}" {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if _, ok, _ := v.SignupOverride(context.Background()); ok {
+		t.Fatal("DELETE left the override")
 	}
 }
