@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -121,44 +122,25 @@ func (d *Dashboard) usageReport(p usagePeriod) (adminUsageBody, error) {
 	b := adminUsageBody{Period: p, Periods: usagePeriods, From: today.AddDate(0, 0, 1-p.Days), To: today.AddDate(0, 0, 1), Limit: int64(d.usageMax)}
 	byKey := map[usageKeyRef]*usageKeyRow{}
 	byModel := map[string]*usageModelRow{}
-	read := 0
-	before := time.Time{}
-	for {
-		n := min(d.valuePage, d.usageMax-read)
-		page, err := d.cfg.Vault.RecentRequests("", before, n, vault.StatusAll)
-		if err != nil {
-			return b, err
+	capped, err := d.walkLog(b.From, func(r vault.LogRecord) {
+		k := byKey[usageKeyRef{r.UserID, r.KeyID}]
+		if k == nil {
+			k = &usageKeyRow{UserID: r.UserID, KeyID: r.KeyID}
+			byKey[usageKeyRef{r.UserID, r.KeyID}] = k
 		}
-		for _, r := range page {
-			if r.Time.Before(b.From) {
-				continue
-			}
-			k := byKey[usageKeyRef{r.UserID, r.KeyID}]
-			if k == nil {
-				k = &usageKeyRow{UserID: r.UserID, KeyID: r.KeyID}
-				byKey[usageKeyRef{r.UserID, r.KeyID}] = k
-			}
-			k.add(r)
-			m := byModel[r.Model]
-			if m == nil {
-				m = &usageModelRow{Model: r.Model}
-				byModel[r.Model] = m
-			}
-			m.add(r)
-			b.Total.add(r)
+		k.add(r)
+		m := byModel[r.Model]
+		if m == nil {
+			m = &usageModelRow{Model: r.Model}
+			byModel[r.Model] = m
 		}
-		read += len(page)
-		if len(page) < n || page[len(page)-1].Time.Before(b.From) {
-			break
-		}
-		if read >= d.usageMax {
-			b.Capped = true
-			break
-		}
-		// Paging by time, as savingsOf: records sharing the boundary's
-		// nanosecond would be skipped, a negligible approximation.
-		before = page[len(page)-1].Time
+		m.add(r)
+		b.Total.add(r)
+	})
+	if err != nil {
+		return b, err
 	}
+	b.Capped = capped
 	d.nameKeys(byKey)
 	for _, k := range byKey {
 		k.price(d.prices)
@@ -176,6 +158,69 @@ func (d *Dashboard) usageReport(p usagePeriod) (adminUsageBody, error) {
 		return cmp.Or(cmp.Compare(y.Value, x.Value), cmp.Compare(y.Requests, x.Requests), cmp.Compare(x.Model, y.Model))
 	})
 	return b, nil
+}
+
+// walkLog calls fn for every request-log record at or after since,
+// newest first, in pages of valuePage, up to usageMax records; capped
+// says it stopped there with more of the period unread.
+//
+// Pages are asked for by time (LogQuery.Before), and several records can
+// share a time (a store may keep microseconds only), so a page cut among
+// them must neither skip nor repeat any: each page after the first asks
+// for what is older than a microsecond after the previous page's oldest
+// record and skips the records of that microsecond the previous page
+// already had; a page holding nothing new is asked for again, twice as
+// long. Only more than the vault's longest page (valuePage, 1000) of
+// records within one microsecond makes it step past the rest of them.
+func (d *Dashboard) walkLog(since time.Time, fn func(vault.LogRecord)) (capped bool, err error) {
+	var before time.Time
+	var seen map[vault.LogRecord]int // the previous page's records at or after before - 1µs
+	limit := d.valuePage
+	read := 0
+	for {
+		page, err := d.cfg.Vault.RecentRequests("", before, limit, vault.StatusAll)
+		if err != nil {
+			return false, err
+		}
+		skip := maps.Clone(seen)
+		var fresh []vault.LogRecord
+		for _, r := range page {
+			if skip[r] > 0 {
+				skip[r]--
+				continue
+			}
+			fresh = append(fresh, r)
+		}
+		full := len(page) == limit
+		if len(fresh) == 0 && full && limit < valuePage {
+			limit = min(2*limit, valuePage) // all seen: read further at the same place
+			continue
+		}
+		for _, r := range fresh {
+			if r.Time.Before(since) {
+				continue
+			}
+			if read >= d.usageMax {
+				return true, nil
+			}
+			read++
+			fn(r)
+		}
+		if !full || page[len(page)-1].Time.Before(since) {
+			return false, nil
+		}
+		oldest := page[len(page)-1].Time
+		before, limit = oldest.Add(time.Microsecond), d.valuePage
+		if len(fresh) == 0 {
+			before = oldest // a whole longest page within one microsecond
+		}
+		seen = map[vault.LogRecord]int{}
+		for _, r := range page {
+			if r.Time.Before(before) {
+				seen[r]++
+			}
+		}
+	}
 }
 
 // nameKeys fills in each row's user email and key name from the vault;

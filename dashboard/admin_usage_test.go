@@ -1,13 +1,17 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/csv"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/usemysub/caddy-codex-proxy/internal/pgtest"
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/engine"
 )
 
 // usageEnv is an admin env with requests of two users over 40 days: the
@@ -136,5 +140,61 @@ func TestAdminUsageRefusesMembers(t *testing.T) {
 			t.Fatalf("GET %s as a member: %d", path, r.status)
 		}
 		mustNotContain(t, r.body, "admin@example.com", "laptop")
+	}
+}
+
+// Every record is counted once however the pages cut among records that
+// share a time, on both engines (PostgreSQL keeps microseconds, so
+// records a few hundred nanoseconds apart share one there).
+func TestAdminUsageCountsEveryRecordOnce(t *testing.T) {
+	engines := map[string]func(t *testing.T) *vault.Vault{
+		"bbolt": func(t *testing.T) *vault.Vault { return newEnv(t).v },
+		"postgres": func(t *testing.T) *vault.Vault {
+			v, err := engine.Open(context.Background(), pgtest.Start(t).NewDB(t), vault.Options{EncryptionKeys: []string{testEncKey}, Pepper: testPepper})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = v.Close() })
+			return v
+		},
+	}
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) {
+			v := open(t)
+			u, err := v.CreateUser("ada@example.com", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+			// 5 at one time, 3 more within its microsecond, then singles
+			// and another group: 13 records, 1..13 output tokens.
+			var times []time.Time
+			for range 5 {
+				times = append(times, now)
+			}
+			for i := range 3 {
+				times = append(times, now.Add(-time.Duration(100*(i+1))*time.Nanosecond))
+			}
+			times = append(times, now.Add(-time.Second), now.Add(-2*time.Second), now.Add(-3*time.Second), now.Add(-3*time.Second), now.Add(-3*time.Second))
+			for i, at := range times {
+				v.LogRequest(vault.LogRecord{Time: at, UserID: u.ID, Status: 200, Model: "gpt-5.5", RequestID: "req-" + strconv.Itoa(i), OutputTokens: int64(i + 1)})
+			}
+			waitFor(t, func() bool {
+				rs, _ := v.RecentRequests("", time.Time{}, 100, vault.StatusAll)
+				return len(rs) == len(times)
+			})
+			d, err := NewDashboard(Config{Vault: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close(context.Background())
+			for _, page := range []int{1, 2, 3, 4, 7, 1000} {
+				d.valuePage = page
+				b, err := d.usageReport(periodOf("today"))
+				if err != nil || b.Total.Requests != int64(len(times)) || b.Total.Output != 13*14/2 || b.Capped {
+					t.Fatalf("pages of %d: %v requests %d, output %d, capped %v; want %d and %d", page, err, b.Total.Requests, b.Total.Output, b.Capped, len(times), 13*14/2)
+				}
+			}
+		})
 	}
 }
