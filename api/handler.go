@@ -90,6 +90,8 @@ type Handler struct {
 	// store is cfg.Responses with its writes in flight (nil without a
 	// store); cfg.Responses is set to it, so every read waits for them.
 	store *pendingStore
+	// socketRefusals are the accounts whose upstream refused a WebSocket.
+	socketRefusals refusals
 }
 
 // New returns a Handler for cfg.
