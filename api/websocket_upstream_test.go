@@ -40,9 +40,9 @@ type sockEnv struct {
 	accts *tokenAccounts
 }
 
-func newSockEnv(t *testing.T, accounts []string, mod ...func(*Config)) *sockEnv {
+func newSockEnv(t *testing.T, accounts []string, srvOpts []codextest.Option, mod ...func(*Config)) *sockEnv {
 	t.Helper()
-	srv := codextest.New(t)
+	srv := codextest.New(t, srvOpts...)
 	ta := &tokenAccounts{fakeAccounts: &fakeAccounts{accounts: accounts}, tokens: map[string]string{}}
 	for _, a := range accounts {
 		ta.tokens[a] = srv.AddAccount(a, a+"@example.com", "plus").AccessToken
@@ -118,7 +118,7 @@ func inputLen(r codextest.Request) int {
 }
 
 func TestUpstreamSocketSendsOnlyNewItems(t *testing.T) {
-	e := newSockEnv(t, []string{"acct-a"})
+	e := newSockEnv(t, []string{"acct-a"}, nil)
 	c := mustDial(t, e.url)
 	id1 := completed(t, c, turnFrame("one", ""))
 	id2 := completed(t, c, turnFrame("two", id1))
@@ -156,7 +156,7 @@ func TestUpstreamSocketSendsOnlyNewItems(t *testing.T) {
 }
 
 func TestUpstreamSocketRefusedGoesOverHTTPAndIsRemembered(t *testing.T) {
-	e := newSockEnv(t, []string{"acct-a"})
+	e := newSockEnv(t, []string{"acct-a"}, nil)
 	e.srv.SetRefuseWebSocket(true)
 	for range 2 { // two client sockets, two turns each
 		c := mustDial(t, e.url)
@@ -189,7 +189,7 @@ func TestUpstreamSocketRefusedGoesOverHTTPAndIsRemembered(t *testing.T) {
 
 func TestUpstreamSocketOffGoesOverHTTP(t *testing.T) {
 	off := false
-	e := newSockEnv(t, []string{"acct-a"}, func(c *Config) { c.UpstreamSocket = &off })
+	e := newSockEnv(t, []string{"acct-a"}, nil, func(c *Config) { c.UpstreamSocket = &off })
 	c := mustDial(t, e.url)
 	id := completed(t, c, turnFrame("one", ""))
 	completed(t, c, turnFrame("two", id))
@@ -198,4 +198,153 @@ func TestUpstreamSocketOffGoesOverHTTP(t *testing.T) {
 	}
 }
 
-var _ = relay.ClientGone
+// eventually waits for cond, up to two seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestUpstreamSocketDroppedBetweenTurns(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a"}, nil)
+	c := mustDial(t, e.url)
+	id1 := completed(t, c, turnFrame("one", ""))
+	e.srv.DropWebSockets()
+	eventually(t, "the backend's socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+	time.Sleep(20 * time.Millisecond) // the proxy's reader sees the close
+	id2 := completed(t, c, turnFrame("two", id1))
+	completed(t, c, turnFrame("three", id2))
+
+	turns := e.upstreamTurns()
+	if len(turns) != 3 {
+		t.Fatalf("%d upstream turns, want 3", len(turns))
+	}
+	// The turn after the drop goes over HTTP with its whole input; the
+	// next one opens a new socket, on which the chain starts over.
+	if turns[1].Header.Get(codextest.TransportHeader) != "" || inputLen(turns[1]) != 4 {
+		t.Errorf("turn 2: transport %q, %d input items; want HTTP with 4", turns[1].Header.Get(codextest.TransportHeader), inputLen(turns[1]))
+	}
+	if turns[2].Header.Get(codextest.TransportHeader) != "websocket" || turns[2].Header.Get(codextest.FrameInputHeader) != "7" ||
+		turns[2].Header.Get(codextest.PreviousResponseHeader) != "" {
+		t.Errorf("turn 3: %v, want the whole input (7 items) on a new socket", turns[2].Header)
+	}
+	if e.srv.WebSocketConns() != 2 {
+		t.Errorf("%d upstream sockets, want 2", e.srv.WebSocketConns())
+	}
+}
+
+func TestUpstreamSocketChainUnknownUpstreamRetriesOverHTTP(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a"}, nil)
+	c := mustDial(t, e.url)
+	id1 := completed(t, c, turnFrame("one", ""))
+	e.srv.SetForgetChains(true)
+	id2 := completed(t, c, turnFrame("two", id1)) // previous_response_not_found upstream, then HTTP
+	e.srv.SetForgetChains(false)
+	id3 := completed(t, c, turnFrame("three", id2))
+	completed(t, c, turnFrame("four", id3))
+	completed(t, c, turnFrame("a new conversation", ""))
+
+	turns := e.upstreamTurns()
+	if len(turns) != 5 {
+		t.Fatalf("%d upstream turns, want 5", len(turns))
+	}
+	type want struct {
+		transport, frameInput string
+		chained             bool
+		input               int
+	}
+	for i, w := range []want{
+		{"websocket", "1", false, 1},
+		{"", "", false, 4},          // retried over HTTP with the whole input
+		{"websocket", "7", false, 7}, // no chain upstream: the whole input again
+		{"websocket", "1", true, 10},
+		{"websocket", "1", false, 1}, // not a continuation: sent whole, unchained
+	} {
+		h := turns[i].Header
+		if h.Get(codextest.TransportHeader) != w.transport || h.Get(codextest.FrameInputHeader) != w.frameInput ||
+			(h.Get(codextest.PreviousResponseHeader) != "") != w.chained || inputLen(turns[i]) != w.input {
+			t.Errorf("turn %d: transport %q, frame input %q, previous %q, input %d; want %+v", i+1,
+				h.Get(codextest.TransportHeader), h.Get(codextest.FrameInputHeader), h.Get(codextest.PreviousResponseHeader),
+				inputLen(turns[i]), w)
+		}
+	}
+	recs := e.records(t, 5)
+	for i, r := range recs {
+		if r.Status != 200 || r.InputTokens == 0 {
+			t.Errorf("record %d: %+v", i, r)
+		}
+	}
+}
+
+func TestUpstreamSocketFailsOverBeforeOutput(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a", "acct-b"}, nil)
+	e.srv.SetUsageBudget("acct-a", 0, time.Hour)
+	c := mustDial(t, e.url)
+	id := completed(t, c, turnFrame("one", ""))
+	completed(t, c, turnFrame("two", id))
+
+	if total, limited := e.srv.AccountRequests("acct-a"); total != 1 || limited != 1 {
+		t.Errorf("acct-a: %d generations, %d refused; want the first turn's one refusal", total, limited)
+	}
+	// The refusal came on acct-a's socket; both turns were then served on
+	// acct-b over HTTP (the socket is acct-a's, and its chain with it).
+	turns := e.upstreamTurns()
+	if len(turns) != 3 || turns[0].Header.Get(codextest.TransportHeader) != "websocket" ||
+		turns[1].Header.Get(codextest.TransportHeader) != "" || turns[2].Header.Get(codextest.TransportHeader) != "" {
+		t.Fatalf("%d upstream turns: want acct-a's refused one on the socket, then two over HTTP", len(turns))
+	}
+	recs := e.records(t, 2)
+	if recs[0].AccountID != "acct-b" || recs[0].FailoverFrom != "acct-a" || recs[0].Status != 200 {
+		t.Errorf("record: %+v", recs[0])
+	}
+	e.obs.mu.Lock()
+	defer e.obs.mu.Unlock()
+	if e.obs.failovers != 1 {
+		t.Errorf("%d failovers counted, want 1", e.obs.failovers)
+	}
+}
+
+func TestUpstreamSocketHangUpMidTurnIsCountedAndCancelled(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a"}, []codextest.Option{codextest.WithSlowDelay(200 * time.Millisecond)})
+	c := mustDial(t, e.url)
+	send(t, c, turnFrame(strings.Repeat("a long question ", 200)+codextest.Marker(codextest.ScenarioSlow), ""))
+	for {
+		if ev := next(t, c); ev["type"] == "response.output_text.delta" || ev["type"] == "response.reasoning_summary_text.delta" {
+			break
+		}
+	}
+	if e.srv.OpenWebSockets() != 1 {
+		t.Fatalf("%d upstream sockets open mid-turn, want 1", e.srv.OpenWebSockets())
+	}
+	_ = c.CloseNow()
+	// The generation is cancelled upstream: its socket closes.
+	eventually(t, "the upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+	recs := e.records(t, 1)
+	if len(recs) != 1 || recs[0].Status != relay.ClientGone || !recs[0].Estimated || recs[0].InputTokens < 500 {
+		t.Fatalf("record %+v, want client gone with the prompt estimated", recs)
+	}
+}
+
+func TestUpstreamSocketClosesWithTheClientSocket(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a"}, nil)
+	c := mustDial(t, e.url)
+	completed(t, c, turnFrame("one", ""))
+	if e.srv.OpenWebSockets() != 1 {
+		t.Fatalf("%d upstream sockets after a turn, want 1", e.srv.OpenWebSockets())
+	}
+	c2 := mustDial(t, e.url)
+	completed(t, c2, turnFrame("one", ""))
+	c.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "the closed client's upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 1 })
+	go closeStatus(t, c2) // answers the close
+	// Stop closes the idle client sockets, and with them their upstream ones.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := e.h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+}
