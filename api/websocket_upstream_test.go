@@ -253,12 +253,12 @@ func TestUpstreamSocketChainUnknownUpstreamRetriesOverHTTP(t *testing.T) {
 	}
 	type want struct {
 		transport, frameInput string
-		chained             bool
-		input               int
+		chained               bool
+		input                 int
 	}
 	for i, w := range []want{
 		{"websocket", "1", false, 1},
-		{"", "", false, 4},          // retried over HTTP with the whole input
+		{"", "", false, 4},           // retried over HTTP with the whole input
 		{"websocket", "7", false, 7}, // no chain upstream: the whole input again
 		{"websocket", "1", true, 10},
 		{"websocket", "1", false, 1}, // not a continuation: sent whole, unchained
