@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -347,4 +349,77 @@ func TestUpstreamSocketClosesWithTheClientSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "every upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+}
+
+// TestIdleSocketPairMemory reports what an idle client socket costs with
+// its upstream socket, after one turn (heap and goroutine stacks, per
+// socket, everything in this process: the test's client end, the proxy's
+// two ends and the fake backend's end), and with upstream_socket off for
+// comparison. It reports; it does not assert a timing or a size.
+func TestIdleSocketPairMemory(t *testing.T) {
+	const n = 40
+	// A bare pair of the same library, a client that does not read and a
+	// server that does: about what the test's client end and the fake's
+	// end cost, so the total less this bounds the proxy's two ends.
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(bare.Close)
+	before := inUse()
+	var raw []*websocket.Conn
+	for range n {
+		c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(bare.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, c)
+	}
+	time.Sleep(50 * time.Millisecond)
+	pair := (inUse() - before) / n
+	t.Logf("a bare idle WebSocket pair costs %d bytes (%.1f KiB)", pair, float64(pair)/1024)
+	for _, c := range raw {
+		_ = c.CloseNow()
+	}
+	for _, on := range []bool{false, true} {
+		e := newSockEnv(t, []string{"acct-a"}, nil, func(c *Config) { c.UpstreamSocket = &on })
+		completed(t, mustDial(t, e.url), turnFrame("warm up", "")) // first-use allocations out of the way
+		before := inUse()
+		var conns []*websocket.Conn
+		for range n {
+			c := mustDial(t, e.url)
+			completed(t, c, turnFrame("hello", ""))
+			conns = append(conns, c)
+		}
+		time.Sleep(100 * time.Millisecond) // the turns' records and store writes
+		per := (inUse() - before) / n
+		want := int64(0)
+		if on {
+			want = n + 1
+		}
+		if got := e.srv.OpenWebSockets(); got != want {
+			t.Fatalf("upstream_socket %v: %d upstream sockets open, want %d", on, got, want)
+		}
+		t.Logf("upstream_socket %v: an idle client socket costs %d bytes (%.1f KiB) of heap and stacks, all ends in this process; "+
+			"less a bare pair, the proxy's ends: %.1f KiB at most", on, per, float64(per)/1024, float64(per-pair)/1024)
+		for _, c := range conns {
+			_ = c.CloseNow()
+		}
+	}
+}
+
+// inUse is the heap and goroutine stacks in use after a collection.
+func inUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }
