@@ -66,15 +66,25 @@ type wsResults struct {
 // TestNodeResponsesWS drives the openai SDK's ResponsesWS (its Responses
 // WebSocket mode, on the ws package) through the built caddy over TLS: two
 // turns on one socket, an error event after which the socket still serves,
-// and a wrong key refused at the handshake.
+// and a wrong key refused at the handshake. It runs against both upstream
+// transports: the backend's own socket, and a backend that refuses it.
 func TestNodeResponsesWS(t *testing.T) {
-	t.Parallel()
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "upstream-socket", true: "upstream-http"}[refuse], func(t *testing.T) {
+			t.Parallel()
+			testNodeResponsesWS(t, refuse)
+		})
+	}
+}
+
+func testNodeResponsesWS(t *testing.T, refuse bool) {
 	caddyBinary(t)
 	node := nodeBinary(t)
 	for _, pkg := range []string{"openai", "ws"} {
 		needNodeModule(t, pkg)
 	}
 	fake := newFake(t, codextest.Options{})
+	fake.SetRefuseWebSocket(refuse)
 	p, key := startProxy(t, fake, "")
 
 	const nonce = "w5ock"
@@ -105,7 +115,7 @@ func TestNodeResponsesWS(t *testing.T) {
 		}
 	}
 	// The second turn carried the first one's answer upstream.
-	gens := fake.RequestsTo("/responses")
+	gens := servedTurns(fake)
 	if len(gens) != 5 {
 		t.Fatalf("%d generations reached the upstream, want 5 (the bad one is refused by the proxy)", len(gens))
 	}
@@ -138,6 +148,10 @@ func TestNodeResponsesWS(t *testing.T) {
 	if w := res.WrongKey; w.Served || !strings.Contains(w.Error, "401") {
 		t.Fatalf("wrong key: %+v", w)
 	}
+	// Upstream, the second turn (the client resent its history) and the
+	// chained one (previous_response_id) sent only their new items on the
+	// backend's socket; the others, which start a conversation, all of it.
+	checkUpstreamTransport(t, gens, !refuse, 1, 4)
 }
 
 // TestWebSocketAcrossReload: `caddy reload` closes an idle socket with
