@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,9 +33,25 @@ func (a *tokenAccounts) AccountToken(_ context.Context, _, acct string, _ bool) 
 	return a.tokens[acct], acct, nil
 }
 
+// quotaLog keeps the rate limits each answer reported, by account.
+type quotaLog struct {
+	mu   sync.Mutex
+	seen map[string][]*codex.RateLimits
+}
+
+func (q *quotaLog) SetAccount(_, acct string, rl *codex.RateLimits) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.seen == nil {
+		q.seen = map[string][]*codex.RateLimits{}
+	}
+	q.seen[acct] = append(q.seen[acct], rl)
+}
+
 // sockEnv is a handler on a real server in front of the fake backend.
 type sockEnv struct {
-	h     *Handler
+	h      *Handler
+	quotas *quotaLog
 	srv   *codextest.Server
 	url   string
 	rec   *fakeRecorder
@@ -54,8 +71,9 @@ func newSockEnv(t *testing.T, accounts []string, srvOpts []codextest.Option, mod
 		t.Fatal(err)
 	}
 	keys := &fakeKeys{key: vault.Key{ID: "key1", UserID: "u1"}, user: vault.User{ID: "u1", Email: "a@example.com"}}
-	e := &sockEnv{srv: srv, rec: &fakeRecorder{keys: keys}, obs: &countingObserver{}, accts: ta}
-	cfg := Config{Keys: keys, Accounts: ta, Upstream: client, Recorder: e.rec, Observer: e.obs, Responses: &fakeResponses{}}
+	e := &sockEnv{srv: srv, rec: &fakeRecorder{keys: keys}, obs: &countingObserver{}, accts: ta, quotas: &quotaLog{}}
+	cfg := Config{Keys: keys, Accounts: ta, Upstream: client, Recorder: e.rec, Observer: e.obs, Responses: &fakeResponses{},
+		Quotas: e.quotas}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -154,6 +172,12 @@ func TestUpstreamSocketSendsOnlyNewItems(t *testing.T) {
 	recs := e.records(t, 3)
 	if len(recs) != 3 || recs[2].Status != 200 || recs[2].InputTokens == 0 || recs[2].AccountID != "acct-a" {
 		t.Fatalf("records %+v", recs)
+	}
+	// The socket's codex.rate_limits event stands for the HTTP headers.
+	e.quotas.mu.Lock()
+	defer e.quotas.mu.Unlock()
+	if got := e.quotas.seen["acct-a"]; len(got) != 3 || got[2] == nil || got[2].Primary == nil || got[2].PlanType != "plus" {
+		t.Errorf("rate limits reported for acct-a: %d answers, last %+v", len(got), got[len(got)-1])
 	}
 }
 
