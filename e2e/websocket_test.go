@@ -243,3 +243,59 @@ func TestWebSocketAcrossReload(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamSocketSetting: through the built caddy, a client socket's
+// turns go upstream on the backend's socket by default, and over HTTP with
+// `upstream_socket off` in the Caddyfile.
+func TestUpstreamSocketSetting(t *testing.T) {
+	caddyBinary(t)
+	for _, tc := range []struct{ extra, transport string }{{"", "websocket"}, {"upstream_socket off", ""}} {
+		t.Run(map[string]string{"": "default", "upstream_socket off": "off"}[tc.extra], func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t, codextest.Options{})
+			p, key := startProxy(t, fake, tc.extra)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.httpURL, "http")+"/v1/responses",
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.CloseNow()
+			prev := ""
+			for _, text := range []string{"first", "second"} {
+				f := map[string]any{"type": "response.create", "model": "gpt-5.5", "input": text}
+				if prev != "" {
+					f["previous_response_id"] = prev
+				}
+				frame, _ := json.Marshal(f)
+				if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					_, data, err := c.Read(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ev struct {
+						Type     string
+						Response struct{ ID string }
+					}
+					_ = json.Unmarshal(data, &ev)
+					if ev.Type == "error" || ev.Type == "response.failed" {
+						t.Fatalf("turn %q: %s", text, data)
+					}
+					if ev.Type == "response.completed" {
+						prev = ev.Response.ID
+						break
+					}
+				}
+			}
+			gens := servedTurns(fake)
+			if len(gens) != 2 {
+				t.Fatalf("%d upstream turns, want 2", len(gens))
+			}
+			checkUpstreamTransport(t, gens, tc.transport == "websocket", 1)
+		})
+	}
+}
