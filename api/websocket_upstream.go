@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -187,7 +188,10 @@ func (h *Handler) dialLink(ctx context.Context, req *request, ts codex.TokenSour
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, codex.ErrSocketRefused) {
+		// A refused upgrade is remembered, but not a refused token: the
+		// HTTP request refreshes it, and the next turn may dial again.
+		var sr *codex.SocketRefusal
+		if errors.Is(err, codex.ErrSocketRefused) && !(errors.As(err, &sr) && sr.Status == http.StatusUnauthorized) {
 			h.socketRefusals.note(req.user.ID, req.account)
 		}
 		h.log.Debug("upstream WebSocket unavailable; the turn goes over HTTP", zap.String("request_id", req.id),

@@ -23,13 +23,21 @@ import (
 // upstream client: the backend's WebSocket when it takes one, HTTP/SSE
 // when it does not, and each fallback in between.
 
-// tokenAccounts are fakeAccounts whose tokens the fake backend accepts.
+// tokenAccounts are fakeAccounts whose tokens the fake backend accepts; a
+// forced refresh signs the account in again.
 type tokenAccounts struct {
 	*fakeAccounts
+	srv    *codextest.Server
+	mu     sync.Mutex
 	tokens map[string]string
 }
 
-func (a *tokenAccounts) AccountToken(_ context.Context, _, acct string, _ bool) (string, string, error) {
+func (a *tokenAccounts) AccountToken(_ context.Context, _, acct string, force bool) (string, string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if force {
+		a.tokens[acct] = a.srv.AddAccount(acct, acct+"@example.com", "plus").AccessToken
+	}
 	return a.tokens[acct], acct, nil
 }
 
@@ -62,7 +70,7 @@ type sockEnv struct {
 func newSockEnv(t *testing.T, accounts []string, srvOpts []codextest.Option, mod ...func(*Config)) *sockEnv {
 	t.Helper()
 	srv := codextest.New(t, srvOpts...)
-	ta := &tokenAccounts{fakeAccounts: &fakeAccounts{accounts: accounts}, tokens: map[string]string{}}
+	ta := &tokenAccounts{fakeAccounts: &fakeAccounts{accounts: accounts}, srv: srv, tokens: map[string]string{}}
 	for _, a := range accounts {
 		ta.tokens[a] = srv.AddAccount(a, a+"@example.com", "plus").AccessToken
 	}
@@ -210,6 +218,23 @@ func TestUpstreamSocketRefusedGoesOverHTTPAndIsRemembered(t *testing.T) {
 	}
 	if upgrades != 1 {
 		t.Errorf("%d upgrades asked of a refusing backend, want 1 (the refusal is remembered)", upgrades)
+	}
+}
+
+func TestUpstreamSocketRefusedTokenIsNotRemembered(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a"}, nil)
+	e.srv.ExpireAccess("acct-a")
+	c := mustDial(t, e.url)
+	// The upgrade is refused with 401; the turn goes over HTTP, where the
+	// upstream client refreshes the token. The next turn dials again.
+	id := completed(t, c, turnFrame("one", ""))
+	completed(t, c, turnFrame("two", id))
+	// Upstream: the first turn over HTTP (refused 401, then sent again
+	// with the refreshed token), the second on the socket.
+	turns := e.upstreamTurns()
+	if len(turns) != 3 || turns[0].Header.Get(codextest.TransportHeader) != "" || turns[1].Header.Get(codextest.TransportHeader) != "" ||
+		turns[2].Header.Get(codextest.TransportHeader) != "websocket" {
+		t.Fatalf("%d upstream turns: want the first over HTTP, the second on a socket dialed with the refreshed token", len(turns))
 	}
 }
 
