@@ -60,11 +60,11 @@ func (q *quotaLog) SetAccount(_, acct string, rl *codex.RateLimits) {
 type sockEnv struct {
 	h      *Handler
 	quotas *quotaLog
-	srv   *codextest.Server
-	url   string
-	rec   *fakeRecorder
-	obs   *countingObserver
-	accts *tokenAccounts
+	srv    *codextest.Server
+	url    string
+	rec    *fakeRecorder
+	obs    *countingObserver
+	accts  *tokenAccounts
 }
 
 func newSockEnv(t *testing.T, accounts []string, srvOpts []codextest.Option, mod ...func(*Config)) *sockEnv {
