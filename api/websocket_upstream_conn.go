@@ -105,7 +105,13 @@ func (c *upSocket) next(ctx context.Context, idle *time.Timer) ([]byte, error) {
 	case b := <-c.frames:
 		return b, nil
 	case <-c.dead:
-		return nil, fmt.Errorf("%w: %w", codex.ErrConnectionLost, c.err)
+		// Never io.EOF: to the relay that is a stream that ended, where
+		// this one was cut.
+		cause := c.err
+		if errors.Is(cause, io.EOF) {
+			cause = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%w: %w", codex.ErrConnectionLost, cause)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-idle.C:

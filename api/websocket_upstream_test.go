@@ -359,23 +359,34 @@ func TestUpstreamSocketFailsOverBeforeOutput(t *testing.T) {
 }
 
 func TestUpstreamSocketHangUpMidTurnIsCountedAndCancelled(t *testing.T) {
-	e := newSockEnv(t, []string{"acct-a"}, []codextest.Option{codextest.WithSlowDelay(200 * time.Millisecond)})
-	c := mustDial(t, e.url)
-	send(t, c, turnFrame(strings.Repeat("a long question ", 200)+codextest.Marker(codextest.ScenarioSlow), ""))
-	for {
-		if ev := next(t, c); ev["type"] == "response.output_text.delta" || ev["type"] == "response.reasoning_summary_text.delta" {
-			break
+	run := func(refuse bool) vault.LogRecord {
+		e := newSockEnv(t, []string{"acct-a"}, []codextest.Option{codextest.WithSlowDelay(200 * time.Millisecond)})
+		e.srv.SetRefuseWebSocket(refuse)
+		c := mustDial(t, e.url)
+		send(t, c, turnFrame(strings.Repeat("a long question ", 200)+codextest.Marker(codextest.ScenarioSlow), ""))
+		for {
+			if ev := next(t, c); ev["type"] == "response.output_text.delta" || ev["type"] == "response.reasoning_summary_text.delta" {
+				break
+			}
 		}
+		if want := map[bool]int64{false: 1, true: 0}[refuse]; e.srv.OpenWebSockets() != want {
+			t.Fatalf("%d upstream sockets open mid-turn, want %d", e.srv.OpenWebSockets(), want)
+		}
+		_ = c.CloseNow()
+		// The generation is cancelled upstream: its socket closes.
+		eventually(t, "the upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+		recs := e.records(t, 1)
+		if len(recs) != 1 {
+			t.Fatalf("%d records", len(recs))
+		}
+		return recs[0]
 	}
-	if e.srv.OpenWebSockets() != 1 {
-		t.Fatalf("%d upstream sockets open mid-turn, want 1", e.srv.OpenWebSockets())
+	overSocket, overHTTP := run(false), run(true)
+	if overSocket.Status != relay.ClientGone || !overSocket.Estimated || overSocket.InputTokens < 500 {
+		t.Fatalf("record %+v, want client gone with the prompt estimated", overSocket)
 	}
-	_ = c.CloseNow()
-	// The generation is cancelled upstream: its socket closes.
-	eventually(t, "the upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
-	recs := e.records(t, 1)
-	if len(recs) != 1 || recs[0].Status != relay.ClientGone || !recs[0].Estimated || recs[0].InputTokens < 500 {
-		t.Fatalf("record %+v, want client gone with the prompt estimated", recs)
+	if overSocket.Status != overHTTP.Status || overSocket.Estimated != overHTTP.Estimated || overSocket.InputTokens != overHTTP.InputTokens {
+		t.Errorf("a hang-up mid-turn: recorded over the socket %+v, over HTTP %+v", overSocket, overHTTP)
 	}
 }
 
@@ -471,4 +482,33 @@ func inUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse + m.StackInuse)
+}
+
+func TestUpstreamSocketCutMidTurnEndsAsOverHTTP(t *testing.T) {
+	type result struct {
+		last             string
+		status           int
+		code             string
+		estimated, tokes bool
+	}
+	run := func(refuse bool) result {
+		e := newSockEnv(t, []string{"acct-a"}, nil)
+		e.srv.SetRefuseWebSocket(refuse)
+		c := mustDial(t, e.url)
+		send(t, c, turnFrame("cut me "+codextest.Marker(codextest.ScenarioCut), ""))
+		_, last := untilEnd(t, c)
+		// The socket carries on: the next turn is served (on a new
+		// upstream socket: the cut one is gone).
+		completed(t, c, turnFrame("and then", ""))
+		if !refuse && e.srv.WebSocketConns() != 2 {
+			t.Errorf("%d upstream sockets, want 2", e.srv.WebSocketConns())
+		}
+		r := e.records(t, 2)[0]
+		return result{last["type"].(string), r.Status, r.ErrorCode, r.Estimated, r.InputTokens > 0}
+	}
+	overSocket, overHTTP := run(false), run(true)
+	if overSocket != overHTTP {
+		t.Errorf("a cut stream: over the socket %+v, over HTTP %+v", overSocket, overHTTP)
+	}
+	t.Logf("a cut stream ends with %+v", overSocket)
 }
