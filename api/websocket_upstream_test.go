@@ -15,6 +15,7 @@ import (
 
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/codex/codextest"
+	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/relay"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -449,17 +450,20 @@ func TestIdleSocketPairMemory(t *testing.T) {
 		_ = c.CloseNow()
 	}
 	for _, on := range []bool{false, true} {
-		e := newSockEnv(t, []string{"acct-a"}, nil, func(c *Config) { c.UpstreamSocket = &on })
+		// Nothing kept per turn but the sockets: no store, no request log.
+		e := newSockEnv(t, []string{"acct-a"}, nil, func(c *Config) {
+			c.UpstreamSocket, c.Responses, c.Recorder = &on, nil, discardRecorder{}
+		})
 		completed(t, mustDial(t, e.url), turnFrame("warm up", "")) // first-use allocations out of the way
-		before := inUse()
+		before, g0, s0 := inUse(), runtime.NumGoroutine(), stacks()
 		var conns []*websocket.Conn
 		for range n {
 			c := mustDial(t, e.url)
 			completed(t, c, turnFrame("hello", ""))
 			conns = append(conns, c)
 		}
-		time.Sleep(100 * time.Millisecond) // the turns' records and store writes
-		per := (inUse() - before) / n
+		time.Sleep(100 * time.Millisecond) // the turns' ends
+		per, goroutines, stack := (inUse()-before)/n, float64(runtime.NumGoroutine()-g0)/n, (stacks()-s0)/n
 		want := int64(0)
 		if on {
 			want = n + 1
@@ -467,12 +471,28 @@ func TestIdleSocketPairMemory(t *testing.T) {
 		if got := e.srv.OpenWebSockets(); got != want {
 			t.Fatalf("upstream_socket %v: %d upstream sockets open, want %d", on, got, want)
 		}
-		t.Logf("upstream_socket %v: an idle client socket costs %d bytes (%.1f KiB) of heap and stacks, all ends in this process; "+
-			"less a bare pair, the proxy's ends: %.1f KiB at most", on, per, float64(per)/1024, float64(per-pair)/1024)
+		t.Logf("upstream_socket %v: an idle client socket costs %d bytes (%.1f KiB, %.1f KiB of it stacks) of heap and stacks and %.1f goroutines, "+
+			"all ends in this process; less a bare pair: %.1f KiB", on, per, float64(per)/1024, float64(stack)/1024, goroutines, float64(per-pair)/1024)
 		for _, c := range conns {
 			_ = c.CloseNow()
 		}
 	}
+}
+
+// discardRecorder settles each record's hold and keeps nothing.
+type discardRecorder struct{}
+
+func (discardRecorder) LogRequestSettling(rec vault.LogRecord, hold *keypolicy.Hold) {
+	if hold != nil {
+		hold.Settle(rec.Time, rec.InputTokens+rec.OutputTokens, rec.Estimated)
+	}
+}
+
+// stacks is the goroutine stacks in use.
+func stacks() int64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.StackInuse)
 }
 
 // inUse is the heap and goroutine stacks in use after a collection.
