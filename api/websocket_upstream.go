@@ -173,7 +173,7 @@ func (h *Handler) socketTurn(ctx context.Context, req *request, ts codex.TokenSo
 			return nil, err
 		}
 	}
-	return c.turn(ctx, h, req, body)
+	return c.turn(ctx, req, body)
 }
 
 // dialLink opens the link's upstream socket on req.account.
@@ -198,7 +198,7 @@ func (h *Handler) dialLink(ctx context.Context, req *request, ts codex.TokenSour
 			zap.String("account", req.account), zap.Error(err))
 		return nil, errUseHTTP
 	}
-	c := newUpSocket(s, req.account)
+	c := newUpSocket(s, req.account, h.socketIdle)
 	l := req.link
 	l.mu.Lock()
 	closed := l.closed

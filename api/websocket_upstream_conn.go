@@ -30,6 +30,9 @@ import (
 type upSocket struct {
 	s       upstreamConn
 	account string // the vault account it was dialed on
+	// idleAfter bounds the silence between a turn's events, as the HTTP
+	// stream's idle timeout does.
+	idleAfter time.Duration
 
 	frames chan []byte   // events, from the reader to the running turn
 	stop   chan struct{} // closed by close
@@ -44,12 +47,8 @@ type upSocket struct {
 	chainSum [sha256.Size]byte
 }
 
-// socketIdleTimeout bounds the silence between a turn's events, as the
-// HTTP stream's idle timeout does.
-var socketIdleTimeout = codex.DefaultIdleTimeout
-
-func newUpSocket(s upstreamConn, account string) *upSocket {
-	c := &upSocket{s: s, account: account, frames: make(chan []byte), stop: make(chan struct{}), dead: make(chan struct{})}
+func newUpSocket(s upstreamConn, account string, idle time.Duration) *upSocket {
+	c := &upSocket{s: s, account: account, idleAfter: idle, frames: make(chan []byte), stop: make(chan struct{}), dead: make(chan struct{})}
 	go c.read()
 	return c
 }
@@ -100,7 +99,7 @@ func (c *upSocket) cause() error {
 
 // next is the next event of the running turn.
 func (c *upSocket) next(ctx context.Context, idle *time.Timer) ([]byte, error) {
-	idle.Reset(socketIdleTimeout)
+	idle.Reset(c.idleAfter)
 	select {
 	case b := <-c.frames:
 		return b, nil
@@ -125,7 +124,7 @@ func (c *upSocket) next(ctx context.Context, idle *time.Timer) ([]byte, error) {
 // events as SSE. An error event before any output is the *UpstreamError
 // the HTTP answer would have been (so the usage limit fails over), or
 // errUseHTTP when the upstream did not know the chain.
-func (c *upSocket) turn(ctx context.Context, h *Handler, req *request, body []byte) (*codex.Stream, error) {
+func (c *upSocket) turn(ctx context.Context, req *request, body []byte) (*codex.Stream, error) {
 	frame, sum, err := c.frame(body)
 	if err != nil {
 		return nil, errUseHTTP // a body the translator made is an object with an input list; HTTP says what is wrong otherwise
@@ -143,15 +142,18 @@ func (c *upSocket) turn(ctx context.Context, h *Handler, req *request, body []by
 		return nil, connectionLost(err)
 	}
 	c.lastID = "" // until this turn completes, there is no chain to continue
-	idle := time.NewTimer(socketIdleTimeout)
+	idle := time.NewTimer(c.idleAfter)
 	var rl *codex.RateLimits
 	for {
 		ev, err := c.next(ctx, idle)
 		if err != nil {
 			idle.Stop()
 			req.link.drop(c) // cancels the generation upstream
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return nil, ctx.Err()
+			case errors.Is(err, codex.ErrIdleTimeout):
+				return nil, silentUpstream(c.idleAfter)
 			}
 			return nil, connectionLost(err)
 		}
@@ -187,6 +189,16 @@ func connectionLost(err error) error {
 		Message: "The connection to the Codex upstream failed after the request was sent. " +
 			"It was not re-sent, so that it cannot run twice; retry it later."},
 		Cause: fmt.Errorf("%w: %w", codex.ErrConnectionLost, err)}
+}
+
+// silentUpstream is the client-facing error of a turn the upstream did not
+// start answering in time. As for an HTTP header timeout, the generation
+// may have run: it is not re-sent, and the record charges its prompt.
+func silentUpstream(after time.Duration) error {
+	return &codex.UpstreamError{Err: &apierror.Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: codex.CodeUpstreamTimeout,
+		Message: fmt.Sprintf("The Codex upstream did not answer in time (nothing within %s). "+
+			"The request was not re-sent, so that it cannot run twice; retry it later.", after)},
+		Cause: codex.ErrIdleTimeout}
 }
 
 // chainHash is the running hash of a turn's chain: its whole input, then

@@ -532,3 +532,24 @@ func TestUpstreamSocketCutMidTurnEndsAsOverHTTP(t *testing.T) {
 	}
 	t.Logf("a cut stream ends with %+v", overSocket)
 }
+
+func TestUpstreamSocketSilentUpstreamTimesOut(t *testing.T) {
+	e := newSockEnv(t, []string{"acct-a"}, nil)
+	e.h.socketIdle = 300 * time.Millisecond
+	c := mustDial(t, e.url)
+	send(t, c, turnFrame("say nothing "+codextest.Marker(codextest.ScenarioHangHeaders), ""))
+	_, last := untilEnd(t, c)
+	if status, code := errorOf(t, last); status != 504 || code != codex.CodeUpstreamTimeout {
+		t.Fatalf("a silent upstream: %d %s, want 504 %s", status, code, codex.CodeUpstreamTimeout)
+	}
+	// The turn is cancelled upstream, and charged as a header timeout on
+	// HTTP is: it may have run.
+	eventually(t, "the upstream socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+	if r := e.records(t, 1)[0]; r.Status != 504 || !r.Estimated || r.InputTokens == 0 {
+		t.Fatalf("record %+v", r)
+	}
+	completed(t, c, turnFrame("and now?", "")) // on a new upstream socket
+	if e.srv.WebSocketConns() != 2 {
+		t.Errorf("%d upstream sockets, want 2", e.srv.WebSocketConns())
+	}
+}

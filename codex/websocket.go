@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -120,3 +121,7 @@ func (s *Socket) Next(ctx context.Context) ([]byte, error) {
 
 // Close closes the socket; a running response ends upstream with it.
 func (s *Socket) Close() error { return s.c.CloseNow() }
+
+// IdleTimeout is how long a stream may stay silent (Config.IdleTimeout
+// with its default); a Socket's user applies it between events.
+func (c *Client) IdleTimeout() time.Duration { return c.idle }
