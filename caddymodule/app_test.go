@@ -205,6 +205,11 @@ func TestReloadAppliesLimits(t *testing.T) {
 	handler := func(l vault.Limits) *Handler {
 		return &Handler{Vault: path, EncryptionKeys: []string{keyA}, APIKeyPepper: "limits-pepper-0123456789", Upstream: fake.URL, OAuthIssuer: fake.IssuerURL, Limits: l}
 	}
+	// A per-response cap over the per-user one is refused at provision,
+	// before anything opens.
+	if _, err := provisionConfig(t, handler(vault.Limits{MaxResponseBytes: 512 << 20})); err == nil || !strings.Contains(err.Error(), "max_size (512 MiB) is larger than max_user_size (256 MiB)") {
+		t.Fatalf("provision with max_size over max_user_size: %v", err)
+	}
 	h1 := handler(vault.Limits{})
 	startHandler(t, h1)
 	user := linkUser(t, h1.vault, fake, "a@example.com")

@@ -40,11 +40,9 @@ const (
 	maxLimitUser   = 1 << 40 // one user's responses
 )
 
-// LimitBlocks are the Caddyfile blocks whose lines SetOption reads.
-var LimitBlocks = []string{"responses"}
-
 // SetOption sets one line `name args...` of the Caddyfile block named
-// block (one of LimitBlocks):
+// block (so far only responses; a new block is a new case here and its
+// name beside "responses" in the glue's Caddyfile parser):
 //
 //	responses {
 //		retention     <duration>   # 30d, 720h
