@@ -74,7 +74,7 @@ func TestIdleSocketMemoryReport(t *testing.T) {
 	}
 	settle()
 	runtime.ReadMemStats(&after)
-	heap := (int64(after.HeapInuse) - int64(before.HeapInuse)) / n
+	heap := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
 	stack := (int64(after.StackInuse) - int64(before.StackInuse)) / n
 	perG := float64(runtime.NumGoroutine()-goroutines) / n
 	t.Logf("an idle client WebSocket costs %d bytes of heap + %d bytes of goroutine stack = %.1f KiB (budget 64 KiB), %.1f goroutines",

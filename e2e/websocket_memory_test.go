@@ -33,7 +33,7 @@ func TestIdleSocketMemory(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return scrape(t, p, "go_memstats_heap_inuse_bytes"), scrape(t, p, "go_memstats_stack_inuse_bytes"), scrape(t, p, "go_goroutines")
+		return scrape(t, p, "go_memstats_heap_alloc_bytes"), scrape(t, p, "go_memstats_stack_inuse_bytes"), scrape(t, p, "go_goroutines")
 	}
 	upgrade := func() net.Conn {
 		t.Helper()
@@ -53,7 +53,7 @@ func TestIdleSocketMemory(t *testing.T) {
 	_ = upgrade().Close() // the first socket's one-time costs are not a socket's
 	time.Sleep(200 * time.Millisecond)
 
-	const n = 200
+	const n = 400
 	heap0, stack0, g0 := atRest()
 	for range n {
 		upgrade()
