@@ -84,6 +84,7 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 			CacheKeySalt:     req.user.ID,
 			MaxEffort:        req.key.Policy.MaxEffort,
 			Tier:             req.key.Policy.ServiceTier,
+			ModelTiers:       h.cfg.ServiceTiers,
 		})
 		if out, ok := h.admitMapped(w, req, m, err); !ok {
 			return out

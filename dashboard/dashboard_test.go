@@ -805,6 +805,19 @@ func TestRequestsPage(t *testing.T) {
 	})
 	r = b.get("/requests")
 	mustContain(t, r.body, "req_gone", "900 / 3", ">estimated<")
+	mustNotContain(t, r.body, ">Fast<", "default tier (asked")
+	// The tier: Fast when it was sent, and what was asked when a key's
+	// policy or a model's default decided otherwise.
+	for i, tc := range []struct{ sent, asked string }{{"priority", "fast"}, {"", "fast"}, {"priority", "default"}} {
+		e.v.LogRequest(vault.LogRecord{Time: base.Add(2*time.Minute + time.Duration(i)*time.Second), UserID: u.ID, RequestID: fmt.Sprintf("req_tier%d", i),
+			Route: "/v1/chat/completions", Model: "gpt-5.5", Status: 200, ServiceTier: tc.sent, RequestedTier: tc.asked})
+	}
+	waitFor(t, func() bool {
+		rs, _ := e.v.RecentRequests(u.ID, time.Time{}, 100, vault.StatusAll)
+		return len(rs) == 64
+	})
+	r = b.get("/requests")
+	mustContain(t, r.body, "req_tier0", ">Fast<", ">default tier (asked fast)<", ">Fast (asked default)<")
 }
 
 func TestOverview(t *testing.T) {

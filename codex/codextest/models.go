@@ -19,6 +19,10 @@ type Model struct {
 	Hidden            bool
 	ParallelToolCalls bool
 	ContextWindow     int
+	// NoFast makes the model refuse the Fast tier: service_tier priority
+	// answers 400 "Unsupported service_tier: priority", as the backend does
+	// for a model (or plan) without it. False (the default): offered.
+	NoFast bool
 }
 
 // DefaultModels is a catalog shaped like the 2026 one (docs/protocol.md#effort): general
@@ -29,7 +33,7 @@ func DefaultModels() []Model {
 	return []Model{
 		{Slug: "gpt-5.5", DisplayName: "GPT-5.5", Efforts: all, DefaultEffort: "medium", Verbosity: true, ParallelToolCalls: true, ContextWindow: 272000},
 		{Slug: "gpt-5.4", DisplayName: "GPT-5.4", Efforts: all, DefaultEffort: "medium", Verbosity: true, ParallelToolCalls: true, ContextWindow: 272000},
-		{Slug: "gpt-5.4-mini", DisplayName: "GPT-5.4 Mini", Efforts: all, DefaultEffort: "medium", Verbosity: true, ParallelToolCalls: true, ContextWindow: 272000},
+		{Slug: "gpt-5.4-mini", DisplayName: "GPT-5.4 Mini", Efforts: all, DefaultEffort: "medium", Verbosity: true, ParallelToolCalls: true, ContextWindow: 272000, NoFast: true},
 		{Slug: "gpt-5.3-codex", DisplayName: "GPT-5.3 Codex", Efforts: all, DefaultEffort: "medium", ParallelToolCalls: true, ContextWindow: 272000},
 		{Slug: "gpt-5.1-codex", DisplayName: "GPT-5.1 Codex", Efforts: []string{"low", "medium", "high"}, DefaultEffort: "medium", Hidden: true, ContextWindow: 272000},
 	}
