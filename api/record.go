@@ -33,7 +33,7 @@ func (h *Handler) record(req *request, out outcome) {
 	}, req.hold)
 	h.obs.Request(req.route, out.status, model)
 	h.obs.FirstByte(out.ttfb)
-	h.obs.Tokens(u)
+	h.obs.Tokens(model, u)
 	if c := h.log.Check(zap.InfoLevel, "api request"); c != nil {
 		c.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID),
 			zap.String("route", req.route), zap.String("model", model), zap.Int("status", out.status), zap.String("account", req.account),

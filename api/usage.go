@@ -28,7 +28,15 @@ type UsageResponse struct {
 	// Accounts are all the owner's linked accounts in their order, each
 	// with its windows (when reported) and whether it is at its limit.
 	Accounts []LinkedAccount `json:"accounts,omitempty"`
+	// Cache is the prompt cache's use over the last CacheDays UTC days
+	// (today included): of the calling key (scope=key), or of all the
+	// owner's keys with a line per key (scope=user). Absent when the log
+	// could not be read.
+	Cache *vault.CacheUsage `json:"cache,omitempty"`
 }
+
+// CacheDays is how many UTC days /v1/usage's cache figures cover.
+const CacheDays = 7
 
 // LinkedAccount is one of the owner's ChatGPT accounts in /v1/usage.
 type LinkedAccount struct {
@@ -112,6 +120,17 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	if h.cfg.exposeQuota() {
 		resp.Account, resp.Accounts = h.accountsUsage(req.user.ID, req.key.Policy)
+	}
+	keyID := req.key.ID
+	if resp.Scope == "user" {
+		keyID = ""
+	}
+	now := time.Now().UTC()
+	since := time.Date(now.Year(), now.Month(), now.Day()-(CacheDays-1), 0, 0, 0, 0, time.UTC)
+	if c, err := h.cfg.Recorder.CacheUsage(req.user.ID, keyID, since); err != nil {
+		h.log.Warn("reading the prompt-cache use for /v1/usage failed", zap.String("request_id", req.id), zap.Error(err))
+	} else {
+		resp.Cache = &c
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return h.writeJSON(w, resp)
