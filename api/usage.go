@@ -70,9 +70,24 @@ type AccountQuota struct {
 	PlanType string       `json:"plan_type,omitempty"`
 	FiveHour *QuotaWindow `json:"five_hour,omitempty"`
 	Weekly   *QuotaWindow `json:"weekly,omitempty"`
+	// ActiveLimit names the limit in force (x-codex-active-limit); ""
+	// when the upstream did not say.
+	ActiveLimit string `json:"active_limit,omitempty"`
+	// Limits are the other rate-limit families the upstream reports (a
+	// model's own limit …), each with its windows.
+	Limits []QuotaLimit `json:"limits,omitempty"`
 	// Seen is when the upstream reported them (they change with every
 	// request of any of the owner's keys).
 	Seen time.Time `json:"seen"`
+}
+
+// QuotaLimit is one rate-limit family beside the account's own windows:
+// its id as the upstream names it and its display name.
+type QuotaLimit struct {
+	ID       string       `json:"id"`
+	Name     string       `json:"name,omitempty"`
+	FiveHour *QuotaWindow `json:"five_hour,omitempty"`
+	Weekly   *QuotaWindow `json:"weekly,omitempty"`
 }
 
 // QuotaWindow is one usage window: how much of it is used and when it
@@ -193,7 +208,11 @@ func accountQuotaOf(q vault.QuotaSnapshot) *AccountQuota {
 		}
 		return out
 	}
-	return &AccountQuota{PlanType: q.PlanType, FiveHour: win(q.Primary), Weekly: win(q.Secondary), Seen: q.Seen}
+	aq := &AccountQuota{PlanType: q.PlanType, ActiveLimit: q.ActiveLimit, FiveHour: win(q.Primary), Weekly: win(q.Secondary), Seen: q.Seen}
+	for _, f := range q.Families {
+		aq.Limits = append(aq.Limits, QuotaLimit{ID: f.ID, Name: f.Name, FiveHour: win(f.Primary), Weekly: win(f.Secondary)})
+	}
+	return aq
 }
 
 // quoteShort quotes a client value for an error message, cut to 40 bytes.

@@ -39,3 +39,20 @@ func TestUsageCacheHitRate(t *testing.T) {
 		t.Fatalf("user scope cache %v", m["cache"])
 	}
 }
+
+// /v1/usage names the limit in force and every rate-limit family with its
+// windows, beside the account's own.
+func TestAccountQuotaFamilies(t *testing.T) {
+	seen := time.Unix(1_800_000_000, 0).UTC()
+	q := accountQuotaOf(vault.QuotaSnapshot{PlanType: "pro", ActiveLimit: "codex_bengalfox", Seen: seen,
+		Primary: &vault.QuotaWindow{UsedPercent: 10, WindowMinutes: 300},
+		Families: []vault.QuotaFamily{{ID: "codex-bengalfox", Name: "GPT-6-Astra",
+			Primary: &vault.QuotaWindow{UsedPercent: 100, WindowMinutes: 300, ResetAfter: time.Hour}}}})
+	if q.ActiveLimit != "codex_bengalfox" || q.FiveHour.UsedPercent != 10 || len(q.Limits) != 1 {
+		t.Fatalf("%+v", q)
+	}
+	l := q.Limits[0]
+	if l.ID != "codex-bengalfox" || l.Name != "GPT-6-Astra" || l.FiveHour.UsedPercent != 100 || !l.FiveHour.ResetsAt.Equal(seen.Add(time.Hour)) || l.Weekly != nil {
+		t.Fatalf("limit %+v", l)
+	}
+}

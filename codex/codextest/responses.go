@@ -251,6 +251,12 @@ func rateHeaders(h http.Header, acc *account, usedPercent, resetAfter int) {
 	h.Set("X-Codex-Credits-Has-Credits", "False")
 	h.Set("X-Codex-Credits-Balance", "0")
 	h.Set("X-Codex-Credits-Unlimited", "False")
+	// A second rate-limit family, as the backend reports a model's own
+	// limit beside the plan's (docs/protocol.md#rate-limit-headers).
+	h.Set("X-Codex-Bengalfox-Primary-Used-Percent", strconv.Itoa(usedPercent/2))
+	h.Set("X-Codex-Bengalfox-Primary-Window-Minutes", "300")
+	h.Set("X-Codex-Bengalfox-Primary-Reset-After-Seconds", strconv.Itoa(resetAfter))
+	h.Set("X-Codex-Bengalfox-Limit-Name", "GPT-5.3-Codex-Spark")
 }
 
 // readBody reads the request body, undoing gzip. zstd would need a
