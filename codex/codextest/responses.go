@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	model, apiErr := s.validate(req)
+	if apiErr == nil && model.Accounts != nil && !slices.Contains(model.Accounts, acc.id) {
+		// Phased rollout: listed, but not yet this account's.
+		apiErr = detail(http.StatusBadRequest, fmt.Sprintf("The '%s' model is not supported when using Codex with a ChatGPT account.", model.Slug))
+	}
 	if apiErr != nil {
 		apiErr.write(w)
 		return
@@ -186,7 +191,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("openai-model", model.Slug)
-	h.Set("x-models-etag", s.catalogETag())
+	h.Set("x-models-etag", s.catalogETag(r.Header.Get("Version")))
 	rateHeaders(h, acc, used, 3600)
 	w.WriteHeader(http.StatusOK)
 	if err := streamEvents(r.Context(), w, g.evs, delay); err != nil {
