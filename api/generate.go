@@ -128,6 +128,9 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, ctx context.Context, req
 		return outcome{status: relay.ClientGone}
 	}
 	e, retry := clientError(err)
+	if e.Code == apierror.CodeModelNotFound {
+		e = h.rolloutRefusal(ctx, req, e)
+	}
 	if e.Status >= http.StatusInternalServerError {
 		h.log.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
 			zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))

@@ -27,6 +27,11 @@ type Options struct {
 	// default): no model has a default tier, a request without one runs on
 	// the account's default.
 	ServiceTiers map[string]string `json:"service_tiers,omitempty"`
+	// ClientVersion is the Codex CLI version the proxy announces upstream
+	// (the model catalog's client_version, the version header and the
+	// User-Agent): the backend lists its newest models only to recent
+	// clients. "" (the default): codex.DefaultClientVersion.
+	ClientVersion string `json:"client_version,omitempty"`
 }
 
 // ErrUnknownOption is SetOption's answer for a name that is not an option.
@@ -45,6 +50,11 @@ func (o *Options) SetOption(name string, args []string) error {
 		o.ExposeAccountQuota = &on
 	case "service_tier":
 		return o.setServiceTier(args)
+	case "client_version":
+		if len(args) != 1 || !validVersion(args[0]) {
+			return fmt.Errorf("client_version takes one version such as 0.171.0, not %q", args)
+		}
+		o.ClientVersion = args[0]
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownOption, name)
 	}
@@ -58,12 +68,29 @@ func (o *Options) Repeatable(name string) bool { return name == "service_tier" }
 // Validate checks the options as a whole; SetOption checked each one, but
 // a JSON config reaches here without it.
 func (o Options) Validate() error {
+	if o.ClientVersion != "" && !validVersion(o.ClientVersion) {
+		return fmt.Errorf("client_version %q is not a version such as 0.171.0", o.ClientVersion)
+	}
 	for model, tier := range o.ServiceTiers {
 		if model == "" || (tier != translate.TierPriority && tier != tierDefault) {
 			return fmt.Errorf("service_tiers: model %q has tier %q; a model needs a name and the tier priority or default", model, tier)
 		}
 	}
 	return nil
+}
+
+// validVersion accepts dotted numbers, one to four of them ("0.171.0").
+func validVersion(v string) bool {
+	parts := strings.Split(v, ".")
+	if len(v) > 32 || len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // tierDefault is the service_tier option's name for the account's default

@@ -68,6 +68,17 @@ func TestOptionsServiceTier(t *testing.T) {
 			t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
 		}
 	}
+	if err := o.SetOption("client_version", []string{"0.180.1"}); err != nil || o.ClientVersion != "0.180.1" {
+		t.Fatalf("client_version: %v %q", err, o.ClientVersion)
+	}
+	for _, bad := range [][]string{{"latest"}, {"0..1"}, {"1.2.3.4.5"}, {}, {"0.1", "0.2"}} {
+		if err := o.SetOption("client_version", bad); err == nil || !strings.Contains(err.Error(), "client_version takes one version") {
+			t.Errorf("client_version %q: %v", bad, err)
+		}
+	}
+	if err := (Options{ClientVersion: "v1"}).Validate(); err == nil {
+		t.Error("Validate accepted client_version v1")
+	}
 	// A JSON config is not parsed by SetOption.
 	bad := Options{ServiceTiers: map[string]string{"gpt-5.5": "fast"}}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "gpt-5.5") {

@@ -53,6 +53,9 @@ const (
 	// model or the account ("Unsupported service_tier: …"); the backend's
 	// own code for it.
 	CodeTierUnavailable = "unsupported_service_tier"
+	// CodeModelNotSupported is a model the account's catalog lists but
+	// the upstream refuses for the account (a phased rollout).
+	CodeModelNotSupported = "model_not_supported"
 )
 
 // UnknownURL answers a path the proxy does not serve (404).
@@ -154,6 +157,20 @@ func TierUnavailable(upstream string) *Error {
 		msg += " Upstream said: " + upstream
 	}
 	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeTierUnavailable, Param: "service_tier", Message: msg}
+}
+
+// ModelNotSupported answers a model the account's catalog lists but the
+// upstream refused for it ("not supported when using Codex with a ChatGPT
+// account": the model reaches accounts in phases) (400). suggestion is a
+// model the account has ("" when none is known).
+func ModelNotSupported(model, suggestion string) *Error {
+	msg := "The model '" + model + "' is not available to the linked ChatGPT account yet: the upstream rolls it out to accounts in phases."
+	if suggestion != "" {
+		msg += " Use '" + suggestion + "', which this account has, or try again later."
+	} else {
+		msg += " Try again later."
+	}
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeModelNotSupported, Param: "model", Message: msg}
 }
 
 // InvalidBody answers a body that cannot be read or decoded (400).
