@@ -32,6 +32,11 @@ type Options struct {
 	// User-Agent): the backend lists its newest models only to recent
 	// clients. "" (the default): codex.DefaultClientVersion.
 	ClientVersion string `json:"client_version,omitempty"`
+	// UpstreamSocket, when false, sends every turn of a client WebSocket
+	// upstream over HTTP/SSE with its whole input, instead of on a
+	// WebSocket of the backend's own (websocket_upstream.go). Nil (the
+	// default): on.
+	UpstreamSocket *bool `json:"upstream_socket,omitempty"`
 }
 
 // ErrUnknownOption is SetOption's answer for a name that is not an option.
@@ -55,6 +60,12 @@ func (o *Options) SetOption(name string, args []string) error {
 			return fmt.Errorf("client_version takes one version such as 0.171.0, not %q", args)
 		}
 		o.ClientVersion = args[0]
+	case "upstream_socket":
+		on, err := onOff(name, args)
+		if err != nil {
+			return err
+		}
+		o.UpstreamSocket = &on
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownOption, name)
 	}
@@ -123,6 +134,9 @@ func (o *Options) setServiceTier(args []string) error {
 
 // exposeQuota is ExposeAccountQuota with its default.
 func (o Options) exposeQuota() bool { return o.ExposeAccountQuota == nil || *o.ExposeAccountQuota }
+
+// upstreamSocket is UpstreamSocket with its default.
+func (o Options) upstreamSocket() bool { return o.UpstreamSocket == nil || *o.UpstreamSocket }
 
 // onOff reads the one on|off argument of the option name.
 func onOff(name string, args []string) (bool, error) {
