@@ -54,6 +54,9 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		apiErr.write(w)
 		return
 	}
+	if compactionTriggered(req) {
+		sc = ScenarioCompaction
+	}
 	s.setScenario(idx, sc)
 	switch sc {
 	case ScenarioHangHeaders:
@@ -140,6 +143,8 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	tools := functionTools(req)
 	g.start()
 	switch sc {
+	case ScenarioCompaction:
+		g.compaction(req["input"].([]any))
 	case ScenarioPlain:
 		g.message(chunk(reply)...)
 	case ScenarioReasoningText:
