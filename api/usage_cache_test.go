@@ -13,14 +13,12 @@ import (
 func TestUsageCacheHitRate(t *testing.T) {
 	e := newEnv(t)
 	now := time.Now().UTC()
-	for _, r := range []vault.LogRecord{
+	e.rec.recs = append(e.rec.recs, []vault.LogRecord{
 		{Time: now, UserID: "u1", KeyID: "key1", Model: "gpt-5.5", Status: 200, InputTokens: 1000, CachedTokens: 750},
 		{Time: now.Add(-time.Minute), UserID: "u1", KeyID: "key1", Model: "gpt-5.5", Status: 200, InputTokens: 1000, CachedTokens: 0, FailoverFrom: "acct-a"},
 		{Time: now, UserID: "u1", KeyID: "key2", Model: "gpt-5.4-mini", Status: 200, InputTokens: 3000, CachedTokens: 3000},
 		{Time: now.Add(-(CacheDays + 1) * 24 * time.Hour), UserID: "u1", KeyID: "key1", Model: "gpt-5.5", Status: 200, InputTokens: 9000, CachedTokens: 9000},
-	} {
-		e.rec.recs = append(e.rec.recs, r)
-	}
+	}...)
 	_, m := e.do(t, "GET", "/v1/usage", testKey, nil)
 	c, _ := m["cache"].(map[string]any)
 	if c == nil || c["input_tokens"] != 2000.0 || c["cached_tokens"] != 750.0 || c["hit_rate"] != 0.375 || c["cache_resets"] != 1.0 || c["by_key"] != nil {
