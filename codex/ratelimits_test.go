@@ -165,3 +165,32 @@ func TestParseRateLimitFamilies(t *testing.T) {
 		t.Fatalf("%d families kept", len(rl.Families))
 	}
 }
+
+// FuzzRateLimitFamilies feeds arbitrary header names and values: families
+// stay bounded in number and id, their names are printable, and their
+// windows in range.
+func FuzzRateLimitFamilies(f *testing.F) {
+	f.Add("X-Codex-Bengalfox-Primary-Used-Percent", "55", "X-Codex-Bengalfox-Limit-Name", "GPT-6-Astra")
+	f.Add("x--primary-used-percent", "1", "x-a-secondary-used-percent", "NaN")
+	f.Add("X-\x00-Primary-Used-Percent", "1e400", "X-Codex-Primary-Used-Percent", "3")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		h := http.Header{}
+		h[k1] = []string{v1}
+		h[k2] = []string{v2}
+		h[http.CanonicalHeaderKey(k1)] = []string{v1}
+		rl, _ := ParseRateLimits(h)
+		if len(rl.Families) > maxFamilies {
+			t.Fatalf("%d families", len(rl.Families))
+		}
+		for _, fam := range rl.Families {
+			if !validFamily(fam.ID) || fam.ID == "codex" || !validHeaderValue(fam.Name) || fam.Primary == nil && fam.Secondary == nil {
+				t.Fatalf("family %+v", fam)
+			}
+			for _, w := range []*RateWindow{fam.Primary, fam.Secondary} {
+				if w != nil && (w.UsedPercent < 0 || w.WindowMinutes < 0 || w.ResetAfter < 0) {
+					t.Fatalf("window %+v", w)
+				}
+			}
+		}
+	})
+}
