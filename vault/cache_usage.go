@@ -83,7 +83,7 @@ type CacheUsage struct {
 }
 
 // maxCacheScan bounds the records one CacheUsage reads.
-const maxCacheScan = 50000
+const maxCacheScan = 20000
 
 // CacheUsage summarizes the prompt-cache use of userID's requests since
 // since, of one key when keyID is not empty, with ByKey filled when it is.
