@@ -128,17 +128,7 @@ func (e *sockEnv) upstreamTurns() []codextest.Request {
 
 func (e *sockEnv) records(t *testing.T, n int) []vault.LogRecord {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		e.rec.mu.Lock()
-		got := len(e.rec.recs)
-		e.rec.mu.Unlock()
-		if got >= n {
-			break
-		}
-	}
-	e.rec.mu.Lock()
-	defer e.rec.mu.Unlock()
-	return append([]vault.LogRecord(nil), e.rec.recs...)
+	return e.rec.waitFor(n)
 }
 
 func inputLen(r codextest.Request) int {
