@@ -82,7 +82,8 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, req *reque
 		h.record(req, h.refuse(w, refused))
 		return
 	}
-	s := &socket{h: h, upgrade: r, hdr: hdr}
+	s := &socket{h: h, upgrade: r, hdr: hdr, up: h.newLink()}
+	defer s.up.close() // the upstream socket lives as long as the client's
 	if !h.sockets.add(s) {
 		apierror.SetRetryAfter(w.Header(), 2*time.Second)
 		h.obs.Request(req.route, h.reject(w, apierror.ShuttingDown(), 0).status, "")
@@ -141,6 +142,7 @@ type socket struct {
 	c       *websocket.Conn
 	upgrade *http.Request // its context and address serve every turn
 	hdr     http.Header
+	up      *upstreamLink // its upstream socket (websocket_upstream.go); nil: HTTP
 
 	mu   sync.Mutex
 	busy bool // a turn runs

@@ -66,15 +66,25 @@ type wsResults struct {
 // TestNodeResponsesWS drives the openai SDK's ResponsesWS (its Responses
 // WebSocket mode, on the ws package) through the built caddy over TLS: two
 // turns on one socket, an error event after which the socket still serves,
-// and a wrong key refused at the handshake.
+// and a wrong key refused at the handshake. It runs against both upstream
+// transports: the backend's own socket, and a backend that refuses it.
 func TestNodeResponsesWS(t *testing.T) {
-	t.Parallel()
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "upstream-socket", true: "upstream-http"}[refuse], func(t *testing.T) {
+			t.Parallel()
+			testNodeResponsesWS(t, refuse)
+		})
+	}
+}
+
+func testNodeResponsesWS(t *testing.T, refuse bool) {
 	caddyBinary(t)
 	node := nodeBinary(t)
 	for _, pkg := range []string{"openai", "ws"} {
 		needNodeModule(t, pkg)
 	}
 	fake := newFake(t, codextest.Options{})
+	fake.SetRefuseWebSocket(refuse)
 	p, key := startProxy(t, fake, "")
 
 	const nonce = "w5ock"
@@ -105,7 +115,7 @@ func TestNodeResponsesWS(t *testing.T) {
 		}
 	}
 	// The second turn carried the first one's answer upstream.
-	gens := fake.RequestsTo("/responses")
+	gens := servedTurns(fake)
 	if len(gens) != 5 {
 		t.Fatalf("%d generations reached the upstream, want 5 (the bad one is refused by the proxy)", len(gens))
 	}
@@ -138,6 +148,10 @@ func TestNodeResponsesWS(t *testing.T) {
 	if w := res.WrongKey; w.Served || !strings.Contains(w.Error, "401") {
 		t.Fatalf("wrong key: %+v", w)
 	}
+	// Upstream, the second turn (the client resent its history) and the
+	// chained one (previous_response_id) sent only their new items on the
+	// backend's socket; the others, which start a conversation, all of it.
+	checkUpstreamTransport(t, gens, !refuse, 1, 4)
 }
 
 // wsClient opens client WebSockets on a proxy's /v1/responses and reads
@@ -260,6 +274,62 @@ func TestWebSocketAcrossReload(t *testing.T) {
 		if typ == "" || typ == "error" {
 			t.Fatalf("after the reload: %q close %v", typ, code)
 		}
+	}
+}
+
+// TestUpstreamSocketSetting: through the built caddy, a client socket's
+// turns go upstream on the backend's socket by default, and over HTTP with
+// `upstream_socket off` in the Caddyfile.
+func TestUpstreamSocketSetting(t *testing.T) {
+	caddyBinary(t)
+	for _, tc := range []struct{ extra, transport string }{{"", "websocket"}, {"upstream_socket off", ""}} {
+		t.Run(map[string]string{"": "default", "upstream_socket off": "off"}[tc.extra], func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t, codextest.Options{})
+			p, key := startProxy(t, fake, tc.extra)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.httpURL, "http")+"/v1/responses",
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.CloseNow()
+			prev := ""
+			for _, text := range []string{"first", "second"} {
+				f := map[string]any{"type": "response.create", "model": "gpt-5.5", "input": text}
+				if prev != "" {
+					f["previous_response_id"] = prev
+				}
+				frame, _ := json.Marshal(f)
+				if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					_, data, err := c.Read(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ev struct {
+						Type     string
+						Response struct{ ID string }
+					}
+					_ = json.Unmarshal(data, &ev)
+					if ev.Type == "error" || ev.Type == "response.failed" {
+						t.Fatalf("turn %q: %s", text, data)
+					}
+					if ev.Type == "response.completed" {
+						prev = ev.Response.ID
+						break
+					}
+				}
+			}
+			gens := servedTurns(fake)
+			if len(gens) != 2 {
+				t.Fatalf("%d upstream turns, want 2", len(gens))
+			}
+			checkUpstreamTransport(t, gens, tc.transport == "websocket", 1)
+		})
 	}
 }
 
