@@ -175,13 +175,16 @@ func TestResponsesLimitsFollowReload(t *testing.T) {
 	fake := newFake(t, codextest.Options{})
 	p, key := startProxy(t, fake, "responses {\n\t\t\tretention 7d\n\t\t\tmax_size 2KiB\n\t\t}")
 	long := strings.Repeat("a long question ", 200) // over 2 KiB stored
+	// A fresh connection per request: one kept alive from before the
+	// reload may be closed under the next request.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	post := func(body map[string]any) (int, map[string]any) {
 		t.Helper()
 		b, _ := json.Marshal(body)
 		r, _ := http.NewRequestWithContext(withTimeout(t), http.MethodPost, p.httpURL+"/v1/responses", strings.NewReader(string(b)))
 		r.Header.Set("Authorization", "Bearer "+key)
 		r.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(r)
+		res, err := client.Do(r)
 		if err != nil {
 			t.Fatal(err)
 		}
