@@ -11,10 +11,9 @@ import (
 // upstream served from its cache over the last 7 days, per model and key.
 type cacheView struct {
 	vault.CacheStat
-	Rate    string // the hit rate as a percentage, "—" without input
-	Models  []cacheLine
-	Keys    []cacheLine
-	Partial bool
+	Rate   string // the hit rate as a percentage, "—" without input
+	Models []cacheLine
+	Keys   []cacheLine
 }
 
 // cacheLine is one model's or key's figures.
@@ -38,7 +37,7 @@ func (d *Dashboard) cacheViewOf(userID string, since time.Time) (cacheView, erro
 	if err != nil {
 		return cacheView{}, err
 	}
-	v := cacheView{CacheStat: u.CacheStat, Rate: percent(u.CacheStat), Partial: u.Partial}
+	v := cacheView{CacheStat: u.CacheStat, Rate: percent(u.CacheStat)}
 	for _, m := range u.ByModel {
 		name := m.Model
 		if name == "" {

@@ -1,14 +1,17 @@
 package vault
 
 import (
+	"context"
 	"sort"
 	"time"
 )
 
 // Prompt-cache visibility (GET /v1/usage, the dashboard): how much of the
 // input the upstream served from its prompt cache, read back from the
-// request log, so it is the same on every instance of a cluster and
-// survives a restart.
+// store's per-user, key, model and UTC day roll-up (CacheRow), written
+// with the request log, so it is exact, the same on every instance of a
+// cluster, survives a restart, and costs the days × keys × models read
+// whatever the traffic.
 
 // CacheStat is the prompt-cache use of a set of requests. The zero value
 // is no requests.
@@ -30,16 +33,11 @@ type CacheStat struct {
 }
 
 // add counts r into s.
-func (s *CacheStat) add(r LogRecord) {
-	if r.InputTokens <= 0 {
-		return
-	}
-	s.Requests++
+func (s *CacheStat) add(r CacheRow) {
+	s.Requests += r.Requests
 	s.InputTokens += r.InputTokens
-	s.CachedTokens += min(r.CachedTokens, r.InputTokens)
-	if r.FailoverFrom != "" {
-		s.Resets++
-	}
+	s.CachedTokens += r.CachedTokens
+	s.Resets += r.Resets
 }
 
 // finish sets HitRate, rounded to four places.
@@ -69,68 +67,94 @@ type CacheKey struct {
 }
 
 // CacheUsage is the prompt-cache use of a user's (or one key's) requests
-// since a point in time.
+// since a UTC day.
 type CacheUsage struct {
+	// Since is the first UTC day counted (midnight).
 	Since time.Time `json:"since"`
 	CacheStat
 	// ByDay is oldest first; ByModel and ByKey most input first.
 	ByDay   []CacheDay   `json:"by_day"`
 	ByModel []CacheModel `json:"by_model"`
 	ByKey   []CacheKey   `json:"by_key,omitempty"`
-	// Partial is set when the log held more records than one summary
-	// reads (maxCacheScan): the figures are of the newest ones.
-	Partial bool `json:"partial,omitempty"`
+	// The figures come from the stores' roll-up (CacheRow), exact whatever
+	// the traffic: the "partial" flag earlier versions set when a summary
+	// read only the newest 20,000 log records cannot be true any more and
+	// is gone (it was omitted whenever false, so a client that reads it
+	// sees what it saw for every complete summary).
 }
 
-// maxCacheScan bounds the records one CacheUsage reads.
-const maxCacheScan = 20000
+// CacheRow is the prompt-cache roll-up of one user's requests with one
+// key and model on one UTC day, as the store keeps it: each engine adds
+// every record's CacheDelta to its row in the same transaction as the
+// record (LogStore.AppendLogs), fills the rows from the request log in
+// the schema step that adds them, drops a day with PurgeLogs once the
+// whole day is before the retention cutoff, and a copy (vault/migrate)
+// recomputes them from the copied records. The zero value is an empty
+// row of no user.
+type CacheRow struct {
+	UserID, KeyID, Model string
+	// Day is the UTC day's midnight.
+	Day time.Time
+	// Requests, InputTokens, CachedTokens and Resets are CacheStat's.
+	Requests, InputTokens, CachedTokens, Resets int64
+}
 
-// CacheUsage summarizes the prompt-cache use of userID's requests since
-// since, of one key when keyID is not empty, with ByKey filled when it is.
+// CacheDelta is what r adds to its CacheRow: one request with its input,
+// cached (at most the input) and reset counts; ok is false for a record
+// without input tokens, which a cache cannot serve and which adds
+// nothing. It does not allocate.
+func (r *LogRecord) CacheDelta() (row CacheRow, ok bool) {
+	if r.InputTokens <= 0 {
+		return CacheRow{}, false
+	}
+	t := r.Time.UTC()
+	row = CacheRow{UserID: r.UserID, KeyID: r.KeyID, Model: r.Model,
+		Day:      time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC),
+		Requests: 1, InputTokens: r.InputTokens, CachedTokens: min(max(r.CachedTokens, 0), r.InputTokens)}
+	if r.FailoverFrom != "" {
+		row.Resets = 1
+	}
+	return row, true
+}
+
+// Add adds d's counts to c.
+func (c *CacheRow) Add(d CacheRow) {
+	c.Requests += d.Requests
+	c.InputTokens += d.InputTokens
+	c.CachedTokens += d.CachedTokens
+	c.Resets += d.Resets
+}
+
+// CacheUsage summarizes the prompt-cache use of userID's requests from
+// the UTC day of since on, of one key when keyID is not empty, with ByKey
+// filled when it is. It reads the store's roll-up: its cost is the
+// number of (day, key, model) rows, not of requests.
 func (v *Vault) CacheUsage(userID, keyID string, since time.Time) (CacheUsage, error) {
-	var recs []LogRecord
-	before := time.Time{}
-	for len(recs) < maxCacheScan {
-		page, err := v.RecentRequests(userID, before, maxRecentLimit, StatusAll)
-		if err != nil {
-			return CacheUsage{}, err
-		}
-		done := len(page) < maxRecentLimit
-		if !done {
-			// The next page reads strictly before a time: leave the records
-			// of the oldest instant to it, unless they fill the page.
-			oldest := page[len(page)-1].Time
-			cut := len(page)
-			for cut > 0 && page[cut-1].Time.Equal(oldest) {
-				cut--
-			}
-			if cut > 0 {
-				page, before = page[:cut], oldest.Add(time.Nanosecond)
-			} else {
-				before = oldest
-			}
-		}
-		for _, r := range page {
-			if r.Time.Before(since) {
-				done = true
-				break
-			}
-			if keyID == "" || r.KeyID == keyID {
-				recs = append(recs, r)
-			}
-		}
-		if done {
-			return SummarizeCache(recs, since, keyID == ""), nil
+	rows, err := v.store.CacheRollup(context.Background(), userID, keyID, since)
+	if err != nil {
+		return CacheUsage{}, err
+	}
+	return SummarizeCacheRows(rows, since, keyID == ""), nil
+}
+
+// SummarizeCache is the CacheUsage of recs from the UTC day of since on
+// (ByKey filled when byKey), as the roll-up of recs would give it.
+func SummarizeCache(recs []LogRecord, since time.Time, byKey bool) CacheUsage {
+	rows := make([]CacheRow, 0, len(recs))
+	for i := range recs {
+		if d, ok := recs[i].CacheDelta(); ok {
+			rows = append(rows, d)
 		}
 	}
-	u := SummarizeCache(recs, since, keyID == "")
-	u.Partial = true
-	return u, nil
+	return SummarizeCacheRows(rows, since, byKey)
 }
 
-// SummarizeCache is the CacheUsage of recs since since; byKey fills ByKey.
-func SummarizeCache(recs []LogRecord, since time.Time, byKey bool) CacheUsage {
-	u := CacheUsage{Since: since.UTC(), ByDay: []CacheDay{}, ByModel: []CacheModel{}}
+// SummarizeCacheRows is the CacheUsage of roll-up rows from the UTC day
+// of since on; byKey fills ByKey.
+func SummarizeCacheRows(rows []CacheRow, since time.Time, byKey bool) CacheUsage {
+	t := since.UTC()
+	from := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	u := CacheUsage{Since: from, ByDay: []CacheDay{}, ByModel: []CacheModel{}}
 	days, models, keys := map[string]*CacheStat{}, map[string]*CacheStat{}, map[string]*CacheStat{}
 	get := func(m map[string]*CacheStat, k string) *CacheStat {
 		s := m[k]
@@ -140,12 +164,12 @@ func SummarizeCache(recs []LogRecord, since time.Time, byKey bool) CacheUsage {
 		}
 		return s
 	}
-	for _, r := range recs {
-		if r.Time.Before(since) || r.InputTokens <= 0 {
+	for _, r := range rows {
+		if r.Day.Before(from) || r.InputTokens <= 0 {
 			continue
 		}
 		u.add(r)
-		get(days, r.Time.UTC().Format(time.DateOnly)).add(r)
+		get(days, r.Day.UTC().Format(time.DateOnly)).add(r)
 		get(models, r.Model).add(r)
 		if byKey && r.KeyID != "" {
 			get(keys, r.KeyID).add(r)

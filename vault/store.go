@@ -196,8 +196,15 @@ type LogStore interface {
 	// users.
 	Usage(ctx context.Context, userID string, from, to time.Time) ([]DayUsage, error)
 	// PurgeLogs deletes records older than before and returns how many.
-	// Roll-ups stay.
+	// The usage roll-ups stay; the prompt-cache rows (CacheRow) of the UTC
+	// days wholly before before go with the records.
 	PurgeLogs(ctx context.Context, before time.Time) (int, error)
+	// CacheRollup returns userID's prompt-cache rows (CacheRow) of the
+	// UTC days from the day of from on, of the key keyID only when it is
+	// not empty, in any order. AppendLogs adds each record's CacheDelta
+	// to its row in its own atomic write; reading costs the rows, not the
+	// records.
+	CacheRollup(ctx context.Context, userID, keyID string, from time.Time) ([]CacheRow, error)
 }
 
 // QuotaStore keeps each linked account's latest upstream rate-limit

@@ -58,6 +58,9 @@ func (s *Store) AppendLogs(_ context.Context, recs []vault.LogRecord, usage []va
 		if err := addKeyUsage(tx, recs); err != nil {
 			return fmt.Errorf("key usage: %w", err)
 		}
+		if err := addCacheUsage(tx, recs); err != nil {
+			return fmt.Errorf("prompt-cache roll-up: %w", err)
+		}
 		b := tx.Bucket(bucketUsage)
 		for _, d := range usage {
 			k := usageKey(d.UserID, d.Day)
@@ -225,6 +228,9 @@ func (s *Store) PurgeLogs(_ context.Context, before time.Time) (int, error) {
 			// The per-key usage outlives the log when the retention is
 			// short: it keeps the week the budgets need, and no more.
 			return total, s.update(func(tx *bbolt.Tx) error {
+				if err := purgeCacheUsage(tx, before); err != nil {
+					return err
+				}
 				return purgeKeyUsage(tx, time.Now().Add(-keyUsageKeep))
 			})
 		}

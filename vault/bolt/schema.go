@@ -31,6 +31,7 @@ var (
 	bucketResponseItems = []byte("response_items") // user id \x00 item id → response id (schema 5)
 	bucketKeyUsage      = []byte("key_usage")      // key id \x00 YYYY-MM-DD → tokens (schema 4)
 	bucketSettings      = []byte("settings")       // setting name → the Vault's JSON (schema 6)
+	bucketCacheUsage    = []byte("cache_usage")    // user id \x00 YYYY-MM-DD \x00 key id \x00 model → counts (schema 7)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -91,6 +92,8 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists(bucketSettings)
 		return err
 	}},
+	// Last, after any step a parallel branch adds: renumber on merge.
+	{to: 7, name: "prompt-cache roll-up per user, key, model and day", fn: fillCacheUsage},
 }
 
 // migrateAccounts moves each user's one token bundle to their account 1

@@ -20,7 +20,7 @@ var (
 
 // vaultTables are every table holding records, for DeleteAll.
 const vaultTables = `codex_users, codex_keys, codex_tokens, codex_sessions, codex_login_tokens,
-	codex_oauth_sessions, codex_request_log, codex_usage, codex_quotas, codex_key_usage, codex_responses, codex_response_items, codex_settings`
+	codex_oauth_sessions, codex_request_log, codex_usage, codex_quotas, codex_key_usage, codex_cache_usage, codex_responses, codex_response_items, codex_settings`
 
 // countOrder is the order of the columns Count selects.
 var countOrder = []vault.Kind{vault.KindUsers, vault.KindKeys, vault.KindTokens, vault.KindSessions, vault.KindLoginTokens,

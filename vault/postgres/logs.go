@@ -58,6 +58,9 @@ func (s *Store) AppendLogs(ctx context.Context, recs []vault.LogRecord, usage []
 		if err := addUsage(ctx, tx, usage); err != nil {
 			return err
 		}
+		if err := addCacheUsage(ctx, tx, recs); err != nil {
+			return err
+		}
 		return addKeyUsage(ctx, tx, recs)
 	})
 }
@@ -202,6 +205,9 @@ func (s *Store) PurgeLogs(ctx context.Context, before time.Time) (int, error) {
 		n := int(tag.RowsAffected())
 		total += n
 		if n < purgeChunk {
+			if err := purgeCacheUsage(cctx, conn, before); err != nil {
+				return total, s.fail(ctx, "purge the prompt-cache roll-up", err)
+			}
 			return total, s.fail(ctx, "purge key usage", purgeKeyUsage(cctx, conn, before))
 		}
 	}

@@ -198,6 +198,12 @@ ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT N
 	{compatible: 4, sql: `
 ALTER TABLE codex_request_log ADD COLUMN IF NOT EXISTS requested_tier text NOT NULL DEFAULT '';
 `},
+	// The prompt-cache roll-up per user, UTC day, key and model
+	// (cache_usage.go), filled from the request log. Kept last (after any
+	// step a parallel branch adds: renumber on merge). Additive: instances
+	// of older schemas keep running beside it (compatible 4), but their
+	// records add nothing to it until they are upgraded.
+	{compatible: 4, sql: cacheUsageSchema},
 }
 
 // SchemaVersion is the schema this code writes.

@@ -217,6 +217,10 @@ func CheckSame(t *testing.T, src, dst vault.Store) {
 		must(t, err)
 		same(t, "Usage of the copy", b, a)
 	}
+	for _, user := range []string{"u-a", "u-b"} {
+		// Recomputed from the copied records (migrate.Copy).
+		same(t, "prompt-cache roll-up of the copy", cacheRows(t, dst, user, "", time.Time{}), cacheRows(t, src, user, "", time.Time{}))
+	}
 	a, err := src.GetTokens(ctx, "u-a", "a1")
 	must(t, err)
 	b, err := dst.GetTokens(ctx, "u-a", "a1")

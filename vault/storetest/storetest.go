@@ -58,6 +58,8 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Usage", testUsage},
 		{"RetentionPurge", testPurgeLogs},
 		{"KeyUsage", testKeyUsage},
+		{"CacheRollup", testCacheRollup},
+		{"CacheRollupConcurrent", testCacheRollupConcurrent},
 		{"Quotas", testQuotas},
 		{"RefreshLockExcludes", testRefreshLock},
 		{"Persistence", testPersistence},
