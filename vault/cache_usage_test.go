@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -59,5 +60,65 @@ func TestCacheUsage(t *testing.T) {
 	k2, err := v.CacheUsage("u1", "k2", since)
 	if err != nil || k2.InputTokens != 1200 || k2.CachedTokens != 100 || k2.ByKey != nil || len(k2.ByModel) != 2 {
 		t.Fatalf("one key: %+v %v", k2, err)
+	}
+}
+
+// cacheLog appends n records of one user, spread over the 7 days before
+// end, 2 keys and 3 models, straight into the store (as the writer
+// batches them).
+func cacheLog(t testing.TB, v *Vault, n int, end time.Time) {
+	t.Helper()
+	models := []string{"gpt-5.5", "gpt-5.4-mini", "gpt-6-astra"}
+	batch := make([]LogRecord, 0, 5000)
+	for i := range n {
+		batch = append(batch, LogRecord{Time: end.Add(-time.Duration(i%(7*24)) * time.Hour), UserID: "u1",
+			KeyID: []string{"k1", "k2"}[i%2], Model: models[i%3], RequestID: fmt.Sprint("r", i), Status: 200,
+			InputTokens: 100, OutputTokens: 5, CachedTokens: 40})
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := boltOf(v).AppendLogs(context.Background(), batch, nil); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// A busy user's week is counted whole: every one of 25,000 requests (more
+// than the 20,000 records a summary once read, when it said "partial").
+func TestCacheUsageOfABusyWeek(t *testing.T) {
+	v, _, _ := logVault(t, nil)
+	end := t0.Truncate(24 * time.Hour).Add(23 * time.Hour)
+	const n = 25000
+	cacheLog(t, v, n, end)
+	since := end.Truncate(24*time.Hour).AddDate(0, 0, -6)
+	u, err := v.CacheUsage("u1", "", since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Requests != n || u.InputTokens != 100*n || u.CachedTokens != 40*n || u.HitRate != 0.4 || len(u.ByDay) != 7 ||
+		len(u.ByModel) != 3 || len(u.ByKey) != 2 || u.ByKey[0].Requests != n/2 {
+		t.Fatalf("%d requests, %d input, %d cached, rate %v, %d days, %d models, %d keys; want all %d",
+			u.Requests, u.InputTokens, u.CachedTokens, u.HitRate, len(u.ByDay), len(u.ByModel), len(u.ByKey), n)
+	}
+}
+
+// BenchmarkCacheUsage is one /v1/usage cache summary of a user with 1,000
+// and 100,000 records in the week: the same roll-up rows (7 days × 3
+// models × 2 keys) either way, so the same cost.
+func BenchmarkCacheUsage(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			v, _, _ := newTestVault(b, func(o *Options) { o.LogFlushInterval = time.Hour })
+			end := t0.Truncate(24 * time.Hour).Add(23 * time.Hour)
+			cacheLog(b, v, n, end)
+			since := end.Truncate(24*time.Hour).AddDate(0, 0, -6)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if u, err := v.CacheUsage("u1", "", since); err != nil || u.Requests != int64(n) {
+					b.Fatalf("%d requests, %v", u.Requests, err)
+				}
+			}
+		})
 	}
 }
