@@ -19,6 +19,9 @@ import (
 // from a date on are one cursor range. The model comes last, so a model
 // name holding \x00 still parses.
 
+// cacheRollupStep names the schema step that adds the roll-up.
+const cacheRollupStep = "prompt-cache roll-up per user, key, model and day"
+
 // cacheValueLen is the length of a roll-up value.
 const cacheValueLen = 32
 

@@ -93,7 +93,7 @@ var migrations = []migration{
 		return err
 	}},
 	// Last, after any step a parallel branch adds: renumber on merge.
-	{to: 7, name: "prompt-cache roll-up per user, key, model and day", fn: fillCacheUsage},
+	{to: 7, name: cacheRollupStep, fn: fillCacheUsage},
 }
 
 // migrateAccounts moves each user's one token bundle to their account 1
