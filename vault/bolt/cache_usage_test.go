@@ -2,7 +2,9 @@ package bolt
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -55,5 +57,45 @@ func TestCacheRollupBackfill(t *testing.T) {
 	}
 	if u.Requests != 2 || u.InputTokens != 200 || u.CachedTokens != 75 || u.Resets != 1 || len(u.ByDay) != 2 || len(u.ByKey) != 2 {
 		t.Fatalf("after the upgrade: %+v", u)
+	}
+}
+
+// A backup (vault backup: the file from one read transaction) carries
+// the roll-up as it is.
+func TestCacheRollupInBackup(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "vault.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := s.AppendLogs(ctx, []vault.LogRecord{
+		{Time: now, UserID: "u1", KeyID: "k1", Model: "gpt-5.5", Status: 200, InputTokens: 100, CachedTokens: 75},
+		{Time: now.AddDate(0, 0, -1), UserID: "u1", KeyID: "k1", Model: "gpt-5.5", Status: 200, InputTokens: 10},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.CacheRollup(ctx, "u1", "", now.AddDate(0, 0, -7))
+	if err != nil || len(want) != 2 {
+		t.Fatalf("rows %+v, %v", want, err)
+	}
+	f, err := os.Create(filepath.Join(dir, "backup.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Backup(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, err := Open(f.Name(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := b.CacheRollup(ctx, "u1", "", now.AddDate(0, 0, -7))
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("rows of the backup %+v, %v; want %+v", got, err, want)
 	}
 }
