@@ -44,27 +44,28 @@ func addCacheUsage(tx *bbolt.Tx, recs []vault.LogRecord) error {
 		user, key, model string
 		day              time.Time
 	}
-	var sums map[rowKey]*vault.CacheRow
+	var sums map[rowKey]vault.CacheRow
 	for i := range recs {
 		d, ok := recs[i].CacheDelta()
 		if !ok {
 			continue
 		}
 		if sums == nil {
-			sums = make(map[rowKey]*vault.CacheRow)
+			sums = make(map[rowKey]vault.CacheRow)
 		}
 		k := rowKey{d.UserID, d.KeyID, d.Model, d.Day}
-		if sum := sums[k]; sum != nil {
-			sum.Add(d)
-		} else {
-			sums[k] = &d
+		sum := sums[k]
+		if sum.Requests == 0 {
+			sum.UserID, sum.KeyID, sum.Model, sum.Day = d.UserID, d.KeyID, d.Model, d.Day
 		}
+		sum.Add(d)
+		sums[k] = sum
 	}
 	b := tx.Bucket(bucketCacheUsage)
 	for _, d := range sums {
-		k := cacheKey(d)
+		k := cacheKey(&d)
 		cur := decodeCache(b.Get(k))
-		cur.Add(*d)
+		cur.Add(d)
 		if err := b.Put(k, encodeCache(cur)); err != nil {
 			return err
 		}

@@ -48,9 +48,10 @@ ON CONFLICT (user_id, day, key_id, model) DO NOTHING;
 // cannot deadlock.
 func addCacheUsage(ctx context.Context, tx pgx.Tx, recs []vault.LogRecord) error {
 	type rowKey struct {
-		user, day, key, model string
+		user, key, model string
+		day              time.Time
 	}
-	var sums map[rowKey]*vault.CacheRow
+	var sums map[rowKey]vault.CacheRow
 	var order []rowKey
 	for i := range recs {
 		d, ok := recs[i].CacheDelta()
@@ -58,28 +59,28 @@ func addCacheUsage(ctx context.Context, tx pgx.Tx, recs []vault.LogRecord) error
 			continue
 		}
 		if sums == nil {
-			sums = make(map[rowKey]*vault.CacheRow)
+			sums = make(map[rowKey]vault.CacheRow)
 		}
-		k := rowKey{d.UserID, d.Day.Format(time.DateOnly), d.KeyID, d.Model}
-		if sum := sums[k]; sum != nil {
-			sum.Add(d)
-		} else {
-			sums[k] = &d
+		k := rowKey{d.UserID, d.KeyID, d.Model, d.Day}
+		sum, seen := sums[k]
+		if !seen {
 			order = append(order, k)
 		}
+		sum.Add(d)
+		sums[k] = sum
 	}
 	if len(order) == 0 {
 		return nil
 	}
 	slices.SortFunc(order, func(a, b rowKey) int {
-		return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.day, b.day), cmp.Compare(a.key, b.key), cmp.Compare(a.model, b.model))
+		return cmp.Or(cmp.Compare(a.user, b.user), a.day.Compare(b.day), cmp.Compare(a.key, b.key), cmp.Compare(a.model, b.model))
 	})
 	n := len(order)
 	users, days, keys, models := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	reqs, in, cached, resets := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, k := range order {
 		d := sums[k]
-		users[i], days[i], keys[i], models[i] = k.user, k.day, k.key, k.model
+		users[i], days[i], keys[i], models[i] = k.user, k.day.Format(time.DateOnly), k.key, k.model
 		reqs[i], in[i], cached[i], resets[i] = d.Requests, d.InputTokens, d.CachedTokens, d.Resets
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO codex_cache_usage AS u
