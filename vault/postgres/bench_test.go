@@ -111,3 +111,39 @@ func benchAppend(b *testing.B, inst instance, userID, keyID string, batch int) {
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "records/s")
 }
+
+// BenchmarkPostgresCacheUsage is one /v1/usage cache summary on a
+// loopback PostgreSQL for a user with 1,000 and 100,000 records in the
+// week: the same roll-up rows (7 days × 3 models × 2 keys) either way.
+func BenchmarkPostgresCacheUsage(b *testing.B) {
+	dsn := pgtest.Start(b).NewDB(b)
+	inst := openInstance(b, dsn, nil)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	end := today.Add(23 * time.Hour)
+	models := []string{"gpt-5.5", "gpt-5.4-mini", "gpt-6-astra"}
+	for _, n := range []int{1000, 100000} {
+		user := fmt.Sprint("u", n)
+		batch := make([]vault.LogRecord, 0, 5000)
+		for i := range n {
+			batch = append(batch, vault.LogRecord{Time: end.Add(-time.Duration(i%(7*24)) * time.Hour), UserID: user,
+				KeyID: []string{"k1", "k2"}[i%2], Model: models[i%3], RequestID: fmt.Sprint("r", i), Status: 200,
+				InputTokens: 100, OutputTokens: 5, CachedTokens: 40})
+			if len(batch) == cap(batch) || i == n-1 {
+				if err := inst.s.AppendLogs(ctx, batch, nil); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if u, err := inst.v.CacheUsage(user, "", today.AddDate(0, 0, -6)); err != nil || u.Requests != int64(n) {
+					b.Fatalf("%d requests, %v", u.Requests, err)
+				}
+			}
+		})
+	}
+}
