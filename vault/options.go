@@ -108,6 +108,9 @@ type Options struct {
 	// MaxUserResponseBytes caps one user's stored responses, the oldest
 	// dropped first (default 256 MiB).
 	MaxUserResponseBytes int64
+	// AuditRetention is how long audit-log entries are kept; the hourly
+	// purge drops older ones (default DefaultAuditRetention, 365 days).
+	AuditRetention time.Duration
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -180,6 +183,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.AuditRetention <= 0 {
+		o.AuditRetention = DefaultAuditRetention
 	}
 	if o.MaxUserResponseBytes <= 0 {
 		o.MaxUserResponseBytes = DefaultMaxUserResponseBytes

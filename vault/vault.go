@@ -35,6 +35,8 @@ type Vault struct {
 	// changed since Open (reconfigure.go); unset, opts apply.
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
+	// auditRetention is what SetAuditRetention set (0: the option's).
+	auditRetention atomic.Int64
 	// responseDrops counts responses not kept or dropped for the caps.
 	responseDrops atomic.Uint64
 
@@ -272,6 +274,11 @@ func (v *Vault) purge() {
 		v.logWarn("vault: purging expired stored responses failed", "error", err)
 	} else if n > 0 {
 		v.logInfo("vault: purged expired stored responses", "records", n)
+	}
+	if n, err := v.purgeAudit(); err != nil {
+		v.logWarn("vault: purging old audit entries failed", "error", err)
+	} else if n > 0 {
+		v.logInfo("vault: purged old audit entries", "records", n)
 	}
 	if n, err := v.purgeExpiredSecrets(); err != nil {
 		v.logWarn("vault: purging expired sessions failed", "error", err)

@@ -187,6 +187,9 @@ ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT fals
 	{compatible: 4, sql: `
 ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT NULL DEFAULT false;
 `},
+	// The audit log (audit.go). Additive: instances of schema 8 keep
+	// running beside it, writing no entries (compatible 4).
+	{compatible: 4, sql: auditSchema},
 }
 
 // SchemaVersion is the schema this code writes.

@@ -17,7 +17,7 @@ import (
 var FillCounts = vault.Counts{
 	vault.KindUsers: 3, vault.KindKeys: 3, vault.KindTokens: 2, vault.KindSessions: 2, vault.KindLoginTokens: 1,
 	vault.KindOAuthSessions: 1, vault.KindQuotas: 1, vault.KindRequestLogs: 5, vault.KindUsage: 2,
-	vault.KindResponses: 2,
+	vault.KindResponses: 2, vault.KindAudit: 2,
 }
 
 // Fill writes records of every kind into an empty store, as FillCounts
@@ -55,6 +55,12 @@ func Fill(t *testing.T, s vault.Store) {
 		for _, r := range []vault.ResponseRecord{response("u-a", "resp_1", t0, 100, "msg_1", "rs_1"), response("u-c", "resp_2", t0.Add(time.Second), 50)} {
 			_, err := rs.PutResponse(ctx, r, vault.ResponseLimits{})
 			must(t, err)
+		}
+	}
+
+	if as, ok := s.(vault.AuditStore); ok {
+		for _, e := range []vault.AuditEntry{auditEntry(t0, "u-a", vault.AuditKeyCreated), auditEntry(t0.Add(time.Second), "u-b", vault.AuditUserDisabled)} {
+			must(t, as.AppendAudit(ctx, e))
 		}
 	}
 
@@ -97,7 +103,7 @@ func testExport(t *testing.T, h *harness) {
 	must(t, err)
 	same(t, "Count of an empty store", n, vault.Counts{
 		vault.KindUsers: 0, vault.KindKeys: 0, vault.KindTokens: 0, vault.KindSessions: 0, vault.KindLoginTokens: 0,
-		vault.KindOAuthSessions: 0, vault.KindQuotas: 0, vault.KindRequestLogs: 0, vault.KindUsage: 0, vault.KindResponses: 0,
+		vault.KindOAuthSessions: 0, vault.KindQuotas: 0, vault.KindRequestLogs: 0, vault.KindUsage: 0, vault.KindResponses: 0, vault.KindAudit: 0,
 	})
 	Fill(t, s)
 	n, err = ex.Count(ctx)

@@ -68,6 +68,9 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Responses", testResponses},
 		{"ResponseCaps", testResponseCaps},
 		{"ResponsePurge", testResponsePurge},
+		{"Audit", testAudit},
+		{"AuditFilters", testAuditFilters},
+		{"AuditPurge", testAuditPurge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &harness{t: t, open: newDB(t), newDB: newDB}
