@@ -82,10 +82,10 @@ func TestHelpFromTheTree(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	if want := []string{"accounts", "keys", "provision", "users", "vault"}; !slices.Equal(names, want) {
+	if want := []string{"accounts", "audit", "keys", "provision", "users", "vault"}; !slices.Equal(names, want) {
 		t.Fatalf("commands %q, want %q", names, want)
 	}
-	if u := (&CLI{}).Usage(); u != "accounts|keys|provision|users|vault ..." {
+	if u := (&CLI{}).Usage(); u != "accounts|audit|keys|provision|users|vault ..." {
 		t.Fatalf("usage %q", u)
 	}
 	var help bytes.Buffer
@@ -104,6 +104,7 @@ func TestHelpFromTheTree(t *testing.T) {
 		"keys":     {"list", "create", "update", "revoke"},
 		"accounts": {"add", "list", "remove", "order", "policy"},
 		"vault":    {"migrate", "backup"},
+		"audit":    {"list"},
 	} {
 		for _, s := range subs {
 			cmd, rest, err := root.Find([]string{group, s})
@@ -165,6 +166,7 @@ func TestCommandsWithoutCaddy(t *testing.T) {
 			if _, _, err := run(t, h, "keys", "update", "--email", email, "--id", keys.Keys[0].ID); err == nil || !strings.Contains(err.Error(), "nothing to change") {
 				t.Fatalf("update without changes: %v", err)
 			}
+			checkAuditCommand(t, h, email, mode == "admin api")
 		})
 	}
 }
@@ -221,3 +223,42 @@ func TestAccountsCommandsWithoutCaddy(t *testing.T) {
 
 // writeFile writes a private file.
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
+
+// checkAuditCommand reads back, with `audit list`, what the commands of
+// TestCommandsWithoutCaddy did to email: as a table, JSON and CSV, each
+// entry the CLI's with this process's OS user (through the admin API, the
+// admin API's, with the OS user the CLI sent).
+func checkAuditCommand(t *testing.T, h Host, email string, viaAPI bool) {
+	t.Helper()
+	js, _, err := run(t, h, "audit", "list", "--user", email, "--since", "1h", "--json")
+	var entries []vault.AuditEntry
+	if err != nil || json.Unmarshal([]byte(js), &entries) != nil {
+		t.Fatalf("audit list --json: %v %s", err, js)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, string(e.Action)+" "+e.Outcome)
+		kind := vault.ActorCLI
+		if viaAPI {
+			kind = vault.ActorAdminAPI
+		}
+		if e.Actor.Kind != kind || e.Actor.OSUser != osUser() || e.Target.Email != email {
+			t.Fatalf("entry %+v: want actor %s, os user %s", e, kind, osUser())
+		}
+	}
+	want := []string{"user.disabled ok", "key.policy-changed ok", "key.created ok", "user.created ok"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit list: %q, want %q", got, want)
+	}
+	table, _, err := run(t, h, "audit", "list", "--action", "user.disabled")
+	if err != nil || !strings.Contains(table, "user.disabled") || !strings.Contains(table, "(os user "+osUser()+")") || strings.Contains(table, "key.created") {
+		t.Fatalf("audit list --action: %v\n%s", err, table)
+	}
+	csv, _, err := run(t, h, "audit", "list", "--limit", "2", "--csv")
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); err != nil || len(lines) != 3 || !strings.HasPrefix(lines[0], "time,actor,") {
+		t.Fatalf("audit list --csv --limit 2: %v\n%s", err, csv)
+	}
+	if _, _, err := run(t, h, "audit", "list", "--since", "yesterday"); err == nil || !strings.Contains(err.Error(), `--since: "yesterday" is neither a time`) {
+		t.Fatalf("a bad --since: %v", err)
+	}
+}

@@ -45,6 +45,9 @@ type Service interface {
 	// SetAccountPolicy sets how the user's accounts are chosen.
 	SetAccountPolicy(ctx context.Context, req AccountPolicyRequest) (AccountsResult, error)
 
+	// ListAudit pages through the audit log, newest first.
+	ListAudit(ctx context.Context, req AuditRequest) (AuditResult, error)
+
 	// Backup writes a consistent copy of a bbolt vault file to w and
 	// returns its size; a PostgreSQL vault fails with a 400.
 	Backup(ctx context.Context, w io.Writer) (int64, error)

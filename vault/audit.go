@@ -135,8 +135,11 @@ type AuditQuery struct {
 	// Since and Until bound Time (Since inclusive, Until exclusive); zero
 	// is unbounded.
 	Since, Until time.Time
-	// UserID keeps entries by or about the user (actor or target).
-	UserID string
+	// UserID and Email keep entries by or about one user: the actor's or
+	// the target's id is UserID, or their email is Email (an entry written
+	// before its user had an id names the email only). Either may be
+	// empty; with both, an entry matching either is kept.
+	UserID, Email string
 	// TargetUserID keeps entries about the user only.
 	TargetUserID string
 	// ActorKind keeps entries by that kind of actor.
@@ -163,7 +166,7 @@ func (q AuditQuery) Match(e AuditEntry) bool {
 	switch {
 	case !q.Since.IsZero() && e.Time.Before(q.Since):
 	case !q.Until.IsZero() && !e.Time.Before(q.Until):
-	case q.UserID != "" && e.Actor.UserID != q.UserID && e.Target.UserID != q.UserID:
+	case (q.UserID != "" || q.Email != "") && !q.aboutUser(e):
 	case q.TargetUserID != "" && e.Target.UserID != q.TargetUserID:
 	case q.ActorKind != "" && e.Actor.Kind != q.ActorKind:
 	case q.Action != "" && e.Action != q.Action:
@@ -172,6 +175,14 @@ func (q AuditQuery) Match(e AuditEntry) bool {
 		return true
 	}
 	return false
+}
+
+// aboutUser is the UserID/Email filter.
+func (q AuditQuery) aboutUser(e AuditEntry) bool {
+	if q.UserID != "" && (e.Actor.UserID == q.UserID || e.Target.UserID == q.UserID) {
+		return true
+	}
+	return q.Email != "" && (e.Actor.Email == q.Email || e.Target.Email == q.Email)
 }
 
 // AuditStore is the optional part of a Store that keeps the audit log.
@@ -236,7 +247,19 @@ func (v *Vault) Audit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 	}
 	e.Time = e.Time.UTC()
 	if e.ID == "" {
-		e.ID = NewAuditID(e.Time)
+		// Strictly increasing in this process, so two entries in one
+		// nanosecond (or a clock stepping back) keep their order.
+		for {
+			last := v.lastAudit.Load()
+			t := e.Time
+			if t.UnixNano() <= last {
+				t = time.Unix(0, last+1).UTC()
+			}
+			if v.lastAudit.CompareAndSwap(last, t.UnixNano()) {
+				e.ID = NewAuditID(t)
+				break
+			}
+		}
 	}
 	if e.Outcome == "" {
 		e.Outcome = OutcomeOK

@@ -37,6 +37,8 @@ type Vault struct {
 	retention  atomic.Int64
 	// auditRetention is what SetAuditRetention set (0: the option's).
 	auditRetention atomic.Int64
+	// lastAudit is the Unix nanoseconds of the last audit id made here.
+	lastAudit atomic.Int64
 	// responseDrops counts responses not kept or dropped for the caps.
 	responseDrops atomic.Uint64
 

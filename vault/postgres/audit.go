@@ -76,8 +76,16 @@ func (s *Store) ListAudit(ctx context.Context, q vault.AuditQuery) ([]vault.Audi
 	if !q.Until.IsZero() {
 		add("time < ?", q.Until.UTC())
 	}
-	if q.UserID != "" {
+	switch {
+	case q.UserID != "" && q.Email != "":
+		add("(actor_user_id = ? OR target_user_id = ?", q.UserID)
+		add("actor_email = ? OR target_email = ?)", q.Email)
+		n := len(where)
+		where = append(where[:n-2], where[n-2]+" OR "+where[n-1])
+	case q.UserID != "":
 		add("(actor_user_id = ? OR target_user_id = ?)", q.UserID)
+	case q.Email != "":
+		add("(actor_email = ? OR target_email = ?)", q.Email)
 	}
 	if q.TargetUserID != "" {
 		add("target_user_id = ?", q.TargetUserID)

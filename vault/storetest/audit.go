@@ -98,6 +98,8 @@ func testAuditFilters(t *testing.T, h *harness) {
 		{Until: t0.Add(3 * time.Minute)},
 		{Since: t0.Add(2 * time.Minute), Until: t0.Add(8 * time.Minute)},
 		{UserID: "u-c"},
+		{Email: "u-b@example.com"},
+		{UserID: "u-a", Email: "u-b@example.com", Action: vault.AuditActions[2]},
 		{TargetUserID: "u-c"},
 		{ActorKind: vault.ActorUser},
 		{Action: vault.AuditActions[1]},
