@@ -72,6 +72,9 @@ func (d *Dashboard) writeAudit(ctx context.Context, e vault.AuditEntry) {
 // errorsIsNoAudit is an engine without an audit log: nothing to write.
 func errorsIsNoAudit(err error) bool { return errors.Is(err, vault.ErrNoAuditStore) }
 
+// auditDownMessage tells an admin why an action was refused.
+const auditDownMessage = "Nothing was changed: admin actions are recorded in the audit log, which cannot be written right now. Try again in a moment."
+
 // auditAdminView records an admin's view of another user's page, and
 // reports whether the page may be shown: not if the entry could not be
 // written (an error page says so).

@@ -3,12 +3,16 @@ package dashboard
 import (
 	"context"
 	"encoding/csv"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
+	"github.com/usemysub/caddy-codex-proxy/vault/bolt"
 )
 
 // entries reads the whole audit log, oldest first, as "action outcome
@@ -184,4 +188,52 @@ func between(s, start, end string) string {
 		return ""
 	}
 	return s[j+len(start) : i]
+}
+
+// failingAudit is a real bbolt store whose audit log cannot be written.
+type failingAudit struct{ *bolt.Store }
+
+func (failingAudit) AppendAudit(context.Context, vault.AuditEntry) error { return errors.New("disk full") }
+
+// With the audit log down, a user's own actions and sign-ins still work
+// (an ERROR says what was not recorded), while an admin can neither view
+// another user's page nor act on it.
+func TestAuditDown(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "vault.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(failingAudit{st}, vault.Options{EncryptionKeys: []string{testEncKey}, Pepper: testPepper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	e := newEnv(t, func(c *Config) { c.Vault, c.Admins = v, []string{"admin@example.com"} })
+	admin := e.signIn("admin@example.com")
+	member := e.signIn("member@example.com")
+	member.get("/keys")
+	if r := member.postForm("/keys", url.Values{"label": {"laptop"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("creating a key with the audit log down: %d", r.status)
+	}
+	if level, ok := e.logs.levelOf("writing the audit log failed"); !ok || level != slog.LevelError {
+		t.Fatalf("the lost entries were not logged at ERROR (%v %v)", level, ok)
+	}
+	u, _ := v.UserByEmail("member@example.com")
+	if keys, _ := v.ListKeys(u.ID); len(keys) != 1 {
+		t.Fatalf("the member's key: %d keys", len(keys))
+	}
+	r := admin.get("/admin/user?id=" + u.ID)
+	if r.status != http.StatusServiceUnavailable || strings.Contains(r.body, "laptop") {
+		t.Fatalf("an unrecorded view of another user's page: %d", r.status)
+	}
+	mustContain(t, r.body, "The audit log is unavailable")
+	admin.get("/admin")
+	r = admin.post("/admin/user/disable", url.Values{"user": {u.ID}})
+	if r.status != http.StatusServiceUnavailable || strings.Contains(r.body, "laptop") {
+		t.Fatalf("an unrecorded disable: %d", r.status)
+	}
+	mustContain(t, r.body, "Nothing was changed: admin actions are recorded in the audit log")
+	if u, _ := v.UserByEmail("member@example.com"); u.Disabled {
+		t.Fatal("the member was disabled unrecorded")
+	}
 }
