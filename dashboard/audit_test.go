@@ -193,7 +193,9 @@ func between(s, start, end string) string {
 // failingAudit is a real bbolt store whose audit log cannot be written.
 type failingAudit struct{ *bolt.Store }
 
-func (failingAudit) AppendAudit(context.Context, vault.AuditEntry) error { return errors.New("disk full") }
+func (failingAudit) AppendAudit(context.Context, vault.AuditEntry) error {
+	return errors.New("disk full")
+}
 
 // With the audit log down, a user's own actions and sign-ins still work
 // (an ERROR says what was not recorded), while an admin can neither view
