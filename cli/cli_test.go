@@ -226,8 +226,8 @@ func writeFile(path string, data []byte) error { return os.WriteFile(path, data,
 
 // checkAuditCommand reads back, with `audit list`, what the commands of
 // TestCommandsWithoutCaddy did to email: as a table, JSON and CSV, each
-// entry the CLI's with this process's OS user (through the admin API, the
-// admin API's, with the OS user the CLI sent).
+// entry the CLI's with this process's OS user (through the admin API
+// too, marked as via it).
 func checkAuditCommand(t *testing.T, h Host, email string, viaAPI bool) {
 	t.Helper()
 	js, _, err := run(t, h, "audit", "list", "--user", email, "--since", "1h", "--json")
@@ -238,12 +238,12 @@ func checkAuditCommand(t *testing.T, h Host, email string, viaAPI bool) {
 	var got []string
 	for _, e := range entries {
 		got = append(got, string(e.Action)+" "+e.Outcome)
-		kind := vault.ActorCLI
+		via := ""
 		if viaAPI {
-			kind = vault.ActorAdminAPI
+			via = vault.ActorAdminAPI
 		}
-		if e.Actor.Kind != kind || e.Actor.OSUser != osUser() || e.Target.Email != email {
-			t.Fatalf("entry %+v: want actor %s, os user %s", e, kind, osUser())
+		if e.Actor.Kind != vault.ActorCLI || e.Actor.Via != via || e.Actor.OSUser != osUser() || e.Target.Email != email {
+			t.Fatalf("entry %+v: want the CLI via %q, os user %s", e, via, osUser())
 		}
 	}
 	want := []string{"user.disabled ok", "key.policy-changed ok", "key.created ok", "user.created ok"}

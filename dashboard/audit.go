@@ -142,6 +142,9 @@ func rowOf(e vault.AuditEntry) auditRow {
 	switch e.Actor.Kind {
 	case vault.ActorCLI:
 		row.Actor = "CLI"
+		if e.Actor.Via == vault.ActorAdminAPI {
+			row.Actor = "CLI via the admin API"
+		}
 	case vault.ActorAdminAPI:
 		row.Actor = "Admin API"
 	default:

@@ -149,7 +149,7 @@ func TestAdminAuditPage(t *testing.T) {
 		t.Fatalf("CSV: %d %s", r.status, r.header.Get("Content-Type"))
 	}
 	rows, err := csv.NewReader(strings.NewReader(r.body)).ReadAll()
-	if err != nil || len(rows) != 1+len(want) || rows[0][0] != "time" || rows[1][4] != "admin.viewed-user" || rows[1][2] != "admin@example.com" {
+	if err != nil || len(rows) != 1+len(want) || rows[0][0] != "time" || rows[1][5] != "admin.viewed-user" || rows[1][2] != "admin@example.com" {
 		t.Fatalf("CSV rows: %v %q", err, rows)
 	}
 

@@ -19,6 +19,8 @@ type Actor struct {
 	// OSUser is the operator's operating-system user: the CLI's own, or
 	// what an admin API caller said it was (OperatorHeader).
 	OSUser string `json:"os_user,omitempty"`
+	// CLI is set on an admin API call that the CLI made (ClientHeader).
+	CLI bool `json:"cli,omitempty"`
 	// Source is the address the request came from: the browser's for a
 	// dashboard admin, the admin API caller's; empty for the CLI.
 	Source string `json:"source,omitempty"`
@@ -28,6 +30,14 @@ type Actor struct {
 const (
 	ViaCLI      = "cli"
 	ViaAdminAPI = "admin-api"
+)
+
+// ClientHeader says which program calls the admin API: [Remote] sends
+// ClientCLI, so the audit log tells the CLI through a running Caddy from
+// other callers (a claim, as OperatorHeader is).
+const (
+	ClientHeader = "X-Codex-Proxy-Client"
+	ClientCLI    = "codex-proxy-cli"
 )
 
 // OperatorHeader carries the operator's OS user from [Remote] to the admin

@@ -344,5 +344,5 @@ func adminActor(r *http.Request) context.Context {
 	if len(osUser) > 64 || strings.ContainsFunc(osUser, func(c rune) bool { return c < ' ' || c == 0x7f }) {
 		osUser = "(unreadable)"
 	}
-	return WithActor(r.Context(), Actor{Via: ViaAdminAPI, OSUser: osUser, Source: r.RemoteAddr})
+	return WithActor(r.Context(), Actor{Via: ViaAdminAPI, OSUser: osUser, Source: r.RemoteAddr, CLI: r.Header.Get(ClientHeader) == ClientCLI})
 }

@@ -31,6 +31,8 @@ func auditActor(ctx context.Context) (vault.AuditActor, string) {
 	switch {
 	case a.UserID != "":
 		return vault.AuditActor{Kind: vault.ActorAdmin, UserID: a.UserID, Email: a.Email}, a.Source
+	case a.Via == ViaAdminAPI && a.CLI:
+		return vault.AuditActor{Kind: vault.ActorCLI, OSUser: a.OSUser, Via: vault.ActorAdminAPI}, a.Source
 	case a.Via == ViaAdminAPI:
 		return vault.AuditActor{Kind: vault.ActorAdminAPI, OSUser: a.OSUser}, a.Source
 	}

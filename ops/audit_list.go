@@ -150,7 +150,7 @@ func (l local) ListAudit(ctx context.Context, req AuditRequest) (AuditResult, er
 }
 
 // AuditCSVHeader is the first row WriteAuditCSV writes.
-var AuditCSVHeader = []string{"time", "actor", "actor_email", "actor_os_user", "action", "detail",
+var AuditCSVHeader = []string{"time", "actor", "actor_email", "actor_os_user", "actor_via", "action", "detail",
 	"target_email", "target_user_id", "target_key_id", "target_account_id", "source", "outcome", "reason", "id"}
 
 // WriteAuditCSV writes entries as CSV (RFC 4180) with AuditCSVHeader.
@@ -162,7 +162,7 @@ func WriteAuditCSV(w io.Writer, entries []vault.AuditEntry) error {
 		return err
 	}
 	for _, e := range entries {
-		row := []string{e.Time.UTC().Format(time.RFC3339Nano), e.Actor.Kind, e.Actor.Email, e.Actor.OSUser, string(e.Action), e.Detail,
+		row := []string{e.Time.UTC().Format(time.RFC3339Nano), e.Actor.Kind, e.Actor.Email, e.Actor.OSUser, e.Actor.Via, string(e.Action), e.Detail,
 			e.Target.Email, e.Target.UserID, e.Target.KeyID, e.Target.AccountID, e.Source, e.Outcome, e.Reason, e.ID}
 		for i, c := range row {
 			if c != "" && (c[0] == '=' || c[0] == '+' || c[0] == '-' || c[0] == '@' || c[0] == '\t' || c[0] == '\r') {

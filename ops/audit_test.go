@@ -26,8 +26,8 @@ func actions(es []vault.AuditEntry) string {
 
 // TestAuditRecordsOperatorActions runs every operator action, and a few
 // refusals, on both Services and reads the audit log back: each with its
-// actor (the CLI's OS user locally; the admin API, with the OS user the
-// CLI sends, remotely), its target and no secret.
+// actor (the CLI with its OS user; remotely, through the admin API, as
+// the CLI says with its headers), its target and no secret.
 func TestAuditRecordsOperatorActions(t *testing.T) {
 	ctx := WithActor(context.Background(), Actor{Via: ViaCLI, OSUser: "alice"})
 	for name, open := range impls(t) {
@@ -84,7 +84,7 @@ func TestAuditRecordsOperatorActions(t *testing.T) {
 			}
 			wantActor := vault.AuditActor{Kind: vault.ActorCLI, OSUser: "alice"}
 			if name == "remote" {
-				wantActor.Kind = vault.ActorAdminAPI
+				wantActor.Via = vault.ActorAdminAPI
 			}
 			for _, e := range all.Entries {
 				if e.Actor != wantActor {
@@ -211,8 +211,8 @@ func TestWriteAuditCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "time,actor,actor_email,actor_os_user,action,detail,target_email,target_user_id,target_key_id,target_account_id,source,outcome,reason,id\n" +
-		`2026-12-07T10:00:00Z,admin,ann@example.com,,key.created,"label=""=HYPERLINK(""""x"""")""",ada@example.com,,k1,,192.0.2.1:5,ok,,x1` + "\n"
+	want := "time,actor,actor_email,actor_os_user,actor_via,action,detail,target_email,target_user_id,target_key_id,target_account_id,source,outcome,reason,id\n" +
+		`2026-12-07T10:00:00Z,admin,ann@example.com,,,key.created,"label=""=HYPERLINK(""""x"""")""",ada@example.com,,k1,,192.0.2.1:5,ok,,x1` + "\n"
 	if b.String() != want {
 		t.Fatalf("CSV:\n%s\nwant:\n%s", b.String(), want)
 	}

@@ -114,6 +114,9 @@ func (c *RemoteService) request(ctx context.Context, method, path string, q url.
 	if a, ok := ActorOf(ctx); ok && a.OSUser != "" {
 		req.Header.Set(OperatorHeader, a.OSUser)
 	}
+	if a, ok := ActorOf(ctx); ok && a.Via == ViaCLI {
+		req.Header.Set(ClientHeader, ClientCLI)
+	}
 	return req, nil
 }
 

@@ -84,6 +84,9 @@ type AuditActor struct {
 	// OSUser is the operating-system user of the CLI, as the CLI knew it
 	// (through the admin API it is what the caller claimed).
 	OSUser string `json:"os_user,omitempty"`
+	// Via is "admin-api" for the CLI reaching a running Caddy through its
+	// admin API; empty otherwise.
+	Via string `json:"via,omitempty"`
 }
 
 // String describes the actor for people: "admin ann@example.com",
@@ -92,6 +95,9 @@ func (a AuditActor) String() string {
 	s := a.Kind
 	if s == "" {
 		s = "unknown"
+	}
+	if a.Via != "" {
+		s += " via " + a.Via
 	}
 	if a.Email != "" {
 		s += " " + a.Email

@@ -24,6 +24,7 @@ CREATE TABLE codex_audit (
 	actor_user_id     text NOT NULL DEFAULT '',
 	actor_email       text NOT NULL DEFAULT '',
 	actor_os_user     text NOT NULL DEFAULT '',
+	actor_via         text NOT NULL DEFAULT '',
 	action            text NOT NULL,
 	detail            text NOT NULL DEFAULT '',
 	target_user_id    text NOT NULL DEFAULT '',
@@ -40,14 +41,14 @@ CREATE INDEX codex_audit_actor_idx ON codex_audit (actor_user_id, id);
 `
 
 // auditColumns is what every read selects, in scanAudit's order.
-const auditColumns = `id, time, actor_kind, actor_user_id, actor_email, actor_os_user, action, detail,
+const auditColumns = `id, time, actor_kind, actor_user_id, actor_email, actor_os_user, actor_via, action, detail,
 	target_user_id, target_email, target_key_id, target_account_id, source, outcome, reason`
 
 // scanAudit reads one row of auditColumns.
 func scanAudit(row pgx.Row) (vault.AuditEntry, error) {
 	var e vault.AuditEntry
 	var action string
-	err := row.Scan(&e.ID, &e.Time, &e.Actor.Kind, &e.Actor.UserID, &e.Actor.Email, &e.Actor.OSUser, &action, &e.Detail,
+	err := row.Scan(&e.ID, &e.Time, &e.Actor.Kind, &e.Actor.UserID, &e.Actor.Email, &e.Actor.OSUser, &e.Actor.Via, &action, &e.Detail,
 		&e.Target.UserID, &e.Target.Email, &e.Target.KeyID, &e.Target.AccountID, &e.Source, &e.Outcome, &e.Reason)
 	e.Time, e.Action = e.Time.UTC(), vault.AuditAction(action)
 	return e, err
@@ -56,8 +57,8 @@ func scanAudit(row pgx.Row) (vault.AuditEntry, error) {
 // AppendAudit inserts one row; a taken id is vault.ErrDuplicate.
 func (s *Store) AppendAudit(ctx context.Context, e vault.AuditEntry) error {
 	_, err := s.exec(ctx, "append audit entry", `INSERT INTO codex_audit (`+auditColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		e.ID, e.Time.UTC(), e.Actor.Kind, e.Actor.UserID, e.Actor.Email, e.Actor.OSUser, string(e.Action), e.Detail,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		e.ID, e.Time.UTC(), e.Actor.Kind, e.Actor.UserID, e.Actor.Email, e.Actor.OSUser, e.Actor.Via, string(e.Action), e.Detail,
 		e.Target.UserID, e.Target.Email, e.Target.KeyID, e.Target.AccountID, e.Source, e.Outcome, e.Reason)
 	return err
 }

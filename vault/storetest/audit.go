@@ -44,7 +44,7 @@ func testAudit(t *testing.T, h *harness) {
 	as := audits(t, s)
 	mustUser(t, s, "u-a", "u-a@example.com")
 	first := auditEntry(t0, "u-a", vault.AuditKeyCreated)
-	first.Actor = vault.AuditActor{Kind: vault.ActorCLI, OSUser: "root"}
+	first.Actor = vault.AuditActor{Kind: vault.ActorCLI, OSUser: "root", Via: vault.ActorAdminAPI}
 	first.Outcome, first.Reason, first.Source = vault.OutcomeRefused, "no such key", ""
 	must(t, as.AppendAudit(ctx, first))
 	wantErr(t, "AppendAudit with a taken id", as.AppendAudit(ctx, first), vault.ErrDuplicate)
