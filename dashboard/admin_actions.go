@@ -146,6 +146,9 @@ func (d *Dashboard) adminInvite(w http.ResponseWriter, r *http.Request) {
 	u := res.User.User
 	flashCode := "invitedsso"
 	if d.emailLinks() {
+		if !d.auditAdmin(w, r, vault.AuditInviteSent, u, "sign-in link mailed", auditDownMessage) {
+			return
+		}
 		origin := d.origin(r)
 		d.sendLoginMail(u.Email, func() (string, error) {
 			token, err := d.cfg.Vault.CreateLoginToken(u.Email, d.cfg.LoginTTL)

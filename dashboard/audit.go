@@ -79,17 +79,25 @@ const auditDownMessage = "Nothing was changed: admin actions are recorded in the
 // reports whether the page may be shown: not if the entry could not be
 // written (an error page says so).
 func (d *Dashboard) auditAdminView(w http.ResponseWriter, r *http.Request, u vault.User) bool {
-	s := sessionOf(r)
-	if s == nil || s.user.ID == u.ID {
+	if s := sessionOf(r); s == nil || s.user.ID == u.ID {
 		return true // one's own page is no one else's business
 	}
-	_, err := d.cfg.Vault.Audit(r.Context(), vault.AuditEntry{Action: vault.AuditAdminViewedUser, Source: d.auditSource(r),
+	return d.auditAdmin(w, r, vault.AuditAdminViewedUser, u, "",
+		"Viewing another user's page is recorded in the audit log, which cannot be written right now. Try again in a moment.")
+}
+
+// auditAdmin records an admin's act on u that does not go through ops (a
+// view, a sign-in link mailed) and reports whether it may go ahead: not
+// if the entry could not be written, when an error page with refusal says
+// so.
+func (d *Dashboard) auditAdmin(w http.ResponseWriter, r *http.Request, action vault.AuditAction, u vault.User, detail, refusal string) bool {
+	s := sessionOf(r)
+	_, err := d.cfg.Vault.Audit(r.Context(), vault.AuditEntry{Action: action, Source: d.auditSource(r), Detail: detail,
 		Actor:  vault.AuditActor{Kind: vault.ActorAdmin, UserID: s.user.ID, Email: s.user.Email},
 		Target: vault.AuditTarget{UserID: u.ID, Email: u.Email}})
 	if err != nil && !errorsIsNoAudit(err) {
-		d.log.Error("dashboard: writing the audit log failed; the user's page was not shown", "admin_id", s.user.ID, "user_id", u.ID, "error", err)
-		d.renderError(w, r, http.StatusServiceUnavailable, "The audit log is unavailable",
-			"Viewing another user's page is recorded in the audit log, which cannot be written right now. Try again in a moment.")
+		d.log.Error("dashboard: writing the audit log failed; the admin's "+string(action)+" was refused", "admin_id", s.user.ID, "user_id", u.ID, "error", err)
+		d.renderError(w, r, http.StatusServiceUnavailable, "The audit log is unavailable", refusal)
 		return false
 	}
 	return true

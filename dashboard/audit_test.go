@@ -238,4 +238,29 @@ func TestAuditDown(t *testing.T) {
 	if u, _ := v.UserByEmail("member@example.com"); u.Disabled {
 		t.Fatal("the member was disabled unrecorded")
 	}
+	admin.get("/admin")
+	if r := admin.post("/admin/invite", url.Values{"email": {"new@example.com"}}); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("an unrecorded invite: %d", r.status)
+	}
+	e.mail.none(t)
+}
+
+// An invitation is the user's creation and the mailed link, both the
+// admin's; a refused one (a bad address) is recorded as refused.
+func TestAuditInvite(t *testing.T) {
+	a := newAdminEnv(t)
+	a.admin.get("/admin")
+	a.admin.post("/admin/invite", url.Values{"email": {"not an address"}})
+	a.admin.get("/admin")
+	a.admin.post("/admin/invite", url.Values{"email": {"New.Hire@Example.com"}})
+	a.mail.wait(t)
+	got := entries(t, a.v, vault.AuditQuery{ActorKind: vault.ActorAdmin})
+	want := []string{"user.created refused admin@example.com", "user.created ok admin@example.com", "user.invited ok admin@example.com"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("invite entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	es, _ := a.v.AuditLog(context.Background(), vault.AuditQuery{Action: vault.AuditInviteSent})
+	if es[0].Target.Email != "new.hire@example.com" || es[0].Target.UserID == "" || strings.Contains(es[0].Detail, "token") {
+		t.Fatalf("the invitation's entry: %+v", es[0])
+	}
 }

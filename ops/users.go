@@ -37,7 +37,9 @@ func (l local) describeUser(u vault.User) (UserInfo, error) {
 func (l local) UpsertUser(ctx context.Context, req UserRequest) (res UserResult, err error) {
 	email, err := vault.NormalizeEmail(req.Email)
 	if err != nil {
-		return res, errorf(http.StatusBadRequest, "%q is not a valid email address", req.Email)
+		err = errorf(http.StatusBadRequest, "%q is not a valid email address", req.Email)
+		l.begin(ctx, vault.AuditUserCreated, vault.AuditTarget{Email: req.Email}).end(&err)
+		return res, err
 	}
 	var bundle vault.TokenBundle
 	if len(req.AuthJSON) > 0 {
