@@ -67,8 +67,9 @@ func TestAuditOwnActions(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("/activity: %d", r.status)
 	}
-	mustContain(t, r.body, `id="nav-activity"`, `data-action="sign-in"`, "Created a key", "Revoked a key", keys[0].ID, "198.51.100.7")
-	mustNotContain(t, r.body, "bob@example.com", `id="nav-audit"`)
+	mustContain(t, b.get("/overview").body, `id="activity-link"`)
+	mustContain(t, r.body, `data-action="sign-in"`, "Created a key", "Revoked a key", keys[0].ID, "198.51.100.7")
+	mustNotContain(t, r.body, "bob@example.com", `id="audit-link"`)
 
 	// Sign out everywhere: recorded, then the session is gone.
 	b.get("/overview")
@@ -133,7 +134,8 @@ func TestAdminAuditPage(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("/admin/audit: %d %s", r.status, r.body)
 	}
-	mustContain(t, r.body, `id="nav-audit"`, "Disabled a user", "Enabled a user", "admin@example.com (admin)", "member@example.com", "203.0.113.9", `data-action="sign-in"`)
+	mustContain(t, a.admin.get("/admin").body, `id="audit-link"`)
+	mustContain(t, r.body, "Disabled a user", "Enabled a user", "admin@example.com (admin)", "member@example.com", "203.0.113.9", `data-action="sign-in"`)
 	r = a.admin.get("/admin/audit?action=user.disabled&user=member%40example.com&since=1h")
 	mustContain(t, r.body, "Disabled a user")
 	mustNotContain(t, r.body, "Enabled a user", `data-action="sign-in"`)
