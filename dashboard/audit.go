@@ -140,7 +140,7 @@ var actionNames = map[vault.AuditAction]string{
 	vault.AuditAccountUnlinked: "Unlinked a ChatGPT account", vault.AuditAccountRelinked: "Linked a ChatGPT account again",
 	vault.AuditAccountsOrdered: "Reordered ChatGPT accounts", vault.AuditAccountPolicySet: "Changed how accounts are chosen",
 	vault.AuditUserCreated: "Created a user", vault.AuditUserDisabled: "Disabled a user", vault.AuditUserEnabled: "Enabled a user",
-	vault.AuditTokensImported: "Imported a ChatGPT login", vault.AuditInviteSent: "Invited a user",
+	vault.AuditInviteSent:   "Invited a user",
 	vault.AuditSignupPolicy: "Changed the sign-up policy", vault.AuditAdminViewedUser: "Viewed a user's page",
 }
 

@@ -141,6 +141,13 @@ func TestAuditRecordsOperatorActions(t *testing.T) {
 			if err != nil || len(future.Entries) != 0 {
 				t.Fatalf("since an hour ahead: %v %+v", err, future)
 			}
+			// Importing a login again replaces the first account's: a re-link.
+			if _, err := s.UpsertUser(ctx, UserRequest{Email: "ada@example.com", AuthJSON: authJSON(t, "ada@example.com", "pro")}); err != nil {
+				t.Fatal(err)
+			}
+			if last, err := s.ListAudit(ctx, AuditRequest{Limit: 1}); err != nil || last.Entries[0].Action != vault.AuditAccountRelinked {
+				t.Fatalf("importing a login again: %v %+v", err, last)
+			}
 			if _, err := s.ListAudit(ctx, AuditRequest{Action: "key.stolen"}); StatusOf(err) != http.StatusBadRequest ||
 				!strings.Contains(err.Error(), `unknown audit action "key.stolen"`) {
 				t.Fatalf("an unknown action: %v", err)

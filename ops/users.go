@@ -71,7 +71,11 @@ func (l local) UpsertUser(ctx context.Context, req UserRequest) (res UserResult,
 		res.Warnings = append(res.Warnings, fmt.Sprintf("user %s already exists; the display name was not changed (the vault cannot rename users)", email))
 	}
 	if len(req.AuthJSON) > 0 {
-		op := l.begin(ctx, vault.AuditAccountLinked, vault.AuditTarget{}).user(u).detail("auth.json imported with the user")
+		action := vault.AuditAccountLinked
+		if accts, err := l.v.Accounts(u.ID); err == nil && len(accts) > 0 {
+			action = vault.AuditAccountRelinked // the first account's tokens are replaced
+		}
+		op := l.begin(ctx, action, vault.AuditTarget{}).user(u).detail("auth.json imported with the user")
 		if err := op.commit(func() error { return l.v.PutTokens(u.ID, bundle) }); err != nil {
 			return res, err
 		}

@@ -48,7 +48,6 @@ const (
 	AuditUserEnabled      AuditAction = "user.enabled"
 	AuditSignupPolicy     AuditAction = "signup-policy.changed"
 	AuditAdminViewedUser  AuditAction = "admin.viewed-user"
-	AuditTokensImported   AuditAction = "user.login-imported" // an auth.json imported with the user
 	AuditInviteSent       AuditAction = "user.invited"
 	AuditAccountPolicySet AuditAction = "account.policy-changed"
 )
@@ -56,7 +55,7 @@ const (
 // AuditActions lists every action, for filters and validation.
 var AuditActions = []AuditAction{AuditSignIn, AuditSignOutAll, AuditKeyCreated, AuditKeyRevoked, AuditKeyPolicy,
 	AuditKeyUsageReset, AuditAccountLinked, AuditAccountUnlinked, AuditAccountRelinked, AuditAccountsOrdered,
-	AuditAccountPolicySet, AuditUserCreated, AuditUserDisabled, AuditUserEnabled, AuditTokensImported, AuditInviteSent,
+	AuditAccountPolicySet, AuditUserCreated, AuditUserDisabled, AuditUserEnabled, AuditInviteSent,
 	AuditSignupPolicy, AuditAdminViewedUser}
 
 // Actor kinds (AuditActor.Kind).
