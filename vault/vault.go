@@ -35,6 +35,8 @@ type Vault struct {
 	// changed since Open (reconfigure.go); unset, opts apply.
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
+	// limits are the Limits in force (Options', then Reconfigure's).
+	limits atomic.Pointer[Limits]
 	// auditRetention is what SetAuditRetention set (0: the option's).
 	auditRetention atomic.Int64
 	// lastAudit is the Unix nanoseconds of the last audit id made here.
@@ -103,7 +105,7 @@ type Vault struct {
 // closes it (New does not, if it fails). It loads users, keys, decrypted
 // tokens and quota snapshots into memory and starts the background writer.
 func New(store Store, opts Options) (*Vault, error) {
-	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention}
+	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention, Limits: opts.Limits}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -127,6 +129,7 @@ func New(store Store, opts Options) (*Vault, error) {
 		stop:       make(chan struct{}),
 	}
 	v.rot.applied = given
+	v.limits.Store(&opts.Limits)
 	v.rot.quit = make(chan struct{})
 	if err := v.startCluster(context.Background()); err != nil {
 		return nil, err
