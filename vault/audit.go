@@ -338,7 +338,8 @@ func ParseAuditTime(s string, now time.Time) (time.Time, error) {
 		return t.UTC(), nil
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
+		// A century at most: more days would overflow a Duration.
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= 36525 {
 			return now.Add(-time.Duration(n) * 24 * time.Hour).UTC(), nil
 		}
 	}

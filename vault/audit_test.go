@@ -79,3 +79,24 @@ func TestParseAuditTime(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAuditTime: any input gives a time or an error, never a panic,
+// and a duration never reaches past now.
+func FuzzParseAuditTime(f *testing.F) {
+	for _, s := range []string{"", "24h", "7d", "-1h", "2026-12-01T00:00:00Z", "9999999999d", "1e9h", "d", " 3d "} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseAuditTime(s, now)
+		if err != nil {
+			if !got.IsZero() {
+				t.Fatalf("ParseAuditTime(%q) = %v with an error", s, got)
+			}
+			return
+		}
+		if _, rfc := time.Parse(time.RFC3339, strings.TrimSpace(s)); rfc != nil && got.After(now) {
+			t.Fatalf("ParseAuditTime(%q) = %v, after now", s, got)
+		}
+	})
+}
