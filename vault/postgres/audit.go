@@ -18,7 +18,7 @@ var _ vault.AuditStore = (*Store)(nil)
 // deleted user stay. Additive: older instances ignore it.
 const auditSchema = `
 CREATE TABLE codex_audit (
-	id                text PRIMARY KEY,
+	id                text COLLATE "C" PRIMARY KEY, -- byte order: ids sort as their times
 	time              timestamptz NOT NULL,
 	actor_kind        text NOT NULL DEFAULT '',
 	actor_user_id     text NOT NULL DEFAULT '',
