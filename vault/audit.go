@@ -298,8 +298,14 @@ func AuditLimit(n int) int {
 }
 
 // SetAuditRetention changes how long audit entries are kept; the hourly
-// purge applies it (d <= 0 means Options.AuditRetention, or its default).
-func (v *Vault) SetAuditRetention(d time.Duration) { v.auditRetention.Store(int64(d)) }
+// purge applies it (d <= 0 means DefaultAuditRetention). Reconfigure calls
+// it when Settings.AuditRetention changes.
+func (v *Vault) SetAuditRetention(d time.Duration) {
+	if d <= 0 {
+		d = DefaultAuditRetention
+	}
+	v.auditRetention.Store(int64(d))
+}
 
 // AuditRetention is the retention in force.
 func (v *Vault) AuditRetention() time.Duration {

@@ -50,7 +50,13 @@ func TestAuditEntries(t *testing.T) {
 	if got, _ := v.AuditLog(ctx, AuditQuery{}); len(got) != 1 || got[0].Action != AuditKeyRevoked {
 		t.Fatalf("after a year: %+v", got)
 	}
-	v.SetAuditRetention(time.Minute)
+	// A reload with a shorter retention applies at the next purge.
+	if err := v.Reconfigure(Settings{EncryptionKeys: v.opts.EncryptionKeys, Pepper: v.opts.Pepper, AuditRetention: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if v.AuditRetention() != time.Minute {
+		t.Fatalf("retention after Reconfigure: %v", v.AuditRetention())
+	}
 	v.purge()
 	if got, _ := v.AuditLog(ctx, AuditQuery{}); len(got) != 0 {
 		t.Fatalf("after the retention was cut to a minute: %+v", got)
