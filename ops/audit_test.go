@@ -55,6 +55,11 @@ func TestAuditRecordsOperatorActions(t *testing.T) {
 					_, err := s.SetAccountPolicy(ctx, AccountPolicyRequest{Email: "ada@example.com", Policy: vault.PolicyMostRemaining})
 					return err
 				},
+				func() error {
+					_, err := s.SetSignup(ctx, SignupRequest{Mode: "domains", Domains: []string{"example.com"}})
+					return err
+				},
+				func() error { _, err := s.SetSignup(ctx, SignupRequest{Clear: true}); return err },
 			}
 			for i, step := range steps {
 				if err := step(); err != nil {
@@ -78,6 +83,7 @@ func TestAuditRecordsOperatorActions(t *testing.T) {
 			}
 			want := strings.Join([]string{"user.created ok", "account.linked ok", "key.created ok", "key.policy-changed ok",
 				"key.usage-reset ok", "key.revoked ok", "user.disabled ok", "user.enabled ok", "account.policy-changed ok",
+				"signup-policy.changed ok", "signup-policy.changed ok",
 				"key.revoked refused", "user.disabled refused", "account.unlinked refused"}, "\n")
 			if got := actions(all.Entries); got != want {
 				t.Fatalf("audit log:\n%s\nwant:\n%s", got, want)
@@ -94,11 +100,14 @@ func TestAuditRecordsOperatorActions(t *testing.T) {
 					t.Fatalf("%s: source %q", e.Action, e.Source)
 				}
 			}
-			revoked := all.Entries[6]
+			if e := all.Entries[4]; e.Detail != "domains example.com" {
+				t.Fatalf("the sign-up change's detail: %q", e.Detail)
+			}
+			revoked := all.Entries[8]
 			if revoked.Target != (vault.AuditTarget{UserID: u.ID, Email: "ada@example.com", KeyID: k.ID}) {
 				t.Fatalf("the revocation's target: %+v", revoked.Target)
 			}
-			if e := all.Entries[8]; e.Detail != "tokens-per-day=1000" {
+			if e := all.Entries[10]; e.Detail != "tokens-per-day=1000" {
 				t.Fatalf("the policy change's detail: %q", e.Detail)
 			}
 			if e := all.Entries[2]; e.Reason != "ada@example.com has no key with id k_nope" || e.Target.KeyID != "k_nope" {

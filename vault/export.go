@@ -99,11 +99,12 @@ const (
 	KindRequestLogs   Kind = "request log"
 	KindUsage         Kind = "usage roll-ups"
 	KindResponses     Kind = "stored responses"
+	KindSettings      Kind = "operator settings"
 	KindAudit         Kind = "audit entries"
 )
 
 // Kinds lists every Kind in copy order.
-var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses, KindAudit}
+var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses, KindSettings, KindAudit}
 
 // Counts is how many records of each kind a store holds.
 type Counts map[Kind]int

@@ -68,6 +68,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Responses", testResponses},
 		{"ResponseCaps", testResponseCaps},
 		{"ResponsePurge", testResponsePurge},
+		{"Settings", testSettings},
 		{"Audit", testAudit},
 		{"AuditFilters", testAuditFilters},
 		{"AuditPurge", testAuditPurge},
