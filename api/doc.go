@@ -27,6 +27,10 @@
 // checked at the upgrade, and each response.create frame runs through the
 // same stages as a POST (websocket_turn.go), its SSE events relayed as
 // frames; shutdown.go closes the sockets gracefully on reload and stop.
+// websocket_upstream.go sends a client socket's turns upstream on one
+// WebSocket of the backend's own, only each turn's new items when it
+// continues the socket's last response, and over HTTP whenever that socket
+// cannot carry a turn with certainty (upstream_socket off: always).
 //
 // The Handler holds only small interfaces (deps.go): Keys, Accounts,
 // Upstream, Models, Recorder and Observer. The Caddy module wires them to
