@@ -43,6 +43,7 @@ type SocketUpstream interface {
 type upstreamConn interface {
 	Send(ctx context.Context, frame []byte) error
 	Next(ctx context.Context) ([]byte, error)
+	Ping(ctx context.Context) error
 	Close() error
 }
 
@@ -198,7 +199,7 @@ func (h *Handler) dialLink(ctx context.Context, req *request, ts codex.TokenSour
 			zap.String("account", req.account), zap.Error(err))
 		return nil, errUseHTTP
 	}
-	c := newUpSocket(s, req.account, h.socketIdle)
+	c := newUpSocket(s, req.account, h.socketIdle, h.socketKeepalive)
 	l := req.link
 	l.mu.Lock()
 	closed := l.closed

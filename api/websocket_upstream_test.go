@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -551,5 +552,118 @@ func TestUpstreamSocketSilentUpstreamTimesOut(t *testing.T) {
 	completed(t, c, turnFrame("and now?", "")) // on a new upstream socket
 	if e.srv.WebSocketConns() != 2 {
 		t.Errorf("%d upstream sockets, want 2", e.srv.WebSocketConns())
+	}
+}
+
+// blackhole is a TCP forwarder in front of the fake backend that can stop
+// carrying the connections it has, without closing them, as a NAT that
+// forgot them does; new connections pass.
+type blackhole struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	cut    bool
+	before []chan struct{} // closed by swallow: the connections made so far
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			stop := make(chan struct{})
+			b.mu.Lock()
+			b.before = append(b.before, stop)
+			b.mu.Unlock()
+			for _, p := range [][2]net.Conn{{in, out}, {out, in}} {
+				go func(src, dst net.Conn) {
+					buf := make([]byte, 32<<10)
+					for {
+						n, err := src.Read(buf)
+						if err != nil {
+							dst.Close()
+							return
+						}
+						select {
+						case <-stop: // swallowed: nothing reaches the other side
+						default:
+							if _, err := dst.Write(buf[:n]); err != nil {
+								return
+							}
+						}
+					}
+				}(p[0], p[1])
+			}
+		}
+	}()
+	return b
+}
+
+// swallow stops carrying every connection made so far.
+func (b *blackhole) swallow() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.before {
+		close(c)
+	}
+	b.before = nil
+}
+
+func TestUpstreamSocketDeadPeerIsFoundBetweenTurns(t *testing.T) {
+	srv := codextest.New(t)
+	bh := newBlackhole(t, strings.TrimPrefix(strings.TrimSuffix(srv.URL, codextest.BackendPath), "http://"))
+	client, err := codex.NewClient(codex.Config{Upstream: "http://" + bh.ln.Addr().String() + codextest.BackendPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newSockEnv(t, []string{"acct-a"}, nil, func(c *Config) {
+		c.Upstream = client
+	})
+	e.h.socketKeepalive = 100 * time.Millisecond
+	// newSockEnv's accounts are the fake's own: sign acct-a in on srv.
+	e.accts.mu.Lock()
+	e.accts.srv, e.accts.tokens["acct-a"] = srv, srv.AddAccount("acct-a", "a@example.com", "plus").AccessToken
+	e.accts.mu.Unlock()
+	e.srv = srv
+	c := mustDial(t, e.url)
+	id := completed(t, c, turnFrame("one", ""))
+	bh.swallow() // the upstream socket's connection is gone, silently
+	time.Sleep(400 * time.Millisecond)
+	// The keepalive found it: this turn goes over HTTP (a new connection)
+	// instead of into the dead one, where it would wait for the idle
+	// timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	send(t, c, turnFrame("two", id))
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("the turn after the connection died: %v", err)
+		}
+		var ev struct{ Type string }
+		_ = json.Unmarshal(data, &ev)
+		if ev.Type == "response.completed" {
+			break
+		}
+		if ev.Type == "error" {
+			t.Fatalf("the turn after the connection died: %s", data)
+		}
+	}
+	turns := e.upstreamTurns()
+	if len(turns) != 2 || turns[1].Header.Get(codextest.TransportHeader) != "" {
+		t.Fatalf("%d upstream turns; the second must go over HTTP", len(turns))
 	}
 }
