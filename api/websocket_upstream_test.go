@@ -561,7 +561,6 @@ func TestUpstreamSocketSilentUpstreamTimesOut(t *testing.T) {
 type blackhole struct {
 	ln     net.Listener
 	mu     sync.Mutex
-	cut    bool
 	before []chan struct{} // closed by swallow: the connections made so far
 }
 
