@@ -67,7 +67,7 @@ func (h *Handler) resolveTurn(body []byte, req *request) ([]byte, *turn, *apierr
 		if err != nil {
 			return nil, nil, h.storeError(err, req, apierror.PreviousResponseNotFound(t.previous))
 		}
-		prior = append(append(prior, prev.Input...), responseOutput(prev.Response)...)
+		prior = append(append(prior, replayed(prev.Input)...), responseOutput(prev.Response)...)
 	}
 	rewrite := t.previous != ""
 	for i, it := range items {
@@ -98,6 +98,20 @@ func (h *Handler) resolveTurn(body []byte, req *request) ([]byte, *turn, *apierr
 		return nil, nil, apierror.InvalidBody("invalid request body: %s", err.Error())
 	}
 	return out, t, nil
+}
+
+// replayed is a stored turn's input as a later turn continues it: without
+// its compaction_trigger, which asked that turn (compaction v2) to compact
+// what preceded it and is refused anywhere but last; the compaction item
+// it answered is in the turn's output.
+func replayed(input []json.RawMessage) []json.RawMessage {
+	out := input[:0:0]
+	for _, it := range input {
+		if typ, _ := itemTypeID(it); typ != "compaction_trigger" {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // referencedItem finds the item id: in the chain being continued first,
