@@ -337,26 +337,35 @@ func TestUpstreamSocketFailsOverBeforeOutput(t *testing.T) {
 	e.srv.SetUsageBudget("acct-a", 0, time.Hour)
 	c := mustDial(t, e.url)
 	id := completed(t, c, turnFrame("one", ""))
-	completed(t, c, turnFrame("two", id))
+	id = completed(t, c, turnFrame("two", id))
+	completed(t, c, turnFrame("three", id))
 
 	if total, limited := e.srv.AccountRequests("acct-a"); total != 1 || limited != 1 {
 		t.Errorf("acct-a: %d generations, %d refused; want the first turn's one refusal", total, limited)
 	}
-	// The refusal came on acct-a's socket; both turns were then served on
-	// acct-b over HTTP (the socket is acct-a's, and its chain with it).
+	// The refusal came on acct-a's socket; the first turn was then served
+	// on acct-b over HTTP (the socket is acct-a's, and its chain with it),
+	// the next on a socket dialed on acct-b, the last continuing it.
 	turns := e.upstreamTurns()
-	if len(turns) != 3 || turns[0].Header.Get(codextest.TransportHeader) != "websocket" ||
-		turns[1].Header.Get(codextest.TransportHeader) != "" || turns[2].Header.Get(codextest.TransportHeader) != "" {
-		t.Fatalf("%d upstream turns: want acct-a's refused one on the socket, then two over HTTP", len(turns))
+	over := func(i int) string { return turns[i].Header.Get(codextest.TransportHeader) }
+	if len(turns) != 4 || over(0) != "websocket" || over(1) != "" || over(2) != "websocket" || over(3) != "websocket" ||
+		turns[2].Header.Get(codextest.PreviousResponseHeader) != "" || turns[3].Header.Get(codextest.PreviousResponseHeader) == "" {
+		t.Fatalf("%d upstream turns: want acct-a's refused one on its socket, one over HTTP, then two on acct-b's socket, chained", len(turns))
 	}
-	recs := e.records(t, 2)
-	if recs[0].AccountID != "acct-b" || recs[0].FailoverFrom != "acct-a" || recs[0].Status != 200 {
-		t.Errorf("record: %+v", recs[0])
+	if total, _ := e.srv.AccountRequests("acct-b"); total != 3 || e.srv.WebSocketConns() != 2 {
+		t.Errorf("acct-b served %d turns, on %d upstream sockets in all; want 3 and 2", total, e.srv.WebSocketConns())
+	}
+	recs := e.records(t, 3)
+	if recs[0].AccountID != "acct-b" || recs[0].FailoverFrom != "acct-a" || recs[0].Status != 200 || recs[2].AccountID != "acct-b" {
+		t.Errorf("records: %+v", recs)
 	}
 	e.obs.mu.Lock()
 	defer e.obs.mu.Unlock()
 	if e.obs.failovers != 1 {
 		t.Errorf("%d failovers counted, want 1", e.obs.failovers)
+	}
+	if n := e.srv.OpenWebSockets(); n != 1 {
+		t.Errorf("%d upstream sockets open, want acct-b's alone", n)
 	}
 }
 
