@@ -135,9 +135,13 @@ func TestSocketTwoTurnsAreTwoRecordedResponses(t *testing.T) {
 			t.Fatalf("turn %d: usage %v", turn, usage)
 		}
 	}
-	e.rec.mu.Lock()
-	recs := e.rec.recs
-	e.rec.mu.Unlock()
+	// The second turn is recorded just after its last event went out.
+	var recs []vault.LogRecord
+	for deadline := time.Now().Add(2 * time.Second); len(recs) < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		e.rec.mu.Lock()
+		recs = e.rec.recs
+		e.rec.mu.Unlock()
+	}
 	if len(recs) != 2 || recs[0].RequestID == recs[1].RequestID {
 		t.Fatalf("records: %+v", recs)
 	}
