@@ -84,6 +84,7 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 			CacheKeySalt:     req.user.ID,
 			MaxEffort:        req.key.Policy.MaxEffort,
 			Tier:             req.key.Policy.ServiceTier,
+			ModelTiers:       h.cfg.ServiceTiers,
 		})
 		if out, ok := h.admitMapped(w, req, m, err); !ok {
 			return out
@@ -127,6 +128,9 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, ctx context.Context, req
 		return outcome{status: relay.ClientGone}
 	}
 	e, retry := clientError(err)
+	if e.Code == apierror.CodeModelNotFound {
+		e = h.rolloutRefusal(ctx, req, e)
+	}
 	if e.Status >= http.StatusInternalServerError {
 		h.log.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
 			zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))

@@ -498,6 +498,10 @@ func (discardRecorder) LogRequestSettling(rec vault.LogRecord, hold *keypolicy.H
 	}
 }
 
+func (discardRecorder) CacheUsage(string, string, time.Time) (vault.CacheUsage, error) {
+	return vault.CacheUsage{}, nil
+}
+
 // stacks is the goroutine stacks in use.
 func stacks() int64 {
 	var m runtime.MemStats

@@ -12,11 +12,13 @@ import (
 
 // logColumns are written by AppendLogs and read by scanLog, in order.
 var logColumns = []string{"time", "user_id", "key_id", "request_id", "route", "model", "effort", "service_tier", "status",
-	"duration_ns", "ttfb_ns", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "error_code", "account", "failover_from", "estimated"}
+	"duration_ns", "ttfb_ns", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "error_code", "account", "failover_from", "estimated",
+	"requested_tier"}
 
 // logSelect reads logColumns.
 const logSelect = `SELECT time, user_id, key_id, request_id, route, model, effort, service_tier, status,
-	duration_ns, ttfb_ns, input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_code, account, failover_from, estimated FROM codex_request_log`
+	duration_ns, ttfb_ns, input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_code, account, failover_from, estimated,
+	requested_tier FROM codex_request_log`
 
 // purgeChunk is how many records one purge statement deletes, so no
 // transaction holds many row locks for long.
@@ -29,7 +31,7 @@ func scanLog(r pgx.Row) (vault.LogRecord, error) {
 	var status int32
 	err := r.Scan(&rec.Time, &rec.UserID, &rec.KeyID, &rec.RequestID, &rec.Route, &rec.Model, &rec.Effort, &rec.ServiceTier, &status,
 		&dur, &ttfb, &rec.InputTokens, &rec.OutputTokens, &rec.CachedTokens, &rec.ReasoningTokens, &rec.ErrorCode, &rec.AccountID, &rec.FailoverFrom,
-		&rec.Estimated)
+		&rec.Estimated, &rec.RequestedTier)
 	rec.Time, rec.Status, rec.Duration, rec.TTFB = rec.Time.UTC(), int(status), time.Duration(dur), time.Duration(ttfb)
 	return rec, err
 }
@@ -46,7 +48,8 @@ func (s *Store) AppendLogs(ctx context.Context, recs []vault.LogRecord, usage []
 			rows := pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 				r := &recs[i]
 				return []any{r.Time.UTC(), r.UserID, r.KeyID, r.RequestID, r.Route, r.Model, r.Effort, r.ServiceTier, int32(r.Status),
-					int64(r.Duration), int64(r.TTFB), r.InputTokens, r.OutputTokens, r.CachedTokens, r.ReasoningTokens, r.ErrorCode, r.AccountID, r.FailoverFrom, r.Estimated}, nil
+					int64(r.Duration), int64(r.TTFB), r.InputTokens, r.OutputTokens, r.CachedTokens, r.ReasoningTokens, r.ErrorCode, r.AccountID, r.FailoverFrom, r.Estimated,
+					r.RequestedTier}, nil
 			})
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"codex_request_log"}, logColumns, rows); err != nil {
 				return err

@@ -187,6 +187,17 @@ ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT fals
 	{compatible: 4, sql: `
 ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT NULL DEFAULT false;
 `},
+	// Operator settings (settings.go: the sign-up override). Additive:
+	// instances of schema 8 keep running beside it (compatible 4), with
+	// the Caddyfile's sign-up policy.
+	{compatible: 4, sql: settingsSchema},
+	// The service tier a request asked for (vault.LogRecord.RequestedTier),
+	// beside the one sent (service_tier). Additive, with a default:
+	// instances of schemas 8 and 9 keep writing (compatible 4), their records
+	// without it.
+	{compatible: 4, sql: `
+ALTER TABLE codex_request_log ADD COLUMN IF NOT EXISTS requested_tier text NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the schema this code writes.
