@@ -254,6 +254,22 @@ func (f *fakeRecorder) CacheUsage(userID, keyID string, since time.Time) (vault.
 	return vault.SummarizeCache(recs, since, keyID == ""), nil
 }
 
+// waitFor returns the records once there are n (or after 2 s, what there
+// is): a turn is recorded after its terminal event reached the client.
+func (f *fakeRecorder) waitFor(n int) []vault.LogRecord {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		f.mu.Lock()
+		got := len(f.recs)
+		f.mu.Unlock()
+		if got >= n {
+			break
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]vault.LogRecord(nil), f.recs...)
+}
+
 func (f *fakeRecorder) last() vault.LogRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
