@@ -230,7 +230,7 @@ func builtinTool(raw json.RawMessage, typ string) (json.RawMessage, error) {
 			return nil, err
 		}
 		o.set("type", quoteJSON(nt))
-		return o.marshal()
+		return o.marshal(), nil
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {

@@ -193,36 +193,25 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	}
 	slices.Sort(extra)
 
-	var b bytes.Buffer
-	b.Grow(len(in.raw) + 512)
-	b.WriteByte('{')
-	first := true
-	write := func(k string, v json.RawMessage) *Error {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		appendJSONString(&b, k)
-		b.WriteByte(':')
-		if err := json.Compact(&b, v); err != nil {
-			return InvalidRequest(k, codeInvalidValue, "invalid '%s': %s", k, err.Error())
-		}
-		return nil
+	// Every value is valid JSON (taken from the body decodeObject accepted,
+	// or written here), so it is only compacted, not checked again.
+	n := 512
+	for _, v := range out {
+		n += len(v)
 	}
+	for _, k := range extra {
+		n += len(k) + len(top[k]) + 4
+	}
+	b := append(make([]byte, 0, n), '{')
 	for _, k := range responsesOrder {
 		if v, ok := out[k]; ok {
-			if err := write(k, v); err != nil {
-				return nil, err
-			}
+			b = appendMember(b, k, v)
 		}
 	}
 	for _, k := range extra {
-		if err := write(k, top[k]); err != nil {
-			return nil, err
-		}
+		b = appendMember(b, k, top[k])
 	}
-	b.WriteByte('}')
-	mp.Body = b.Bytes()
+	mp.Body = append(b, '}')
 	if len(names) > 0 {
 		mp.ToolNames = names
 	}
@@ -233,6 +222,16 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	return mp, nil
 }
 
+// appendMember appends "k":v to the object being written in b, v compacted.
+func appendMember(b []byte, k string, v json.RawMessage) []byte {
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = appendJSONStr(b, k)
+	b = append(b, ':')
+	return appendCompactValid(b, v)
+}
+
 // normalizeResponsesTools passes tools through, renaming retired built-in
 // types, shortening over-long names and flattening chat-style function
 // tools. hasTools is false for a missing or empty array.
@@ -240,8 +239,8 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 	if isNullRaw(raw) {
 		return nil, false, nil
 	}
-	var list []json.RawMessage
-	if err := decodeField(raw, &list, "tools"); err != nil {
+	list, err := splitArray(raw, "tools")
+	if err != nil {
 		return nil, false, err
 	}
 	if len(list) == 0 {
@@ -293,18 +292,36 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 			}
 			if short != name {
 				o.set("name", quoteJSON(short))
-				list[i], _ = o.marshal()
+				list[i] = o.marshal()
 			}
 		case typ == "":
 			return nil, false, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 		default:
 			if nt := builtinToolType(typ); nt != typ {
 				o.set("type", quoteJSON(nt))
-				list[i], _ = o.marshal()
+				list[i] = o.marshal()
 			}
 		}
 	}
 	return rawArray(list), true, nil
+}
+
+// splitArray returns the elements of the JSON array raw, a value of a body
+// decodeObject accepted, aliasing raw; what is not an array gets
+// decodeField's error naming param.
+func splitArray(raw json.RawMessage, param string) ([]json.RawMessage, *Error) {
+	list := make([]json.RawMessage, 0, 16)
+	if forEachElement(raw, func(v []byte) bool {
+		list = append(list, v)
+		return true
+	}) {
+		return list, nil
+	}
+	list = nil
+	if err := decodeField(raw, &list, param); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // rawArray builds a JSON array from raw elements.
@@ -440,11 +457,7 @@ func normalizeText(top map[string]json.RawMessage, res Resolved, drops *dropSet)
 	if len(o) == 0 {
 		return nil, nil
 	}
-	b, err := o.marshal()
-	if err != nil {
-		return nil, InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
-	}
-	return b, nil
+	return o.marshal(), nil
 }
 
 // mapModel does what both request mappers start with: refuse
