@@ -88,10 +88,11 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	}
 
 	var names ToolNames
-	tools, hasTools, err := normalizeResponsesTools(top["tools"], &names)
+	tools, hasTools, images, err := normalizeResponsesTools(top["tools"], &names)
 	if err != nil {
 		return nil, err
 	}
+	mp.Images = images
 	if hasTools {
 		out["tools"] = tools
 	}
@@ -234,37 +235,38 @@ func appendMember(b []byte, k string, v json.RawMessage) []byte {
 
 // normalizeResponsesTools passes tools through, renaming retired built-in
 // types, shortening over-long names and flattening chat-style function
-// tools. hasTools is false for a missing or empty array.
-func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMessage, bool, *Error) {
+// tools. hasTools is false for a missing or empty array; images reports the
+// hosted image_generation tool among them.
+func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (out json.RawMessage, hasTools, images bool, e *Error) {
 	if isNullRaw(raw) {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	list, err := splitArray(raw, "tools")
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if len(list) == 0 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	var declared chatTools
 	for i, t := range list {
 		param := "tools[" + strconv.Itoa(i) + "]"
 		if r := bytes.TrimSpace(t); len(r) == 0 || r[0] != '{' {
-			return nil, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(t))
+			return nil, false, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(t))
 		}
 		o, perr := parseRawObject(t)
 		if perr != nil {
-			return nil, false, InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, perr.Error())
+			return nil, false, false, InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, perr.Error())
 		}
 		typRaw, _ := o.get("type")
 		typ, err := stringParam(typRaw, param+".type")
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		nameRaw, _ := o.get("name")
 		name, err := stringParam(nameRaw, param+".name")
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		fnRaw, hasFn := o.get("function")
 		switch {
@@ -272,15 +274,15 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 			// Chat-style tool in a Responses body: flatten it.
 			var fd rqFuncDef
 			if err := decodeObjectField(fnRaw, &fd, param+".function"); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			if err := declared.addFunction(fd, param+".function", names); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			list[i] = declared.list[len(declared.list)-1]
 		case typ == "function" || typ == "custom":
 			if name == "" {
-				return nil, false, InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
+				return nil, false, false, InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
 			}
 			kind := kindFunction
 			if typ == "custom" {
@@ -288,22 +290,24 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 			}
 			short := names.shorten(name)
 			if err := declared.declare(name, short, kind, param); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			if short != name {
 				o.set("name", quoteJSON(short))
 				list[i] = o.marshal()
 			}
 		case typ == "":
-			return nil, false, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+			return nil, false, false, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 		default:
-			if nt := builtinToolType(typ); nt != typ {
+			nt := builtinToolType(typ)
+			images = images || nt == imageTool
+			if nt != typ {
 				o.set("type", quoteJSON(nt))
 				list[i] = o.marshal()
 			}
 		}
 	}
-	return rawArray(list), true, nil
+	return rawArray(list), true, images, nil
 }
 
 // splitArray returns the elements of the JSON array raw, a value of a body

@@ -80,6 +80,11 @@ func checkNormalizeReference(t *testing.T, body []byte, opts RequestOptions) {
 	t.Helper()
 	got, gerr := NormalizeResponses(body, opts)
 	want, werr := refNormalize(body, opts)
+	if want != nil {
+		// Images was found by api searching the upstream body before the
+		// translator reported it.
+		want.Images = UsesImageTool(want.Body)
+	}
 	switch {
 	case gerr != nil && werr != nil:
 		g, w := gerr.(*Error).JSON(), werr.(*Error).JSON()
