@@ -26,7 +26,10 @@
 // websocket.go serves the WebSocket mode of /v1/responses: the key is
 // checked at the upgrade, and each response.create frame runs through the
 // same stages as a POST (websocket_turn.go), its SSE events relayed as
-// frames; shutdown.go closes the sockets gracefully on reload and stop.
+// frames; shutdown.go closes the sockets gracefully on reload and stop,
+// socket_ping.go pings idle ones on a timer, and socket_ratelimits.go
+// gives a turn's client the upstream's rate limits as a codex.rate_limits
+// event, where an HTTP client gets x-codex headers.
 //
 // The Handler holds only small interfaces (deps.go): Keys, Accounts,
 // Upstream, Models, Recorder and Observer. The Caddy module wires them to

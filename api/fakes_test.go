@@ -158,6 +158,9 @@ type fakeUpstream struct {
 	opened chan struct{}
 	bodies [][]byte
 	tried  []string
+	// rl and hdr are the rate limits (and headers) each answer reports.
+	rl  *codex.RateLimits
+	hdr http.Header
 }
 
 func (f *fakeUpstream) Responses(ctx context.Context, ts codex.TokenSource, body []byte, _ codex.RequestHeaders) (*codex.Stream, error) {
@@ -179,7 +182,7 @@ func (f *fakeUpstream) Responses(ctx context.Context, ts codex.TokenSource, body
 	if f.gate != nil {
 		rd = io.MultiReader(gated{ctx, f.gate, f.opened}, rd)
 	}
-	return &codex.Stream{Body: io.NopCloser(rd), Header: http.Header{}}, nil
+	return &codex.Stream{Body: io.NopCloser(rd), Header: f.hdr.Clone(), RateLimits: f.rl}, nil
 }
 
 // hangUntilDone is an upstream that goes silent: reads block until the

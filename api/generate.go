@@ -122,7 +122,7 @@ func (h *Handler) generateMapped(w http.ResponseWriter, r *http.Request, req *re
 		return out
 	}
 	defer up.Close()
-	codex.PassHeaders(w.Header(), up.Header)
+	passRateLimits(w, up)
 	out := h.relay(w, r, req, d, up)
 	out.sent = true
 	return out

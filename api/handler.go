@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/ratelimit"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/translate/anthropic"
@@ -90,6 +91,10 @@ type Handler struct {
 	// store is cfg.Responses with its writes in flight (nil without a
 	// store); cfg.Responses is set to it, so every read waits for them.
 	store *pendingStore
+	// socketRefusals are the accounts whose upstream refused a WebSocket;
+	// socketIdle bounds an upstream socket's silence during a turn.
+	socketRefusals refusals
+	socketIdle     time.Duration
 }
 
 // New returns a Handler for cfg.
@@ -109,10 +114,13 @@ func New(cfg Config) *Handler {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = RemoteIP
 	}
-	h := &Handler{cfg: cfg, obs: cfg.Observer, log: cfg.Logger}
+	h := &Handler{cfg: cfg, obs: cfg.Observer, log: cfg.Logger, socketIdle: codex.DefaultIdleTimeout}
 	if cfg.Responses != nil {
 		h.store = newPendingStore(cfg.Responses)
 		h.cfg.Responses = h.store
+	}
+	if up, ok := cfg.Upstream.(interface{ IdleTimeout() time.Duration }); ok && up.IdleTimeout() > 0 {
+		h.socketIdle = up.IdleTimeout() // upstream_idle_timeout, as on HTTP
 	}
 	if h.obs == nil {
 		h.obs = nopObserver{}

@@ -16,6 +16,11 @@ type Options struct {
 	// ExposeAccountQuota, when false, hides the linked ChatGPT accounts'
 	// 5-hour and weekly windows from GET /v1/usage. Nil (the default): on.
 	ExposeAccountQuota *bool `json:"expose_account_quota,omitempty"`
+	// UpstreamSocket, when false, sends every turn of a client WebSocket
+	// upstream over HTTP/SSE with its whole input, instead of on a
+	// WebSocket of the backend's own (websocket_upstream.go). Nil (the
+	// default): on.
+	UpstreamSocket *bool `json:"upstream_socket,omitempty"`
 }
 
 // ErrUnknownOption is SetOption's answer for a name that is not an option.
@@ -32,6 +37,12 @@ func (o *Options) SetOption(name string, args []string) error {
 			return err
 		}
 		o.ExposeAccountQuota = &on
+	case "upstream_socket":
+		on, err := onOff(name, args)
+		if err != nil {
+			return err
+		}
+		o.UpstreamSocket = &on
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownOption, name)
 	}
@@ -47,6 +58,9 @@ func (o Options) Validate() error { return nil }
 
 // exposeQuota is ExposeAccountQuota with its default.
 func (o Options) exposeQuota() bool { return o.ExposeAccountQuota == nil || *o.ExposeAccountQuota }
+
+// upstreamSocket is UpstreamSocket with its default.
+func (o Options) upstreamSocket() bool { return o.UpstreamSocket == nil || *o.UpstreamSocket }
 
 // onOff reads the one on|off argument of the option name.
 func onOff(name string, args []string) (bool, error) {

@@ -35,4 +35,18 @@ func TestOptionsSetOption(t *testing.T) {
 	if !(Options{}).exposeQuota() {
 		t.Error("the zero Options hides the account quota; the default is on")
 	}
+	for _, tc := range []struct {
+		args []string
+		on   bool
+		bad  bool
+	}{{[]string{"off"}, false, false}, {[]string{"on"}, true, false}, {[]string{"no"}, false, true}, {nil, false, true}} {
+		var o Options
+		err := o.SetOption("upstream_socket", tc.args)
+		if (err != nil) != tc.bad || (!tc.bad && o.upstreamSocket() != tc.on) {
+			t.Errorf("upstream_socket %v: err %v, on %v", tc.args, err, o.upstreamSocket())
+		}
+	}
+	if !(Options{}).upstreamSocket() {
+		t.Error("the zero Options turns the upstream socket off; the default is on")
+	}
 }

@@ -31,6 +31,9 @@ type request struct {
 	// failoverFrom the ones tried before it that were at their limit.
 	account      string
 	failoverFrom []string
+	// link is the upstream socket of the client socket a turn came on
+	// (nil: the request goes upstream over HTTP).
+	link *upstreamLink
 }
 
 // outcome is how a request ended: the status the client got (or

@@ -66,7 +66,7 @@ func (h *Handler) resolveTurnBody(body *translate.Body, req *request) (*translat
 		if err != nil {
 			return nil, nil, h.storeError(err, req, apierror.PreviousResponseNotFound(t.previous))
 		}
-		prior = append(append(prior, prev.Input...), responseOutput(prev.Response)...)
+		prior = append(append(prior, replayed(prev.Input)...), responseOutput(prev.Response)...)
 	}
 	rewrite := t.previous != ""
 	for i, it := range items {
@@ -101,6 +101,20 @@ func (h *Handler) resolveTurnBody(body *translate.Body, req *request) (*translat
 		return nil, nil, apierror.InvalidBody("invalid request body: %s", err.Error())
 	}
 	return translate.SplitBody(out), t, nil
+}
+
+// replayed is a stored turn's input as a later turn continues it: without
+// its compaction_trigger, which asked that turn (compaction v2) to compact
+// what preceded it and is refused anywhere but last; the compaction item
+// it answered is in the turn's output.
+func replayed(input []json.RawMessage) []json.RawMessage {
+	out := input[:0:0]
+	for _, it := range input {
+		if typ, _ := itemTypeID(it); typ != "compaction_trigger" {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // referencedItem finds the item id: in the chain being continued first,

@@ -23,6 +23,9 @@ import (
 // gives, failing over on usage_limit_reached. It sets req.account (the
 // account that answered) and req.failoverFrom.
 func (h *Handler) send(ctx context.Context, req *request, body []byte, hdr codex.RequestHeaders) (*codex.Stream, error) {
+	if req.link != nil { // a client socket's turn: on the backend's socket if it can
+		return h.sendSocket(ctx, req, body, hdr)
+	}
 	return h.sendWith(ctx, req, hdr, func(ts codex.TokenSource) (*codex.Stream, error) {
 		return h.cfg.Upstream.Responses(ctx, ts, body, hdr)
 	})

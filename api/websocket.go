@@ -82,7 +82,8 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, req *reque
 		h.record(req, h.refuse(w, refused))
 		return
 	}
-	s := &socket{h: h, upgrade: r, hdr: hdr}
+	s := &socket{h: h, upgrade: r, hdr: hdr, up: h.newLink()}
+	defer s.up.close() // the upstream socket lives as long as the client's
 	if !h.sockets.add(s) {
 		apierror.SetRetryAfter(w.Header(), 2*time.Second)
 		h.obs.Request(req.route, h.reject(w, apierror.ShuttingDown(), 0).status, "")
@@ -141,6 +142,7 @@ type socket struct {
 	c       *websocket.Conn
 	upgrade *http.Request // its context and address serve every turn
 	hdr     http.Header
+	up      *upstreamLink // its upstream socket (websocket_upstream.go); nil: HTTP
 
 	mu   sync.Mutex
 	busy bool // a turn runs
@@ -169,7 +171,7 @@ func (s *socket) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if s.h.cfg.SocketPing > 0 {
-		go s.ping(ctx, s.h.cfg.SocketPing)
+		defer s.ping(ctx, s.h.cfg.SocketPing)()
 	}
 	age := time.AfterFunc(s.h.cfg.SocketMaxAge, func() { s.closeWhenIdle(reasonMaxAge) })
 	defer age.Stop()
@@ -283,30 +285,6 @@ func (s *socket) closeWhenIdle(reason string) {
 // wait for the client's close frame: the socket's reader sees it.
 func closeConn(c *websocket.Conn, reason string) {
 	go func() { _ = c.Close(websocket.StatusGoingAway, reason) }()
-}
-
-// ping pings the client every so often; a client that does not answer
-// within the interval is gone, and its socket is closed (which cancels its
-// turn).
-func (s *socket) ping(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, every)
-		err := s.c.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				_ = s.c.CloseNow()
-			}
-			return
-		}
-	}
 }
 
 // sendError sends e as an error event: the official SDK surfaces it as an

@@ -95,7 +95,7 @@ func (a *App) register(h *Handler, s vaultSettings) error {
 			return fmt.Errorf("two codex_proxy handlers use the vault %s with different oauth_issuer settings (%q and %q); one vault refreshes its logins at one issuer", s.Path, av.settings.issuer, s.issuer)
 		}
 		// Never purge what one of the handlers still shows.
-		av.settings.LogRetention = max(av.settings.LogRetention, s.LogRetention)
+		av.settings.Widen(s.Config)
 		av.handlers = append(av.handlers, h)
 		return nil
 	}
@@ -132,7 +132,7 @@ func (a *App) Start() error {
 // acquire takes the vault from the pool, opening it if no config has it,
 // and makes this config's settings the ones it runs with.
 func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
-	keys, pepper, generated, err := s.Secrets()
+	vs, generated, err := s.Settings()
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (a *App) acquire(s vaultSettings) (*pooledVault, error) {
 		s.logger.Warn("no encryption_key or api_key_pepper configured: using secrets generated beside the vault; set real ones with {env.TOKEN_ENCRYPTION_KEY} and {env.API_KEY_PEPPER}",
 			zap.String("dir", filepath.Dir(s.Path)), zap.Bool("generated_now", generated))
 	}
-	want := liveSettings{keys: keys, pepper: pepper, retention: s.LogRetention, issuer: s.issuer, logger: s.logger}
+	want := liveSettings{Settings: vs, issuer: s.issuer, logger: s.logger}
 	val, _, err := vaults.LoadOrNew(s.Path, func() (caddy.Destructor, error) {
 		return openPooledVault(s.Path, want)
 	})

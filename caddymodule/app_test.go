@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -175,7 +176,8 @@ func TestConflictingVaultSettingsRefused(t *testing.T) {
 	// Agreeing handlers share the vault, with the longest retention.
 	path := filepath.Join(t.TempDir(), "vault.db")
 	a := &Handler{Vault: path, EncryptionKeys: []string{keyA}, APIKeyPepper: "pepper-0123456789abcdef", LogRetention: caddy.Duration(time.Hour)}
-	b := &Handler{Vault: path, EncryptionKeys: []string{keyA}, APIKeyPepper: "pepper-0123456789abcdef", LogRetention: caddy.Duration(2 * time.Hour)}
+	b := &Handler{Vault: path, EncryptionKeys: []string{keyA}, APIKeyPepper: "pepper-0123456789abcdef", LogRetention: caddy.Duration(2 * time.Hour),
+		Limits: vault.Limits{MaxUserResponseBytes: 1 << 30}}
 	c, err := provisionConfig(t, a, b)
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +190,49 @@ func TestConflictingVaultSettingsRefused(t *testing.T) {
 	}
 	if got := openVault(path).Settings().LogRetention; got != 2*time.Hour {
 		t.Fatalf("retention %v, want the longest", got)
+	}
+	if got := openVault(path).Settings().Limits; got.MaxUserResponseBytes != 1<<30 || got.ResponseRetention != vault.DefaultResponseRetention {
+		t.Fatalf("limits %+v, want the largest", got)
+	}
+}
+
+// TestReloadAppliesLimits: the responses block follows a reload like
+// log_retention, on the vault kept open: a smaller per-response cap
+// refuses what the running one took, and a failed reload restores it.
+func TestReloadAppliesLimits(t *testing.T) {
+	fake := codextest.New(t)
+	path := filepath.Join(t.TempDir(), "vault.db")
+	handler := func(l vault.Limits) *Handler {
+		return &Handler{Vault: path, EncryptionKeys: []string{keyA}, APIKeyPepper: "limits-pepper-0123456789", Upstream: fake.URL, OAuthIssuer: fake.IssuerURL, Limits: l}
+	}
+	// A per-response cap over the per-user one is refused at provision,
+	// before anything opens.
+	if _, err := provisionConfig(t, handler(vault.Limits{MaxResponseBytes: 512 << 20})); err == nil || !strings.Contains(err.Error(), "max_size (512 MiB) is larger than max_user_size (256 MiB)") {
+		t.Fatalf("provision with max_size over max_user_size: %v", err)
+	}
+	h1 := handler(vault.Limits{})
+	startHandler(t, h1)
+	user := linkUser(t, h1.vault, fake, "a@example.com")
+	resp := vault.StoredResponse{ID: "resp_1", Response: json.RawMessage(`{"output":["` + strings.Repeat("x", 2048) + `"]}`)}
+	if err := h1.vault.PutResponse(user, resp, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := handler(vault.Limits{MaxResponseBytes: 1024, ResponseRetention: time.Hour})
+	c2 := startHandler(t, h2)
+	if h2.vault != h1.vault {
+		t.Fatal("the reload reopened the vault")
+	}
+	if got := h2.vault.Settings().Limits; got != h2.Limits {
+		t.Fatalf("limits after the reload %+v", got)
+	}
+	if err := h2.vault.PutResponse(user, resp, nil); !errors.Is(err, vault.ErrResponseTooLarge) {
+		t.Fatalf("a response over the reloaded cap: %v", err)
+	}
+
+	c2.stop() // the reload failed after our app started
+	if err := h1.vault.PutResponse(user, resp, nil); err != nil {
+		t.Fatalf("the running config's limits are not back: %v", err)
 	}
 }
 

@@ -40,6 +40,7 @@ func init() {
 //		upstream_header_timeout <duration>
 //		models_ttl            <duration>
 //		log_retention         <duration>
+//		responses { retention <duration>; max_size <size>; max_user_size <size> }
 //		socket_max_age        <duration>
 //		socket_ping           <duration>
 //		cors_origins          <origin> [<origin>...]
@@ -125,6 +126,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return err
 				}
 				if err := h.Images.Set(opt, val); err != nil {
+					return d.Err(err.Error())
+				}
+			}
+		case "responses":
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if err := h.Limits.SetOption(name, d.Val(), d.RemainingArgs()); err != nil {
 					return d.Err(err.Error())
 				}
 			}

@@ -89,6 +89,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"oidc unknown option", "codex_proxy {\n\toidc https://id.example.com {\n\t\tsecret x\n\t}\n}", `unrecognized oidc subdirective "secret"`},
 		{"oidc email_links", "codex_proxy {\n\toidc https://id.example.com {\n\t\temail_links maybe\n\t}\n}", "email_links takes on or off"},
 		{"admins without emails", "codex_proxy {\n\tadmins\n}", "wrong argument count"},
+		{"responses unknown option", "codex_proxy {\n\tresponses {\n\t\tttl 1d\n\t}\n}", `unknown responses option "ttl" (retention, max_size, max_user_size)`},
+		{"responses bad retention", "codex_proxy {\n\tresponses {\n\t\tretention forever\n\t}\n}", `responses retention "forever": use a positive duration`},
+		{"responses bad size", "codex_proxy {\n\tresponses {\n\t\tmax_size 0\n\t}\n}", `responses max_size "0"`},
+		{"responses twice", "codex_proxy {\n\tresponses {\n\t}\n\tresponses {\n\t}\n}", `"responses" given more than once`},
 		{"oidc twice", "codex_proxy {\n\toidc https://a.example.com\n\toidc https://b.example.com\n}", `"oidc" given more than once`},
 	}
 	for _, tc := range tests {

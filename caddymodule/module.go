@@ -115,6 +115,9 @@ type Handler struct {
 	// LogRetention is how long request logs are kept. Default: 30 days.
 	LogRetention caddy.Duration `json:"log_retention,omitempty"`
 
+	// Limits bound the stored responses (the `responses` block).
+	Limits vault.Limits `json:"limits,omitzero"`
+
 	// SocketMaxAge and SocketPing are api.Config's (zero: its defaults).
 	SocketMaxAge caddy.Duration `json:"socket_max_age,omitempty"`
 	SocketPing   caddy.Duration `json:"socket_ping,omitempty"`

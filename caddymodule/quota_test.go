@@ -2,8 +2,14 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestQuotaSnapshotStored: a successful chat leaves the upstream's rate
@@ -32,5 +38,50 @@ func TestQuotaSnapshotStored(t *testing.T) {
 	}
 	if snap.Seen.Before(before) {
 		t.Fatalf("seen %v before the request at %v", snap.Seen, before)
+	}
+}
+
+// TestQuotaSnapshotFromSocketTurn: a turn on a client WebSocket updates the
+// user's snapshot as an HTTP request does, and its client gets the
+// backend's rate limits as the codex.rate_limits event first, since a
+// socket turn has no headers.
+func TestQuotaSnapshotFromSocketTurn(t *testing.T) {
+	env := newProxyEnv(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.srv.URL, "http")+"/v1/responses",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + env.key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5.5","input":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	var first map[string]any
+	for !slices.Contains(types, "response.completed") {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %v: %v", types, err)
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = ev
+		}
+		types = append(types, ev["type"].(string))
+	}
+	if first["type"] != "codex.rate_limits" || first["plan_type"] != "plus" {
+		t.Fatalf("first event %v, all %v", first, types)
+	}
+	if p := first["rate_limits"].(map[string]any)["primary"].(map[string]any); p["window_minutes"] != 300.0 || p["reset_at"] == nil {
+		t.Fatalf("primary window %v", p)
+	}
+	snap, ok := env.h.quotas.Get(env.userID)
+	if !ok || snap.PlanType != "plus" || snap.Primary == nil || snap.Primary.WindowMinutes != 300 || snap.Secondary == nil {
+		t.Fatalf("snapshot after a socket turn: %v %+v", ok, snap.RateLimits)
 	}
 }

@@ -35,7 +35,7 @@ func vaultConfigOf(h Handler) (vaultconf.Config, error) {
 		}
 		location = abs
 	}
-	vc := vaultconf.Config{Path: location, LogRetention: time.Duration(h.LogRetention)}
+	vc := vaultconf.Config{Path: location, LogRetention: time.Duration(h.LogRetention), Limits: h.Limits}
 	if vc.LogRetention <= 0 {
 		vc.LogRetention = time.Duration(DefaultLogRetention)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 func TestVaultConfigsFromJSON(t *testing.T) {
@@ -28,6 +30,7 @@ func TestVaultConfigsFromJSON(t *testing.T) {
 		keys    []string
 		pepper  string
 		keep    time.Duration
+		limits  vault.Limits
 		wantErr string
 	}{
 		{
@@ -51,10 +54,12 @@ func TestVaultConfigsFromJSON(t *testing.T) {
 			keep:  time.Duration(DefaultLogRetention),
 		},
 		{
-			name:  "shared vault keeps the longest retention",
-			cfg:   route(`{"handler":"codex_proxy","vault":"/a.db","log_retention":3600000000000},{"handler":"codex_proxy","vault":"/a.db","log_retention":"2h"},{"handler":"codex_proxy","vault":"/b.db"}`),
-			paths: []string{"/a.db", "/b.db"},
-			keep:  2 * time.Hour,
+			name: "shared vault keeps the longest retention and the largest caps",
+			cfg: route(`{"handler":"codex_proxy","vault":"/a.db","log_retention":3600000000000,"limits":{"response_retention":3600000000000,"max_response_size":1024}},` +
+				`{"handler":"codex_proxy","vault":"/a.db","log_retention":"2h","limits":{"max_user_response_size":1073741824}},{"handler":"codex_proxy","vault":"/b.db"}`),
+			paths:  []string{"/a.db", "/b.db"},
+			keep:   2 * time.Hour,
+			limits: vault.Limits{ResponseRetention: vault.DefaultResponseRetention, MaxResponseBytes: vault.DefaultMaxResponseBytes, MaxUserResponseBytes: 1 << 30},
 		},
 		{
 			name:    "shared vault with different secrets",
@@ -92,8 +97,8 @@ func TestVaultConfigsFromJSON(t *testing.T) {
 			if len(vcs) == 0 {
 				return
 			}
-			if vc := vcs[0]; !slices.Equal(vc.EncryptionKeys, tc.keys) || vc.Pepper != tc.pepper || vc.LogRetention != tc.keep {
-				t.Fatalf("got keys %d, pepper set %v, retention %v", len(vc.EncryptionKeys), vc.Pepper != "", vc.LogRetention)
+			if vc := vcs[0]; !slices.Equal(vc.EncryptionKeys, tc.keys) || vc.Pepper != tc.pepper || vc.LogRetention != tc.keep || vc.Limits != tc.limits {
+				t.Fatalf("got keys %d, pepper set %v, retention %v, limits %+v", len(vc.EncryptionKeys), vc.Pepper != "", vc.LogRetention, vc.Limits)
 			}
 		})
 	}

@@ -24,11 +24,9 @@ import (
 
 // liveSettings are the settings a vault runs with, secrets resolved.
 type liveSettings struct {
-	keys      []string
-	pepper    string
-	retention time.Duration
-	issuer    string
-	logger    *zap.Logger
+	vault.Settings
+	issuer string
+	logger *zap.Logger
 }
 
 // holder is a started config's claim on a vault.
@@ -65,13 +63,9 @@ func openPooledVault(path string, s liveSettings) (*pooledVault, error) {
 	// Opening is bounded; the open vault then lives for the process.
 	ctx, cancel := context.WithTimeout(context.Background(), vaultOpenTimeout)
 	defer cancel()
-	v, err := engine.Open(ctx, path, vault.Options{
-		EncryptionKeys: s.keys,
-		Pepper:         s.pepper,
-		LogRetention:   s.retention,
-		Refresher:      liveRefresher{l},
-		Logger:         slog.New(l.vaultLog),
-	})
+	opts := s.Options()
+	opts.Refresher, opts.Logger = liveRefresher{l}, slog.New(l.vaultLog)
+	v, err := engine.Open(ctx, path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -139,12 +133,11 @@ func (l *liveVault) detach(app *App) {
 func (l *liveVault) apply(s liveSettings, restore bool) error {
 	prev := l.logger.Load()
 	l.setLogger(s.logger)
-	vs := vault.Settings{EncryptionKeys: s.keys, Pepper: s.pepper, LogRetention: s.retention}
 	reconfigure := l.v.Reconfigure
 	if restore {
 		reconfigure = l.v.Restore
 	}
-	if err := reconfigure(vs); err != nil {
+	if err := reconfigure(s.Settings); err != nil {
 		l.setLogger(prev)
 		return err
 	}

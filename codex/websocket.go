@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -20,6 +21,21 @@ const WebSocketBeta = "responses_websockets=2026-02-06"
 // a WebSocket (or that this client cannot, e.g. through a relay). Nothing
 // was generated: the caller falls back to HTTP/SSE with the full input.
 var ErrSocketRefused = errors.New("codex: upstream refused the WebSocket upgrade")
+
+// SocketRefusal is the ErrSocketRefused of an upgrade the upstream
+// answered with another status than 101.
+type SocketRefusal struct {
+	// Status is the upstream's answer: 405 from an upstream that speaks
+	// only HTTP, 401 for a token it did not take.
+	Status int
+}
+
+func (e *SocketRefusal) Error() string {
+	return fmt.Sprintf("%s (status %d)", ErrSocketRefused, e.Status)
+}
+
+// Is makes a SocketRefusal an ErrSocketRefused for errors.Is.
+func (e *SocketRefusal) Is(target error) bool { return target == ErrSocketRefused }
 
 // maxSocketFrame bounds one upstream event; real deltas stay far below it,
 // and an encrypted reasoning item can reach MiBs.
@@ -76,7 +92,7 @@ func (c *Client) DialResponses(ctx context.Context, ts TokenSource, h RequestHea
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: hd})
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, fmt.Errorf("%w (status %d)", ErrSocketRefused, resp.StatusCode)
+			return nil, &SocketRefusal{Status: resp.StatusCode}
 		}
 		return nil, fmt.Errorf("codex: upstream socket: %w", contextError(err))
 	}
@@ -105,3 +121,7 @@ func (s *Socket) Next(ctx context.Context) ([]byte, error) {
 
 // Close closes the socket; a running response ends upstream with it.
 func (s *Socket) Close() error { return s.c.CloseNow() }
+
+// IdleTimeout is how long a stream may stay silent (Config.IdleTimeout
+// with its default); a Socket's user applies it between events.
+func (c *Client) IdleTimeout() time.Duration { return c.idle }

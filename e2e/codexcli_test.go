@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,16 +39,24 @@ supports_websockets = %t
 // answers the first request with an exec_command call; Codex runs it and
 // sends the output back in a second request, which the fake answers with
 // text.
+//
+// Over WebSocket it runs against both upstream transports: the backend's
+// own socket (the proxy sends only each turn's new items upstream too),
+// and a backend that refuses the upgrade (the proxy sends each turn over
+// HTTP/SSE with its whole input).
 func TestCodexCLI(t *testing.T) {
-	for _, ws := range []bool{false, true} {
-		t.Run(map[bool]string{false: "http", true: "websocket"}[ws], func(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		ws, refuse bool
+	}{{"http", false, false}, {"websocket", true, false}, {"websocket-upstream-http", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testCodexCLI(t, ws)
+			testCodexCLI(t, tc.ws, tc.refuse)
 		})
 	}
 }
 
-func testCodexCLI(t *testing.T, ws bool) {
+func testCodexCLI(t *testing.T, ws, refuse bool) {
 	caddyBinary(t) // skip first when there is no caddy
 	needNodeModule(t, "@openai/codex")
 	if _, err := exec.LookPath(filepath.Join(nodeDir(t), "node_modules", ".bin", "node")); err != nil {
@@ -65,6 +76,7 @@ func testCodexCLI(t *testing.T, ws bool) {
 		}
 		return codextest.ScenarioToolCall
 	}})
+	fake.SetRefuseWebSocket(refuse)
 	p, key := startProxy(t, fake, "")
 
 	home := t.TempDir()
@@ -135,7 +147,7 @@ func testCodexCLI(t *testing.T, ws bool) {
 		t.Errorf("supports_websockets = %v, but %d Responses WebSockets were opened", ws, opened)
 	}
 
-	reqs := fake.RequestsTo("/responses")
+	reqs := servedTurns(fake)
 	if len(reqs) != 2 {
 		// Over WebSocket, Codex first sends a generate:false prewarm: the
 		// proxy answers it itself, so it must not show up here.
@@ -166,5 +178,54 @@ func testCodexCLI(t *testing.T, ws bool) {
 	}
 	if args, _ := call["arguments"].(string); !strings.Contains(args, `"cmd":"echo tool-ran-ok"`) {
 		t.Errorf("exec_command arguments: %v", call["arguments"])
+	}
+	// Each request of the CLI here comes on a socket of its own: it
+	// chains its first turn to its generate:false prewarm, which with
+	// store:false the proxy does not keep (404 previous_response_not_found),
+	// and reconnects with the whole input. So upstream too every turn is
+	// the first of its socket, sent whole.
+	checkUpstreamTransport(t, reqs, ws && !refuse)
+}
+
+// servedTurns are the Responses turns the fake served (over either of its
+// transports), without the upgrades it refused.
+func servedTurns(fake *codextest.Server) []codextest.Request {
+	var out []codextest.Request
+	for _, r := range fake.RequestsTo("/responses") {
+		if r.Method == http.MethodPost {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// checkUpstreamTransport checks that every turn went upstream on the
+// backend's socket (socket) or over HTTP, and that on the socket the turns
+// chained (indexes into reqs) continued the socket's chain, sending fewer
+// items than the whole input the backend rebuilt, and the others did not.
+func checkUpstreamTransport(t *testing.T, reqs []codextest.Request, socket bool, chained ...int) {
+	t.Helper()
+	for i, r := range reqs {
+		over := r.Header.Get(codextest.TransportHeader)
+		if socket != (over == "websocket") {
+			t.Errorf("upstream turn %d went over %q, want the socket: %v", i+1, over, socket)
+			continue
+		}
+		if !socket {
+			continue
+		}
+		in, _ := r.JSON["input"].([]any)
+		if !slices.Contains(chained, i) {
+			if r.Header.Get(codextest.PreviousResponseHeader) != "" || r.Header.Get(codextest.FrameInputHeader) != strconv.Itoa(len(in)) {
+				t.Errorf("upstream turn %d: %s of %d items sent, previous_response_id %q: want the whole input, unchained",
+					i+1, r.Header.Get(codextest.FrameInputHeader), len(in), r.Header.Get(codextest.PreviousResponseHeader))
+			}
+			continue
+		}
+		sent, _ := strconv.Atoi(r.Header.Get(codextest.FrameInputHeader))
+		if r.Header.Get(codextest.PreviousResponseHeader) == "" || sent == 0 || sent >= len(in) {
+			t.Errorf("upstream turn %d: %d of %d items sent, previous_response_id %q: want only the new ones, chained",
+				i+1, sent, len(in), r.Header.Get(codextest.PreviousResponseHeader))
+		}
 	}
 }

@@ -66,15 +66,25 @@ type wsResults struct {
 // TestNodeResponsesWS drives the openai SDK's ResponsesWS (its Responses
 // WebSocket mode, on the ws package) through the built caddy over TLS: two
 // turns on one socket, an error event after which the socket still serves,
-// and a wrong key refused at the handshake.
+// and a wrong key refused at the handshake. It runs against both upstream
+// transports: the backend's own socket, and a backend that refuses it.
 func TestNodeResponsesWS(t *testing.T) {
-	t.Parallel()
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "upstream-socket", true: "upstream-http"}[refuse], func(t *testing.T) {
+			t.Parallel()
+			testNodeResponsesWS(t, refuse)
+		})
+	}
+}
+
+func testNodeResponsesWS(t *testing.T, refuse bool) {
 	caddyBinary(t)
 	node := nodeBinary(t)
 	for _, pkg := range []string{"openai", "ws"} {
 		needNodeModule(t, pkg)
 	}
 	fake := newFake(t, codextest.Options{})
+	fake.SetRefuseWebSocket(refuse)
 	p, key := startProxy(t, fake, "")
 
 	const nonce = "w5ock"
@@ -105,7 +115,7 @@ func TestNodeResponsesWS(t *testing.T) {
 		}
 	}
 	// The second turn carried the first one's answer upstream.
-	gens := fake.RequestsTo("/responses")
+	gens := servedTurns(fake)
 	if len(gens) != 5 {
 		t.Fatalf("%d generations reached the upstream, want 5 (the bad one is refused by the proxy)", len(gens))
 	}
@@ -138,6 +148,86 @@ func TestNodeResponsesWS(t *testing.T) {
 	if w := res.WrongKey; w.Served || !strings.Contains(w.Error, "401") {
 		t.Fatalf("wrong key: %+v", w)
 	}
+	// Upstream, the second turn (the client resent its history) and the
+	// chained one (previous_response_id) sent only their new items on the
+	// backend's socket; the others, which start a conversation, all of it.
+	checkUpstreamTransport(t, gens, !refuse, 1, 4)
+}
+
+// wsClient opens client WebSockets on a proxy's /v1/responses and reads
+// their events.
+type wsClient struct {
+	t        *testing.T
+	url, key string
+}
+
+func newWSClient(t *testing.T, p *proxy, key string) wsClient {
+	return wsClient{t: t, url: "ws" + strings.TrimPrefix(p.httpURL, "http") + "/v1/responses", key: key}
+}
+
+// dial opens a socket, closed when the test ends.
+func (w wsClient) dial() *websocket.Conn {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, w.url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + w.key}}})
+	if err != nil {
+		w.t.Fatalf("dial: %v", err)
+	}
+	w.t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+// read returns the next event's type, or "" and the close code.
+func (w wsClient) read(c *websocket.Conn) (string, websocket.StatusCode) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), 30*time.Second)
+	defer cancel()
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		return "", websocket.CloseStatus(err)
+	}
+	var ev struct{ Type string }
+	_ = json.Unmarshal(data, &ev)
+	return ev.Type, -1
+}
+
+// create sends one turn.
+func (w wsClient) create(c *websocket.Conn, text string) {
+	w.t.Helper()
+	frame, _ := json.Marshal(map[string]any{"type": "response.create", "model": "gpt-5.5", "input": text})
+	if err := c.Write(w.t.Context(), websocket.MessageText, frame); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// started reads a turn's first events: the upstream's rate limits (what
+// an HTTP answer carries in its x-codex headers), then response.created.
+func (w wsClient) started(c *websocket.Conn) {
+	w.t.Helper()
+	for _, want := range []string{"codex.rate_limits", "response.created"} {
+		if typ, code := w.read(c); typ != want {
+			w.t.Fatalf("event %q (close %v), want %s", typ, code, want)
+		}
+	}
+}
+
+// finishesThenCloses reads a running turn to its end and then the close,
+// which must be going away (1001, clients reconnect) after
+// response.completed.
+func (w wsClient) finishesThenCloses(c *websocket.Conn, what string) {
+	w.t.Helper()
+	var types []string
+	for {
+		typ, code := w.read(c)
+		if typ == "" {
+			if code != websocket.StatusGoingAway || !containsString(types, "response.completed") {
+				w.t.Fatalf("%s: close %v after %v", what, code, types)
+			}
+			return
+		}
+		types = append(types, typ)
+	}
 }
 
 // TestWebSocketAcrossReload: `caddy reload` closes an idle socket with
@@ -148,44 +238,11 @@ func TestWebSocketAcrossReload(t *testing.T) {
 	caddyBinary(t)
 	fake := newFake(t, codextest.Options{SlowDelay: 300 * time.Millisecond})
 	p, key := startProxy(t, fake, "")
-	url := "ws" + strings.TrimPrefix(p.httpURL, "http") + "/v1/responses"
-	dial := func() *websocket.Conn {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		t.Cleanup(func() { _ = c.CloseNow() })
-		return c
-	}
-	// read returns the next event's type, or the close code.
-	read := func(c *websocket.Conn) (string, websocket.StatusCode) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		_, data, err := c.Read(ctx)
-		if err != nil {
-			return "", websocket.CloseStatus(err)
-		}
-		var ev struct{ Type string }
-		_ = json.Unmarshal(data, &ev)
-		return ev.Type, -1
-	}
-	create := func(c *websocket.Conn, text string) {
-		t.Helper()
-		frame, _ := json.Marshal(map[string]any{"type": "response.create", "model": "gpt-5.5", "input": text})
-		if err := c.Write(t.Context(), websocket.MessageText, frame); err != nil {
-			t.Fatal(err)
-		}
-	}
-
+	ws := newWSClient(t, p, key)
+	dial, read, create := ws.dial, ws.read, ws.create
 	idle, busy := dial(), dial()
 	create(busy, "slow across the reload "+codextest.Marker(codextest.ScenarioSlow))
-	if typ, _ := read(busy); typ != "response.created" {
-		t.Fatalf("first event: %q", typ)
-	}
+	ws.started(busy)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -203,17 +260,7 @@ func TestWebSocketAcrossReload(t *testing.T) {
 	if _, code := read(idle); code != websocket.StatusGoingAway {
 		t.Fatalf("idle socket across the reload: close %v", code)
 	}
-	var types []string
-	for {
-		typ, code := read(busy)
-		if typ == "" {
-			if code != websocket.StatusGoingAway || !containsString(types, "response.completed") {
-				t.Fatalf("busy socket: close %v after %v", code, types)
-			}
-			break
-		}
-		types = append(types, typ)
-	}
+	ws.finishesThenCloses(busy, "busy socket across the reload")
 	if err := <-reloaded; err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -227,5 +274,104 @@ func TestWebSocketAcrossReload(t *testing.T) {
 		if typ == "" || typ == "error" {
 			t.Fatalf("after the reload: %q close %v", typ, code)
 		}
+	}
+}
+
+// TestUpstreamSocketSetting: through the built caddy, a client socket's
+// turns go upstream on the backend's socket by default, and over HTTP with
+// `upstream_socket off` in the Caddyfile.
+func TestUpstreamSocketSetting(t *testing.T) {
+	caddyBinary(t)
+	for _, tc := range []struct{ extra, transport string }{{"", "websocket"}, {"upstream_socket off", ""}} {
+		t.Run(map[string]string{"": "default", "upstream_socket off": "off"}[tc.extra], func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t, codextest.Options{})
+			p, key := startProxy(t, fake, tc.extra)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.httpURL, "http")+"/v1/responses",
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.CloseNow()
+			prev := ""
+			for _, text := range []string{"first", "second"} {
+				f := map[string]any{"type": "response.create", "model": "gpt-5.5", "input": text}
+				if prev != "" {
+					f["previous_response_id"] = prev
+				}
+				frame, _ := json.Marshal(f)
+				if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					_, data, err := c.Read(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ev struct {
+						Type     string
+						Response struct{ ID string }
+					}
+					_ = json.Unmarshal(data, &ev)
+					if ev.Type == "error" || ev.Type == "response.failed" {
+						t.Fatalf("turn %q: %s", text, data)
+					}
+					if ev.Type == "response.completed" {
+						prev = ev.Response.ID
+						break
+					}
+				}
+			}
+			gens := servedTurns(fake)
+			if len(gens) != 2 {
+				t.Fatalf("%d upstream turns, want 2", len(gens))
+			}
+			checkUpstreamTransport(t, gens, tc.transport == "websocket", 1)
+		})
+	}
+}
+
+// TestWebSocketAcrossStop: `caddy stop` closes an idle socket at once with
+// going away, lets a running turn finish (its client gets
+// response.completed, then the same close) and the process then exits; the
+// turn is in the request log.
+func TestWebSocketAcrossStop(t *testing.T) {
+	t.Parallel()
+	caddyBinary(t)
+	fake := newFake(t, codextest.Options{SlowDelay: 300 * time.Millisecond})
+	p, key := startProxy(t, fake, "")
+	ws := newWSClient(t, p, key)
+	idle, busy := ws.dial(), ws.dial()
+	ws.create(busy, "slow across the stop "+codextest.Marker(codextest.ScenarioSlow))
+	ws.started(busy)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stop := exec.CommandContext(ctx, p.bin, "stop", "--address", p.admin)
+	stop.Env = p.env
+	stopped := make(chan error, 1)
+	go func() {
+		out, err := stop.CombinedOutput()
+		if err != nil {
+			t.Logf("stop: %s", out)
+		}
+		stopped <- err
+	}()
+	if _, code := ws.read(idle); code != websocket.StatusGoingAway {
+		t.Fatalf("idle socket at the stop: close %v", code)
+	}
+	ws.finishesThenCloses(busy, "busy socket at the stop")
+	if err := <-stopped; err != nil {
+		t.Fatalf("caddy stop: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("caddy did not exit after its last socket closed")
+	}
+	if !strings.Contains(p.logs.String(), `"route":"responses","model":"gpt-5.5","status":200`) {
+		t.Fatalf("the turn that finished during the stop is not in the log:\n%s", p.logs.String())
 	}
 }

@@ -99,15 +99,10 @@ type Options struct {
 	// resyncs off, leaving the full reload after a listener reconnect. A
 	// store without Changes (bbolt) never resyncs: it has no other writer.
 	ResyncInterval time.Duration
-	// ResponseRetention is how long stored responses are kept (default 30
-	// days).
-	ResponseRetention time.Duration
-	// MaxResponseBytes caps one stored response; a larger one is not kept
-	// (default 8 MiB).
-	MaxResponseBytes int64
-	// MaxUserResponseBytes caps one user's stored responses, the oldest
-	// dropped first (default 256 MiB).
-	MaxUserResponseBytes int64
+	// Limits bound the stored responses (retention, per-response and
+	// per-user caps); Reconfigure changes them on an open vault. The zero
+	// value is the defaults.
+	Limits
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -175,15 +170,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ResyncInterval == 0 {
 		o.ResyncInterval = DefaultResyncInterval
 	}
-	if o.ResponseRetention <= 0 {
-		o.ResponseRetention = DefaultResponseRetention
+	if err := o.Limits.Validate(); err != nil {
+		return o, err
 	}
-	if o.MaxResponseBytes <= 0 {
-		o.MaxResponseBytes = DefaultMaxResponseBytes
-	}
-	if o.MaxUserResponseBytes <= 0 {
-		o.MaxUserResponseBytes = DefaultMaxUserResponseBytes
-	}
+	o.Limits = o.Limits.withDefaults()
 	return o, nil
 }
 

@@ -32,7 +32,7 @@ const (
 var ErrNoResponseStore = errors.New("vault: this storage engine keeps no responses")
 
 // ErrResponseTooLarge is what PutResponse fails with when one response is
-// over Options.MaxResponseBytes; it is not stored and counted as dropped.
+// over Limits.MaxResponseBytes; it is not stored and counted as dropped.
 var ErrResponseTooLarge = errors.New("vault: response too large to store")
 
 // ResponseRecord is one stored response as the Store keeps it.
@@ -135,9 +135,10 @@ func (v *Vault) PutResponse(userID string, r StoredResponse, itemIDs []string) e
 	if err != nil {
 		return fmt.Errorf("vault: encoding a response: %w", err)
 	}
-	if int64(len(pt)) > v.opts.MaxResponseBytes {
+	lim := v.limits.Load()
+	if int64(len(pt)) > lim.MaxResponseBytes {
 		v.responseDrops.Add(1)
-		return fmt.Errorf("%w (%d bytes, the cap is %d)", ErrResponseTooLarge, len(pt), v.opts.MaxResponseBytes)
+		return fmt.Errorf("%w (%d bytes, the cap is %d)", ErrResponseTooLarge, len(pt), lim.MaxResponseBytes)
 	}
 	sealed, err := v.keyring.seal(pt, responseContext(userID, r.ID))
 	if err != nil {
@@ -145,8 +146,8 @@ func (v *Vault) PutResponse(userID string, r StoredResponse, itemIDs []string) e
 	}
 	now := v.now().UTC()
 	rec := ResponseRecord{ID: r.ID, UserID: userID, ItemIDs: itemIDs, Created: now,
-		Expires: now.Add(v.opts.ResponseRetention), Sealed: sealed}
-	n, err := rs.PutResponse(context.Background(), rec, ResponseLimits{MaxUserBytes: v.opts.MaxUserResponseBytes})
+		Expires: now.Add(lim.ResponseRetention), Sealed: sealed}
+	n, err := rs.PutResponse(context.Background(), rec, ResponseLimits{MaxUserBytes: lim.MaxUserResponseBytes})
 	if n > 0 {
 		v.responseDrops.Add(uint64(n))
 	}
@@ -197,9 +198,11 @@ func (v *Vault) DeleteResponse(userID, id string) error {
 func (v *Vault) DroppedResponses() uint64 { return v.responseDrops.Load() }
 
 // openResponse decrypts a record; an expired one is not found (the purge
-// may not have run yet).
+// may not have run yet), nor one older than the retention in force, which
+// a reload may have shortened since it was stored.
 func (v *Vault) openResponse(rec ResponseRecord) (StoredResponse, error) {
-	if !v.now().Before(rec.Expires) {
+	now := v.now()
+	if !now.Before(rec.Expires) || !now.Before(rec.Created.Add(v.limits.Load().ResponseRetention)) {
 		return StoredResponse{}, ErrNotFound
 	}
 	pt, err := v.keyring.open(rec.Sealed, responseContext(rec.UserID, rec.ID))

@@ -25,6 +25,14 @@ type Settings struct {
 	Pepper string
 	// LogRetention as in Options (<= 0: DefaultLogRetention).
 	LogRetention time.Duration
+	// Limits as in Options (zero fields: the defaults).
+	Limits Limits
+}
+
+// Options are the Options that open a vault with s, the other fields
+// zero (their defaults) for the caller to fill in.
+func (s Settings) Options() Options {
+	return Options{EncryptionKeys: slices.Clone(s.EncryptionKeys), Pepper: s.Pepper, LogRetention: s.LogRetention, Limits: s.Limits}
 }
 
 // reencryptedMsg is logged (INFO) when every token bundle is sealed
@@ -84,6 +92,9 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 	if err := CheckPepper(s.Pepper); err != nil {
 		return fmt.Errorf("api_key_pepper: %v", err)
 	}
+	if err := s.Limits.Validate(); err != nil {
+		return err
+	}
 	cur := v.rot.applied
 	if keepKeys {
 		for _, k := range cur.EncryptionKeys {
@@ -111,6 +122,12 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 	if s.LogRetention != cur.LogRetention {
 		v.SetLogRetention(s.LogRetention)
 		v.logInfo("log_retention changed", "log_retention", s.LogRetention)
+	}
+	if s.Limits != cur.Limits {
+		l := s.Limits.withDefaults()
+		v.limits.Store(&l)
+		v.logInfo("storage limits changed", "response_retention", l.ResponseRetention,
+			"max_response_size", l.MaxResponseBytes, "max_user_response_size", l.MaxUserResponseBytes)
 	}
 	s.EncryptionKeys = slices.Clone(s.EncryptionKeys)
 	v.rot.applied = s

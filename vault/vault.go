@@ -35,6 +35,8 @@ type Vault struct {
 	// changed since Open (reconfigure.go); unset, opts apply.
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
+	// limits are the Limits in force (Options', then Reconfigure's).
+	limits atomic.Pointer[Limits]
 	// responseDrops counts responses not kept or dropped for the caps.
 	responseDrops atomic.Uint64
 
@@ -99,7 +101,7 @@ type Vault struct {
 // closes it (New does not, if it fails). It loads users, keys, decrypted
 // tokens and quota snapshots into memory and starts the background writer.
 func New(store Store, opts Options) (*Vault, error) {
-	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention}
+	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention, Limits: opts.Limits}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -123,6 +125,7 @@ func New(store Store, opts Options) (*Vault, error) {
 		stop:       make(chan struct{}),
 	}
 	v.rot.applied = given
+	v.limits.Store(&opts.Limits)
 	v.rot.quit = make(chan struct{})
 	if err := v.startCluster(context.Background()); err != nil {
 		return nil, err

@@ -12,7 +12,8 @@ import (
 
 // Distinct merges the Configs of a config's handlers into one per vault,
 // in config order. Handlers sharing a vault must agree on its secrets;
-// the longest log retention wins, so nothing a handler keeps is purged.
+// the longest retentions and largest caps win (Config.Widen), so nothing
+// a handler keeps is purged.
 func Distinct(cs []Config) ([]Config, error) {
 	var out []Config
 	for _, c := range cs {
@@ -24,8 +25,8 @@ func Distinct(cs []Config) ([]Config, error) {
 			// Caddy would open the shared vault with whichever handler it
 			// provisions first; guessing here could mint unusable keys.
 			return nil, fmt.Errorf("two codex_proxy handlers use the vault %s with different encryption keys or peppers", engine.Display(c.Path))
-		case c.LogRetention > out[i].LogRetention:
-			out[i].LogRetention = c.LogRetention // never purge what a handler keeps
+		default:
+			out[i].Widen(c)
 		}
 	}
 	return out, nil

@@ -37,6 +37,9 @@ type Config struct {
 	// LogRetention is passed to the vault, which purges older request
 	// logs: the CLI must not purge with a shorter retention than Caddy's.
 	LogRetention time.Duration
+	// Limits bound the stored responses, for the same reason: the CLI
+	// opens the vault with the limits Caddy runs with.
+	Limits vault.Limits
 
 	// KeysSet and PepperSet say the config names a secret. If it then
 	// expands to nothing (an {env.*} unset in this shell), falling back to
@@ -71,7 +74,25 @@ func (c Config) Check() error {
 			return fmt.Errorf("api_key_pepper: %w", err)
 		}
 	}
-	return nil
+	return c.Limits.Validate()
+}
+
+// Settings are the settings to open or reconfigure the vault with:
+// Secrets, the log retention and the limits.
+func (c Config) Settings() (s vault.Settings, generated bool, err error) {
+	keys, pepper, generated, err := c.Secrets()
+	if err != nil {
+		return vault.Settings{}, false, err
+	}
+	return vault.Settings{EncryptionKeys: keys, Pepper: pepper, LogRetention: c.LogRetention, Limits: c.Limits}, generated, nil
+}
+
+// Widen makes c keep at least what o keeps, for two handlers sharing a
+// vault: the longer log retention, the most generous limits. Nothing one
+// handler shows is purged for another's shorter setting.
+func (c *Config) Widen(o Config) {
+	c.LogRetention = max(c.LogRetention, o.LogRetention)
+	c.Limits = c.Limits.Widest(o.Limits)
 }
 
 // Secrets returns the encryption keys and pepper to open the vault with,
@@ -117,20 +138,16 @@ func (c Config) SameSecrets(o Config) bool {
 // provision before Caddy ever ran should just work: the vault's directory
 // is created if missing.
 func (c Config) Open(timeout time.Duration, logger *slog.Logger, notes io.Writer) (*vault.Vault, error) {
-	keys, pepper, generated, err := c.Secrets()
+	s, generated, err := c.Settings()
 	if err != nil {
 		return nil, err
 	}
 	if generated {
 		fmt.Fprintf(notes, "generated an encryption key and API key pepper in %s; Caddy must run as a user that can read them\n", filepath.Dir(c.Path))
 	}
-	v, err := engine.Open(context.Background(), c.Path, vault.Options{
-		EncryptionKeys: keys,
-		Pepper:         pepper,
-		LogRetention:   c.LogRetention,
-		OpenTimeout:    timeout,
-		Logger:         logger,
-	})
+	opts := s.Options()
+	opts.OpenTimeout, opts.Logger = timeout, logger
+	v, err := engine.Open(context.Background(), c.Path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the vault %s: %w", engine.Display(c.Path), err)
 	}

@@ -61,16 +61,44 @@ func (s *Server) handleCompact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var kept []any
-	var summary strings.Builder
 	for _, raw := range input {
-		item, _ := raw.(map[string]any)
-		if item["role"] == "user" {
+		if item, _ := raw.(map[string]any); item["role"] == "user" {
 			kept = append(kept, item)
 		}
+	}
+	kept = append(kept, compactionItem(input))
+	writeJSON(w, http.StatusOK, map[string]any{"output": kept})
+}
+
+// compactionItem is the compaction item standing for input: its
+// encrypted_content is opaque to clients (the fake's holds the items).
+func compactionItem(input []any) map[string]any {
+	var summary strings.Builder
+	for _, item := range input {
 		b, _ := json.Marshal(item)
 		summary.Write(b)
 	}
-	kept = append(kept, map[string]any{"type": "compaction", "id": newID("cmp_"),
-		"encrypted_content": "gAAAAB" + base64.RawURLEncoding.EncodeToString([]byte("compacted:"+summary.String()))})
-	writeJSON(w, http.StatusOK, map[string]any{"output": kept})
+	return map[string]any{"type": "compaction", "id": newID("cmp_"),
+		"encrypted_content": "gAAAAB" + base64.RawURLEncoding.EncodeToString([]byte("compacted:"+summary.String()))}
+}
+
+// compactionTriggered reports whether a /responses turn asks for a
+// compaction (validateInput checked the trigger is its last item).
+func compactionTriggered(req map[string]any) bool {
+	input, _ := req["input"].([]any)
+	if len(input) == 0 {
+		return false
+	}
+	last, _ := input[len(input)-1].(map[string]any)
+	return last["type"] == "compaction_trigger"
+}
+
+// compaction adds the one output item of a compaction_trigger turn: the
+// compaction item for the input before the trigger.
+func (g *gen) compaction(input []any) {
+	idx, item := len(g.out), compactionItem(input[:len(input)-1])
+	g.add("response.output_item.added", map[string]any{"output_index": idx, "item": map[string]any{"id": item["id"], "type": "compaction"}})
+	g.add("response.output_item.done", map[string]any{"output_index": idx, "item": item})
+	g.out = append(g.out, item)
+	g.text.WriteString("compaction") // a few output tokens
 }

@@ -49,6 +49,9 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		apiErr.write(w)
 		return
 	}
+	if compactionTriggered(req) {
+		sc = ScenarioCompaction
+	}
 	s.setScenario(idx, sc)
 	switch sc {
 	case ScenarioHangHeaders:
@@ -135,6 +138,8 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	tools := functionTools(req)
 	g.start()
 	switch sc {
+	case ScenarioCompaction:
+		g.compaction(req["input"].([]any))
 	case ScenarioPlain:
 		g.message(chunk(reply)...)
 	case ScenarioReasoningText:

@@ -48,6 +48,14 @@ const (
 	ScenarioEmptyOutput Scenario = "empty_output"
 )
 
+// ScenarioCompaction answers a turn whose last input item is a
+// compaction_trigger (compaction v2, as the Codex CLI's
+// remote_compaction_v2 sends it): its only output is one compaction item
+// whose encrypted_content stands for the input before the trigger. It is
+// chosen by the trigger, whatever the markers in the history; no marker
+// picks it.
+const ScenarioCompaction Scenario = "compaction"
+
 // Error scenarios (no SSE).
 const (
 	// ScenarioUsageLimit is sequence D (docs/protocol.md#sequence-usage-limit): 429 usage_limit_reached with the

@@ -504,3 +504,34 @@ func TestHungHandlerEndsOnClose(t *testing.T) {
 		t.Fatal("the hung request got an answer")
 	}
 }
+
+// TestCompactionTrigger: a turn ending in a compaction_trigger item (a
+// marker in its history notwithstanding) streams exactly one output item,
+// a compaction item standing for the input before the trigger, on HTTP.
+func TestCompactionTrigger(t *testing.T) {
+	s := New(t)
+	tok := s.AddAccount("acc-1", "a@example.com", "plus")
+	b := validBody("earlier " + Marker(ScenarioToolCall))
+	b["input"] = append(b["input"].([]any), map[string]any{"type": "compaction", "encrypted_content": "gAAAAB-old"},
+		map[string]any{"type": "compaction_trigger"})
+	evs := readEvents(t, post(t, s, tok, "acc-1", b).Body)
+	var done []map[string]any
+	var completed map[string]any
+	for _, e := range evs {
+		switch e.name {
+		case "response.output_item.done":
+			done = append(done, e.data["item"].(map[string]any))
+		case "response.completed":
+			completed = e.data["response"].(map[string]any)
+		}
+	}
+	if len(done) != 1 || done[0]["type"] != "compaction" || !strings.HasPrefix(done[0]["encrypted_content"].(string), "gAAAAB") {
+		t.Fatalf("output items %v", done)
+	}
+	if out := completed["output"].([]any); len(out) != 1 || out[0].(map[string]any)["id"] != done[0]["id"] {
+		t.Fatalf("completed output %v", out)
+	}
+	if got := s.Requests(); got[len(got)-1].Scenario != ScenarioCompaction {
+		t.Fatalf("scenario %q", got[len(got)-1].Scenario)
+	}
+}

@@ -96,6 +96,11 @@ type Server struct {
 	// refuseWS makes the WebSocket upgrade fail; wsConns counts accepted ones.
 	refuseWS atomic.Bool
 	wsConns  atomic.Int64
+	// forgetWS refuses every previous_response_id; wsOpen counts the open
+	// sockets, wsLive holds them (*websocket.Conn) for DropWebSockets.
+	forgetWS atomic.Bool
+	wsOpen   atomic.Int64
+	wsLive   sync.Map
 
 	mu        sync.Mutex
 	script    Script

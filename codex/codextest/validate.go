@@ -136,6 +136,12 @@ func validateInput(input []any) *apiError {
 		notFound := badRequest(fmt.Sprintf("Item with id '%s' not found. Items are not persisted when `store` is set to false. "+
 			"Try again with `store` set to true, or remove this item from your input.", id), "input", "")
 		switch typ {
+		case "compaction_trigger":
+			// Compaction v2: the trigger asks this turn to compact what
+			// precedes it, so nothing may follow it.
+			if i != len(input)-1 {
+				return badRequest("The 'compaction_trigger' item must be the final input item.", fmt.Sprintf("input[%d]", i), "invalid_value")
+			}
 		case "item_reference":
 			if !hasID {
 				return badRequest(fmt.Sprintf("Missing required parameter: 'input[%d].id'.", i), fmt.Sprintf("input[%d].id", i), "missing_required_parameter")

@@ -52,6 +52,9 @@ func TestValidationRules(t *testing.T) {
 			`{"error":{"code":null,"message":"No tool output found for function call call_x.","param":"input","type":"invalid_request_error"}}`},
 		{"output without call", mod(func(b map[string]any) { b["input"] = []any{fco("call_x")} }), 400,
 			`{"error":{"code":null,"message":"No tool call found for function call output with call_id call_x.","param":"input","type":"invalid_request_error"}}`},
+		{"compaction trigger not last", mod(func(b map[string]any) {
+			b["input"] = []any{map[string]any{"type": "compaction_trigger"}, b["input"].([]any)[0]}
+		}), 400, `{"error":{"code":"invalid_value","message":"The 'compaction_trigger' item must be the final input item.","param":"input[0]","type":"invalid_request_error"}}`},
 		{"item reference", mod(func(b map[string]any) {
 			b["input"] = []any{map[string]any{"type": "item_reference", "id": "msg_abc"}}
 		}), 400, "{\"error\":{\"code\":null,\"message\":\"Item with id 'msg_abc' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input.\",\"param\":\"input\",\"type\":\"invalid_request_error\"}}"},

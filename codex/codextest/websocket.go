@@ -23,6 +23,32 @@ const WebSocketBeta = "responses_websockets=2026-02-06"
 // that arrived over the socket; HTTP turns do not carry it.
 const TransportHeader = "X-Codextest-Transport"
 
+// FrameInputHeader and PreviousResponseHeader are set on the recorded
+// Request of a socket turn: how many input items its frame carried and the
+// previous_response_id it continued (absent when none), since the
+// recorded body is the whole input the chain rebuilt.
+const (
+	FrameInputHeader       = "X-Codextest-Frame-Input"
+	PreviousResponseHeader = "X-Codextest-Previous-Response"
+)
+
+// SetForgetChains makes every socket turn's previous_response_id unknown
+// (true), as a backend that lost the connection's response would answer,
+// or chains again (false).
+func (s *Server) SetForgetChains(forget bool) { s.forgetWS.Store(forget) }
+
+// OpenWebSockets counts the upstream sockets open now.
+func (s *Server) OpenWebSockets() int64 { return s.wsOpen.Load() }
+
+// DropWebSockets closes every open socket at once, as a network failure
+// or the backend's age limit would.
+func (s *Server) DropWebSockets() {
+	s.wsLive.Range(func(k, _ any) bool {
+		k.(*websocket.Conn).CloseNow()
+		return true
+	})
+}
+
 // SetRefuseWebSocket makes GET /responses answer 405 like an upstream that
 // only speaks HTTP/SSE (true) or accept upgrades again (false).
 func (s *Server) SetRefuseWebSocket(refuse bool) { s.refuseWS.Store(refuse) }
@@ -55,6 +81,12 @@ func (s *Server) handleResponsesWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.wsConns.Add(1)
+	s.wsOpen.Add(1)
+	s.wsLive.Store(c, true)
+	defer func() {
+		s.wsLive.Delete(c)
+		s.wsOpen.Add(-1)
+	}()
 	c.SetReadLimit(maxBody)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -92,8 +124,12 @@ func (s *Server) handleResponsesWS(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		go func(b []byte) {
-			defer func() { <-busy }()
-			conn.turn(ctx, b)
+			// The connection is free again once the terminal event is
+			// out: a client may send its next frame the moment it reads it.
+			var once sync.Once
+			release := func() { once.Do(func() { <-busy }) }
+			defer release()
+			conn.turn(ctx, b, release)
 		}(b)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
@@ -116,7 +152,7 @@ type wsConn struct {
 
 // turn runs one response.create frame through the HTTP handler and relays
 // its events.
-func (wc *wsConn) turn(ctx context.Context, b []byte) {
+func (wc *wsConn) turn(ctx context.Context, b []byte, release func()) {
 	var req map[string]any
 	if err := json.Unmarshal(b, &req); err != nil || req == nil {
 		wc.sendError(ctx, http.StatusBadRequest, "invalid_json", "Invalid JSON frame")
@@ -131,10 +167,12 @@ func (wc *wsConn) turn(ctx context.Context, b []byte) {
 		req["stream"] = true
 	}
 	input, _ := req["input"].([]any)
+	frameInput := strconv.Itoa(len(input))
+	prevID, _ := req["previous_response_id"].(string)
 	if prev, ok := req["previous_response_id"]; ok {
 		id, _ := prev.(string)
 		wc.mu.Lock()
-		match := id != "" && id == wc.lastID
+		match := id != "" && id == wc.lastID && !wc.s.forgetWS.Load()
 		chain := wc.lastItems
 		wc.mu.Unlock()
 		if !match {
@@ -152,10 +190,25 @@ func (wc *wsConn) turn(ctx context.Context, b []byte) {
 	hr.Header.Set("Content-Type", "application/json")
 	// Recorded with the turn so tests can tell the transports apart.
 	hr.Header.Set(TransportHeader, "websocket")
+	hr.Header.Set(FrameInputHeader, frameInput)
+	if prevID != "" {
+		hr.Header.Set(PreviousResponseHeader, prevID)
+	}
 	for _, h := range []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions"} {
 		hr.Header.Del(h)
 	}
 	rw := &wsWriter{ctx: ctx, c: wc.c, h: http.Header{}}
+	// Right before the terminal event goes out: the chain is the response
+	// just completed, and the connection takes the next frame.
+	rw.ending = func() {
+		if rw.completedID != "" {
+			wc.mu.Lock()
+			wc.lastID = rw.completedID
+			wc.lastItems = append(append([]any{}, input...), rw.output...)
+			wc.mu.Unlock()
+		}
+		release()
+	}
 	aborted := func() (aborted bool) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -176,14 +229,8 @@ func (wc *wsConn) turn(ctx context.Context, b []byte) {
 	if rw.status != http.StatusOK {
 		var v any
 		_ = json.Unmarshal(rw.errBody.Bytes(), &v)
+		release()
 		wc.send(ctx, map[string]any{"type": "error", "status": rw.status, "error": v, "headers": flatHeaders(rw.h)})
-		return
-	}
-	if rw.completedID != "" {
-		wc.mu.Lock()
-		wc.lastID = rw.completedID
-		wc.lastItems = append(append([]any{}, input...), rw.output...)
-		wc.mu.Unlock()
 	}
 }
 
@@ -222,6 +269,8 @@ type wsWriter struct {
 
 	output      []any
 	completedID string
+	// ending runs before a terminal event is written.
+	ending func()
 }
 
 func (w *wsWriter) Header() http.Header { return w.h }
@@ -258,7 +307,9 @@ func (w *wsWriter) Write(b []byte) (int, error) {
 			if !ok {
 				continue
 			}
-			w.note(data)
+			if w.note(data) && w.ending != nil {
+				w.ending()
+			}
 			if err := w.c.Write(w.ctx, websocket.MessageText, data); err != nil {
 				return 0, err
 			}
@@ -269,8 +320,9 @@ func (w *wsWriter) Write(b []byte) (int, error) {
 // FlushError satisfies http.ResponseController; frames go out as written.
 func (w *wsWriter) FlushError() error { return nil }
 
-// note remembers output items and the completed response's id.
-func (w *wsWriter) note(data []byte) {
+// note remembers output items and the completed response's id; it
+// reports whether the event ends the response.
+func (w *wsWriter) note(data []byte) bool {
 	var ev struct {
 		Type     string          `json:"type"`
 		Item     json.RawMessage `json:"item"`
@@ -279,9 +331,11 @@ func (w *wsWriter) note(data []byte) {
 		} `json:"response"`
 	}
 	if json.Unmarshal(data, &ev) != nil {
-		return
+		return false
 	}
 	switch ev.Type {
+	case "response.failed", "response.incomplete", "error":
+		return true
 	case "response.output_item.done":
 		var item map[string]any
 		if json.Unmarshal(ev.Item, &item) == nil {
@@ -292,7 +346,9 @@ func (w *wsWriter) note(data []byte) {
 		}
 	case "response.completed":
 		w.completedID = ev.Response.ID
+		return true
 	}
+	return false
 }
 
 // rateLimitsEvent renders the x-codex headers as the socket's
