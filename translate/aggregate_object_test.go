@@ -1,0 +1,66 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzResponseObject holds appendResponseObject to the encoding/json
+// version it replaced (responseObjectJSON, still its fallback): the same
+// bytes for every response object and items both take.
+func FuzzResponseObject(f *testing.F) {
+	f.Add([]byte(`{"id":"resp_1","object":"response","status":"completed","output":[{"type":"x"}],"usage":{"input_tokens":1}}`),
+		[]byte(`{"type":"message","content":[{"type":"output_text","text":"<b> & \u2028 </b>"}]}`), []byte(`{"type":"reasoning"}`))
+	f.Add([]byte(` { "z" : 1 , "a":[ 1, 2 ], "a":"<dup>", "\u0062":"\u003c", "k<&>": "v\u2029" } `), []byte("{\"t\":\"\xe2\x80\xa8 \xe2\x80\xa9 \xff\"}"), []byte(`[]`))
+	f.Add([]byte(``), []byte(`{}`), []byte(`{"a":"b"}`))
+	f.Add([]byte(`null`), []byte(`{}`), []byte(`{"a":"b"}`))
+	f.Add([]byte(`{"":1,"output":null}`), []byte(` {"a" : "b"} `), []byte(`"x"`))
+	f.Fuzz(func(t *testing.T, response, item1, item2 []byte) {
+		items := []json.RawMessage{item1, item2}
+		want, werr := responseObjectJSON(response, items)
+		got, ok := appendResponseObject(nil, response, items)
+		if !ok {
+			return // the caller uses responseObjectJSON
+		}
+		if werr != nil {
+			t.Fatalf("appendResponseObject took %q, %q, %q, which encoding/json refuses: %v", response, item1, item2, werr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("for %q, %q, %q:\n got  %s\n want %s", response, item1, item2, got, want)
+		}
+	})
+}
+
+// BenchmarkResponseObject is the stored (and non-stream) response object
+// of a 200-delta answer, from its completed event, as ResponseCollector
+// makes it; BenchmarkResponseObjectJSON the same by encoding/json.
+func BenchmarkResponseObject(b *testing.B) {
+	resp, items := benchResponseObject()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := appendResponseObject(nil, resp, items); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkResponseObjectJSON(b *testing.B) {
+	resp, items := benchResponseObject()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := responseObjectJSON(resp, items); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchResponseObject() ([]byte, []json.RawMessage) {
+	text := bytes.Repeat([]byte("Hello benchmark, this is a delta. "), 200)
+	item, _ := json.Marshal(map[string]any{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+		"content": []any{map[string]any{"type": "output_text", "text": string(text), "annotations": []any{}}}})
+	resp, _ := json.Marshal(map[string]any{"id": "resp_1", "object": "response", "status": "completed", "model": "gpt-5.5",
+		"output": []json.RawMessage{item}, "usage": map[string]any{"input_tokens": 12, "output_tokens": 200},
+		"instructions": "You are a helpful assistant.", "tools": []any{}, "reasoning": map[string]any{"effort": "medium"}})
+	return resp, []json.RawMessage{item}
+}
