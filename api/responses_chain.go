@@ -188,8 +188,14 @@ func findItem(items []json.RawMessage, id string) json.RawMessage {
 	return nil
 }
 
-// responseOutput is a stored response object's output items.
+// responseOutput is a stored response object's output items. The
+// response objects the proxy writes and stores spell "output" exactly, so
+// the scanner finds it without decoding the rest; anything else is read
+// by encoding/json.
 func responseOutput(resp json.RawMessage) []json.RawMessage {
+	if items, ok := translate.SplitItems(translate.Field(resp, "output")); ok {
+		return items
+	}
 	var r struct {
 		Output []json.RawMessage `json:"output"`
 	}

@@ -20,10 +20,15 @@ import (
 func (h *Handler) storeResponse(req *request, resp []byte) {
 	t := req.turn
 	var head struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
+		ID string `json:"id"`
 	}
-	if json.Unmarshal(resp, &head) != nil || head.ID == "" {
+	// The collector wrote resp: its id is found without decoding the rest.
+	if id, ok := translate.Unquote(translate.Field(resp, "id")); ok {
+		head.ID = id
+	} else if json.Unmarshal(resp, &head) != nil {
+		return
+	}
+	if head.ID == "" {
 		return
 	}
 	ids := make([]string, 0, len(t.input)+4)
