@@ -88,7 +88,7 @@ type CLI struct {
 
 // Register adds the subcommands to cmd (`caddy codex-proxy`).
 func (c *CLI) Register(cmd *cobra.Command) {
-	cmd.AddCommand(c.provisionCommand(), c.keysCommand(), c.usersCommand(), c.accountsCommand(), c.vaultCommand())
+	cmd.AddCommand(c.provisionCommand(), c.keysCommand(), c.usersCommand(), c.accountsCommand(), c.signupCommand(), c.vaultCommand())
 }
 
 // flags is a leaf's parsed command line.

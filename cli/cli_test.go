@@ -82,10 +82,10 @@ func TestHelpFromTheTree(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	if want := []string{"accounts", "keys", "provision", "users", "vault"}; !slices.Equal(names, want) {
+	if want := []string{"accounts", "keys", "provision", "signup", "users", "vault"}; !slices.Equal(names, want) {
 		t.Fatalf("commands %q, want %q", names, want)
 	}
-	if u := (&CLI{}).Usage(); u != "accounts|keys|provision|users|vault ..." {
+	if u := (&CLI{}).Usage(); u != "accounts|keys|provision|signup|users|vault ..." {
 		t.Fatalf("usage %q", u)
 	}
 	var help bytes.Buffer
@@ -104,6 +104,7 @@ func TestHelpFromTheTree(t *testing.T) {
 		"keys":     {"list", "create", "update", "revoke"},
 		"accounts": {"add", "list", "remove", "order", "policy"},
 		"vault":    {"migrate", "backup"},
+		"signup":   {"show", "set", "clear"},
 	} {
 		for _, s := range subs {
 			cmd, rest, err := root.Find([]string{group, s})

@@ -32,6 +32,8 @@ var flashes = map[string]string{
 	"policycleared": "The key's limits were cleared.",
 	"invited":       "The user can sign in: a sign-in link is on its way to them.",
 	"invitedsso":    "The user can sign in now with single sign-on.",
+	"signup":        "Saved: every instance on this vault applies this sign-up policy within a few seconds.",
+	"signupcleared": "Cleared: each site’s Caddyfile decides sign-up again, within a few seconds on every instance.",
 }
 
 // flash is the message named by the msg query parameter.
@@ -53,7 +55,7 @@ func (d *Dashboard) landing(w http.ResponseWriter, r *http.Request) {
 	}
 	d.render(w, r, http.StatusOK, "landing", pageData{
 		Title: "Your ChatGPT subscription as an OpenAI API",
-		Body: landingBody{BaseURL: d.origin(r) + "/v1", Signup: d.cfg.Signup.Mode,
+		Body: landingBody{BaseURL: d.origin(r) + "/v1", Signup: d.signupPolicy(r.Context()).Mode,
 			EmailLinks: d.emailLinks(), SSO: d.loginBody("", "").SSO},
 	})
 }
@@ -97,7 +99,7 @@ type loginBody struct {
 
 // loginBody is the sign-in page's body for next.
 func (d *Dashboard) loginBody(email, next string) loginBody {
-	b := loginBody{Email: email, Next: next, Signup: d.cfg.Signup.Mode, EmailLinks: d.emailLinks()}
+	b := loginBody{Email: email, Next: next, Signup: d.signupPolicy(context.Background()).Mode, EmailLinks: d.emailLinks()}
 	if d.cfg.OIDC != nil {
 		b.SSO = d.cfg.OIDC.label()
 	}
@@ -164,7 +166,7 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	body.Sent = true
 	body.Email = email
 	body.Minutes = int(d.cfg.LoginTTL / time.Minute)
-	if d.mayLogin(email) {
+	if d.mayLogin(r.Context(), email) {
 		origin := d.origin(r)
 		issue := func() (string, error) {
 			token, err := d.cfg.Vault.CreateLoginToken(email, d.cfg.LoginTTL)
@@ -195,7 +197,7 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		d.log.Info("dashboard: no sign-in link sent: no account for this email and sign-up does not allow it",
-			"email", email, "signup", string(d.cfg.Signup.Mode))
+			"email", email, "signup", d.signupPolicy(r.Context()).String())
 	}
 	// Post/redirect/get: a reload shows the same page and sends nothing.
 	id := d.flashes.put("visitor:"+d.csrfToken(w, r), body, d.cfg.Now(), d.cfg.LoginTTL)
@@ -203,11 +205,11 @@ func (d *Dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayLogin reports whether email has an account or may create one.
-func (d *Dashboard) mayLogin(email string) bool {
+func (d *Dashboard) mayLogin(ctx context.Context, email string) bool {
 	if _, err := d.cfg.Vault.UserByEmail(email); err == nil {
 		return true
 	}
-	return d.cfg.Signup.allows(email)
+	return d.signupPolicy(ctx).Allows(email)
 }
 
 type mailData struct {
@@ -330,7 +332,7 @@ func (d *Dashboard) confirmSubmit(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next string, o vault.SessionOptions) {
 	u, err := d.cfg.Vault.UserByEmail(email)
 	if errors.Is(err, vault.ErrNotFound) {
-		if !d.cfg.Signup.allows(email) {
+		if !d.signupPolicy(r.Context()).Allows(email) {
 			d.renderError(w, r, http.StatusForbidden, "No account for this address",
 				"Sign-up is closed here. Ask the administrator to add "+quoteInput(email)+".")
 			return

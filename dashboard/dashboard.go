@@ -42,69 +42,20 @@ const (
 	DefaultLoginWindow   = 15 * time.Minute
 )
 
-// SignupMode says who may create an account by signing in.
-type SignupMode string
+// SignupMode says who may create an account by signing in (vault.SignupMode).
+type SignupMode = vault.SignupMode
 
-// Sign-up modes.
+// Sign-up modes (see vault's).
 const (
-	// SignupClosed (the default) lets only existing users (created with the
-	// CLI or the admin API) sign in.
-	SignupClosed SignupMode = "closed"
-	// SignupOpen lets anyone with an email address sign up.
-	SignupOpen SignupMode = "open"
-	// SignupDomains lets addresses in Domains sign up.
-	SignupDomains SignupMode = "domains"
+	SignupClosed  = vault.SignupClosed
+	SignupOpen    = vault.SignupOpen
+	SignupDomains = vault.SignupDomains
 )
 
-// SignupPolicy decides whether an unknown email may become a user.
-type SignupPolicy struct {
-	Mode    SignupMode
-	Domains []string // for SignupDomains: "example.com" (exact match, any case)
-}
-
-// allows reports whether a new account may be created for email
-// (already normalised).
-func (p SignupPolicy) allows(email string) bool {
-	switch p.Mode {
-	case SignupOpen:
-		return true
-	case SignupDomains:
-		at := strings.LastIndexByte(email, '@')
-		if at < 0 {
-			return false
-		}
-		domain := email[at+1:]
-		for _, d := range p.Domains {
-			if strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// validate checks the policy.
-func (p SignupPolicy) validate() error {
-	switch p.Mode {
-	case "", SignupClosed, SignupOpen:
-		if len(p.Domains) > 0 {
-			return fmt.Errorf("dashboard: sign-up domains need mode %q", SignupDomains)
-		}
-	case SignupDomains:
-		if len(p.Domains) == 0 {
-			return errors.New("dashboard: sign-up mode domains needs at least one domain")
-		}
-		for _, d := range p.Domains {
-			d = strings.TrimPrefix(strings.TrimSpace(d), "@")
-			if d == "" || strings.ContainsAny(d, "@/ \t") || !strings.Contains(d, ".") {
-				return fmt.Errorf("dashboard: %q is not a domain", d)
-			}
-		}
-	default:
-		return fmt.Errorf("dashboard: unknown sign-up mode %q (open, closed or domains)", p.Mode)
-	}
-	return nil
-}
+// SignupPolicy decides whether an unknown email may become a user
+// (vault.SignupPolicy, whose Validate the admin pages, the CLI and the
+// admin API share).
+type SignupPolicy = vault.SignupPolicy
 
 // Config configures the dashboard. Vault is required.
 type Config struct {
@@ -195,6 +146,9 @@ type Dashboard struct {
 	// valueMax and valuePage bound the request log read for the
 	// API-equivalent value (tests lower them).
 	valueMax, valuePage int
+	// usageMax bounds the records the admin usage page reads (tests
+	// lower it).
+	usageMax int
 	// devicePoll bounds one device-code check (tests shorten it).
 	devicePoll time.Duration
 	admins     map[string]bool // Config.Admins, normalised
@@ -236,9 +190,10 @@ func build(cfg Config) (*Dashboard, error) {
 	if cfg.Signup.Mode == "" {
 		cfg.Signup.Mode = SignupClosed
 	}
-	if err := cfg.Signup.validate(); err != nil {
-		return nil, err
+	if err := cfg.Signup.Validate(); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
 	}
+	cfg.Signup = cfg.Signup.Normalized()
 	if cfg.PublicOrigin != "" {
 		o, err := normalizeOrigin(cfg.PublicOrigin)
 		if err != nil {
@@ -302,6 +257,7 @@ func build(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{
 		prices:    NewPriceTable(cfg.Prices),
 		valueMax:  maxValueRecords,
+		usageMax:  maxUsageRecords,
 		valuePage: valuePage,
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -407,6 +363,10 @@ func (d *Dashboard) routes() {
 	handle("POST", "/admin/key/revoke", d.csrf(d.admin(d.adminRevokeKey)))
 	handle("POST", "/admin/key/policy", d.csrf(d.admin(d.adminKeyPolicy)))
 	handle("POST", "/admin/invite", d.csrf(d.admin(d.adminInvite)))
+	handle("GET", "/admin/signup", d.admin(d.adminSignup))
+	handle("POST", "/admin/signup", d.csrf(d.admin(d.adminSignupSubmit)))
+	handle("GET", "/admin/usage", d.admin(d.adminUsage))
+	handle("GET", "/admin/usage.csv", d.admin(d.adminUsageCSV))
 	// Everything else under the prefix is a designed 404 page.
 	d.mux.HandleFunc(d.prefix+"/", d.NotFound)
 }

@@ -120,7 +120,7 @@ func (c *OIDCConfig) domainAllowed(email string) bool {
 	if len(c.Domains) == 0 {
 		return true
 	}
-	return SignupPolicy{Mode: SignupDomains, Domains: c.Domains}.allows(email)
+	return SignupPolicy{Mode: SignupDomains, Domains: c.Domains}.Allows(email)
 }
 
 // SetOption sets one Caddyfile subdirective of the oidc block from its

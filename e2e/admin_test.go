@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -99,5 +101,74 @@ func TestAdminBrowserJourney(t *testing.T) {
 	admin.step("enable the member again", chromedp.Click(chromedp.CSS("#enable-user")), chromedp.WaitVisible(chromedp.CSS("#disable-user")))
 	if code := models(); code != http.StatusOK {
 		t.Fatalf("the enabled member's key: %d, want 200", code)
+	}
+
+	adminSignupJourney(t, p, idp, admin, signIn)
+	adminUsageJourney(t, p, admin, key)
+}
+
+// adminSignupJourney: the admin closes sign-up from /admin/signup over
+// the Caddyfile's "signup open"; a new address is refused by SSO and the
+// CLI (through the admin API) shows the override; after the admin clears
+// it, the Caddyfile's policy lets the address in.
+func adminSignupJourney(t *testing.T, p *proxy, idp *oidctest.Provider, admin *browser, signIn func(*browser, string)) {
+	t.Helper()
+	idp.AddUser(oidctest.User{Email: "newbie@example.com", EmailVerified: true})
+	admin.step("open the sign-up page", chromedp.Navigate(p.httpsURL+"/admin/signup"), chromedp.WaitVisible(chromedp.CSS("#signup-save")))
+	if src := admin.text("#signup-source"); !strings.Contains(src, "From this site’s Caddyfile") {
+		t.Fatalf("the policy's source before: %q", src)
+	}
+	admin.step("close sign-up", chromedp.SetValue(chromedp.CSS("#signup-mode"), "closed"), chromedp.Click(chromedp.CSS("#signup-save")))
+	admin.waitLoaded("msg=signup")
+	if got := admin.text("#signup-inforce"); !strings.HasPrefix(got, "Closed") {
+		t.Fatalf("in force after closing: %q", got)
+	}
+	if src := admin.text("#signup-source"); !strings.Contains(src, "by lead@example.com") {
+		t.Fatalf("the override's source: %q", src)
+	}
+	if out, _ := p.cli(t, "signup", "show"); !strings.HasPrefix(out, "signup closed") || !strings.Contains(out, "lead@example.com") {
+		t.Fatalf("signup show:\n%s", out)
+	}
+	newbie := newBrowser(t, chromiumPath())
+	signIn(newbie, "newbie@example.com")
+	if body := newbie.text("body"); !strings.Contains(body, "No account for this address") {
+		t.Fatalf("a new address signed up while closed:\n%s", body)
+	}
+	admin.step("clear the override", chromedp.Click(chromedp.CSS("#signup-clear")))
+	admin.waitLoaded("msg=signupcleared")
+	newbie = newBrowser(t, chromiumPath())
+	signIn(newbie, "newbie@example.com")
+	if loc := newbie.location(); !strings.HasPrefix(loc, p.httpsURL+"/onboarding") {
+		t.Fatalf("after clearing, the Caddyfile's open sign-up did not let the address in: at %s\n%s", loc, newbie.text("body"))
+	}
+}
+
+// adminUsageJourney: after one chat by the member, the admin's usage page
+// shows their key and the model, and the CSV export, fetched with the
+// page's session, is an attachment naming them.
+func adminUsageJourney(t *testing.T, p *proxy, admin *browser, key string) {
+	t.Helper()
+	chatOnce(t, p, key)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		admin.step("open the usage page", chromedp.Navigate(p.httpsURL+"/admin/usage?period=today"), chromedp.WaitVisible(chromedp.CSS("#export-keys")))
+		if body := admin.text("main"); strings.Contains(body, "ada@example.com") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the member's request is not on the usage page:\n%s", admin.text("main"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(admin.ctx, 30*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`fetch(document.querySelector("#export-keys").href).then(async r =>
+		[String(r.status), r.headers.get("Content-Disposition") || "", await r.text()])`, chromedp.EvalAwaitPromise))
+	if err != nil || len(got) != 3 {
+		t.Fatalf("fetching the export: %v %q", err, got)
+	}
+	if got[0] != "200" || !strings.HasPrefix(got[1], `attachment; filename="usage-by-key-today-`) ||
+		!strings.HasPrefix(got[2], "from_utc,to_utc,user_email,user_id,key_id,key_label") || !strings.Contains(got[2], "ada@example.com") || strings.Contains(got[2], key) {
+		t.Fatalf("the export: %q", got)
 	}
 }

@@ -27,7 +27,7 @@ import (
 // then moved to PostgreSQL with `vault migrate` and Caddy restarted on the
 // DSN: the same API key and ChatGPT login serve a request, and the
 // dashboard session opened before the move still shows the old request
-// log. Moving back to a new bbolt file keeps all of that again. A second
+// log, and the sign-up override set with the CLI is still in force. Moving back to a new bbolt file keeps all of that again. A second
 // migration into the now non-empty database is refused.
 func TestMigrateVaultToPostgresAndBack(t *testing.T) {
 	t.Parallel()
@@ -41,6 +41,8 @@ func TestMigrateVaultToPostgresAndBack(t *testing.T) {
 	for range 3 {
 		chatOnce(t, p, key)
 	}
+	// The operator's sign-up override moves with the rest.
+	p.cli(t, "signup", "set", "domains", "example.com")
 	dash := dashboardSignIn(t, p.httpURL, "ada@example.com")
 	var before []string
 	deadline := time.Now().Add(10 * time.Second)
@@ -114,6 +116,9 @@ func copiedLogs(t *testing.T, summary string) int {
 func checkAfterMove(t *testing.T, p *proxy, key string, dash *http.Client, before []string) {
 	t.Helper()
 	chatOnce(t, p, key)
+	if out, _ := p.cli(t, "signup", "show"); !strings.HasPrefix(out, "signup domains example.com") {
+		t.Fatalf("the sign-up override after the move:\n%s", out)
+	}
 	after := requestIDs(t, dash, p.httpURL)
 	for _, id := range before {
 		if !slices.Contains(after, id) {

@@ -60,7 +60,9 @@ func TestIdleSocketMemory(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // every socket is waiting for its first frame
 	heap1, stack1, g1 := atRest()
-	if g1-g0 < n {
+	// Each served socket holds at least its reader goroutine; a few of the
+	// process's own may end meanwhile (the first socket's, timers).
+	if g1-g0 < n-n/20 {
 		t.Fatalf("%v goroutines more for %d sockets: not all were served", g1-g0, n)
 	}
 	perHeap, perStack := (heap1-heap0)/n, (stack1-stack0)/n

@@ -51,6 +51,9 @@ type Vaults interface {
 //	DELETE /codex_proxy/accounts/{id}?email=     unlink one
 //	POST   /codex_proxy/accounts/order           order of preference: {"email", "ids": [...]}
 //	POST   /codex_proxy/accounts/policy          routing policy: {"email", "policy": "prefer-order"|"most-remaining"}
+//	GET    /codex_proxy/signup                   the sign-up policy override, if any: {"override": {"mode", "domains", "set", "by"}}
+//	POST   /codex_proxy/signup                   set it for every instance on the vault: {"mode", "domains"}, or {"clear": true}
+//	DELETE /codex_proxy/signup                   clear it: each site's Caddyfile `signup` applies again
 //	GET    /codex_proxy/backup                   a consistent copy of the open bbolt vault file
 //
 // With several vaults open (several sites), every route except /vaults
@@ -177,6 +180,24 @@ func NewAdminHandler(vs Vaults, log *slog.Logger) *AdminHandler {
 			res, err := s.SetAccountPolicy(ctx, req)
 			return http.StatusOK, res, err
 		})
+	})
+	a.route("GET "+p+"/signup", func(ctx context.Context, s Service, r *http.Request) (int, any, error) {
+		res, err := s.GetSignup(ctx)
+		return http.StatusOK, res, err
+	})
+	a.handle("POST "+p+"/signup", func(w http.ResponseWriter, r *http.Request) error {
+		var req SignupRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			return err
+		}
+		return a.with(w, r, func(ctx context.Context, s Service, _ *http.Request) (int, any, error) {
+			res, err := s.SetSignup(ctx, req)
+			return http.StatusOK, res, err
+		})
+	})
+	a.route("DELETE "+p+"/signup", func(ctx context.Context, s Service, r *http.Request) (int, any, error) {
+		res, err := s.SetSignup(ctx, SignupRequest{Clear: true})
+		return http.StatusOK, res, err
 	})
 	return a
 }

@@ -52,7 +52,7 @@ func StatusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, vault.ErrEmailTaken):
 		return http.StatusConflict
-	case errors.Is(err, keypolicy.ErrInvalid):
+	case errors.Is(err, keypolicy.ErrInvalid), errors.Is(err, vault.ErrBadSignup):
 		return http.StatusBadRequest
 	case errors.Is(err, vault.ErrClosed), errors.Is(err, vault.ErrUnavailable):
 		return http.StatusServiceUnavailable

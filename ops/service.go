@@ -45,6 +45,13 @@ type Service interface {
 	// SetAccountPolicy sets how the user's accounts are chosen.
 	SetAccountPolicy(ctx context.Context, req AccountPolicyRequest) (AccountsResult, error)
 
+	// GetSignup is the sign-up policy override every instance on the
+	// vault applies instead of its Caddyfile's, if one is set.
+	GetSignup(ctx context.Context) (SignupResult, error)
+	// SetSignup sets the override (in force on every instance within a few
+	// seconds, vault.Options.SettingsTTL) or, with Clear, removes it.
+	SetSignup(ctx context.Context, req SignupRequest) (SignupResult, error)
+
 	// Backup writes a consistent copy of a bbolt vault file to w and
 	// returns its size; a PostgreSQL vault fails with a 400.
 	Backup(ctx context.Context, w io.Writer) (int64, error)

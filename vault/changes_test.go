@@ -169,3 +169,26 @@ func TestChangeAllResyncs(t *testing.T) {
 		t.Fatalf("user added elsewhere: %+v, %v", got, err)
 	}
 }
+
+// A session of a user another instance has just created is good here
+// before the change notification arrives (their first sign-in there, the
+// next request here).
+func TestSessionOfAUserCreatedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	v, other, _ := clusterVault(t)
+	u := User{ID: "u-elsewhere", Email: "new@example.com", Created: t0}
+	if err := other.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	token := "session-token-made-on-another-instance"
+	if err := other.PutSession(ctx, secretKey(token), SessionRecord{UserID: u.ID, Created: t0, Expires: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := v.Session(token)
+	if err != nil || got.Email != "new@example.com" {
+		t.Fatalf("Session before the notification: %+v %v", got, err)
+	}
+	if _, _, err := v.Session("no-such-session"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("an unknown session: %v", err)
+	}
+}

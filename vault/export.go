@@ -99,10 +99,11 @@ const (
 	KindRequestLogs   Kind = "request log"
 	KindUsage         Kind = "usage roll-ups"
 	KindResponses     Kind = "stored responses"
+	KindSettings      Kind = "operator settings"
 )
 
 // Kinds lists every Kind in copy order.
-var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses}
+var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses, KindSettings}
 
 // Counts is how many records of each kind a store holds.
 type Counts map[Kind]int

@@ -103,6 +103,11 @@ type Options struct {
 	// per-user caps); Reconfigure changes them on an open vault. The zero
 	// value is the defaults.
 	Limits
+	// SettingsTTL is how long the Vault trusts its copy of an operator
+	// setting (the sign-up override, settings.go) before it reads the
+	// store again: how long another instance's change may take to apply
+	// here (default 5 s; negative: read every time).
+	SettingsTTL time.Duration
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -174,6 +179,9 @@ func (o Options) withDefaults() (Options, error) {
 		return o, err
 	}
 	o.Limits = o.Limits.withDefaults()
+	if o.SettingsTTL == 0 {
+		o.SettingsTTL = DefaultSettingsTTL
+	}
 	return o, nil
 }
 

@@ -82,6 +82,12 @@ func (v *Vault) Session(token string) (User, SessionRecord, error) {
 		return User{}, SessionRecord{}, ErrInvalidToken
 	}
 	u, err := v.User(rec.UserID)
+	if errors.Is(err, ErrNotFound) {
+		// A user another instance has just created (a first sign-in there)
+		// may not have reached this one's cache yet: the session's row
+		// says they exist, so ask the store rather than sign them out.
+		u, err = v.store.GetUser(context.Background(), rec.UserID)
+	}
 	if err != nil {
 		return User{}, SessionRecord{}, ErrInvalidToken
 	}

@@ -58,6 +58,8 @@ type Vault struct {
 
 	// quotas holds each account's latest rate-limit snapshot; see quota.go.
 	quotas quotaCache
+	// signup is the copy of the operator's sign-up policy; settings.go.
+	signup settingCache
 
 	// life guards closed: LogRequest and refresh flights check it so that
 	// nothing new starts once Close has begun.

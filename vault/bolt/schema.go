@@ -30,6 +30,7 @@ var (
 	bucketResponses     = []byte("responses")      // user id \x00 response id → ResponseRecord (schema 5)
 	bucketResponseItems = []byte("response_items") // user id \x00 item id → response id (schema 5)
 	bucketKeyUsage      = []byte("key_usage")      // key id \x00 YYYY-MM-DD → tokens (schema 4)
+	bucketSettings      = []byte("settings")       // setting name → the Vault's JSON (schema 6)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -85,6 +86,10 @@ var migrations = []migration{
 			}
 		}
 		return nil
+	}},
+	{to: 6, name: "operator settings", fn: func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketSettings)
+		return err
 	}},
 }
 

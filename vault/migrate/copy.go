@@ -127,6 +127,7 @@ func Copy(ctx context.Context, src, dst vault.Store, o Options) (vault.Counts, e
 			return len(all), dst.AppendLogs(ctx, nil, all)
 		}},
 		{vault.KindResponses, func() (int, error) { return copyResponses(ctx, src, dst) }},
+		{vault.KindSettings, func() (int, error) { return copySettings(ctx, src, dst) }},
 	}
 	for _, s := range steps {
 		if err := step(s.kind, s.fn); err != nil {
@@ -236,4 +237,26 @@ func copyResponses(ctx context.Context, src, dst vault.Store) (int, error) {
 		_, err := to.PutResponse(ctx, r, vault.ResponseLimits{})
 		return err
 	})
+}
+
+// copySettings copies the operator settings when the source keeps them.
+func copySettings(ctx context.Context, src, dst vault.Store) (int, error) {
+	from, ok := src.(vault.SettingStore)
+	if !ok {
+		return 0, nil
+	}
+	all, err := from.ExportSettings(ctx)
+	if err != nil || len(all) == 0 {
+		return 0, err
+	}
+	to, ok := dst.(vault.SettingStore)
+	if !ok {
+		return 0, fmt.Errorf("%w (target keeps no operator settings)", ErrNoExport)
+	}
+	for _, name := range sortedKeys(all) {
+		if err := to.PutSetting(ctx, name, all[name]); err != nil {
+			return 0, err
+		}
+	}
+	return len(all), nil
 }

@@ -132,6 +132,14 @@ func Verify(ctx context.Context, src, dst vault.Store) (Verification, error) {
 			}
 			return canonBy(all, err, func(r vault.ResponseRecord) string { return "response " + r.UserID + "/" + r.ID })
 		}},
+		{vault.KindSettings, func(s vault.Store) (map[string]string, error) {
+			ss, ok := s.(vault.SettingStore)
+			if !ok {
+				return map[string]string{}, nil
+			}
+			all, err := ss.ExportSettings(ctx)
+			return canonMap(all, err)
+		}},
 	}
 	for _, c := range checks {
 		a, b, err := both(c.read)

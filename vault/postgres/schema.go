@@ -187,6 +187,10 @@ ALTER TABLE codex_request_log ADD COLUMN estimated boolean NOT NULL DEFAULT fals
 	{compatible: 4, sql: `
 ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT NULL DEFAULT false;
 `},
+	// Operator settings (settings.go: the sign-up override). Additive:
+	// instances of schema 8 keep running beside it (compatible 4), with
+	// the Caddyfile's sign-up policy.
+	{compatible: 4, sql: settingsSchema},
 }
 
 // SchemaVersion is the schema this code writes.

@@ -68,6 +68,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"Responses", testResponses},
 		{"ResponseCaps", testResponseCaps},
 		{"ResponsePurge", testResponsePurge},
+		{"Settings", testSettings},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &harness{t: t, open: newDB(t), newDB: newDB}
