@@ -16,21 +16,9 @@ import (
 // JSON object, or items that are not valid JSON, which the caller leaves
 // to responseObjectJSON.
 func appendResponseObject(dst, response []byte, items []json.RawMessage) ([]byte, bool) {
-	var members rawObject
-	if r := bytes.TrimSpace(response); len(r) > 0 {
-		end, ok := skipValue(r, 0, 0)
-		if !ok || end != len(r) || r[0] != '{' {
-			return nil, false
-		}
-		o, err := parseRawObject(r)
-		if err != nil {
-			return nil, false
-		}
-		members = o
-	}
 	n := 2
 	for _, it := range items {
-		if end, ok := skipValue(it, skipSpace(it, 0), 0); !ok || skipSpace(it, end) != len(it) {
+		if !validValue(it) {
 			return nil, false
 		}
 		n += len(it) + 1
@@ -43,7 +31,51 @@ func appendResponseObject(dst, response []byte, items []json.RawMessage) ([]byte
 		}
 		out = append(out, it...)
 	}
-	members.set("output", append(out, ']'))
+	return appendSortedObject(dst, response, rawObject{{key: "output", val: append(out, ']')}})
+}
+
+// validValue reports whether v is one valid JSON value (spaces around it
+// allowed).
+func validValue(v []byte) bool {
+	end, ok := skipValue(v, skipSpace(v, 0), 0)
+	return ok && skipSpace(v, end) == len(v)
+}
+
+// WithMembers returns the JSON object obj with the members set (each
+// value valid JSON) added or replaced, written as encoding/json writes
+// the map[string]json.RawMessage that obj decodes to with them set: keys
+// sorted, values compacted, <, > and & escaped. ok is false when obj is
+// present but not a JSON object, or a value is not valid JSON; a missing
+// obj is an empty one.
+func WithMembers(obj []byte, names []string, values []json.RawMessage) ([]byte, bool) {
+	set := make(rawObject, 0, len(names))
+	for i, k := range names {
+		if !validValue(values[i]) {
+			return nil, false
+		}
+		set = append(set, rawField{key: k, val: values[i]})
+	}
+	return appendSortedObject(nil, obj, set)
+}
+
+// appendSortedObject appends obj with the members of set added or
+// replaced, keys sorted, as encoding/json writes a map of it.
+func appendSortedObject(dst, obj []byte, set rawObject) ([]byte, bool) {
+	var members rawObject
+	if r := bytes.TrimSpace(obj); len(r) > 0 {
+		end, ok := skipValue(r, 0, 0)
+		if !ok || end != len(r) || r[0] != '{' {
+			return nil, false
+		}
+		o, err := parseRawObject(r)
+		if err != nil {
+			return nil, false
+		}
+		members = o
+	}
+	for _, f := range set {
+		members.set(f.key, f.val)
+	}
 	slices.SortFunc(members, func(a, b rawField) int { return strings.Compare(a.key, b.key) })
 	size := 2
 	for _, m := range members {

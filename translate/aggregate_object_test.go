@@ -32,6 +32,35 @@ func FuzzResponseObject(f *testing.F) {
 	})
 }
 
+// FuzzWithMembers holds WithMembers to the map decode and re-encode it
+// replaces in api's storedView.
+func FuzzWithMembers(f *testing.F) {
+	f.Add([]byte(`{"id":"resp_1","store":false,"output":[{"t":"<x>"}]}`), []byte(`true`), []byte(`"resp_0"`))
+	f.Add([]byte(` { "b" : [1, 2], "a":"\u2028" } `), []byte(`null`), []byte(` { "x" : "&" } `))
+	f.Add([]byte(`null`), []byte(`true`), []byte(`1`))
+	f.Fuzz(func(t *testing.T, obj, store, prev []byte) {
+		got, ok := WithMembers(obj, []string{"store", "previous_response_id"}, []json.RawMessage{store, prev})
+		var m map[string]json.RawMessage
+		if json.Unmarshal(obj, &m) != nil || m == nil {
+			if ok && len(bytes.TrimSpace(obj)) > 0 {
+				t.Fatalf("WithMembers took %q, which does not decode to an object", obj)
+			}
+			return
+		}
+		m["store"], m["previous_response_id"] = store, prev
+		want, err := json.Marshal(m)
+		if !ok {
+			return // the caller keeps encoding/json
+		}
+		if err != nil {
+			t.Fatalf("WithMembers took %q, %q, %q, which encoding/json refuses: %v", obj, store, prev, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("for %q, %q, %q:\n got  %s\n want %s", obj, store, prev, got, want)
+		}
+	})
+}
+
 // BenchmarkResponseObject is the stored (and non-stream) response object
 // of a 200-delta answer, from its completed event, as ResponseCollector
 // makes it; BenchmarkResponseObjectJSON the same by encoding/json.
