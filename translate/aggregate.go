@@ -110,7 +110,13 @@ func (c *collector) observe(ev Event) bool {
 	switch string(e.typ) {
 	case "response.output_item.added", "response.output_item.done":
 		var item outItem
-		if json.Unmarshal(e.item, &item) != nil || item.Type == "" {
+		if string(e.typ) == "response.output_item.done" {
+			// Only the type is needed of the done copy, which holds the
+			// whole output (tens of KB of text): checked by the scanner.
+			if doneItemType(e.item) == "" {
+				return false
+			}
+		} else if json.Unmarshal(e.item, &item) != nil || item.Type == "" {
 			return false
 		}
 		e.itemID = field(e.item, "id")

@@ -93,3 +93,31 @@ func benchResponseObject() ([]byte, []json.RawMessage) {
 		"instructions": "You are a helpful assistant.", "tools": []any{}, "reasoning": map[string]any{"effort": "medium"}})
 	return resp, []json.RawMessage{item}
 }
+
+// FuzzDoneItemType holds doneItemType to json.Unmarshal into an outItem,
+// on valid JSON.
+func FuzzDoneItemType(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"message","id":"m","role":"assistant","status":"completed","content":[{"type":"output_text","text":"hi","annotations":[]}]}`,
+		`{"type":"reasoning","summary":[{"type":"summary_text","text":"s"}],"encrypted_content":"e"}`,
+		`{"type":"function_call","call_id":"c","name":"f","arguments":"{}"}`,
+		`{"Type":"message"}`, `{"type":null}`, `{"type":"a","type":null}`, `{"type":"x","content":"str"}`,
+		`{"type":"x","content":[1]}`, `{"type":"x","content":[null,{"TEXT":1}]}`, `{"type":"x","name":5}`,
+		`{"ty\u0070e":"x"}`, `{"":1,"type":"x"}`, `[]`, `"x"`, `{"type":"x","summary":{}}`, `{"type":"caf\u00e9"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, item []byte) {
+		if !json.Valid(item) {
+			return
+		}
+		var it outItem
+		want := ""
+		if json.Unmarshal(item, &it) == nil {
+			want = it.Type
+		}
+		if got := doneItemType(item); got != want {
+			t.Fatalf("doneItemType(%q) = %q, encoding/json %q", item, got, want)
+		}
+	})
+}
