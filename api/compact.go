@@ -46,7 +46,7 @@ func (h *Handler) serveCompact(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	m, err := translate.NormalizeResponsesBody(split, translate.RequestOptions{
 		Catalog: h.cfg.Catalog, SystemMode: h.cfg.SystemMode, CacheKeySalt: req.user.ID, MaxEffort: req.key.Policy.MaxEffort,
-		Tier: req.key.Policy.ServiceTier,
+		Tier: req.key.Policy.ServiceTier, ModelTiers: h.cfg.ServiceTiers,
 	})
 	if out, ok := h.admitMapped(w, req, m, err); !ok {
 		return out

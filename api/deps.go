@@ -79,10 +79,15 @@ type Responses interface {
 }
 
 // Recorder keeps the request log and counts each request's tokens in its
-// key's budgets; it must not block. A request admitted with a hold is
-// settled by its record: tokens counted and hold released in one step.
+// key's budgets. LogRequestSettling must not block. A request admitted with
+// a hold is settled by its record: tokens counted and hold released in one
+// step.
 type Recorder interface {
 	LogRequestSettling(rec vault.LogRecord, hold *keypolicy.Hold)
+	// CacheUsage reads the prompt-cache use of the user's requests since
+	// since back from the log: of one key when keyID is set, else per key
+	// too (GET /v1/usage).
+	CacheUsage(userID, keyID string, since time.Time) (vault.CacheUsage, error)
 }
 
 // QuotaSink takes the rate limits an upstream answer reported, for the
@@ -98,8 +103,8 @@ type Observer interface {
 	Request(route string, status int, model string)
 	// FirstByte is the time until the client got its first byte.
 	FirstByte(d time.Duration)
-	// Tokens counts one request's tokens.
-	Tokens(u translate.Usage)
+	// Tokens counts one request's tokens; model is the client's name.
+	Tokens(model string, u translate.Usage)
 	// UpstreamLatency is the time until the upstream answered with headers.
 	UpstreamLatency(d time.Duration)
 	// StreamStarted and StreamEnded bracket a relayed stream.
@@ -108,18 +113,20 @@ type Observer interface {
 	// KeyRefused counts a request refused by its key's policy.
 	KeyRefused(reason keypolicy.Reason)
 	// Failover counts a generation another of the user's accounts served
-	// because one was at its usage limit.
-	Failover()
+	// because one was at its usage limit; conversation reports that it
+	// carried a prompt cache key, so the move reset the conversation's
+	// prompt cache (which lives with the account).
+	Failover(conversation bool)
 }
 
 // nopObserver counts nothing.
 type nopObserver struct{}
 
-func (nopObserver) Request(string, int, string)   {}
-func (nopObserver) FirstByte(time.Duration)       {}
-func (nopObserver) Tokens(translate.Usage)        {}
-func (nopObserver) UpstreamLatency(time.Duration) {}
-func (nopObserver) StreamStarted()                {}
-func (nopObserver) StreamEnded()                  {}
-func (nopObserver) KeyRefused(keypolicy.Reason)   {}
-func (nopObserver) Failover()                     {}
+func (nopObserver) Request(string, int, string)    {}
+func (nopObserver) FirstByte(time.Duration)        {}
+func (nopObserver) Tokens(string, translate.Usage) {}
+func (nopObserver) UpstreamLatency(time.Duration)  {}
+func (nopObserver) StreamStarted()                 {}
+func (nopObserver) StreamEnded()                   {}
+func (nopObserver) KeyRefused(keypolicy.Reason)    {}
+func (nopObserver) Failover(bool)                  {}

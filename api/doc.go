@@ -17,6 +17,13 @@
 //	                 on a usage limit before any output
 //	record.go        the request log, the metrics and the access log line
 //
+// usage.go answers GET /v1/usage: the key's counters, the accounts'
+// windows and every rate-limit family, and the prompt cache's use read back
+// from the request log. models.go lists the models with what the live
+// catalog says of them; rollout.go turns the upstream's refusal of a model
+// the catalog lists (a phased rollout) into a 400 naming one the account
+// has.
+//
 // images.go serves the Images API (/v1/images/generations and
 // /v1/images/edits) through the same stages: the key's image policy, the
 // body (images_body.go: JSON or multipart, each input image under
@@ -30,6 +37,10 @@
 // socket_ping.go pings idle ones on a timer, and socket_ratelimits.go
 // gives a turn's client the upstream's rate limits as a codex.rate_limits
 // event, where an HTTP client gets x-codex headers.
+// websocket_upstream.go sends a client socket's turns upstream on one
+// WebSocket of the backend's own, only each turn's new items when it
+// continues the socket's last response, and over HTTP whenever that socket
+// cannot carry a turn with certainty (upstream_socket off: always).
 //
 // The Handler holds only small interfaces (deps.go): Keys, Accounts,
 // Upstream, Models, Recorder and Observer. The Caddy module wires them to

@@ -242,6 +242,34 @@ func (f *fakeRecorder) LogRequestSettling(rec vault.LogRecord, hold *keypolicy.H
 	}
 }
 
+func (f *fakeRecorder) CacheUsage(userID, keyID string, since time.Time) (vault.CacheUsage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var recs []vault.LogRecord
+	for _, r := range f.recs {
+		if r.UserID == userID && (keyID == "" || r.KeyID == keyID) {
+			recs = append(recs, r)
+		}
+	}
+	return vault.SummarizeCache(recs, since, keyID == ""), nil
+}
+
+// waitFor returns the records once there are n (or after 2 s, what there
+// is): a turn is recorded after its terminal event reached the client.
+func (f *fakeRecorder) waitFor(n int) []vault.LogRecord {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		f.mu.Lock()
+		got := len(f.recs)
+		f.mu.Unlock()
+		if got >= n {
+			break
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]vault.LogRecord(nil), f.recs...)
+}
+
 func (f *fakeRecorder) last() vault.LogRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -254,10 +282,11 @@ func (f *fakeRecorder) last() vault.LogRecord {
 // countingObserver counts refusals and failovers.
 type countingObserver struct {
 	nopObserver
-	mu        sync.Mutex
-	refusals  []keypolicy.Reason
-	failovers int
-	requests  []int
+	mu          sync.Mutex
+	refusals    []keypolicy.Reason
+	failovers   int
+	cacheResets int
+	requests    []int
 }
 
 func (o *countingObserver) KeyRefused(r keypolicy.Reason) {
@@ -266,7 +295,14 @@ func (o *countingObserver) KeyRefused(r keypolicy.Reason) {
 	o.mu.Unlock()
 }
 
-func (o *countingObserver) Failover() { o.mu.Lock(); o.failovers++; o.mu.Unlock() }
+func (o *countingObserver) Failover(conversation bool) {
+	o.mu.Lock()
+	o.failovers++
+	if conversation {
+		o.cacheResets++
+	}
+	o.mu.Unlock()
+}
 
 func (o *countingObserver) Request(_ string, status int, _ string) {
 	o.mu.Lock()
@@ -274,7 +310,7 @@ func (o *countingObserver) Request(_ string, status int, _ string) {
 	o.mu.Unlock()
 }
 
-func (o *countingObserver) Tokens(translate.Usage) {}
+func (o *countingObserver) Tokens(string, translate.Usage) {}
 
 // usageLimit is the upstream's usage_limit_reached answer.
 func usageLimit(retry time.Duration) error {

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/relay"
 	"github.com/usemysub/caddy-codex-proxy/translate"
@@ -77,6 +78,7 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 			CacheKeySalt:     req.user.ID,
 			MaxEffort:        req.key.Policy.MaxEffort,
 			Tier:             req.key.Policy.ServiceTier,
+			ModelTiers:       h.cfg.ServiceTiers,
 		}
 		var m *translate.Mapped
 		var err error
@@ -134,6 +136,9 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, ctx context.Context, req
 		return outcome{status: relay.ClientGone}
 	}
 	e, retry := clientError(err)
+	if e.Code == apierror.CodeModelNotFound {
+		e = h.rolloutRefusal(ctx, req, e)
+	}
 	if e.Status >= http.StatusInternalServerError {
 		h.log.Warn("upstream request failed", zap.String("request_id", req.id), zap.String("user_id", req.user.ID),
 			zap.String("route", req.route), zap.Int("status", e.Status), zap.String("error_code", e.Code), zap.Error(err))

@@ -322,6 +322,14 @@ func TestFailoverOnUsageLimit(t *testing.T) {
 	if e.obs.failovers != 1 || len(e.up.bodies) != 1 {
 		t.Fatalf("failovers %d, generations sent %d", e.obs.failovers, len(e.up.bodies))
 	}
+	// The conversation's prompt cache stayed with account a: a reset,
+	// counted for metrics and in /v1/usage.
+	if e.obs.cacheResets != 1 {
+		t.Fatalf("cache resets %d, want 1", e.obs.cacheResets)
+	}
+	if _, m := e.do(t, "GET", "/v1/usage", testKey, nil); m["cache"].(map[string]any)["cache_resets"] != 1.0 {
+		t.Fatalf("usage cache %v", m["cache"])
+	}
 }
 
 func TestEveryAccountExhaustedNamesTheSoonestReset(t *testing.T) {

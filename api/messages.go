@@ -63,7 +63,8 @@ func (h *Handler) serveCountTokens(w http.ResponseWriter, r *http.Request, req *
 	}
 	d := anthropicDialect{models: h.cfg.ClaudeModels, session: r.Header.Get(SessionHeader), count: true}
 	m, err := d.parse(body, translate.RequestOptions{Catalog: h.cfg.Catalog, SystemMode: h.cfg.SystemMode,
-		CacheKeySalt: req.user.ID, MaxEffort: req.key.Policy.MaxEffort, Tier: req.key.Policy.ServiceTier})
+		CacheKeySalt: req.user.ID, MaxEffort: req.key.Policy.MaxEffort, Tier: req.key.Policy.ServiceTier,
+		ModelTiers: h.cfg.ServiceTiers})
 	if out, ok := h.admitMapped(w, req, m, err); !ok {
 		return out
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/codex"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -21,11 +22,13 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	one := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/"), "/v1/models"), "/")
 	var upstream []string
+	live := map[string]codex.RemoteModel{}
 	if h.cfg.Models != nil {
 		remote, err := h.cfg.Models.Get(r.Context(), req.user.ID, h.userTokens(req.user.ID))
 		if err == nil {
 			upstream = make([]string, 0, len(remote))
 			for _, m := range remote {
+				live[m.Slug] = m
 				if !m.Hidden {
 					upstream = append(upstream, m.Slug)
 				}
@@ -38,6 +41,11 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *reque
 	list := slices.DeleteFunc(h.cfg.Catalog.ModelList(upstream), func(m translate.ModelObject) bool {
 		return !req.key.Policy.AllowsModel(m.ID)
 	})
+	for i := range list {
+		if m, ok := live[list[i].ID]; ok {
+			describeModel(&list[i], m)
+		}
+	}
 	if one == "" {
 		return h.writeJSON(w, map[string]any{"object": "list", "data": list})
 	}
@@ -47,6 +55,13 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request, req *reque
 		}
 	}
 	return h.reject(w, apierror.ModelNotFound(one), 0)
+}
+
+// describeModel adds what the live catalog says of a model to its entry.
+func describeModel(o *translate.ModelObject, m codex.RemoteModel) {
+	o.ContextWindow, o.MaxContextWindow = m.ContextWindow, m.MaxContextWindow
+	o.ReasoningEfforts, o.DefaultReasoningEffort = m.Efforts, m.DefaultEffort
+	o.ServiceTiers, o.DefaultServiceTier = m.ServiceTiers, m.DefaultServiceTier
 }
 
 // writeJSON answers 200 with v as JSON.

@@ -3,6 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // Options are the settings of the /v1 pipeline an operator gives as plain
@@ -16,6 +19,19 @@ type Options struct {
 	// ExposeAccountQuota, when false, hides the linked ChatGPT accounts'
 	// 5-hour and weekly windows from GET /v1/usage. Nil (the default): on.
 	ExposeAccountQuota *bool `json:"expose_account_quota,omitempty"`
+	// ServiceTiers are per-model default service tiers (Caddyfile
+	// `service_tier <model> priority|default`, repeatable), by the model
+	// slug sent upstream: a request to such a model that names no tier is
+	// sent on it. "priority" is the Fast tier, "default" the account's
+	// default. A key's service-tier policy still applies on top. Nil (the
+	// default): no model has a default tier, a request without one runs on
+	// the account's default.
+	ServiceTiers map[string]string `json:"service_tiers,omitempty"`
+	// ClientVersion is the Codex CLI version the proxy announces upstream
+	// (the model catalog's client_version, the version header and the
+	// User-Agent): the backend lists its newest models only to recent
+	// clients. "" (the default): codex.DefaultClientVersion.
+	ClientVersion string `json:"client_version,omitempty"`
 	// UpstreamSocket, when false, sends every turn of a client WebSocket
 	// upstream over HTTP/SSE with its whole input, instead of on a
 	// WebSocket of the backend's own (websocket_upstream.go). Nil (the
@@ -37,6 +53,13 @@ func (o *Options) SetOption(name string, args []string) error {
 			return err
 		}
 		o.ExposeAccountQuota = &on
+	case "service_tier":
+		return o.setServiceTier(args)
+	case "client_version":
+		if len(args) != 1 || !validVersion(args[0]) {
+			return fmt.Errorf("client_version takes one version such as 0.171.0, not %q", args)
+		}
+		o.ClientVersion = args[0]
 	case "upstream_socket":
 		on, err := onOff(name, args)
 		if err != nil {
@@ -51,10 +74,63 @@ func (o *Options) SetOption(name string, args []string) error {
 
 // Repeatable reports whether the option name may be given more than once,
 // each time adding an entry; the glue refuses any other repeat.
-func (o *Options) Repeatable(name string) bool { return false }
+func (o *Options) Repeatable(name string) bool { return name == "service_tier" }
 
-// Validate checks the options as a whole; SetOption checked each one.
-func (o Options) Validate() error { return nil }
+// Validate checks the options as a whole; SetOption checked each one, but
+// a JSON config reaches here without it.
+func (o Options) Validate() error {
+	if o.ClientVersion != "" && !validVersion(o.ClientVersion) {
+		return fmt.Errorf("client_version %q is not a version such as 0.171.0", o.ClientVersion)
+	}
+	for model, tier := range o.ServiceTiers {
+		if model == "" || (tier != translate.TierPriority && tier != tierDefault) {
+			return fmt.Errorf("service_tiers: model %q has tier %q; a model needs a name and the tier priority or default", model, tier)
+		}
+	}
+	return nil
+}
+
+// validVersion accepts dotted numbers, one to four of them ("0.171.0").
+func validVersion(v string) bool {
+	parts := strings.Split(v, ".")
+	if len(v) > 32 || len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// tierDefault is the service_tier option's name for the account's default
+// tier (nothing is sent).
+const tierDefault = "default"
+
+// setServiceTier reads `service_tier <model> priority|default`; "fast" is
+// accepted as the Fast tier's other name, like in requests.
+func (o *Options) setServiceTier(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("service_tier takes a model and a tier (priority or default), not %q", args)
+	}
+	model, tier := args[0], strings.ToLower(args[1])
+	switch tier {
+	case "fast", translate.TierPriority:
+		tier = translate.TierPriority
+	case tierDefault:
+	default:
+		return fmt.Errorf("service_tier %s: the tier is priority (the Fast tier) or default, not %q", model, args[1])
+	}
+	if _, dup := o.ServiceTiers[model]; dup {
+		return fmt.Errorf("service_tier %s given more than once", model)
+	}
+	if o.ServiceTiers == nil {
+		o.ServiceTiers = map[string]string{}
+	}
+	o.ServiceTiers[model] = tier
+	return nil
+}
 
 // exposeQuota is ExposeAccountQuota with its default.
 func (o Options) exposeQuota() bool { return o.ExposeAccountQuota == nil || *o.ExposeAccountQuota }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -48,5 +49,53 @@ func TestOptionsSetOption(t *testing.T) {
 	}
 	if !(Options{}).upstreamSocket() {
 		t.Error("the zero Options turns the upstream socket off; the default is on")
+	}
+}
+
+func TestOptionsServiceTier(t *testing.T) {
+	var o Options
+	for _, args := range [][]string{{"gpt-5.5", "priority"}, {"gpt-5.4", "Fast"}, {"gpt-5.3-codex", "default"}} {
+		if err := o.SetOption("service_tier", args); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	want := map[string]string{"gpt-5.5": "priority", "gpt-5.4": "priority", "gpt-5.3-codex": "default"}
+	if fmt.Sprint(o.ServiceTiers) != fmt.Sprint(want) {
+		t.Fatalf("ServiceTiers %v, want %v", o.ServiceTiers, want)
+	}
+	if !o.Repeatable("service_tier") || o.Repeatable("expose_account_quota") {
+		t.Error("service_tier must repeat, expose_account_quota not")
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"gpt-5.5", "priority"}, "more than once"},
+		{[]string{"gpt-5.2", "flex"}, `priority (the Fast tier) or default, not "flex"`},
+		{[]string{"gpt-5.2"}, "a model and a tier"},
+		{nil, "a model and a tier"},
+	} {
+		if err := o.SetOption("service_tier", tc.args); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
+		}
+	}
+	if err := o.SetOption("client_version", []string{"0.180.1"}); err != nil || o.ClientVersion != "0.180.1" {
+		t.Fatalf("client_version: %v %q", err, o.ClientVersion)
+	}
+	for _, bad := range [][]string{{"latest"}, {"0..1"}, {"1.2.3.4.5"}, {}, {"0.1", "0.2"}} {
+		if err := o.SetOption("client_version", bad); err == nil || !strings.Contains(err.Error(), "client_version takes one version") {
+			t.Errorf("client_version %q: %v", bad, err)
+		}
+	}
+	if err := (Options{ClientVersion: "v1"}).Validate(); err == nil {
+		t.Error("Validate accepted client_version v1")
+	}
+	// A JSON config is not parsed by SetOption.
+	bad := Options{ServiceTiers: map[string]string{"gpt-5.5": "fast"}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "gpt-5.5") {
+		t.Errorf("Validate accepted tier fast in JSON: %v", err)
 	}
 }

@@ -13,9 +13,9 @@ import (
 // line of a request that got past authentication. The log record is
 // queued, not written: nothing here waits on a disk or a database.
 func (h *Handler) record(req *request, out outcome) {
-	model, effort, tier := "", "", ""
+	model, effort, tier, asked := "", "", "", ""
 	if req.mapped != nil {
-		model, effort, tier = req.mapped.ClientModel, req.mapped.Effort, req.mapped.ServiceTier
+		model, effort, tier, asked = req.mapped.ClientModel, req.mapped.Effort, req.mapped.ServiceTier, req.mapped.RequestedTier
 	}
 	code := ""
 	if out.err != nil {
@@ -25,7 +25,7 @@ func (h *Handler) record(req *request, out outcome) {
 	took := time.Since(req.start)
 	h.cfg.Recorder.LogRequestSettling(vault.LogRecord{
 		Time: req.start, UserID: req.user.ID, KeyID: req.key.ID, RequestID: req.id, Route: req.route,
-		Model: model, Effort: effort, ServiceTier: tier, Status: out.status,
+		Model: model, Effort: effort, ServiceTier: tier, RequestedTier: loggedTier(asked), Status: out.status,
 		Duration: took, TTFB: out.ttfb,
 		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedTokens: u.CachedTokens, ReasoningTokens: u.ReasoningTokens,
 		ErrorCode: code, AccountID: req.account, FailoverFrom: failoverNote(req.failoverFrom),
@@ -33,7 +33,7 @@ func (h *Handler) record(req *request, out outcome) {
 	}, req.hold)
 	h.obs.Request(req.route, out.status, model)
 	h.obs.FirstByte(out.ttfb)
-	h.obs.Tokens(u)
+	h.obs.Tokens(model, u)
 	if c := h.log.Check(zap.InfoLevel, "api request"); c != nil {
 		c.Write(zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.String("key_id", req.key.ID),
 			zap.String("route", req.route), zap.String("model", model), zap.Int("status", out.status), zap.String("account", req.account),
@@ -55,4 +55,17 @@ func usageOf(req *request, out outcome) (u translate.Usage, estimated bool) {
 		InputTokens:  translate.EstimateTokens(int64(len(req.mapped.Body))),
 		OutputTokens: translate.EstimateTokens(out.result.OutputBytes),
 	}, true
+}
+
+// knownTiers are the service tiers of the OpenAI APIs, logged as the
+// client sent them.
+var knownTiers = map[string]bool{"fast": true, translate.TierPriority: true, "auto": true, "default": true, "flex": true, "scale": true}
+
+// loggedTier is the requested tier as the log keeps it: a known tier, or
+// "other" for any other text, which is the client's and unbounded.
+func loggedTier(asked string) string {
+	if asked == "" || knownTiers[asked] {
+		return asked
+	}
+	return "other"
 }

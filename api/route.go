@@ -45,7 +45,7 @@ func (h *Handler) sendWith(ctx context.Context, req *request, hdr codex.RequestH
 		up, err := do(h.accountTokens(req.user.ID, acct))
 		if err == nil {
 			if len(req.failoverFrom) > 0 {
-				h.obs.Failover()
+				h.obs.Failover(hint.Affinity != "")
 			}
 			accts.NoteServed(req.user.ID, hint.Affinity, acct)
 			if up.RateLimits != nil && h.cfg.Quotas != nil {

@@ -28,7 +28,15 @@ type UsageResponse struct {
 	// Accounts are all the owner's linked accounts in their order, each
 	// with its windows (when reported) and whether it is at its limit.
 	Accounts []LinkedAccount `json:"accounts,omitempty"`
+	// Cache is the prompt cache's use over the last CacheDays UTC days
+	// (today included): of the calling key (scope=key), or of all the
+	// owner's keys with a line per key (scope=user). Absent when the log
+	// could not be read.
+	Cache *vault.CacheUsage `json:"cache,omitempty"`
 }
+
+// CacheDays is how many UTC days /v1/usage's cache figures cover.
+const CacheDays = 7
 
 // LinkedAccount is one of the owner's ChatGPT accounts in /v1/usage.
 type LinkedAccount struct {
@@ -62,9 +70,24 @@ type AccountQuota struct {
 	PlanType string       `json:"plan_type,omitempty"`
 	FiveHour *QuotaWindow `json:"five_hour,omitempty"`
 	Weekly   *QuotaWindow `json:"weekly,omitempty"`
+	// ActiveLimit names the limit in force (x-codex-active-limit); ""
+	// when the upstream did not say.
+	ActiveLimit string `json:"active_limit,omitempty"`
+	// Limits are the other rate-limit families the upstream reports (a
+	// model's own limit …), each with its windows.
+	Limits []QuotaLimit `json:"limits,omitempty"`
 	// Seen is when the upstream reported them (they change with every
 	// request of any of the owner's keys).
 	Seen time.Time `json:"seen"`
+}
+
+// QuotaLimit is one rate-limit family beside the account's own windows:
+// its id as the upstream names it and its display name.
+type QuotaLimit struct {
+	ID       string       `json:"id"`
+	Name     string       `json:"name,omitempty"`
+	FiveHour *QuotaWindow `json:"five_hour,omitempty"`
+	Weekly   *QuotaWindow `json:"weekly,omitempty"`
 }
 
 // QuotaWindow is one usage window: how much of it is used and when it
@@ -112,6 +135,17 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	if h.cfg.exposeQuota() {
 		resp.Account, resp.Accounts = h.accountsUsage(req.user.ID, req.key.Policy)
+	}
+	keyID := req.key.ID
+	if resp.Scope == "user" {
+		keyID = ""
+	}
+	now := time.Now().UTC()
+	since := time.Date(now.Year(), now.Month(), now.Day()-(CacheDays-1), 0, 0, 0, 0, time.UTC)
+	if c, err := h.cfg.Recorder.CacheUsage(req.user.ID, keyID, since); err != nil {
+		h.log.Warn("reading the prompt-cache use for /v1/usage failed", zap.String("request_id", req.id), zap.Error(err))
+	} else {
+		resp.Cache = &c
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return h.writeJSON(w, resp)
@@ -174,7 +208,11 @@ func accountQuotaOf(q vault.QuotaSnapshot) *AccountQuota {
 		}
 		return out
 	}
-	return &AccountQuota{PlanType: q.PlanType, FiveHour: win(q.Primary), Weekly: win(q.Secondary), Seen: q.Seen}
+	aq := &AccountQuota{PlanType: q.PlanType, ActiveLimit: q.ActiveLimit, FiveHour: win(q.Primary), Weekly: win(q.Secondary), Seen: q.Seen}
+	for _, f := range q.Families {
+		aq.Limits = append(aq.Limits, QuotaLimit{ID: f.ID, Name: f.Name, FiveHour: win(f.Primary), Weekly: win(f.Secondary)})
+	}
+	return aq
 }
 
 // quoteShort quotes a client value for an error message, cut to 40 bytes.

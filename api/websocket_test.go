@@ -135,9 +135,7 @@ func TestSocketTwoTurnsAreTwoRecordedResponses(t *testing.T) {
 			t.Fatalf("turn %d: usage %v", turn, usage)
 		}
 	}
-	e.rec.mu.Lock()
-	recs := e.rec.recs
-	e.rec.mu.Unlock()
+	recs := e.rec.waitFor(2)
 	if len(recs) != 2 || recs[0].RequestID == recs[1].RequestID {
 		t.Fatalf("records: %+v", recs)
 	}

@@ -49,6 +49,13 @@ const (
 	// age limit: the Codex CLI reads it as "open a new socket and retry".
 	CodeSocketLimitReached = "websocket_connection_limit_reached"
 	CodeShuttingDown       = "shutting_down"
+	// CodeTierUnavailable is a service tier the upstream refused for the
+	// model or the account ("Unsupported service_tier: …"); the backend's
+	// own code for it.
+	CodeTierUnavailable = "unsupported_service_tier"
+	// CodeModelNotSupported is a model the account's catalog lists but
+	// the upstream refuses for the account (a phased rollout).
+	CodeModelNotSupported = "model_not_supported"
 )
 
 // UnknownURL answers a path the proxy does not serve (404).
@@ -138,6 +145,32 @@ func UpstreamFailed() *Error {
 func ModelNotFound(model string) *Error {
 	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: CodeModelNotFound, Param: "model",
 		Message: "The model '" + model + "' does not exist or is not available to your ChatGPT plan."}
+}
+
+// TierUnavailable answers a request whose service tier the upstream
+// refused (400): the Fast tier is not offered for this model or on this
+// plan. upstream is the upstream's own message ("" when it gave none).
+func TierUnavailable(upstream string) *Error {
+	msg := "The Fast tier (service_tier fast or priority) is not available for this model on the linked ChatGPT account. " +
+		"Leave service_tier out or send \"default\"; if the key or the server sets the Fast tier for you, ask the operator."
+	if upstream != "" {
+		msg += " Upstream said: " + upstream
+	}
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeTierUnavailable, Param: "service_tier", Message: msg}
+}
+
+// ModelNotSupported answers a model the account's catalog lists but the
+// upstream refused for it ("not supported when using Codex with a ChatGPT
+// account": the model reaches accounts in phases) (400). suggestion is a
+// model the account has ("" when none is known).
+func ModelNotSupported(model, suggestion string) *Error {
+	msg := "The model '" + model + "' is not available to the linked ChatGPT account yet: the upstream rolls it out to accounts in phases."
+	if suggestion != "" {
+		msg += " Use '" + suggestion + "', which this account has, or try again later."
+	} else {
+		msg += " Try again later."
+	}
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeModelNotSupported, Param: "model", Message: msg}
 }
 
 // InvalidBody answers a body that cannot be read or decoded (400).

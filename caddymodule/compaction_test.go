@@ -101,30 +101,39 @@ func TestCompactionTriggerPassesThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	frame := []byte(`{"type":"response.create","model":"gpt-5.5","input":` + compactionInput + `}`)
-	if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
-		t.Fatal(err)
-	}
-	var done []string
-	for {
-		_, data, err := c.Read(ctx)
-		if err != nil {
+	// turn sends one response.create and returns the types of the items
+	// done and the completed response.
+	turn := func(frame string) ([]string, map[string]any) {
+		t.Helper()
+		if err := c.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
 			t.Fatal(err)
 		}
-		var ev map[string]any
-		_ = json.Unmarshal(data, &ev)
-		if ev["type"] == "response.output_item.done" {
-			done = append(done, ev["item"].(map[string]any)["type"].(string))
-		}
-		if ev["type"] == "error" || ev["type"] == "response.failed" {
-			t.Fatalf("socket: %s", data)
-		}
-		if ev["type"] == "response.completed" {
-			onlyCompaction(t, "socket", ev["response"].(map[string]any))
-			break
+		var done []string
+		for {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev map[string]any
+			_ = json.Unmarshal(data, &ev)
+			switch ev["type"] {
+			case "response.output_item.done":
+				done = append(done, ev["item"].(map[string]any)["type"].(string))
+			case "error", "response.failed":
+				t.Fatalf("socket: %s", data)
+			case "response.completed":
+				return done, ev["response"].(map[string]any)
+			}
 		}
 	}
-	if len(done) != 1 || done[0] != "compaction" || !bytes.Contains(env.fake.RequestsTo("/responses")[len(env.fake.RequestsTo("/responses"))-1].Body, []byte(`"compaction_trigger"`)) {
+	done, resp := turn(`{"type":"response.create","model":"gpt-5.5","input":` + compactionInput + `}`)
+	socketID := onlyCompaction(t, "socket", resp)
+	reqs := env.fake.RequestsTo("/responses")
+	if len(done) != 1 || done[0] != "compaction" || !bytes.Contains(reqs[len(reqs)-1].Body, []byte(`"compaction_trigger"`)) {
 		t.Fatalf("socket: items done %v", done)
+	}
+	// Chained on the socket's compaction, as on HTTP.
+	if _, resp := turn(`{"type":"response.create","model":"gpt-5.5","previous_response_id":"` + socketID + `","input":"next on the socket"}`); resp["status"] != "completed" {
+		t.Fatalf("chained on the socket's compaction: %v", resp)
 	}
 }

@@ -213,6 +213,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.client, err = codex.NewClient(codex.Config{
 		Upstream:              repl.ReplaceAll(h.Upstream, ""),
 		Originator:            h.Originator,
+		ClientVersion:         h.ClientVersion,
 		RelayURL:              repl.ReplaceAll(h.RelayURL, ""),
 		RelayToken:            repl.ReplaceAll(h.RelayToken, ""),
 		IdleTimeout:           time.Duration(h.UpstreamIdleTimeout),

@@ -35,6 +35,19 @@ type RemoteModel struct {
 	// Hidden is true when the catalog does not list the model in pickers
 	// (visibility other than "list"); it is still usable.
 	Hidden bool
+	// ContextWindow is the model's context window in tokens, and
+	// MaxContextWindow the largest it can be raised to; 0 when the catalog
+	// does not say.
+	ContextWindow, MaxContextWindow int
+	// ServiceTiers are the tiers the model offers beyond the default
+	// ("priority", the Fast tier); nil when the catalog does not say.
+	// DefaultServiceTier is the one used when a request names none; ""
+	// when the catalog does not say.
+	ServiceTiers       []string
+	DefaultServiceTier string
+	// MinClientVersion is the oldest client version the catalog offers
+	// the model to (minimal_client_version); "" when it does not say.
+	MinClientVersion string
 }
 
 // SupportsEffort reports whether effort is one of m.Efforts.
@@ -99,17 +112,47 @@ func ParseModels(body []byte) ([]RemoteModel, error) {
 			Levels        []json.RawMessage `json:"supported_reasoning_levels"`
 			Verbosity     bool              `json:"support_verbosity"`
 			Visibility    string            `json:"visibility"`
+			ContextWindow int               `json:"context_window"`
+			MaxContext    int               `json:"max_context_window"`
+			Tiers         []json.RawMessage `json:"service_tiers"`
+			DefaultTier   *string           `json:"default_service_tier"`
+			MinClient     string            `json:"minimal_client_version"`
 		}
 		if json.Unmarshal(raw, &m) != nil || m.Slug == "" || seen[m.Slug] {
 			continue
 		}
 		seen[m.Slug] = true
 		rm := RemoteModel{
-			Slug:          m.Slug,
-			DisplayName:   orDefault(m.DisplayName, m.Slug),
-			DefaultEffort: m.DefaultEffort,
-			Verbosity:     m.Verbosity,
-			Hidden:        m.Visibility != "" && m.Visibility != "list",
+			Slug:             m.Slug,
+			DisplayName:      orDefault(m.DisplayName, m.Slug),
+			DefaultEffort:    m.DefaultEffort,
+			Verbosity:        m.Verbosity,
+			Hidden:           m.Visibility != "" && m.Visibility != "list",
+			MinClientVersion: headerToken(m.MinClient),
+		}
+		if m.ContextWindow > 0 {
+			rm.ContextWindow = m.ContextWindow
+		}
+		if m.MaxContext > 0 {
+			rm.MaxContextWindow = m.MaxContext
+		}
+		if m.DefaultTier != nil {
+			rm.DefaultServiceTier = headerToken(*m.DefaultTier)
+		}
+		for _, t := range m.Tiers {
+			// Tiers are strings or objects naming one ({"id": "priority", …}).
+			var obj struct {
+				ID   string `json:"id"`
+				Slug string `json:"slug"`
+				Tier string `json:"tier"`
+			}
+			tier := rawString(t)
+			if tier == "" && json.Unmarshal(t, &obj) == nil {
+				tier = firstNonEmpty(obj.ID, obj.Slug, obj.Tier)
+			}
+			if tier = headerToken(tier); tier != "" && len(rm.ServiceTiers) < 8 {
+				rm.ServiceTiers = append(rm.ServiceTiers, tier)
+			}
 		}
 		for _, l := range m.Levels {
 			// Levels are objects {effort, description}; tolerate bare strings.

@@ -30,6 +30,16 @@ func TestModelsFromFake(t *testing.T) {
 		g.DefaultEffort != "medium" || !g.Verbosity || g.Hidden {
 		t.Errorf("gpt-5.5 %+v", g)
 	}
+	// The catalog's newer fields: context windows, the Fast tier, the
+	// ultra effort and the client version a model needs.
+	a := byslug["gpt-6-astra"]
+	if a.ContextWindow != 400000 || a.MaxContextWindow != 1000000 || !slices.Equal(a.ServiceTiers, []string{"priority"}) ||
+		a.DefaultServiceTier != "" || !a.SupportsEffort("ultra") || a.MinClientVersion != "0.160.0" {
+		t.Errorf("gpt-6-astra %+v", a)
+	}
+	if mini := byslug["gpt-5.4-mini"]; mini.ServiceTiers != nil || mini.ContextWindow != 272000 {
+		t.Errorf("gpt-5.4-mini %+v", mini)
+	}
 	cx := byslug["gpt-5.1-codex"]
 	if !cx.Hidden || cx.Verbosity || cx.SupportsEffort("xhigh") || !cx.SupportsEffort("low") {
 		t.Errorf("gpt-5.1-codex %+v", cx)

@@ -22,7 +22,26 @@ type RateLimits struct {
 	Secondary *RateWindow
 	// Credits is the credit balance; nil when absent.
 	Credits *Credits
+	// Families are the other rate-limit families the backend reports
+	// (x-<family>-primary-used-percent …, such as a model's own limit),
+	// by id; nil when it reports none but codex's.
+	Families []RateFamily
 }
+
+// RateFamily is one rate-limit family beside codex's own windows.
+type RateFamily struct {
+	// ID is the family as the headers name it, lower case
+	// ("codex-bengalfox" from x-codex-bengalfox-primary-used-percent).
+	ID string
+	// Name is x-<family>-limit-name, the limit's display name; "" when
+	// absent.
+	Name string
+	// Primary and Secondary are its windows; nil when absent.
+	Primary, Secondary *RateWindow
+}
+
+// maxFamilies bounds the families kept from one answer's headers.
+const maxFamilies = 8
 
 // RateWindow is one usage window.
 type RateWindow struct {
@@ -71,14 +90,70 @@ func parseRateLimits(h http.Header, now time.Time) (RateLimits, bool) {
 		cr.HasCredits, cr.Unlimited, cr.Balance = hasC, unl, bal
 		rl.Credits = &cr
 	}
-	ok := rl.Primary != nil || rl.Secondary != nil || rl.Credits != nil || rl.PlanType != "" || rl.ActiveLimit != ""
+	rl.Families = parseFamilies(h, now)
+	ok := rl.Primary != nil || rl.Secondary != nil || rl.Credits != nil || rl.PlanType != "" || rl.ActiveLimit != "" || rl.Families != nil
 	return rl, ok
+}
+
+// parseFamilies finds the families other than codex that report a window
+// (x-<family>-primary-… or x-<family>-secondary-…), sorted by id, at most
+// maxFamilies of them.
+func parseFamilies(h http.Header, now time.Time) []RateFamily {
+	ids := map[string]bool{}
+	for k := range h {
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, "x-") {
+			continue
+		}
+		for _, side := range []string{"-primary-", "-secondary-"} {
+			if i := strings.LastIndex(lk, side); i > 2 && strings.HasSuffix(lk, side+"used-percent") {
+				if id := lk[2:i]; id != "codex" && validFamily(id) {
+					ids[id] = true
+				}
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sorted := make([]string, 0, len(ids))
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	slices.Sort(sorted)
+	var out []RateFamily
+	for _, id := range sorted[:min(len(sorted), maxFamilies)] {
+		p := "X-" + id + "-"
+		f := RateFamily{ID: id, Name: headerToken(h.Get(p + "Limit-Name")),
+			Primary: parseWindowAt(h, p+"Primary-", now), Secondary: parseWindowAt(h, p+"Secondary-", now)}
+		if f.Primary != nil || f.Secondary != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// validFamily accepts short lower-case ids of letters, digits, - and _.
+func validFamily(id string) bool {
+	if id == "" || len(id) > 48 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseWindow reads x-codex-<which>-used-percent, -window-minutes,
 // -reset-at and -reset-after-seconds; nil when none is valid.
 func parseWindow(h http.Header, which string, now time.Time) *RateWindow {
-	p := rlPrefix + which + "-"
+	return parseWindowAt(h, rlPrefix+which+"-", now)
+}
+
+// parseWindowAt is parseWindow for the headers starting with p.
+func parseWindowAt(h http.Header, p string, now time.Time) *RateWindow {
 	var w RateWindow
 	found := false
 	if f, ok := parseFloat(h.Get(p + "Used-Percent")); ok && f >= 0 && f <= 1e6 {

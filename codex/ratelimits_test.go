@@ -1,7 +1,9 @@
 package codex
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -115,6 +117,80 @@ func FuzzParseRateLimits(f *testing.F) {
 		}
 		if !validHeaderValue(rl.PlanType) {
 			t.Fatalf("plan %q", rl.PlanType)
+		}
+	})
+}
+
+// Rate-limit families beside codex's own (x-<family>-primary-…) are kept
+// by id with their display name; codex's windows stay where they were, and
+// malformed or unbounded family names are ignored.
+func TestParseRateLimitFamilies(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	h := http.Header{}
+	h.Set("X-Codex-Primary-Used-Percent", "10")
+	h.Set("X-Codex-Bengalfox-Primary-Used-Percent", "55.5")
+	h.Set("X-Codex-Bengalfox-Primary-Window-Minutes", "300")
+	h.Set("X-Codex-Bengalfox-Secondary-Used-Percent", "20")
+	h.Set("X-Codex-Bengalfox-Secondary-Reset-At", "1700086400")
+	h.Set("X-Codex-Bengalfox-Limit-Name", "GPT-6-Astra")
+	h.Set("X-Premium-Secondary-Used-Percent", "99")
+	h.Set("X-Bad!Family-Primary-Used-Percent", "5")
+	h.Set("X-"+strings.Repeat("a", 60)+"-Primary-Used-Percent", "5")
+	h.Set("X-Gone-Primary-Used-Percent", "abc") // no valid window: dropped
+	rl, ok := parseRateLimits(h, now)
+	if !ok || rl.Primary == nil || rl.Primary.UsedPercent != 10 {
+		t.Fatalf("codex windows %+v", rl)
+	}
+	if len(rl.Families) != 2 {
+		t.Fatalf("families %+v", rl.Families)
+	}
+	bf, pr := rl.Families[0], rl.Families[1]
+	if bf.ID != "codex-bengalfox" || bf.Name != "GPT-6-Astra" || bf.Primary == nil || bf.Primary.UsedPercent != 55.5 || bf.Primary.WindowMinutes != 300 ||
+		bf.Secondary == nil || !bf.Secondary.ResetAt.Equal(time.Unix(1700086400, 0)) {
+		t.Fatalf("bengalfox %+v", bf)
+	}
+	if pr.ID != "premium" || pr.Primary != nil || pr.Secondary == nil || pr.Secondary.UsedPercent != 99 {
+		t.Fatalf("premium %+v", pr)
+	}
+	// A family alone is a snapshot.
+	if rl, ok := parseRateLimits(http.Header{"X-Premium-Primary-Used-Percent": {"3"}}, now); !ok || len(rl.Families) != 1 {
+		t.Fatalf("family only: %v %+v", ok, rl)
+	}
+	// At most maxFamilies.
+	many := http.Header{}
+	for i := range 20 {
+		many.Set(fmt.Sprintf("X-F%02d-Primary-Used-Percent", i), "1")
+	}
+	if rl, _ := parseRateLimits(many, now); len(rl.Families) != maxFamilies || rl.Families[0].ID != "f00" {
+		t.Fatalf("%d families kept", len(rl.Families))
+	}
+}
+
+// FuzzRateLimitFamilies feeds arbitrary header names and values: families
+// stay bounded in number and id, their names are printable, and their
+// windows in range.
+func FuzzRateLimitFamilies(f *testing.F) {
+	f.Add("X-Codex-Bengalfox-Primary-Used-Percent", "55", "X-Codex-Bengalfox-Limit-Name", "GPT-6-Astra")
+	f.Add("x--primary-used-percent", "1", "x-a-secondary-used-percent", "NaN")
+	f.Add("X-\x00-Primary-Used-Percent", "1e400", "X-Codex-Primary-Used-Percent", "3")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		h := http.Header{}
+		h[k1] = []string{v1}
+		h[k2] = []string{v2}
+		h[http.CanonicalHeaderKey(k1)] = []string{v1}
+		rl, _ := ParseRateLimits(h)
+		if len(rl.Families) > maxFamilies {
+			t.Fatalf("%d families", len(rl.Families))
+		}
+		for _, fam := range rl.Families {
+			if !validFamily(fam.ID) || fam.ID == "codex" || !validHeaderValue(fam.Name) || fam.Primary == nil && fam.Secondary == nil {
+				t.Fatalf("family %+v", fam)
+			}
+			for _, w := range []*RateWindow{fam.Primary, fam.Secondary} {
+				if w != nil && (w.UsedPercent < 0 || w.WindowMinutes < 0 || w.ResetAfter < 0) {
+					t.Fatalf("window %+v", w)
+				}
+			}
 		}
 	})
 }

@@ -68,6 +68,11 @@ func parseUpstreamError(status int, header http.Header, body []byte, now time.Ti
 	case CodeUsageLimitReached:
 		return usageLimitError(b, header, now)
 	}
+	if strings.Contains(lower, "unsupported service_tier") {
+		// The proxy sends no tier but priority: the model or the plan does
+		// not offer the Fast tier (docs/protocol.md#service-tier).
+		return &UpstreamError{Err: apierror.TierUnavailable(b.message)}
+	}
 	if strings.Contains(lower, "model is not supported") {
 		e := newErr(http.StatusNotFound, CodeModelNotFound, "%s", orDefault(b.message, "The requested model is not supported with a ChatGPT account."))
 		e.Err.Param = "model"

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 func TestParseUpstreamError(t *testing.T) {
@@ -68,6 +70,8 @@ func TestParseUpstreamError(t *testing.T) {
 		{name: "model not supported", status: 400,
 			body: `{"detail":"The 'gpt-5.1-codex' model is not supported when using Codex with a ChatGPT account."}`,
 			want: 404, code: CodeModelNotFound, param: "model", msg: []string{"'gpt-5.1-codex' model is not supported"}},
+		{name: "service tier refused", status: 400, body: `{"detail":"Unsupported service_tier: priority"}`,
+			want: 400, code: apierror.CodeTierUnavailable, param: "service_tier", msg: []string{"Fast tier", "not available", "Upstream said: Unsupported service_tier: priority"}},
 		{name: "cloudflare header", status: 403, header: hdr("cf-mitigated", "challenge"), body: `<html>...</html>`,
 			want: 502, code: CodeCloudflareChallenge, msg: []string{"Cloudflare"}},
 		{name: "cloudflare just a moment", status: 403, body: `<!DOCTYPE html><title>Just a moment...</title>`,

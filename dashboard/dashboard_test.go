@@ -805,6 +805,19 @@ func TestRequestsPage(t *testing.T) {
 	})
 	r = b.get("/requests")
 	mustContain(t, r.body, "req_gone", "900 / 3", ">estimated<")
+	mustNotContain(t, r.body, ">Fast<", "default tier (asked")
+	// The tier: Fast when it was sent, and what was asked when a key's
+	// policy or a model's default decided otherwise.
+	for i, tc := range []struct{ sent, asked string }{{"priority", "fast"}, {"", "fast"}, {"priority", "default"}} {
+		e.v.LogRequest(vault.LogRecord{Time: base.Add(2*time.Minute + time.Duration(i)*time.Second), UserID: u.ID, RequestID: fmt.Sprintf("req_tier%d", i),
+			Route: "/v1/chat/completions", Model: "gpt-5.5", Status: 200, ServiceTier: tc.sent, RequestedTier: tc.asked})
+	}
+	waitFor(t, func() bool {
+		rs, _ := e.v.RecentRequests(u.ID, time.Time{}, 100, vault.StatusAll)
+		return len(rs) == 64
+	})
+	r = b.get("/requests")
+	mustContain(t, r.body, "req_tier0", ">Fast<", ">default tier (asked fast)<", ">Fast (asked default)<")
 }
 
 func TestOverview(t *testing.T) {
@@ -825,6 +838,14 @@ func TestOverview(t *testing.T) {
 		`<svg class="chart chart-wide"`, `<svg class="chart chart-narrow"`, `<rect class="bar"`, `<polyline class="line"`, "7,500", "1 failed", "Show as a table", "No ChatGPT account is linked")
 	today := now.UTC().Format("Jan 2")
 	mustContain(t, r.body, today+": 5 requests, 7,500 tokens")
+	// The prompt cache card: hit rate, the tokens it saved, per model.
+	e.v.LogRequest(vault.LogRecord{Time: now, UserID: u.ID, Status: 200, InputTokens: 4000, CachedTokens: 3000, Model: "gpt-5.4-mini", Route: "/v1/responses"})
+	waitFor(t, func() bool {
+		rs, _ := e.v.RecentRequests(u.ID, time.Time{}, 10, vault.StatusAll)
+		return len(rs) == 7
+	})
+	r = b.get("/overview")
+	mustContain(t, r.body, "Prompt cache, 7 days", "<strong>33.3%</strong> of 9,010 input tokens", "3,000 tokens", ">gpt-5.4-mini<", ">75.0%<", ">0.0%<")
 	mustNotContain(t, r.body, "style=", "<script>")
 }
 

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,6 +132,23 @@ func testOverviewQuotaBars(t *testing.T, newStore func(*vault.Vault) *QuotaStore
 		`<span class="badge">plus</span>`)
 	mustNotContain(t, r.body, "No data yet", "99% used", "style=")
 
+	mustNotContain(t, r.body, "Limit in force", ">in force<")
+
+	// Another family's windows show beside codex's, and the limit in force
+	// is named and marked.
+	store.SetAt(u.ID, &codex.RateLimits{
+		PlanType: "plus", ActiveLimit: "codex_bengalfox",
+		Primary: &codex.RateWindow{UsedPercent: 42, WindowMinutes: 300, ResetAt: reset},
+		Families: []codex.RateFamily{{ID: "codex-bengalfox", Name: "GPT-6-Astra",
+			Primary: &codex.RateWindow{UsedPercent: 100, WindowMinutes: 300, ResetAt: reset}}},
+	}, now)
+	r = b.get("/overview")
+	mustContain(t, r.body, "GPT-6-Astra: 5-hour limit", `<meter id="quota-f0-primary"`, "100% used",
+		`Limit in force: <span class="mono">codex_bengalfox</span>`)
+	if strings.Count(r.body, ">in force<") != 1 {
+		t.Fatalf("%d windows marked in force, want the family's one", strings.Count(r.body, ">in force<"))
+	}
+
 	// Another user sees no data.
 	b2 := e.signIn("bob@example.com")
 	mustContain(t, b2.get("/overview").body, "No data yet — make a request")
@@ -212,6 +230,7 @@ func TestVaultQuotaStoreRoundTrip(t *testing.T) {
 		Primary:   &codex.RateWindow{UsedPercent: 12.5, WindowMinutes: 300, ResetAt: seen.Add(time.Hour), ResetAfter: time.Hour},
 		Secondary: &codex.RateWindow{UsedPercent: 80, WindowMinutes: 10080},
 		Credits:   &codex.Credits{HasCredits: true, Unlimited: false, Balance: "4.20"},
+		Families:  []codex.RateFamily{{ID: "premium", Name: "Premium", Secondary: &codex.RateWindow{UsedPercent: 3, WindowMinutes: 10080}}},
 	}
 	store.SetAt(u.ID, rl, seen)
 	rl.Primary.UsedPercent = 99 // the caller's copy changes later

@@ -59,6 +59,8 @@ type overviewBody struct {
 	Accounts           []accountView
 	Savings            savings
 	SavingsOK          bool
+	Cache              cacheView
+	CacheOK            bool
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -109,6 +111,11 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		d.log.Error("dashboard: reading the request log failed", "user_id", s.user.ID, "error", err)
 	} else {
 		b.Savings, b.SavingsOK = sv, true
+	}
+	if cv, err := d.cacheViewOf(s.user.ID, today.AddDate(0, 0, -6)); err != nil {
+		d.log.Error("dashboard: reading the prompt-cache use failed", "user_id", s.user.ID, "error", err)
+	} else {
+		b.Cache, b.CacheOK = cv, true
 	}
 	d.render(w, r, http.StatusOK, "overview", pageData{Title: "Overview", Nav: "overview", Error: errMsg, Body: b})
 }

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +64,9 @@ func (s *QuotaStore) SetAt(userID string, rl *codex.RateLimits, seen time.Time) 
 		c := *rl.Credits
 		snap.Credits = &c
 	}
+	// The families' windows are copied the same way, through the vault's
+	// shape.
+	snap.Families = fromVaultQuota(toVaultQuota(rl, seen)).Families
 	s.m.Store(userID, snap)
 }
 
@@ -125,6 +129,9 @@ func toVaultQuota(rl *codex.RateLimits, seen time.Time) vault.QuotaSnapshot {
 	if c := rl.Credits; c != nil {
 		q.Credits = &vault.QuotaCredits{HasCredits: c.HasCredits, Unlimited: c.Unlimited, Balance: c.Balance}
 	}
+	for _, f := range rl.Families {
+		q.Families = append(q.Families, vault.QuotaFamily{ID: f.ID, Name: f.Name, Primary: win(f.Primary), Secondary: win(f.Secondary)})
+	}
 	return q
 }
 
@@ -141,6 +148,9 @@ func fromVaultQuota(q vault.QuotaSnapshot) QuotaSnapshot {
 	if c := q.Credits; c != nil {
 		snap.Credits = &codex.Credits{HasCredits: c.HasCredits, Unlimited: c.Unlimited, Balance: c.Balance}
 	}
+	for _, f := range q.Families {
+		snap.Families = append(snap.Families, codex.RateFamily{ID: f.ID, Name: f.Name, Primary: win(f.Primary), Secondary: win(f.Secondary)})
+	}
 	return snap
 }
 
@@ -150,6 +160,9 @@ type quotaView struct {
 	PlanType string
 	Seen     time.Time
 	Windows  []quotaWindow
+	// ActiveLimit names the limit the backend enforces right now
+	// (x-codex-active-limit); "" when it did not say.
+	ActiveLimit string
 }
 
 // quotaWindow is one bar.
@@ -160,28 +173,46 @@ type quotaWindow struct {
 	UsedStr string // "42%"
 	ResetIn string // "resets in 2 h 10 min"; empty when unknown
 	ResetAt time.Time
+	// Active marks the window of the limit in force (ActiveLimit names
+	// its family).
+	Active bool
 }
 
 func buildQuotaView(snap QuotaSnapshot, ok bool, now time.Time) quotaView {
 	if !ok {
 		return quotaView{}
 	}
-	q := quotaView{Has: true, PlanType: snap.PlanType, Seen: snap.Seen}
-	add := func(id, fallback string, w *codex.RateWindow) {
+	q := quotaView{Has: true, PlanType: snap.PlanType, Seen: snap.Seen, ActiveLimit: snap.ActiveLimit}
+	active := normFamily(snap.ActiveLimit)
+	add := func(id, prefix, fallback string, active bool, w *codex.RateWindow) {
 		if w == nil {
 			return
 		}
 		used := math.Max(0, math.Min(100, w.UsedPercent))
-		qw := quotaWindow{ID: id, Label: windowLabel(w.WindowMinutes, fallback), Used: used, UsedStr: trimZero(fmt.Sprintf("%.1f", used)) + "%", ResetAt: w.ResetAt}
+		qw := quotaWindow{ID: id, Label: prefix + windowLabel(w.WindowMinutes, fallback), Used: used, UsedStr: trimZero(fmt.Sprintf("%.1f", used)) + "%",
+			ResetAt: w.ResetAt, Active: active}
 		if !w.ResetAt.IsZero() {
 			qw.ResetIn = resetIn(w.ResetAt.Sub(now))
 		}
 		q.Windows = append(q.Windows, qw)
 	}
-	add("primary", "5-hour limit", snap.Primary)
-	add("secondary", "Weekly limit", snap.Secondary)
+	add("primary", "", "5-hour limit", active == "codex", snap.Primary)
+	add("secondary", "", "Weekly limit", active == "codex", snap.Secondary)
+	for i, f := range snap.Families {
+		name := f.Name
+		if name == "" {
+			name = f.ID
+		}
+		on := active != "" && normFamily(f.ID) == active
+		add(fmt.Sprintf("f%d-primary", i), name+": ", "5-hour limit", on, f.Primary)
+		add(fmt.Sprintf("f%d-secondary", i), name+": ", "Weekly limit", on, f.Secondary)
+	}
 	return q
 }
+
+// normFamily compares family ids as the backend spells them in headers
+// (codex-bengalfox) and in x-codex-active-limit (codex_bengalfox).
+func normFamily(id string) string { return strings.ReplaceAll(strings.ToLower(id), "-", "_") }
 
 // windowLabel names a window by its length: 300 minutes is "5-hour limit",
 // 10080 "Weekly limit".

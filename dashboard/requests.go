@@ -21,6 +21,24 @@ type requestRow struct {
 	// request; FailoverNote the ones tried first, at their usage limit.
 	AccountName  string
 	FailoverNote string
+	// TierNote says which service tier the request ran on when it was
+	// not the account's default or not the one asked for: "Fast",
+	// "Fast (asked default)", "default tier (asked fast)"; "" otherwise.
+	TierNote string
+}
+
+// tierNote is requestRow.TierNote for the tier sent and the one asked.
+func tierNote(sent, asked string) string {
+	fast := asked == "fast" || asked == "priority"
+	switch {
+	case sent != "" && (fast || asked == ""):
+		return "Fast"
+	case sent != "":
+		return "Fast (asked " + asked + ")"
+	case fast:
+		return "default tier (asked " + asked + ")"
+	}
+	return ""
 }
 
 // routeNames are the friendly names of the API routes in the log.
@@ -60,7 +78,8 @@ func (d *Dashboard) keyNames(userID string) map[string]vault.Key {
 func rowsOf(recs []vault.LogRecord, keys map[string]vault.Key) []requestRow {
 	rows := make([]requestRow, len(recs))
 	for i, rec := range recs {
-		row := requestRow{LogRecord: rec, RouteName: routeName(rec.Route), ShortID: shortID(rec.RequestID)}
+		row := requestRow{LogRecord: rec, RouteName: routeName(rec.Route), ShortID: shortID(rec.RequestID),
+			TierNote: tierNote(rec.ServiceTier, rec.RequestedTier)}
 		if k, ok := keys[rec.KeyID]; ok {
 			row.KeyPrefix = k.Prefix + "…"
 			row.KeyName = k.Label
@@ -124,7 +143,8 @@ func (d *Dashboard) requestsCSV(w http.ResponseWriter, r *http.Request) {
 func writeRequestsCSV(w http.ResponseWriter, rows []requestRow) {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"time_utc", "request_id", "key", "key_prefix", "route", "model", "effort", "status", "error_code",
-		"duration_ms", "ttfb_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "estimated"})
+		"duration_ms", "ttfb_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "estimated",
+		"service_tier", "requested_tier"})
 	for _, r := range rows {
 		_ = cw.Write(csvCells(
 			r.Time.UTC().Format(time.RFC3339),
@@ -134,6 +154,7 @@ func writeRequestsCSV(w http.ResponseWriter, rows []requestRow) {
 			strconv.FormatInt(r.InputTokens, 10), strconv.FormatInt(r.OutputTokens, 10),
 			strconv.FormatInt(r.CachedTokens, 10), strconv.FormatInt(r.ReasoningTokens, 10),
 			strconv.FormatBool(r.Estimated),
+			r.ServiceTier, r.RequestedTier,
 		))
 	}
 	cw.Flush()

@@ -93,7 +93,8 @@ func TestRequestsCSVExport(t *testing.T) {
 	now := e.clock.Now()
 	e.v.LogRequest(vault.LogRecord{Time: now.Add(-time.Minute), UserID: u.ID, KeyID: k.ID, RequestID: "req_1", Route: "chat_completions",
 		Model: "@evil", Status: 200, Duration: 1500 * time.Millisecond, InputTokens: 10, OutputTokens: 5, Estimated: true})
-	e.v.LogRequest(vault.LogRecord{Time: now, UserID: u.ID, RequestID: "req_2", Route: "responses", Model: "gpt-5.5", Status: 502, ErrorCode: "upstream_error"})
+	e.v.LogRequest(vault.LogRecord{Time: now, UserID: u.ID, RequestID: "req_2", Route: "responses", Model: "gpt-5.5", Status: 502, ErrorCode: "upstream_error",
+		ServiceTier: "priority", RequestedTier: "fast"})
 	waitFor(t, func() bool {
 		rs, _ := e.v.RecentRequests(u.ID, time.Time{}, 10, vault.StatusAll)
 		return len(rs) == 2
@@ -115,7 +116,7 @@ func TestRequestsCSVExport(t *testing.T) {
 		t.Fatalf("newest row %q", newest)
 	}
 	if older[2] != `'=cmd|' /C calc'!A0, "quoted"` || older[5] != "'@evil" || older[4] != "Chat" || older[9] != "1500" ||
-		older[15] != "true" || newest[15] != "false" {
+		older[15] != "true" || newest[15] != "false" || newest[16] != "priority" || newest[17] != "fast" || older[16] != "" {
 		t.Fatalf("older row %q", older)
 	}
 	// The failed filter applies.

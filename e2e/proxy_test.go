@@ -111,8 +111,11 @@ func TestReloadKeepsStreamsAlive(t *testing.T) {
 			t.Fatalf("a stream failed across the reload: %v", err)
 		}
 	}
-	// And the new config serves.
-	if _, err := streamText(withTimeout(t), c, "after reload"); err != nil {
+	// And the new config serves, on a new connection: the old server closes
+	// the idle ones its streams used, and a request sent on one at that
+	// moment is reset (clients retry it; this one has retries off).
+	fresh := p.openaiClient(t, p.httpURL, key, &http.Client{Transport: &http.Transport{}})
+	if _, err := streamText(withTimeout(t), fresh, "after reload"); err != nil {
 		t.Fatal(err)
 	}
 }

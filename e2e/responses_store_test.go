@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -161,4 +163,67 @@ func TestCompactWithOpenAIGo(t *testing.T) {
 		t.Fatalf("the fake's compact endpoint got %d requests", len(reqs))
 	}
 	upstreamHasNoState(t, fake)
+}
+
+// TestResponsesLimitsFollowReload: the responses block bounds what the
+// store keeps and follows `caddy reload`: under a 2 KiB max_size a larger
+// response is answered but not kept (a turn chained on it gets 404
+// previous_response_not_found, and the drop is counted); after a reload
+// to 1 MiB the same turn is kept and chains.
+func TestResponsesLimitsFollowReload(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, codextest.Options{})
+	p, key := startProxy(t, fake, "responses {\n\t\t\tretention 7d\n\t\t\tmax_size 2KiB\n\t\t}")
+	long := strings.Repeat("a long question ", 200) // over 2 KiB stored
+	// A fresh connection per request: one kept alive from before the
+	// reload may be closed under the next request.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	post := func(body map[string]any) (int, map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		r, _ := http.NewRequestWithContext(withTimeout(t), http.MethodPost, p.httpURL+"/v1/responses", strings.NewReader(string(b)))
+		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&m)
+		return res.StatusCode, m
+	}
+	chain := func(what string) (int, map[string]any) {
+		t.Helper()
+		status, first := post(map[string]any{"model": "gpt-5.5", "input": long + what})
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %v", what, status, first)
+		}
+		return post(map[string]any{"model": "gpt-5.5", "previous_response_id": first["id"], "input": "and then?"})
+	}
+	const dropped = "caddy_codex_proxy_stored_responses_dropped_total"
+
+	status, m := chain("under 2KiB")
+	if e, _ := m["error"].(map[string]any); status != http.StatusNotFound || e["code"] != "previous_response_not_found" {
+		t.Fatalf("chained on a response over max_size: %d %v", status, m)
+	}
+	if got := scrape(t, p, dropped); got != 1 {
+		t.Fatalf("%s = %v, want 1", dropped, got)
+	}
+
+	cfg, _ := os.ReadFile(p.caddyfile)
+	if err := os.WriteFile(p.caddyfile, []byte(strings.ReplaceAll(string(cfg), "max_size 2KiB", "max_size 1MiB")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload := exec.Command(p.bin, "reload", "--force", "--config", p.caddyfile, "--adapter", "caddyfile", "--address", p.admin)
+	reload.Env = p.env
+	if out, err := reload.CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	if status, m := chain("after the reload"); status != http.StatusOK {
+		t.Fatalf("chained after the reload to 1MiB: %d %v", status, m)
+	}
+	if got := scrape(t, p, dropped); got != 1 {
+		t.Fatalf("%s = %v after the reload, want still 1", dropped, got)
+	}
 }

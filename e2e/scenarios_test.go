@@ -111,6 +111,11 @@ func TestScenarios(t *testing.T) {
 		if apiErr.Code != "usage_limit_reached" {
 			t.Errorf("code %q: %s", apiErr.Code, apiErr.RawJSON())
 		}
+		// The limit that was hit, which the backend names only in
+		// x-codex-active-limit, is in the message.
+		if !strings.Contains(apiErr.Message, "limit: premium") {
+			t.Errorf("message %q does not name the active limit", apiErr.Message)
+		}
 		// The fake says the window resets in 13872 s.
 		ra, err := strconv.Atoi(apiErr.Response.Header.Get("Retry-After"))
 		if err != nil || ra < 13800 || ra > 13900 {

@@ -73,6 +73,17 @@ var (
 		Namespace: Namespace, Name: "key_refusals_total",
 		Help: "Requests refused by an API key's policy, by reason (expired, model, rpm, concurrency, tokens_per_day, tokens_per_week).",
 	}, []string{"reason"})
+	// ModelTokens counts input tokens and the cached part of them by model
+	// (bounded as Requests' label), for the prompt cache's hit rate.
+	ModelTokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "model_tokens_total",
+		Help: "Input tokens by model and kind (input: all of them; cached: those served from the prompt cache). Hit rate: cached / input.",
+	}, []string{"model", "kind"})
+	// CacheResets counts conversations failover moved to another account.
+	CacheResets = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "cache_resets_total",
+		Help: "Conversations (requests with a prompt cache key) that failover moved to another linked ChatGPT account, whose prompt cache starts cold there.",
+	})
 	// AccountFailovers counts generations moved to another of the user's
 	// accounts because one was at its usage limit. No user label: bounded.
 	AccountFailovers = prometheus.NewCounter(prometheus.CounterOpts{
@@ -104,7 +115,7 @@ var (
 	}
 
 	collectors = append([]prometheus.Collector{Requests, UpstreamSeconds, TTFBSeconds, Tokens, ActiveStreams, TokenRefreshes,
-		RequestLogDropped, StoredResponsesDropped, KeyRefusals, AccountFailovers}, vaultChanges...)
+		RequestLogDropped, StoredResponsesDropped, KeyRefusals, AccountFailovers, ModelTokens, CacheResets}, vaultChanges...)
 )
 
 // Register registers the process's collectors with a config's registry.

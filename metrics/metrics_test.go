@@ -51,6 +51,32 @@ func TestRequestModelLabelBounded(t *testing.T) {
 	}
 }
 
+// Input and cached input are counted per model, the model bounded like
+// Requests', so the cache hit rate per model is cached / input; a
+// conversation moved by failover counts a cache reset.
+func TestCacheHitRateByModel(t *testing.T) {
+	o := NewObserver(translate.DefaultCatalog())
+	in, cached := ModelTokens.WithLabelValues("gpt-5.5", "input"), ModelTokens.WithLabelValues("gpt-5.5", "cached")
+	in0, cached0 := testutil.ToFloat64(in), testutil.ToFloat64(cached)
+	o.Tokens("gpt-5.5", translate.Usage{InputTokens: 1000, CachedTokens: 800, OutputTokens: 5})
+	o.Tokens("gpt-5.5", translate.Usage{InputTokens: 1000, OutputTokens: 5})
+	if di, dc := testutil.ToFloat64(in)-in0, testutil.ToFloat64(cached)-cached0; di != 2000 || dc != 800 {
+		t.Fatalf("input +%v cached +%v, want 2000 and 800", di, dc)
+	}
+	other := ModelTokens.WithLabelValues("other", "input")
+	before := testutil.ToFloat64(other)
+	o.Tokens("made-up-model-4711", translate.Usage{InputTokens: 7})
+	if got := testutil.ToFloat64(other) - before; got != 7 {
+		t.Fatalf("other input went up by %v, want 7", got)
+	}
+	resets, failovers := testutil.ToFloat64(CacheResets), testutil.ToFloat64(AccountFailovers)
+	o.Failover(true)
+	o.Failover(false)
+	if dr, df := testutil.ToFloat64(CacheResets)-resets, testutil.ToFloat64(AccountFailovers)-failovers; dr != 1 || df != 2 {
+		t.Fatalf("resets +%v failovers +%v, want 1 and 2", dr, df)
+	}
+}
+
 // fakeSource is a vault with fixed counts.
 type fakeSource struct {
 	drops   uint64

@@ -22,14 +22,19 @@ func NewObserver(catalog *translate.Catalog) *Observer { return &Observer{catalo
 // name only when the catalog knows it: clients choose model strings
 // freely, and each distinct label would be a new time series.
 func (o *Observer) Request(route string, status int, model string) {
-	if model != "" {
-		if r := o.catalog.Resolve(model); r.Known {
-			model = r.Model.ID
-		} else {
-			model = "other"
-		}
+	Requests.WithLabelValues(route, strconv.Itoa(status), o.modelLabel(model)).Inc()
+}
+
+// modelLabel is a client's model name as a label: the catalog's name for
+// it, "other" for a name the catalog does not know, "" for none.
+func (o *Observer) modelLabel(model string) string {
+	if model == "" {
+		return ""
 	}
-	Requests.WithLabelValues(route, strconv.Itoa(status), model).Inc()
+	if r := o.catalog.Resolve(model); r.Known {
+		return r.Model.ID
+	}
+	return "other"
 }
 
 // UpstreamLatency observes the time until the upstream answered.
@@ -43,11 +48,17 @@ func (o *Observer) FirstByte(d time.Duration) {
 	}
 }
 
-// Tokens counts one request's tokens by kind; a request with no usage
-// adds nothing.
-func (o *Observer) Tokens(u translate.Usage) {
+// Tokens counts one request's tokens by kind, and its input and cached
+// input by model (bounded as in Request), so the prompt cache's hit rate
+// shows per model; a request with no usage adds nothing.
+func (o *Observer) Tokens(model string, u translate.Usage) {
 	if u == (translate.Usage{}) {
 		return
+	}
+	if u.InputTokens > 0 {
+		m := o.modelLabel(model)
+		ModelTokens.WithLabelValues(m, "input").Add(float64(u.InputTokens))
+		ModelTokens.WithLabelValues(m, "cached").Add(float64(u.CachedTokens))
 	}
 	Tokens.WithLabelValues("input").Add(float64(u.InputTokens))
 	Tokens.WithLabelValues("output").Add(float64(u.OutputTokens))
@@ -66,5 +77,11 @@ func (o *Observer) KeyRefused(reason keypolicy.Reason) {
 	KeyRefusals.WithLabelValues(string(reason)).Inc()
 }
 
-// Failover counts a generation moved to another of the user's accounts.
-func (o *Observer) Failover() { AccountFailovers.Inc() }
+// Failover counts a generation moved to another of the user's accounts,
+// and a prompt-cache reset when it belonged to a conversation.
+func (o *Observer) Failover(conversation bool) {
+	AccountFailovers.Inc()
+	if conversation {
+		CacheResets.Inc()
+	}
+}

@@ -623,6 +623,7 @@ var chatCases = []rqCase{
 
 	// --- reasoning ----------------------------------------------------------
 	{name: "suffix extra-high", body: `{"model":"gpt-5.5-extra-high",` + rqUser + `}`, want: map[string]string{"model": `"gpt-5.5"`, "reasoning": `{"effort":"xhigh","summary":"auto"}`}},
+	{name: "suffix ultra on a model without it", body: `{"model":"gpt-5.5-ultra",` + rqUser + `}`, want: map[string]string{"model": `"gpt-5.5"`, "reasoning": `{"effort":"xhigh","summary":"auto"}`}},
 	{name: "suffix extra", body: `{"model":"gpt-5.4-extra",` + rqUser + `}`, want: map[string]string{"model": `"gpt-5.4"`, "reasoning.effort": `"xhigh"`}},
 	{name: "codex none clamped to low", body: `{"model":"gpt-5.3-codex-none",` + rqUser + `}`, want: map[string]string{"model": `"gpt-5.3-codex"`, "reasoning": `{"effort":"low","summary":"auto"}`, "include": `["reasoning.encrypted_content"]`}},
 	{name: "minimal clamped to low", body: `{"model":"gpt-5.5-minimal",` + rqUser + `}`, want: map[string]string{"reasoning.effort": `"low"`}},

@@ -6,6 +6,18 @@ type ModelObject struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	// What the account's live catalog says of the model, each left out
+	// when it does not say (or the static catalog answered): its context
+	// window in tokens and the largest it can be raised to, the reasoning
+	// efforts it accepts and the default one, and the service tiers it
+	// offers beyond the default ("priority", the Fast tier) and the
+	// default tier.
+	ContextWindow          int      `json:"context_window,omitempty"`
+	MaxContextWindow       int      `json:"max_context_window,omitempty"`
+	ReasoningEfforts       []string `json:"reasoning_efforts,omitempty"`
+	DefaultReasoningEffort string   `json:"default_reasoning_effort,omitempty"`
+	ServiceTiers           []string `json:"service_tiers,omitempty"`
+	DefaultServiceTier     string   `json:"default_service_tier,omitempty"`
 }
 
 // modelCreated is the fixed "created" of every listed model: the upstream

@@ -34,12 +34,14 @@ func effortRank(effort string) int {
 }
 
 // effortSuffixes maps model-name suffixes to efforts, longest first so that
-// "-extra-high" is not read as "-extra" + "high" (or "-high").
+// "-extra-high" is not read as "-extra" + "high" (or "-high"). "-max" is
+// not one: it ends model names (gpt-5.1-codex-max).
 var effortSuffixes = []struct{ suffix, effort string }{
 	{"-extra-high", "xhigh"},
 	{"-minimal", "minimal"},
 	{"-medium", "medium"},
 	{"-xhigh", "xhigh"},
+	{"-ultra", "ultra"},
 	{"-extra", "xhigh"},
 	{"-none", "none"},
 	{"-high", "high"},

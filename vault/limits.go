@@ -19,9 +19,9 @@ import (
 // The zero value is every default. In JSON a duration is in nanoseconds.
 type Limits struct {
 	// ResponseRetention is how long a stored response is kept (default 30
-	// days). A change applies to responses stored from then on; a shorter
-	// one also hides older responses at once (they are purged at the end
-	// of the retention they were stored with).
+	// days). A longer one applies to responses stored from then on; a
+	// shorter one hides older responses at once, and the next purge (the
+	// first after the vault opens or after the change) deletes them.
 	ResponseRetention time.Duration `json:"response_retention,omitempty"`
 	// MaxResponseBytes caps one stored response; a larger one is not kept
 	// and counts as dropped (default 8 MiB).

@@ -139,6 +139,17 @@ func TestReconfigureLimits(t *testing.T) {
 	if _, err := v.ResponseByItem(u.ID, "msg_resp_4"); err != nil {
 		t.Fatalf("resp_4 within it: %v", err)
 	}
+	// The next purge deletes it from the store; later purges go by expiry.
+	rs, _ := v.responses()
+	if n, err := v.purgeResponses(); err != nil || n != 1 {
+		t.Fatalf("purge after the shortened retention: %d, %v", n, err)
+	}
+	if _, err := rs.GetResponse(t.Context(), u.ID, "resp_3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("resp_3 still stored after the purge: %v", err)
+	}
+	if v.responseCut.Load() {
+		t.Fatal("every purge would scan by creation")
+	}
 
 	bad := s
 	bad.Limits = Limits{MaxResponseBytes: 1 << 20, MaxUserResponseBytes: 1000}

@@ -16,6 +16,9 @@ type QuotaSnapshot struct {
 	Primary   *QuotaWindow  `json:"primary,omitempty"`
 	Secondary *QuotaWindow  `json:"secondary,omitempty"`
 	Credits   *QuotaCredits `json:"credits,omitempty"`
+	// Families are the other rate-limit families reported beside codex's
+	// own windows (a model's own limit …), by id; nil when none.
+	Families []QuotaFamily `json:"families,omitempty"`
 	// Seen is when the upstream sent it.
 	Seen time.Time `json:"seen"`
 }
@@ -26,6 +29,15 @@ type QuotaWindow struct {
 	WindowMinutes int           `json:"window_minutes"`
 	ResetAt       time.Time     `json:"reset_at,omitzero"`
 	ResetAfter    time.Duration `json:"reset_after,omitempty"`
+}
+
+// QuotaFamily is one rate-limit family of a QuotaSnapshot: its id as the
+// headers name it, its display name ("" when not given) and its windows.
+type QuotaFamily struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name,omitempty"`
+	Primary   *QuotaWindow `json:"primary,omitempty"`
+	Secondary *QuotaWindow `json:"secondary,omitempty"`
 }
 
 // QuotaCredits is the credit state of a QuotaSnapshot.
@@ -48,6 +60,21 @@ func (q QuotaSnapshot) clone() QuotaSnapshot {
 	if q.Credits != nil {
 		c := *q.Credits
 		q.Credits = &c
+	}
+	if q.Families != nil {
+		fs := make([]QuotaFamily, len(q.Families))
+		for i, f := range q.Families {
+			if f.Primary != nil {
+				w := *f.Primary
+				f.Primary = &w
+			}
+			if f.Secondary != nil {
+				w := *f.Secondary
+				f.Secondary = &w
+			}
+			fs[i] = f
+		}
+		q.Families = fs
 	}
 	return q
 }

@@ -9,14 +9,19 @@ import (
 
 // LogRecord is one proxied request.
 type LogRecord struct {
-	Time            time.Time     `json:"time"`
-	UserID          string        `json:"user_id,omitempty"`
-	KeyID           string        `json:"key_id,omitempty"`
-	RequestID       string        `json:"request_id,omitempty"`
-	Route           string        `json:"route,omitempty"`
-	Model           string        `json:"model,omitempty"`
-	Effort          string        `json:"effort,omitempty"`
+	Time      time.Time `json:"time"`
+	UserID    string    `json:"user_id,omitempty"`
+	KeyID     string    `json:"key_id,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	Route     string    `json:"route,omitempty"`
+	Model     string    `json:"model,omitempty"`
+	Effort    string    `json:"effort,omitempty"`
+	// ServiceTier is the tier sent upstream ("priority", the Fast tier, or
+	// "" for the account's default); RequestedTier the one the client
+	// asked for, lower case ("fast", "auto" …; "" when it named none).
+	// They differ when a key's policy or a model's default tier decided.
 	ServiceTier     string        `json:"service_tier,omitempty"`
+	RequestedTier   string        `json:"requested_tier,omitempty"`
 	Status          int           `json:"status"`
 	Duration        time.Duration `json:"duration"`
 	TTFB            time.Duration `json:"ttfb,omitempty"` // time to first byte

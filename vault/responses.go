@@ -77,9 +77,10 @@ type ResponseStore interface {
 	// DeleteResponse removes the user's record and its item index, or
 	// fails with ErrNotFound.
 	DeleteResponse(ctx context.Context, userID, id string) error
-	// PurgeResponses deletes records whose Expires is not after now and
-	// returns how many.
-	PurgeResponses(ctx context.Context, now time.Time) (int, error)
+	// PurgeResponses deletes records whose Expires is not after now and,
+	// unless createdUpTo is zero, those created at or before createdUpTo
+	// (a retention shortened since they were stored); it returns how many.
+	PurgeResponses(ctx context.Context, now, createdUpTo time.Time) (int, error)
 	// ExportResponses returns every record, for a copy, in no order.
 	ExportResponses(ctx context.Context) ([]ResponseRecord, error)
 }
@@ -216,11 +217,25 @@ func (v *Vault) openResponse(rec ResponseRecord) (StoredResponse, error) {
 	return StoredResponse{ID: rec.ID, Input: b.Input, Response: b.Response, Created: rec.Created}, nil
 }
 
-// purgeResponses deletes expired responses.
+// purgeResponses deletes expired responses, and once after the vault
+// opened or the retention was shortened, those older than the retention
+// in force: they were stored with an expiry of their own, which a shorter
+// retention overrides. The other purges go by the expiry alone (an index
+// on PostgreSQL).
 func (v *Vault) purgeResponses() (int, error) {
 	rs, err := v.responses()
 	if err != nil {
 		return 0, nil
 	}
-	return rs.PurgeResponses(context.Background(), v.now())
+	now := v.now()
+	var upTo time.Time
+	cut := v.responseCut.Swap(false)
+	if cut {
+		upTo = now.Add(-v.limits.Load().ResponseRetention)
+	}
+	n, err := rs.PurgeResponses(context.Background(), now, upTo)
+	if err != nil && cut {
+		v.responseCut.Store(true) // the next purge tries again
+	}
+	return n, err
 }

@@ -125,6 +125,9 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 	}
 	if s.Limits != cur.Limits {
 		l := s.Limits.withDefaults()
+		if l.ResponseRetention < v.limits.Load().ResponseRetention {
+			v.responseCut.Store(true)
+		}
 		v.limits.Store(&l)
 		v.logInfo("storage limits changed", "response_retention", l.ResponseRetention,
 			"max_response_size", l.MaxResponseBytes, "max_user_response_size", l.MaxUserResponseBytes)

@@ -35,8 +35,11 @@ type Vault struct {
 	// changed since Open (reconfigure.go); unset, opts apply.
 	repeppered atomic.Pointer[pepperState]
 	retention  atomic.Int64
-	// limits are the Limits in force (Options', then Reconfigure's).
-	limits atomic.Pointer[Limits]
+	// limits are the Limits in force (Options', then Reconfigure's);
+	// responseCut asks the next purge to drop responses older than their
+	// retention, which may be shorter than the one they were stored with.
+	limits      atomic.Pointer[Limits]
+	responseCut atomic.Bool
 	// responseDrops counts responses not kept or dropped for the caps.
 	responseDrops atomic.Uint64
 
@@ -128,6 +131,7 @@ func New(store Store, opts Options) (*Vault, error) {
 	}
 	v.rot.applied = given
 	v.limits.Store(&opts.Limits)
+	v.responseCut.Store(true) // what an earlier run stored may be older than this retention
 	v.rot.quit = make(chan struct{})
 	if err := v.startCluster(context.Background()); err != nil {
 		return nil, err

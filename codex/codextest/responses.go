@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	model, apiErr := s.validate(req)
+	if apiErr == nil && model.Accounts != nil && !slices.Contains(model.Accounts, acc.id) {
+		// Phased rollout: listed, but not yet this account's.
+		apiErr = detail(http.StatusBadRequest, fmt.Sprintf("The '%s' model is not supported when using Codex with a ChatGPT account.", model.Slug))
+	}
 	if apiErr != nil {
 		apiErr.write(w)
 		return
@@ -191,7 +196,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("openai-model", model.Slug)
-	h.Set("x-models-etag", s.catalogETag())
+	h.Set("x-models-etag", s.catalogETag(r.Header.Get("Version")))
 	rateHeaders(h, acc, used, 3600)
 	w.WriteHeader(http.StatusOK)
 	if err := streamEvents(r.Context(), w, g.evs, delay); err != nil {
@@ -256,6 +261,12 @@ func rateHeaders(h http.Header, acc *account, usedPercent, resetAfter int) {
 	h.Set("X-Codex-Credits-Has-Credits", "False")
 	h.Set("X-Codex-Credits-Balance", "0")
 	h.Set("X-Codex-Credits-Unlimited", "False")
+	// A second rate-limit family, as the backend reports a model's own
+	// limit beside the plan's (docs/protocol.md#rate-limit-headers).
+	h.Set("X-Codex-Bengalfox-Primary-Used-Percent", strconv.Itoa(usedPercent/2))
+	h.Set("X-Codex-Bengalfox-Primary-Window-Minutes", "300")
+	h.Set("X-Codex-Bengalfox-Primary-Reset-After-Seconds", strconv.Itoa(resetAfter))
+	h.Set("X-Codex-Bengalfox-Limit-Name", "GPT-5.3-Codex-Spark")
 }
 
 // readBody reads the request body, undoing gzip. zstd would need a

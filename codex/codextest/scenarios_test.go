@@ -398,6 +398,20 @@ func TestModelsEndpoint(t *testing.T) {
 	if err := json.NewDecoder(r.Body).Decode(&doc); err != nil || len(doc.Models) != len(DefaultModels()) {
 		t.Fatalf("catalog: %v %+v", err, doc)
 	}
+	// An older client is not offered the models that need a newer one.
+	var old struct {
+		Models []struct {
+			Slug string `json:"slug"`
+		} `json:"models"`
+	}
+	if err := json.NewDecoder(get("?client_version=0.99.0").Body).Decode(&old); err != nil || len(old.Models) != len(DefaultModels())-1 {
+		t.Fatalf("catalog for 0.99.0: %v %+v", err, old)
+	}
+	for _, m := range old.Models {
+		if m.Slug == "gpt-6-astra" {
+			t.Fatal("gpt-6-astra listed to client 0.99.0")
+		}
+	}
 	if r.Header.Get("ETag") == "" || doc.Models[0].Levels[0].Effort != "low" {
 		t.Fatalf("catalog shape: %+v", doc.Models[0])
 	}

@@ -38,9 +38,6 @@ func (s *Server) validate(req map[string]any) (*Model, *apiError) {
 			return nil, detail(http.StatusBadRequest, "Unsupported parameter: "+p)
 		}
 	}
-	if tier, ok := req["service_tier"]; ok && tier != nil && tier != "priority" {
-		return nil, detail(http.StatusBadRequest, fmt.Sprintf("Unsupported service_tier: %v", tier))
-	}
 	slug, _ := req["model"].(string)
 	if slug == "" {
 		return nil, badRequest("Missing required parameter: 'model'.", "model", "missing_required_parameter")
@@ -48,6 +45,9 @@ func (s *Server) validate(req map[string]any) (*Model, *apiError) {
 	m := s.model(slug)
 	if m == nil {
 		return nil, detail(http.StatusBadRequest, fmt.Sprintf("The '%s' model is not supported when using Codex with a ChatGPT account.", slug))
+	}
+	if tier, ok := req["service_tier"]; ok && tier != nil && (tier != "priority" || m.NoFast) {
+		return nil, detail(http.StatusBadRequest, fmt.Sprintf("Unsupported service_tier: %v", tier))
 	}
 	if e := validateReasoning(req["reasoning"], m); e != nil {
 		return nil, e

@@ -118,6 +118,8 @@ func TestValidationRules(t *testing.T) {
 		}), 200, ""},
 		{"service tier priority ok", mod(func(b map[string]any) { b["service_tier"] = "priority" }), 200, ""},
 		{"service tier fast refused", mod(func(b map[string]any) { b["service_tier"] = "fast" }), 400, `{"detail":"Unsupported service_tier: fast"}`},
+		{"service tier priority refused by a model without it", mod(func(b map[string]any) { b["service_tier"] = "priority"; b["model"] = "gpt-5.4-mini" }), 400,
+			`{"detail":"Unsupported service_tier: priority"}`},
 		{"effort supported", mod(func(b map[string]any) { b["reasoning"] = map[string]any{"effort": "xhigh", "summary": "auto"} }), 200, ""},
 	}
 	for _, tc := range tests {

@@ -30,6 +30,7 @@ func appendLogRecord(dst []byte, r *vault.LogRecord) ([]byte, error) {
 	dst = appendStr(dst, `,"model":"`, r.Model)
 	dst = appendStr(dst, `,"effort":"`, r.Effort)
 	dst = appendStr(dst, `,"service_tier":"`, r.ServiceTier)
+	dst = appendStr(dst, `,"requested_tier":"`, r.RequestedTier)
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(r.Status), 10)
 	dst = append(dst, `,"duration":`...)
@@ -72,7 +73,7 @@ func plainLogRecord(r *vault.LogRecord) bool {
 		return false
 	}
 	for _, s := range [...]string{r.UserID, r.KeyID, r.RequestID, r.Route, r.Model, r.Effort, r.ServiceTier,
-		r.ErrorCode, r.AccountID, r.FailoverFrom} {
+		r.RequestedTier, r.ErrorCode, r.AccountID, r.FailoverFrom} {
 		if !plainString(s) {
 			return false
 		}

@@ -147,8 +147,9 @@ func (s *Store) DeleteResponse(_ context.Context, userID, id string) error {
 	return s.update(func(tx *bbolt.Tx) error { return deleteResponse(tx, accountKey(userID, id)) })
 }
 
-// PurgeResponses deletes expired records.
-func (s *Store) PurgeResponses(_ context.Context, now time.Time) (int, error) {
+// PurgeResponses deletes expired records, and those created up to
+// createdUpTo when it is set.
+func (s *Store) PurgeResponses(_ context.Context, now, createdUpTo time.Time) (int, error) {
 	n := 0
 	err := s.update(func(tx *bbolt.Tx) error {
 		n = 0
@@ -158,7 +159,7 @@ func (s *Store) PurgeResponses(_ context.Context, now time.Time) (int, error) {
 			if err := json.Unmarshal(data, &r); err != nil {
 				return fmt.Errorf("response record %q: %w", k, err)
 			}
-			if !r.Expires.After(now) {
+			if !r.Expires.After(now) || (!createdUpTo.IsZero() && !r.Created.After(createdUpTo)) {
 				doomed = append(doomed, bytes.Clone(k))
 			}
 			return nil

@@ -112,7 +112,7 @@ func (s *Store) ExportLogs(ctx context.Context, after string, limit int) ([]vaul
 		rec := &out.rec
 		err := r.Scan(&out.seq, &rec.Time, &rec.UserID, &rec.KeyID, &rec.RequestID, &rec.Route, &rec.Model, &rec.Effort, &rec.ServiceTier, &status,
 			&dur, &ttfb, &rec.InputTokens, &rec.OutputTokens, &rec.CachedTokens, &rec.ReasoningTokens, &rec.ErrorCode,
-			&rec.AccountID, &rec.FailoverFrom, &rec.Estimated)
+			&rec.AccountID, &rec.FailoverFrom, &rec.Estimated, &rec.RequestedTier)
 		rec.Time, rec.Status, rec.Duration, rec.TTFB = rec.Time.UTC(), int(status), time.Duration(dur), time.Duration(ttfb)
 		return out, err
 	})

@@ -30,7 +30,7 @@ func BenchmarkLogRows(b *testing.B) {
 // column's type.
 func TestLogRowsValues(t *testing.T) {
 	at := time.Date(2026, 12, 7, 23, 0, 0, 0, time.FixedZone("x", 3600))
-	rows := &logRows{recs: []vault.LogRecord{{Time: at, UserID: "u", Status: 429, Duration: 2 * time.Second, TTFB: 3, Estimated: true}}}
+	rows := &logRows{recs: []vault.LogRecord{{Time: at, UserID: "u", Status: 429, Duration: 2 * time.Second, TTFB: 3, Estimated: true, RequestedTier: "fast"}}}
 	if !rows.Next() {
 		t.Fatal("no row")
 	}
@@ -41,7 +41,7 @@ func TestLogRowsValues(t *testing.T) {
 	if got := *v[0].(*time.Time); !got.Equal(at) || got.Location() != time.UTC {
 		t.Errorf("time %v", got)
 	}
-	if *v[1].(*string) != "u" || *v[8].(*int32) != 429 || *v[9].(*int64) != int64(2*time.Second) || *v[10].(*int64) != 3 || !*v[18].(*bool) {
+	if *v[1].(*string) != "u" || *v[8].(*int32) != 429 || *v[9].(*int64) != int64(2*time.Second) || *v[10].(*int64) != 3 || !*v[18].(*bool) || *v[19].(*string) != "fast" {
 		t.Errorf("values %v", v)
 	}
 	if rows.Next() {

@@ -12,11 +12,13 @@ import (
 
 // logColumns are written by AppendLogs and read by scanLog, in order.
 var logColumns = []string{"time", "user_id", "key_id", "request_id", "route", "model", "effort", "service_tier", "status",
-	"duration_ns", "ttfb_ns", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "error_code", "account", "failover_from", "estimated"}
+	"duration_ns", "ttfb_ns", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "error_code", "account", "failover_from", "estimated",
+	"requested_tier"}
 
 // logSelect reads logColumns.
 const logSelect = `SELECT time, user_id, key_id, request_id, route, model, effort, service_tier, status,
-	duration_ns, ttfb_ns, input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_code, account, failover_from, estimated FROM codex_request_log`
+	duration_ns, ttfb_ns, input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_code, account, failover_from, estimated,
+	requested_tier FROM codex_request_log`
 
 // purgeChunk is how many records one purge statement deletes, so no
 // transaction holds many row locks for long.
@@ -29,7 +31,7 @@ func scanLog(r pgx.Row) (vault.LogRecord, error) {
 	var status int32
 	err := r.Scan(&rec.Time, &rec.UserID, &rec.KeyID, &rec.RequestID, &rec.Route, &rec.Model, &rec.Effort, &rec.ServiceTier, &status,
 		&dur, &ttfb, &rec.InputTokens, &rec.OutputTokens, &rec.CachedTokens, &rec.ReasoningTokens, &rec.ErrorCode, &rec.AccountID, &rec.FailoverFrom,
-		&rec.Estimated)
+		&rec.Estimated, &rec.RequestedTier)
 	rec.Time, rec.Status, rec.Duration, rec.TTFB = rec.Time.UTC(), int(status), time.Duration(dur), time.Duration(ttfb)
 	return rec, err
 }
@@ -63,7 +65,7 @@ func (s *Store) AppendLogs(ctx context.Context, recs []vault.LogRecord, usage []
 type logRows struct {
 	recs []vault.LogRecord
 	i    int
-	row  [19]any
+	row  [20]any
 	conv struct {
 		time      time.Time
 		status    int32
@@ -80,7 +82,8 @@ func (l *logRows) Values() ([]any, error) {
 	r, c := &l.recs[l.i-1], &l.conv
 	c.time, c.status, c.dur, c.ttfb = r.Time.UTC(), int32(r.Status), int64(r.Duration), int64(r.TTFB)
 	l.row = [...]any{&c.time, &r.UserID, &r.KeyID, &r.RequestID, &r.Route, &r.Model, &r.Effort, &r.ServiceTier, &c.status,
-		&c.dur, &c.ttfb, &r.InputTokens, &r.OutputTokens, &r.CachedTokens, &r.ReasoningTokens, &r.ErrorCode, &r.AccountID, &r.FailoverFrom, &r.Estimated}
+		&c.dur, &c.ttfb, &r.InputTokens, &r.OutputTokens, &r.CachedTokens, &r.ReasoningTokens, &r.ErrorCode, &r.AccountID, &r.FailoverFrom, &r.Estimated,
+		&r.RequestedTier}
 	return l.row[:], nil
 }
 

@@ -115,9 +115,15 @@ func (s *Store) DeleteResponse(ctx context.Context, userID, id string) error {
 	return err
 }
 
-// PurgeResponses deletes expired records.
-func (s *Store) PurgeResponses(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.exec(ctx, "purge responses", `DELETE FROM codex_responses WHERE expires <= $1`, now.UTC())
+// PurgeResponses deletes expired records (by the expires index), and
+// those created up to createdUpTo when it is set (a scan, which the vault
+// asks for once after it opens or its retention was shortened).
+func (s *Store) PurgeResponses(ctx context.Context, now, createdUpTo time.Time) (int, error) {
+	if createdUpTo.IsZero() {
+		n, err := s.exec(ctx, "purge responses", `DELETE FROM codex_responses WHERE expires <= $1`, now.UTC())
+		return int(n), err
+	}
+	n, err := s.exec(ctx, "purge responses", `DELETE FROM codex_responses WHERE expires <= $1 OR created <= $2`, now.UTC(), createdUpTo.UTC())
 	return int(n), err
 }
 

@@ -191,6 +191,13 @@ ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT N
 	// instances of schema 8 keep running beside it (compatible 4), with
 	// the Caddyfile's sign-up policy.
 	{compatible: 4, sql: settingsSchema},
+	// The service tier a request asked for (vault.LogRecord.RequestedTier),
+	// beside the one sent (service_tier). Additive, with a default:
+	// instances of schemas 8 and 9 keep writing (compatible 4), their records
+	// without it.
+	{compatible: 4, sql: `
+ALTER TABLE codex_request_log ADD COLUMN IF NOT EXISTS requested_tier text NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the schema this code writes.

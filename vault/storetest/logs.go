@@ -12,7 +12,7 @@ import (
 func logRec(id, userID string, at time.Time, status int, code string) vault.LogRecord {
 	return vault.LogRecord{
 		Time: at, UserID: userID, KeyID: "k-" + userID, RequestID: id, Route: "/v1/chat/completions",
-		Model: "gpt-5-codex", Effort: "medium", ServiceTier: "priority", Status: status,
+		Model: "gpt-5-codex", Effort: "medium", ServiceTier: "priority", RequestedTier: "fast", Status: status,
 		Duration: 2 * time.Second, TTFB: 300 * time.Millisecond, InputTokens: 1200, OutputTokens: 300,
 		CachedTokens: 800, ReasoningTokens: 64, ErrorCode: code,
 		AccountID: "acct-1", FailoverFrom: "acct-0", Estimated: true,

@@ -14,7 +14,9 @@ func quota(plan string, used float64) vault.QuotaSnapshot {
 		Primary:   &vault.QuotaWindow{UsedPercent: used, WindowMinutes: 300, ResetAt: t0.Add(time.Hour), ResetAfter: time.Hour},
 		Secondary: &vault.QuotaWindow{UsedPercent: used / 2, WindowMinutes: 10080, ResetAt: t0.Add(3 * day)},
 		Credits:   &vault.QuotaCredits{HasCredits: true, Balance: "12.50"},
-		Seen:      t0,
+		Families: []vault.QuotaFamily{{ID: "codex-bengalfox", Name: "GPT-6-Astra",
+			Primary: &vault.QuotaWindow{UsedPercent: used / 4, WindowMinutes: 300, ResetAt: t0.Add(2 * time.Hour)}}},
+		Seen: t0,
 	}
 }
 

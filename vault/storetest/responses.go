@@ -114,8 +114,8 @@ func testResponseCaps(t *testing.T, h *harness) {
 	must(t, err)
 }
 
-// testResponsePurge: expired records go, with their items; a purge is
-// counted.
+// testResponsePurge: expired records go, with their items, and those
+// created up to a cut when one is given; a purge is counted.
 func testResponsePurge(t *testing.T, h *harness) {
 	s := h.store()
 	rs := responses(t, s)
@@ -126,7 +126,7 @@ func testResponsePurge(t *testing.T, h *harness) {
 	must(t, err)
 	_, err = rs.PutResponse(ctx, response("u-a", "resp_new", t0, 1), vault.ResponseLimits{})
 	must(t, err)
-	n, err := rs.PurgeResponses(ctx, t0.Add(time.Hour))
+	n, err := rs.PurgeResponses(ctx, t0.Add(time.Hour), time.Time{})
 	must(t, err)
 	same(t, "purged", n, 1)
 	_, err = rs.ResponseByItem(ctx, "u-a", "msg_old")
@@ -136,4 +136,16 @@ func testResponsePurge(t *testing.T, h *harness) {
 	if len(all) != 1 || all[0].ID != "resp_new" {
 		t.Fatalf("ExportResponses after the purge = %+v", all)
 	}
+
+	// A shortened retention: records created up to the cut go too, though
+	// their own expiry is later; newer ones stay.
+	_, err = rs.PutResponse(ctx, response("u-a", "resp_later", t0.Add(2*time.Hour), 1, "msg_later"), vault.ResponseLimits{})
+	must(t, err)
+	n, err = rs.PurgeResponses(ctx, t0.Add(time.Hour), t0)
+	must(t, err)
+	same(t, "purged by creation", n, 1)
+	_, err = rs.GetResponse(ctx, "u-a", "resp_new")
+	wantErr(t, "a response created at the cut", err, vault.ErrNotFound)
+	_, err = rs.ResponseByItem(ctx, "u-a", "msg_later")
+	must(t, err)
 }
