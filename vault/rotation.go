@@ -123,6 +123,10 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 		v.SetLogRetention(s.LogRetention)
 		v.logInfo("log_retention changed", "log_retention", s.LogRetention)
 	}
+	if s.Limits.AuditRetention != cur.Limits.AuditRetention {
+		v.SetAuditRetention(s.Limits.AuditRetention)
+		v.logInfo("audit_retention changed", "audit_retention", v.AuditRetention())
+	}
 	if s.Limits != cur.Limits {
 		l := s.Limits.withDefaults()
 		if l.ResponseRetention < v.limits.Load().ResponseRetention {

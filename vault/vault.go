@@ -40,6 +40,10 @@ type Vault struct {
 	// retention, which may be shorter than the one they were stored with.
 	limits      atomic.Pointer[Limits]
 	responseCut atomic.Bool
+	// auditRetention is what SetAuditRetention set (0: the option's).
+	auditRetention atomic.Int64
+	// lastAudit is the Unix nanoseconds of the last audit id made here.
+	lastAudit atomic.Int64
 	// responseDrops counts responses not kept or dropped for the caps.
 	responseDrops atomic.Uint64
 
@@ -281,6 +285,11 @@ func (v *Vault) purge() {
 		v.logWarn("vault: purging expired stored responses failed", "error", err)
 	} else if n > 0 {
 		v.logInfo("vault: purged expired stored responses", "records", n)
+	}
+	if n, err := v.purgeAudit(); err != nil {
+		v.logWarn("vault: purging old audit entries failed", "error", err)
+	} else if n > 0 {
+		v.logInfo("vault: purged old audit entries", "records", n)
 	}
 	if n, err := v.purgeExpiredSecrets(); err != nil {
 		v.logWarn("vault: purging expired sessions failed", "error", err)

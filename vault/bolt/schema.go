@@ -31,7 +31,8 @@ var (
 	bucketResponseItems = []byte("response_items") // user id \x00 item id → response id (schema 5)
 	bucketKeyUsage      = []byte("key_usage")      // key id \x00 YYYY-MM-DD → tokens (schema 4)
 	bucketSettings      = []byte("settings")       // setting name → the Vault's JSON (schema 6)
-	bucketCacheUsage    = []byte("cache_usage")    // user id \x00 YYYY-MM-DD \x00 key id \x00 model → counts (schema 7)
+	bucketAudit         = []byte("audit")          // audit id (time-sortable) → AuditEntry (schema 7)
+	bucketCacheUsage    = []byte("cache_usage")    // user id \x00 YYYY-MM-DD \x00 key id \x00 model → counts (schema 8)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -92,8 +93,12 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists(bucketSettings)
 		return err
 	}},
+	{to: 7, name: "audit log", fn: func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketAudit)
+		return err
+	}},
 	// Last, after any step a parallel branch adds: renumber on merge.
-	{to: 7, name: cacheRollupStep, fn: fillCacheUsage},
+	{to: 8, name: cacheRollupStep, fn: fillCacheUsage},
 }
 
 // migrateAccounts moves each user's one token bundle to their account 1
