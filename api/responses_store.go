@@ -41,7 +41,11 @@ func (h *Handler) storeResponse(req *request, resp []byte) {
 		// turn only, its items not indexed for item_reference.
 		key = req.chain.scopedKey(head.ID)
 	}
-	err := h.store.Responses.PutResponse(req.user.ID, vault.StoredResponse{ID: key, Input: t.input, Response: storedView(resp, t)}, ids)
+	sr := vault.StoredResponse{ID: key, Input: t.input, Response: storedView(resp, t)}
+	if !t.store {
+		sr.TTL = h.cfg.SocketMaxAge // a socket's entry outlives no socket, even if its close is missed
+	}
+	err := h.store.Responses.PutResponse(req.user.ID, sr, ids)
 	if req.chain != nil {
 		kept := key
 		if err != nil || t.store {
