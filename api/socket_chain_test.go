@@ -152,6 +152,12 @@ func TestSocketChainIsTheSocketsOwn(t *testing.T) {
 	if !strings.Contains(key, a2) {
 		t.Fatalf("kept %q, want socket A's last response %s", key, a2)
 	}
+	store.mu.Lock()
+	ttl := store.resps["u1"][key].TTL
+	store.mu.Unlock()
+	if ttl != DefaultSocketMaxAge {
+		t.Errorf("the socket's entry is kept for %s, want the socket's maximum age", ttl)
+	}
 	if st, code := turnError(t, b, unstoredFrame("by key", key, true)); st != 404 || code != "previous_response_not_found" {
 		t.Errorf("the socket's store key as an id: %d %s, want 404", st, code)
 	}
