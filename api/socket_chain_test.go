@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -166,4 +167,34 @@ func TestSocketChainIsTheSocketsOwn(t *testing.T) {
 	}
 	// Socket A still continues its own last response.
 	completed(t, a, unstoredFrame("three", a2, true))
+}
+
+// When the upstream socket cannot carry a chained store:false turn (it
+// dropped since the last turn), the turn goes over HTTP with the whole
+// input rebuilt from the socket's entry, and the next one starts a new
+// upstream socket's chain.
+func TestSocketChainFallsBackToHTTPWithTheWholeInput(t *testing.T) {
+	e, _ := newChainEnv(t, true)
+	c := mustDial(t, e.url)
+	id1 := completed(t, c, unstoredFrame("one", "", true))
+	e.srv.DropWebSockets()
+	eventually(t, "the backend's socket to close", func() bool { return e.srv.OpenWebSockets() == 0 })
+	time.Sleep(20 * time.Millisecond) // the proxy's reader sees the close
+	id2 := completed(t, c, unstoredFrame("two", id1, true))
+	id3 := completed(t, c, unstoredFrame("three", id2, true))
+	completed(t, c, unstoredFrame("four", id3, true))
+
+	turns := e.upstreamTurns()
+	if len(turns) != 4 {
+		t.Fatalf("%d upstream turns, want 4", len(turns))
+	}
+	if turns[1].Header.Get(codextest.TransportHeader) != "" || inputLen(turns[1]) != 4 {
+		t.Errorf("turn 2: transport %q, %d input items; want HTTP with 4", turns[1].Header.Get(codextest.TransportHeader), inputLen(turns[1]))
+	}
+	if turns[2].Header.Get(codextest.FrameInputHeader) != "7" || turns[2].Header.Get(codextest.PreviousResponseHeader) != "" {
+		t.Errorf("turn 3: %v, want the whole input (7 items) on a new socket", turns[2].Header)
+	}
+	if turns[3].Header.Get(codextest.FrameInputHeader) != "1" || turns[3].Header.Get(codextest.PreviousResponseHeader) == "" {
+		t.Errorf("turn 4: %v, want its one new item, chained", turns[3].Header)
+	}
 }
