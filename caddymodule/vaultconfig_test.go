@@ -57,9 +57,10 @@ func TestVaultConfigsFromJSON(t *testing.T) {
 			name: "shared vault keeps the longest retention and the largest caps",
 			cfg: route(`{"handler":"codex_proxy","vault":"/a.db","log_retention":3600000000000,"limits":{"response_retention":3600000000000,"max_response_size":1024}},` +
 				`{"handler":"codex_proxy","vault":"/a.db","log_retention":"2h","limits":{"max_user_response_size":1073741824}},{"handler":"codex_proxy","vault":"/b.db"}`),
-			paths:  []string{"/a.db", "/b.db"},
-			keep:   2 * time.Hour,
-			limits: vault.Limits{ResponseRetention: vault.DefaultResponseRetention, MaxResponseBytes: vault.DefaultMaxResponseBytes, MaxUserResponseBytes: 1 << 30},
+			paths: []string{"/a.db", "/b.db"},
+			keep:  2 * time.Hour,
+			limits: vault.Limits{ResponseRetention: vault.DefaultResponseRetention, MaxResponseBytes: vault.DefaultMaxResponseBytes, MaxUserResponseBytes: 1 << 30,
+				AuditRetention: vault.DefaultAuditRetention},
 		},
 		{
 			name:    "shared vault with different secrets",
