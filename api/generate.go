@@ -116,7 +116,7 @@ func (h *Handler) generateMapped(w http.ResponseWriter, r *http.Request, req *re
 		return out
 	}
 	defer up.Close()
-	passRateLimits(w, up)
+	h.passRateLimits(w, up)
 	out := h.relay(w, r, req, d, up)
 	out.sent = true
 	return out
@@ -156,6 +156,9 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d 
 	} else {
 		h.obs.StreamStarted()
 		tr := d.stream(m)
+		if rs, ok := tr.(*translate.ResponsesStream); ok {
+			rs.DropRateLimits = !h.cfg.exposeQuota() // the only dialect that relays the upstream's own events
+		}
 		var st *storingStream
 		if h.storing(req) {
 			st = h.storingStream(req, tr)
