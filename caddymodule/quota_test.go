@@ -49,12 +49,7 @@ func TestQuotaSnapshotFromSocketTurn(t *testing.T) {
 	env := newProxyEnv(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.srv.URL, "http")+"/v1/responses",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + env.key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	c := env.dialSocket(t, ctx)
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5.5","input":"hi"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -84,4 +79,17 @@ func TestQuotaSnapshotFromSocketTurn(t *testing.T) {
 	if !ok || snap.PlanType != "plus" || snap.Primary == nil || snap.Primary.WindowMinutes != 300 || snap.Secondary == nil {
 		t.Fatalf("snapshot after a socket turn: %v %+v", ok, snap.RateLimits)
 	}
+}
+
+// dialSocket opens a client WebSocket on /v1/responses with env's key; it
+// is closed when the test ends.
+func (env *proxyEnv) dialSocket(t *testing.T, ctx context.Context) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.srv.URL, "http")+"/v1/responses",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + env.key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
 }
