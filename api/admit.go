@@ -82,8 +82,9 @@ func (h *Handler) admitModel(w http.ResponseWriter, req *request) (outcome, bool
 		req.hold.Refund()
 		return h.refuse(w, r), false
 	}
-	// Only a key that denies images pays for looking at the tools.
-	if req.key.Policy.DenyImages && (m.Images || translate.UsesImageTool(m.Body)) {
+	// The translators set Images while they read the tools: nothing here
+	// searches the body again.
+	if req.key.Policy.DenyImages && m.Images {
 		if r := keypolicy.CheckImages(req.key.Policy); r != nil {
 			req.hold.Refund()
 			return h.refuse(w, r), false

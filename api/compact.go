@@ -40,11 +40,11 @@ func (h *Handler) serveCompact(w http.ResponseWriter, r *http.Request, req *requ
 	if bad != nil {
 		return h.reject(w, bad, 0)
 	}
-	body, _, e := h.resolveTurn(body, req)
+	split, _, e := h.resolveTurnBody(translate.SplitBody(body), req)
 	if e != nil {
 		return h.reject(w, e, 0)
 	}
-	m, err := translate.NormalizeResponses(body, translate.RequestOptions{
+	m, err := translate.NormalizeResponsesBody(split, translate.RequestOptions{
 		Catalog: h.cfg.Catalog, SystemMode: h.cfg.SystemMode, CacheKeySalt: req.user.ID, MaxEffort: req.key.Policy.MaxEffort,
 		Tier: req.key.Policy.ServiceTier, ModelTiers: h.cfg.ServiceTiers,
 	})

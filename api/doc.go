@@ -37,6 +37,10 @@
 // socket_ping.go pings idle ones on a timer, and socket_ratelimits.go
 // gives a turn's client the upstream's rate limits as a codex.rate_limits
 // event, where an HTTP client gets x-codex headers.
+// websocket_upstream.go sends a client socket's turns upstream on one
+// WebSocket of the backend's own, only each turn's new items when it
+// continues the socket's last response, and over HTTP whenever that socket
+// cannot carry a turn with certainty (upstream_socket off: always).
 //
 // The Handler holds only small interfaces (deps.go): Keys, Accounts,
 // Upstream, Models, Recorder and Observer. The Caddy module wires them to

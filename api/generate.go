@@ -71,13 +71,7 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 		if bad != nil {
 			return h.reject(w, bad, 0)
 		}
-		if _, ok := d.(responsesDialect); ok {
-			var e *apierror.Error
-			if body, req.turn, e = h.resolveTurn(body, req); e != nil {
-				return h.reject(w, e, 0)
-			}
-		}
-		m, err := d.parse(body, translate.RequestOptions{
+		opts := translate.RequestOptions{
 			Catalog:          h.cfg.Catalog,
 			SystemMode:       h.cfg.SystemMode,
 			ReasoningSummary: h.cfg.ReasoningSummary,
@@ -85,7 +79,21 @@ func generate(d dialect) func(h *Handler, w http.ResponseWriter, r *http.Request
 			MaxEffort:        req.key.Policy.MaxEffort,
 			Tier:             req.key.Policy.ServiceTier,
 			ModelTiers:       h.cfg.ServiceTiers,
-		})
+		}
+		var m *translate.Mapped
+		var err error
+		if _, ok := d.(responsesDialect); ok {
+			// The response chain and the translator read one split of the
+			// body: it is parsed once.
+			split, t, e := h.resolveTurnBody(translate.SplitBody(body), req)
+			if e != nil {
+				return h.reject(w, e, 0)
+			}
+			body, req.turn = split.Raw(), t
+			m, err = translate.NormalizeResponsesBody(split, opts)
+		} else {
+			m, err = d.parse(body, opts)
+		}
 		if out, ok := h.admitMapped(w, req, m, err); !ok {
 			return out
 		}

@@ -92,9 +92,12 @@ type Handler struct {
 	// store); cfg.Responses is set to it, so every read waits for them.
 	store *pendingStore
 	// socketRefusals are the accounts whose upstream refused a WebSocket;
-	// socketIdle bounds an upstream socket's silence during a turn.
-	socketRefusals refusals
-	socketIdle     time.Duration
+	// socketIdle bounds an upstream socket's silence during a turn, and
+	// socketKeepalive is how often one is pinged between turns (the
+	// client sockets' SocketPing).
+	socketRefusals  refusals
+	socketIdle      time.Duration
+	socketKeepalive time.Duration
 }
 
 // New returns a Handler for cfg.
@@ -119,6 +122,7 @@ func New(cfg Config) *Handler {
 		h.store = newPendingStore(cfg.Responses)
 		h.cfg.Responses = h.store
 	}
+	h.socketKeepalive = cfg.SocketPing
 	if up, ok := cfg.Upstream.(interface{ IdleTimeout() time.Duration }); ok && up.IdleTimeout() > 0 {
 		h.socketIdle = up.IdleTimeout() // upstream_idle_timeout, as on HTTP
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/translate"
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
@@ -34,28 +35,26 @@ type turn struct {
 	input []json.RawMessage
 }
 
-// resolveTurn rebuilds body's input from the user's stored responses. It
-// returns the body to translate (body itself when nothing was resolved)
-// and the turn to store; a nil turn means there is nothing to store (no
-// store configured, or a body the translator will refuse anyway).
-func (h *Handler) resolveTurn(body []byte, req *request) ([]byte, *turn, *apierror.Error) {
-	if h.cfg.Responses == nil {
-		return body, nil, nil // stateless: the translator refuses what needs a store
+// resolveTurnBody rebuilds body's input from the user's stored responses.
+// It returns the body to translate (body itself when nothing was resolved,
+// split anew when the input was rebuilt) and the turn to store; a nil turn
+// means there is nothing to store (no store configured, or a body the
+// translator will refuse anyway). The body is split once
+// (translate.Body), and the translator reads that split too.
+func (h *Handler) resolveTurnBody(body *translate.Body, req *request) (*translate.Body, *turn, *apierror.Error) {
+	if h.cfg.Responses == nil || !body.OK() {
+		return body, nil, nil // stateless, or the translator says what is wrong with it
 	}
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil || top == nil {
-		return body, nil, nil // the translator says what is wrong with it
-	}
-	t := &turn{store: !isFalse(top["store"])}
-	if r := top["previous_response_id"]; !isNull(r) {
-		if json.Unmarshal(r, &t.previous) != nil || t.previous == "" {
+	t := &turn{store: !isFalse(body.Member("store"))}
+	if r := body.Member("previous_response_id"); !isNull(r) {
+		if t.previous, _ = jsonString(r); t.previous == "" {
 			return nil, nil, apierror.InvalidValue("previous_response_id", "'previous_response_id' must be a response id (resp_…)")
 		}
 	}
-	items, ok := inputItems(top["input"])
+	items, ok := inputItems(body.Member("input"))
 	switch {
 	case ok:
-	case t.previous != "" && isNull(top["input"]): // a compaction of the chain alone needs no input
+	case t.previous != "" && isNull(body.Member("input")): // a compaction of the chain alone needs no input
 	case t.previous != "":
 		return nil, nil, apierror.InvalidValue("input", "'input' must be a string or a non-empty list of item objects")
 	default:
@@ -91,13 +90,17 @@ func (h *Handler) resolveTurn(body []byte, req *request) ([]byte, *turn, *apierr
 	if !rewrite {
 		return body, t, nil
 	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body.Raw(), &top); err != nil {
+		return nil, nil, apierror.InvalidBody("invalid request body: %s", err.Error())
+	}
 	delete(top, "previous_response_id")
 	top["input"] = rawList(t.input)
 	out, err := json.Marshal(top)
 	if err != nil {
 		return nil, nil, apierror.InvalidBody("invalid request body: %s", err.Error())
 	}
-	return out, t, nil
+	return translate.SplitBody(out), t, nil
 }
 
 // replayed is a stored turn's input as a later turn continues it: without
@@ -148,41 +151,32 @@ func inputItems(raw json.RawMessage) ([]json.RawMessage, bool) {
 	}
 	switch r[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(r, &s) != nil {
+		s, ok := jsonString(r)
+		if !ok {
 			return nil, false
 		}
 		msg, _ := json.Marshal(map[string]any{"type": "message", "role": "user",
 			"content": []any{map[string]string{"type": "input_text", "text": s}}})
 		return []json.RawMessage{msg}, true
 	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(r, &items) != nil || len(items) == 0 {
-			return nil, false
-		}
-		for _, it := range items {
-			if t := bytes.TrimSpace(it); len(t) == 0 || t[0] != '{' {
-				return nil, false
-			}
-		}
-		return items, true
+		return translate.SplitItems(r)
 	}
 	return nil, false
 }
 
-// itemTypeID reads an item's type (message when it has only a role) and id.
-func itemTypeID(item json.RawMessage) (typ, id string) {
-	var f struct {
-		Type string          `json:"type"`
-		ID   string          `json:"id"`
-		Role json.RawMessage `json:"role"`
+// jsonString decodes a JSON string as encoding/json does, without its
+// reflection for the common case; ok is false for anything else.
+func jsonString(r json.RawMessage) (string, bool) {
+	r = bytes.TrimSpace(r)
+	if s, ok := translate.Unquote(r); ok {
+		return s, true
 	}
-	_ = json.Unmarshal(item, &f)
-	if f.Type == "" && len(f.Role) > 0 {
-		f.Type = "message"
-	}
-	return f.Type, f.ID
+	var s string
+	return s, json.Unmarshal(r, &s) == nil
 }
+
+// itemTypeID reads an item's type (message when it has only a role) and id.
+func itemTypeID(item json.RawMessage) (typ, id string) { return translate.ItemTypeID(item) }
 
 // findItem returns the item with id among items, nil if none.
 func findItem(items []json.RawMessage, id string) json.RawMessage {
@@ -194,8 +188,14 @@ func findItem(items []json.RawMessage, id string) json.RawMessage {
 	return nil
 }
 
-// responseOutput is a stored response object's output items.
+// responseOutput is a stored response object's output items. The
+// response objects the proxy writes and stores spell "output" exactly, so
+// the scanner finds it without decoding the rest; anything else is read
+// by encoding/json.
 func responseOutput(resp json.RawMessage) []json.RawMessage {
+	if items, ok := translate.SplitItems(translate.Field(resp, "output")); ok {
+		return items
+	}
 	var r struct {
 		Output []json.RawMessage `json:"output"`
 	}

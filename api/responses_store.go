@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,10 +21,15 @@ import (
 func (h *Handler) storeResponse(req *request, resp []byte) {
 	t := req.turn
 	var head struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
+		ID string `json:"id"`
 	}
-	if json.Unmarshal(resp, &head) != nil || head.ID == "" {
+	// The collector wrote resp: its id is found without decoding the rest.
+	if id, ok := translate.Unquote(translate.Field(resp, "id")); ok {
+		head.ID = id
+	} else if json.Unmarshal(resp, &head) != nil {
+		return
+	}
+	if head.ID == "" {
 		return
 	}
 	ids := make([]string, 0, len(t.input)+4)
@@ -79,16 +85,22 @@ func (j *storeJob) run() {
 // what the client got, with the store and chain OpenAI would report
 // (the upstream ran with store:false and no previous_response_id).
 func storedView(resp []byte, t *turn) json.RawMessage {
+	prev := json.RawMessage("null")
+	if t.previous != "" {
+		prev, _ = json.Marshal(t.previous)
+	}
+	if len(bytes.TrimSpace(resp)) > 0 {
+		// The same bytes as the decode and re-encode below, without
+		// decoding the response (translate.WithMembers).
+		if out, ok := translate.WithMembers(resp, []string{"store", "previous_response_id"}, []json.RawMessage{json.RawMessage("true"), prev}); ok {
+			return out
+		}
+	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(resp, &obj) != nil || obj == nil {
 		return resp
 	}
-	obj["store"] = json.RawMessage("true")
-	if t.previous != "" {
-		obj["previous_response_id"], _ = json.Marshal(t.previous)
-	} else {
-		obj["previous_response_id"] = json.RawMessage("null")
-	}
+	obj["store"], obj["previous_response_id"] = json.RawMessage("true"), prev
 	out, err := json.Marshal(obj)
 	if err != nil {
 		return resp

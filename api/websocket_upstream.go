@@ -28,7 +28,9 @@ import (
 // then not asked again on that account for socketRefusalTTL), the socket
 // dropped since the last turn, the turn was routed to another account, or
 // the upstream does not know the response the turn continues — the turn
-// goes over HTTP/SSE with its whole input, as it would without a socket.
+// goes over HTTP/SSE with its whole input, as it would without a socket
+// (and a socket on another account is closed, so the next turn dials on
+// the account it is routed to).
 // A generation is sent again only when its first frame provably started
 // nothing: an error event before any output.
 
@@ -43,6 +45,7 @@ type SocketUpstream interface {
 type upstreamConn interface {
 	Send(ctx context.Context, frame []byte) error
 	Next(ctx context.Context) ([]byte, error)
+	Ping(ctx context.Context) error
 	Close() error
 }
 
@@ -166,7 +169,11 @@ func (h *Handler) socketTurn(ctx context.Context, req *request, ts codex.TokenSo
 		l.drop(c)
 		return nil, errUseHTTP
 	case c != nil && c.account != req.account:
-		return nil, errUseHTTP // routed elsewhere: the socket's chain is not there
+		// Routed elsewhere (a failover, a pin changed): the socket's chain
+		// is not there. This turn goes over HTTP; the next one dials on
+		// the account it is routed to, so the socket follows the account.
+		l.drop(c)
+		return nil, errUseHTTP
 	case c == nil:
 		var err error
 		if c, err = h.dialLink(ctx, req, ts, hdr); err != nil {
@@ -198,7 +205,7 @@ func (h *Handler) dialLink(ctx context.Context, req *request, ts codex.TokenSour
 			zap.String("account", req.account), zap.Error(err))
 		return nil, errUseHTTP
 	}
-	c := newUpSocket(s, req.account, h.socketIdle)
+	c := newUpSocket(s, req.account, h.socketIdle, h.socketKeepalive)
 	l := req.link
 	l.mu.Lock()
 	closed := l.closed

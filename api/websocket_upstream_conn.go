@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
@@ -34,6 +35,13 @@ type upSocket struct {
 	// stream's idle timeout does.
 	idleAfter time.Duration
 
+	// keepalive pings the upstream while no turn runs (inTurn), every
+	// pingEvery, so a connection a middlebox dropped is found before a
+	// turn is written into it; nil: no pings.
+	keepalive *time.Timer
+	pingEvery time.Duration
+	inTurn    atomic.Bool
+
 	frames chan []byte   // events, from the reader to the running turn
 	stop   chan struct{} // closed by close
 	dead   chan struct{} // closed once the reader stopped; err says why
@@ -47,10 +55,37 @@ type upSocket struct {
 	chainSum [sha256.Size]byte
 }
 
-func newUpSocket(s upstreamConn, account string, idle time.Duration) *upSocket {
-	c := &upSocket{s: s, account: account, idleAfter: idle, frames: make(chan []byte), stop: make(chan struct{}), dead: make(chan struct{})}
+func newUpSocket(s upstreamConn, account string, idle, ping time.Duration) *upSocket {
+	c := &upSocket{s: s, account: account, idleAfter: idle, pingEvery: ping,
+		frames: make(chan []byte), stop: make(chan struct{}), dead: make(chan struct{})}
 	go c.read()
+	if ping > 0 {
+		// A timer, not a goroutine: an idle socket costs no stack for it.
+		// Started once set, so that ping reads it set.
+		c.keepalive = time.AfterFunc(time.Hour, c.ping)
+		c.keepalive.Reset(ping)
+	}
 	return c
+}
+
+// ping is the keepalive: a pong within the interval, or the socket is
+// closed (the next turn then goes over HTTP and dials anew). A running
+// turn's events keep the socket alive themselves, and its reader is busy
+// handing them over, so none is sent then.
+func (c *upSocket) ping() {
+	if c.isDead() {
+		return
+	}
+	if !c.inTurn.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.pingEvery)
+		err := c.s.Ping(ctx)
+		cancel()
+		if err != nil && !c.inTurn.Load() {
+			c.close()
+			return
+		}
+	}
+	c.keepalive.Reset(c.pingEvery)
 }
 
 // read runs for the socket's life: reading is what answers pings and
@@ -77,6 +112,9 @@ var errClosedByProxy = errors.New("api: upstream socket closed by the proxy")
 
 func (c *upSocket) close() {
 	c.once.Do(func() {
+		if c.keepalive != nil {
+			c.keepalive.Stop()
+		}
 		close(c.stop)
 		_ = c.s.Close()
 	})
@@ -130,6 +168,13 @@ func (c *upSocket) turn(ctx context.Context, req *request, body []byte) (*codex.
 		return nil, errUseHTTP // a body the translator made is an object with an input list; HTTP says what is wrong otherwise
 	}
 	incremental := c.lastID != ""
+	c.inTurn.Store(true) // until the turn's body is closed, or it did not start
+	started := false
+	defer func() {
+		if !started {
+			c.inTurn.Store(false)
+		}
+	}()
 	if c.isDead() {
 		req.link.drop(c)
 		return nil, errUseHTTP // provably not written
@@ -177,6 +222,7 @@ func (c *upSocket) turn(ctx context.Context, req *request, body []byte) (*codex.
 			}
 			return nil, ue
 		}
+		started = true
 		b := &socketBody{ctx: ctx, c: c, link: req.link, idle: idle, first: ev, sum: sum}
 		return &codex.Stream{Body: b, Header: http.Header{}, RateLimits: rl}, nil
 	}
@@ -356,5 +402,6 @@ func (b *socketBody) Close() error {
 	if !b.done {
 		b.link.drop(b.c)
 	}
+	b.c.inTurn.Store(false)
 	return nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -326,26 +327,35 @@ func TestUpstreamSocketFailsOverBeforeOutput(t *testing.T) {
 	e.srv.SetUsageBudget("acct-a", 0, time.Hour)
 	c := mustDial(t, e.url)
 	id := completed(t, c, turnFrame("one", ""))
-	completed(t, c, turnFrame("two", id))
+	id = completed(t, c, turnFrame("two", id))
+	completed(t, c, turnFrame("three", id))
 
 	if total, limited := e.srv.AccountRequests("acct-a"); total != 1 || limited != 1 {
 		t.Errorf("acct-a: %d generations, %d refused; want the first turn's one refusal", total, limited)
 	}
-	// The refusal came on acct-a's socket; both turns were then served on
-	// acct-b over HTTP (the socket is acct-a's, and its chain with it).
+	// The refusal came on acct-a's socket; the first turn was then served
+	// on acct-b over HTTP (the socket is acct-a's, and its chain with it),
+	// the next on a socket dialed on acct-b, the last continuing it.
 	turns := e.upstreamTurns()
-	if len(turns) != 3 || turns[0].Header.Get(codextest.TransportHeader) != "websocket" ||
-		turns[1].Header.Get(codextest.TransportHeader) != "" || turns[2].Header.Get(codextest.TransportHeader) != "" {
-		t.Fatalf("%d upstream turns: want acct-a's refused one on the socket, then two over HTTP", len(turns))
+	over := func(i int) string { return turns[i].Header.Get(codextest.TransportHeader) }
+	if len(turns) != 4 || over(0) != "websocket" || over(1) != "" || over(2) != "websocket" || over(3) != "websocket" ||
+		turns[2].Header.Get(codextest.PreviousResponseHeader) != "" || turns[3].Header.Get(codextest.PreviousResponseHeader) == "" {
+		t.Fatalf("%d upstream turns: want acct-a's refused one on its socket, one over HTTP, then two on acct-b's socket, chained", len(turns))
 	}
-	recs := e.records(t, 2)
-	if recs[0].AccountID != "acct-b" || recs[0].FailoverFrom != "acct-a" || recs[0].Status != 200 {
-		t.Errorf("record: %+v", recs[0])
+	if total, _ := e.srv.AccountRequests("acct-b"); total != 3 || e.srv.WebSocketConns() != 2 {
+		t.Errorf("acct-b served %d turns, on %d upstream sockets in all; want 3 and 2", total, e.srv.WebSocketConns())
+	}
+	recs := e.records(t, 3)
+	if recs[0].AccountID != "acct-b" || recs[0].FailoverFrom != "acct-a" || recs[0].Status != 200 || recs[2].AccountID != "acct-b" {
+		t.Errorf("records: %+v", recs)
 	}
 	e.obs.mu.Lock()
 	defer e.obs.mu.Unlock()
 	if e.obs.failovers != 1 {
 		t.Errorf("%d failovers counted, want 1", e.obs.failovers)
+	}
+	if n := e.srv.OpenWebSockets(); n != 1 {
+		t.Errorf("%d upstream sockets open, want acct-b's alone", n)
 	}
 }
 
@@ -545,5 +555,117 @@ func TestUpstreamSocketSilentUpstreamTimesOut(t *testing.T) {
 	completed(t, c, turnFrame("and now?", "")) // on a new upstream socket
 	if e.srv.WebSocketConns() != 2 {
 		t.Errorf("%d upstream sockets, want 2", e.srv.WebSocketConns())
+	}
+}
+
+// blackhole is a TCP forwarder in front of the fake backend that can stop
+// carrying the connections it has, without closing them, as a NAT that
+// forgot them does; new connections pass.
+type blackhole struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	before []chan struct{} // closed by swallow: the connections made so far
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			stop := make(chan struct{})
+			b.mu.Lock()
+			b.before = append(b.before, stop)
+			b.mu.Unlock()
+			for _, p := range [][2]net.Conn{{in, out}, {out, in}} {
+				go func(src, dst net.Conn) {
+					buf := make([]byte, 32<<10)
+					for {
+						n, err := src.Read(buf)
+						if err != nil {
+							dst.Close()
+							return
+						}
+						select {
+						case <-stop: // swallowed: nothing reaches the other side
+						default:
+							if _, err := dst.Write(buf[:n]); err != nil {
+								return
+							}
+						}
+					}
+				}(p[0], p[1])
+			}
+		}
+	}()
+	return b
+}
+
+// swallow stops carrying every connection made so far.
+func (b *blackhole) swallow() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.before {
+		close(c)
+	}
+	b.before = nil
+}
+
+func TestUpstreamSocketDeadPeerIsFoundBetweenTurns(t *testing.T) {
+	srv := codextest.New(t)
+	bh := newBlackhole(t, strings.TrimPrefix(strings.TrimSuffix(srv.URL, codextest.BackendPath), "http://"))
+	client, err := codex.NewClient(codex.Config{Upstream: "http://" + bh.ln.Addr().String() + codextest.BackendPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newSockEnv(t, []string{"acct-a"}, nil, func(c *Config) {
+		c.Upstream = client
+	})
+	e.h.socketKeepalive = 100 * time.Millisecond
+	// newSockEnv's accounts are the fake's own: sign acct-a in on srv.
+	e.accts.mu.Lock()
+	e.accts.srv, e.accts.tokens["acct-a"] = srv, srv.AddAccount("acct-a", "a@example.com", "plus").AccessToken
+	e.accts.mu.Unlock()
+	e.srv = srv
+	c := mustDial(t, e.url)
+	id := completed(t, c, turnFrame("one", ""))
+	bh.swallow() // the upstream socket's connection is gone, silently
+	time.Sleep(400 * time.Millisecond)
+	// The keepalive found it: this turn goes over HTTP (a new connection)
+	// instead of into the dead one, where it would wait for the idle
+	// timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	send(t, c, turnFrame("two", id))
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("the turn after the connection died: %v", err)
+		}
+		var ev struct{ Type string }
+		_ = json.Unmarshal(data, &ev)
+		if ev.Type == "response.completed" {
+			break
+		}
+		if ev.Type == "error" {
+			t.Fatalf("the turn after the connection died: %s", data)
+		}
+	}
+	turns := e.upstreamTurns()
+	if len(turns) != 2 || turns[1].Header.Get(codextest.TransportHeader) != "" {
+		t.Fatalf("%d upstream turns; the second must go over HTTP", len(turns))
 	}
 }

@@ -344,7 +344,7 @@ func TestDashboardBrowserJourney(t *testing.T) {
 	}
 
 	// 7. Every page at both widths, then dark mode.
-	for _, p := range []string{"overview", "keys", "requests", "chatgpt", "no-such-page"} {
+	for _, p := range []string{"overview", "keys", "requests", "chatgpt", "activity", "no-such-page"} {
 		step(p, chromedp.Navigate(base+"/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		survey(p)
 		if p == "requests" {

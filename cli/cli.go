@@ -88,7 +88,7 @@ type CLI struct {
 
 // Register adds the subcommands to cmd (`caddy codex-proxy`).
 func (c *CLI) Register(cmd *cobra.Command) {
-	cmd.AddCommand(c.provisionCommand(), c.keysCommand(), c.usersCommand(), c.accountsCommand(), c.signupCommand(), c.vaultCommand())
+	cmd.AddCommand(c.provisionCommand(), c.keysCommand(), c.usersCommand(), c.accountsCommand(), c.signupCommand(), c.vaultCommand(), c.auditCommand())
 }
 
 // flags is a leaf's parsed command line.
@@ -141,9 +141,10 @@ func emailFlag(cmd *cobra.Command) {
 	_ = cmd.MarkFlagRequired("email")
 }
 
-// run connects to the vault, runs fn and disconnects.
+// run connects to the vault, runs fn and disconnects. The operator is the
+// actor of every call (the audit log names their OS user).
 func (c *CLI) run(fl flags, fn func(context.Context, ops.Service) error) (err error) {
-	ctx := context.Background()
+	ctx := ops.WithActor(context.Background(), ops.Actor{Via: ops.ViaCLI, OSUser: osUser()})
 	s, closeFn, err := c.connect(ctx, fl.selection())
 	if err != nil {
 		return err

@@ -82,10 +82,10 @@ func TestHelpFromTheTree(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	if want := []string{"accounts", "keys", "provision", "signup", "users", "vault"}; !slices.Equal(names, want) {
+	if want := []string{"accounts", "audit", "keys", "provision", "signup", "users", "vault"}; !slices.Equal(names, want) {
 		t.Fatalf("commands %q, want %q", names, want)
 	}
-	if u := (&CLI{}).Usage(); u != "accounts|keys|provision|signup|users|vault ..." {
+	if u := (&CLI{}).Usage(); u != "accounts|audit|keys|provision|signup|users|vault ..." {
 		t.Fatalf("usage %q", u)
 	}
 	var help bytes.Buffer
@@ -105,6 +105,7 @@ func TestHelpFromTheTree(t *testing.T) {
 		"accounts": {"add", "list", "remove", "order", "policy"},
 		"vault":    {"migrate", "backup"},
 		"signup":   {"show", "set", "clear"},
+		"audit":    {"list"},
 	} {
 		for _, s := range subs {
 			cmd, rest, err := root.Find([]string{group, s})
@@ -166,6 +167,7 @@ func TestCommandsWithoutCaddy(t *testing.T) {
 			if _, _, err := run(t, h, "keys", "update", "--email", email, "--id", keys.Keys[0].ID); err == nil || !strings.Contains(err.Error(), "nothing to change") {
 				t.Fatalf("update without changes: %v", err)
 			}
+			checkAuditCommand(t, h, email, mode == "admin api")
 		})
 	}
 }
@@ -222,3 +224,42 @@ func TestAccountsCommandsWithoutCaddy(t *testing.T) {
 
 // writeFile writes a private file.
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
+
+// checkAuditCommand reads back, with `audit list`, what the commands of
+// TestCommandsWithoutCaddy did to email: as a table, JSON and CSV, each
+// entry the CLI's with this process's OS user (through the admin API
+// too, marked as via it).
+func checkAuditCommand(t *testing.T, h Host, email string, viaAPI bool) {
+	t.Helper()
+	js, _, err := run(t, h, "audit", "list", "--user", email, "--since", "1h", "--json")
+	var entries []vault.AuditEntry
+	if err != nil || json.Unmarshal([]byte(js), &entries) != nil {
+		t.Fatalf("audit list --json: %v %s", err, js)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, string(e.Action)+" "+e.Outcome)
+		via := ""
+		if viaAPI {
+			via = vault.ActorAdminAPI
+		}
+		if e.Actor.Kind != vault.ActorCLI || e.Actor.Via != via || e.Actor.OSUser != osUser() || e.Target.Email != email {
+			t.Fatalf("entry %+v: want the CLI via %q, os user %s", e, via, osUser())
+		}
+	}
+	want := []string{"user.disabled ok", "key.policy-changed ok", "key.created ok", "user.created ok"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit list: %q, want %q", got, want)
+	}
+	table, _, err := run(t, h, "audit", "list", "--action", "user.disabled")
+	if err != nil || !strings.Contains(table, "user.disabled") || !strings.Contains(table, "(os user "+osUser()+")") || strings.Contains(table, "key.created") {
+		t.Fatalf("audit list --action: %v\n%s", err, table)
+	}
+	csv, _, err := run(t, h, "audit", "list", "--limit", "2", "--csv")
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); err != nil || len(lines) != 3 || !strings.HasPrefix(lines[0], "time,actor,") {
+		t.Fatalf("audit list --csv --limit 2: %v\n%s", err, csv)
+	}
+	if _, _, err := run(t, h, "audit", "list", "--since", "yesterday"); err == nil || !strings.Contains(err.Error(), `--since: "yesterday" is neither a time`) {
+		t.Fatalf("a bad --since: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -102,6 +103,10 @@ type Client struct {
 	// headerTimeout: see Config.ResponseHeaderTimeout.
 	headerTimeout time.Duration
 	http          *http.Client
+	// headers are the accounts' shared request headers (headers.go).
+	headers headerCache
+	// urls caches endpoint's answer for each path without a query.
+	urls sync.Map
 
 	// sleep waits between retries; tests replace it to stay fast.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -181,6 +186,19 @@ func (c *Client) BaseURL() string { return c.base.String() }
 
 // endpoint joins the base URL and a path such as "/responses".
 func (c *Client) endpoint(path string, query url.Values) string {
+	if len(query) == 0 {
+		if u, ok := c.urls.Load(path); ok {
+			return u.(string)
+		}
+		u := c.buildEndpoint(path, nil)
+		c.urls.Store(path, u) // a handful of fixed paths
+		return u
+	}
+	return c.buildEndpoint(path, query)
+}
+
+// buildEndpoint is endpoint without the cache.
+func (c *Client) buildEndpoint(path string, query url.Values) string {
 	u := *c.base
 	u.Path = strings.TrimRight(u.Path, "/") + path
 	u.RawPath = ""

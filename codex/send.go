@@ -167,24 +167,15 @@ func (c *Client) newRequest(ctx context.Context, cl call, token, accountID strin
 	if err != nil {
 		return nil, err
 	}
-	if !validHeaderValue(token) || !validHeaderValue(accountID) {
-		// Never echo the token: just say it is unusable.
-		return nil, errors.New("codex: token or account id contains characters not allowed in a header")
+	shared, err := c.accountHeaders(token, accountID)
+	if err != nil {
+		return nil, err // never echoes the token: just says it is unusable
 	}
-	h := req.Header
-	h.Set("Authorization", "Bearer "+token)
-	if accountID != "" {
-		h.Set("ChatGPT-Account-ID", accountID)
-	}
-	h.Set("originator", c.originator)
-	h.Set("User-Agent", c.userAgent)
-	h.Set("version", c.version)
-	h.Set("Accept", cl.accept)
+	h := newHeader(shared, 6)
+	req.Header = h
+	h["Accept"] = []string{cl.accept}
 	if cl.body != nil {
-		h.Set("Content-Type", "application/json")
-	}
-	if c.relay {
-		h.Set(RelayTokenHeader, c.relayToken)
+		h["Content-Type"] = []string{"application/json"}
 	}
 	if cl.header != nil {
 		cl.header(h)

@@ -119,6 +119,15 @@ func (s *Socket) Next(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
+// Ping pings the upstream and waits for its pong, which a concurrent Next
+// reads; a socket whose peer is gone (a NAT that dropped it) fails it.
+func (s *Socket) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrConnectionLost, err)
+	}
+	return nil
+}
+
 // Close closes the socket; a running response ends upstream with it.
 func (s *Socket) Close() error { return s.c.CloseNow() }
 

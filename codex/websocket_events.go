@@ -72,11 +72,17 @@ func RateLimitsEvent(frame []byte) (RateLimits, bool) {
 		ResetAfter    *float64 `json:"reset_after_seconds"`
 	}
 	var ev struct {
-		PlanType   string `json:"plan_type"`
-		RateLimits struct {
+		PlanType    string `json:"plan_type"`
+		ActiveLimit string `json:"active_limit"`
+		RateLimits  struct {
 			Primary   *window `json:"primary"`
 			Secondary *window `json:"secondary"`
 		} `json:"rate_limits"`
+		Credits *struct {
+			HasCredits *bool           `json:"has_credits"`
+			Unlimited  *bool           `json:"unlimited"`
+			Balance    json.RawMessage `json:"balance"`
+		} `json:"credits"`
 	}
 	if json.Unmarshal(frame, &ev) != nil {
 		return RateLimits{}, false
@@ -98,5 +104,24 @@ func RateLimitsEvent(frame []byte) (RateLimits, bool) {
 	}
 	put("Primary", ev.RateLimits.Primary)
 	put("Secondary", ev.RateLimits.Secondary)
+	if ev.ActiveLimit != "" {
+		h.Set(rlPrefix+"Active-Limit", ev.ActiveLimit)
+	}
+	if cr := ev.Credits; cr != nil {
+		if cr.HasCredits != nil {
+			h.Set(rlPrefix+"Credits-Has-Credits", strconv.FormatBool(*cr.HasCredits))
+		}
+		if cr.Unlimited != nil {
+			h.Set(rlPrefix+"Credits-Unlimited", strconv.FormatBool(*cr.Unlimited))
+		}
+		// The balance comes as a decimal string or a number.
+		var bal string
+		if json.Unmarshal(cr.Balance, &bal) != nil {
+			bal = string(bytes.TrimSpace(cr.Balance))
+		}
+		if bal != "" && bal != "null" {
+			h.Set(rlPrefix+"Credits-Balance", bal)
+		}
+	}
 	return ParseRateLimits(h)
 }

@@ -41,6 +41,10 @@ func TestRateLimitsEvent(t *testing.T) {
 		!rl.Primary.ResetAt.Equal(time.Unix(1800000000, 0)) || rl.Secondary == nil || rl.Secondary.WindowMinutes != 10080 || !rl.Secondary.ResetAt.IsZero() {
 		t.Fatalf("%v %+v primary %+v secondary %+v", ok, rl, rl.Primary, rl.Secondary)
 	}
+	rl, ok = RateLimitsEvent([]byte(`{"type":"codex.rate_limits","rate_limits":{},"credits":{"has_credits":true,"unlimited":false,"balance":"12.5"}}`))
+	if !ok || rl.Credits == nil || !rl.Credits.HasCredits || rl.Credits.Unlimited || rl.Credits.Balance != "12.5" {
+		t.Errorf("credits: %v %+v", ok, rl.Credits)
+	}
 	if _, ok := RateLimitsEvent([]byte(`{"type":"codex.rate_limits"}`)); ok {
 		t.Error("an event without limits gave some")
 	}

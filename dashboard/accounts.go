@@ -77,6 +77,7 @@ func (d *Dashboard) accountMove(w http.ResponseWriter, r *http.Request) {
 		d.showChatGPT(w, r, http.StatusInternalServerError, "", "The order could not be saved. Try again.")
 		return
 	}
+	d.audit(r, vault.AuditAccountsOrdered, vault.AuditTarget{AccountID: id}, orderDetail(ids))
 	http.Redirect(w, r, d.url("chatgpt")+"#accounts", http.StatusSeeOther)
 }
 
@@ -94,6 +95,7 @@ func (d *Dashboard) accountRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: ChatGPT account removed", "user_id", s.user.ID, "account", r.PostFormValue("id"))
+	d.audit(r, vault.AuditAccountUnlinked, vault.AuditTarget{AccountID: r.PostFormValue("id")}, "")
 	http.Redirect(w, r, d.url("chatgpt")+"#accounts", http.StatusSeeOther)
 }
 
@@ -104,5 +106,6 @@ func (d *Dashboard) accountPolicy(w http.ResponseWriter, r *http.Request) {
 		d.showChatGPT(w, r, http.StatusBadRequest, "", "Choose one of the two ways.")
 		return
 	}
+	d.audit(r, vault.AuditAccountPolicySet, vault.AuditTarget{}, r.PostFormValue("policy"))
 	http.Redirect(w, r, d.url("chatgpt")+"#accounts", http.StatusSeeOther)
 }

@@ -180,7 +180,7 @@ func (d *Dashboard) adminTarget(w http.ResponseWriter, r *http.Request, id strin
 // adminUser is one user's page.
 func (d *Dashboard) adminUser(w http.ResponseWriter, r *http.Request) {
 	u, ok := d.adminTarget(w, r, r.URL.Query().Get("id"))
-	if !ok {
+	if !ok || !d.auditAdminView(w, r, u) {
 		return
 	}
 	d.showAdminUser(w, r, http.StatusOK, u, flash(r), "")

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"unicode/utf8"
@@ -112,6 +113,12 @@ func (d *Dashboard) adminFailed(w http.ResponseWriter, r *http.Request, u vault.
 	if status >= 500 {
 		d.log.Error("dashboard: admin "+what+" failed", "user_id", u.ID, "error", err)
 		msg = "That did not work. Try again."
+		if errors.Is(err, ops.ErrAuditUnavailable) {
+			// Not the user's page either: showing it would be an
+			// unrecorded view.
+			d.renderError(w, r, status, "The audit log is unavailable", auditDownMessage)
+			return
+		}
 	}
 	d.showAdminUser(w, r, status, u, "", msg)
 }
@@ -139,6 +146,9 @@ func (d *Dashboard) adminInvite(w http.ResponseWriter, r *http.Request) {
 	u := res.User.User
 	flashCode := "invitedsso"
 	if d.emailLinks() {
+		if !d.auditAdmin(w, r, vault.AuditInviteSent, u, "sign-in link mailed", auditDownMessage) {
+			return
+		}
 		origin := d.origin(r)
 		d.sendLoginMail(u.Email, func() (string, error) {
 			token, err := d.cfg.Vault.CreateLoginToken(u.Email, d.cfg.LoginTTL)

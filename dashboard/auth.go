@@ -333,6 +333,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next s
 	u, err := d.cfg.Vault.UserByEmail(email)
 	if errors.Is(err, vault.ErrNotFound) {
 		if !d.signupPolicy(r.Context()).Allows(email) {
+			d.auditSignIn(r, vault.User{}, email, vault.OutcomeRefused, "sign-up is closed for this address")
 			d.renderError(w, r, http.StatusForbidden, "No account for this address",
 				"Sign-up is closed here. Ask the administrator to add "+quoteInput(email)+".")
 			return
@@ -343,6 +344,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next s
 		}
 		if err == nil {
 			d.log.Info("dashboard: new user signed up", "user_id", u.ID, "email", email)
+			d.auditSignUp(r, u)
 		}
 	}
 	if err != nil {
@@ -351,6 +353,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next s
 		return
 	}
 	if u.Disabled {
+		d.auditSignIn(r, u, "", vault.OutcomeRefused, "the account is disabled")
 		d.renderError(w, r, http.StatusForbidden, "This account is disabled",
 			"An administrator has disabled this account. Ask them to enable it again.")
 		return
@@ -361,6 +364,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next s
 		return
 	}
 	d.log.Info("dashboard: signed in", "user_id", u.ID, "admin_by_claim", o.AdminByClaim)
+	d.auditSignIn(r, u, "", vault.OutcomeOK, "")
 	dest := d.home(u)
 	if next != "" && dest != d.url("onboarding") {
 		dest = next
@@ -383,6 +387,7 @@ func (d *Dashboard) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: signed out everywhere", "user_id", s.user.ID, "sessions", n)
+	d.audit(r, vault.AuditSignOutAll, vault.AuditTarget{}, strconv.Itoa(n)+" sessions")
 	d.clearSession(w, r)
 	http.Redirect(w, r, d.url("login")+"?msg=everywhere", http.StatusSeeOther)
 }

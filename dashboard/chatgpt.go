@@ -386,11 +386,15 @@ func (d *Dashboard) storeTokens(w http.ResponseWriter, r *http.Request, from str
 		a, err = d.cfg.Vault.AddAccount(s.user.ID, b)
 		if err == nil {
 			d.log.Info("dashboard: ChatGPT account added", "user_id", s.user.ID, "account", a.ID, "account_id", a.AccountID, "plan", a.PlanType)
+			d.audit(r, vault.AuditAccountLinked, vault.AuditTarget{AccountID: a.ID}, a.PlanType)
 			http.Redirect(w, r, d.url("chatgpt")+"?msg=added", http.StatusSeeOther)
 			return
 		}
 	} else {
-		err = d.cfg.Vault.PutTokens(s.user.ID, b)
+		relinked := d.hasAccount(s.user.ID)
+		if err = d.cfg.Vault.PutTokens(s.user.ID, b); err == nil {
+			d.auditLink(r, relinked)
+		}
 	}
 	if err != nil {
 		d.log.Error("dashboard: storing ChatGPT tokens failed", "user_id", s.user.ID, "error", err)
@@ -430,6 +434,7 @@ func (d *Dashboard) unlinkSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: ChatGPT account unlinked", "user_id", s.user.ID)
+	d.audit(r, vault.AuditAccountUnlinked, vault.AuditTarget{}, "")
 	http.Redirect(w, r, d.url("chatgpt")+"?msg=unlinked", http.StatusSeeOther)
 }
 

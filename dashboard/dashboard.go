@@ -358,6 +358,9 @@ func (d *Dashboard) routes() {
 
 	handle("GET", "/admin", d.admin(d.adminUsers))
 	handle("GET", "/admin/user", d.admin(d.adminUser))
+	handle("GET", "/admin/audit", d.admin(d.adminAudit))
+	handle("GET", "/admin/audit.csv", d.admin(d.adminAuditCSV))
+	handle("GET", "/activity", d.auth(d.activityPage))
 	handle("POST", "/admin/user/disable", d.csrf(d.admin(d.adminSetEnabled(false))))
 	handle("POST", "/admin/user/enable", d.csrf(d.admin(d.adminSetEnabled(true))))
 	handle("POST", "/admin/key/revoke", d.csrf(d.admin(d.adminRevokeKey)))

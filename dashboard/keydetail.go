@@ -228,6 +228,7 @@ func (d *Dashboard) keyPolicySubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: key policy changed", "user_id", s.user.ID, "key_id", id)
+	d.audit(r, vault.AuditKeyPolicy, vault.AuditTarget{KeyID: id}, policyChange(form))
 	http.Redirect(w, r, d.url("keys/detail")+"?id="+url.QueryEscape(id)+"&msg=policy", http.StatusSeeOther)
 }
 
@@ -261,6 +262,7 @@ func (d *Dashboard) keyResetSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: key usage reset", "user_id", s.user.ID, "key_id", id)
+	d.audit(r, vault.AuditKeyUsageReset, vault.AuditTarget{KeyID: id}, "")
 	http.Redirect(w, r, d.url("keys/detail")+"?id="+url.QueryEscape(id)+"&msg=reset", http.StatusSeeOther)
 }
 

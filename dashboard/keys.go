@@ -153,6 +153,7 @@ func (d *Dashboard) keysCreate(w http.ResponseWriter, r *http.Request) {
 			return ""
 		}
 		d.log.Info("dashboard: API key created", "user_id", s.user.ID, "key_id", k.ID, "prefix", k.Prefix)
+		d.audit(r, vault.AuditKeyCreated, vault.AuditTarget{KeyID: k.ID}, "label="+strconv.Quote(label))
 		id := d.flashes.put("user:"+s.user.ID, createdKey{Plain: plain, Meta: k, From: from}, now, flashTTL)
 		return d.url("keys") + "?created=" + id
 	})
@@ -212,6 +213,7 @@ func (d *Dashboard) revokeSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: API key revoked", "user_id", s.user.ID, "key_id", id)
+	d.audit(r, vault.AuditKeyRevoked, vault.AuditTarget{KeyID: id}, "")
 	http.Redirect(w, r, d.url("keys")+"?msg=revoked", http.StatusSeeOther)
 }
 

@@ -254,6 +254,7 @@ func (d *Dashboard) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !id.verified {
+		d.auditSignIn(r, vault.User{}, id.email, vault.OutcomeRefused, "the provider has not verified the email address")
 		d.renderError(w, r, http.StatusForbidden, "Your email address is not verified",
 			"The sign-in provider does not vouch for "+quoteInput(id.email)+" yet. Verify it there, then sign in again.")
 		return
@@ -266,6 +267,7 @@ func (d *Dashboard) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if !d.cfg.OIDC.domainAllowed(email) {
 		d.log.Info("dashboard: SSO sign-in refused: domain not allowed", "email", email)
+		d.auditSignIn(r, vault.User{}, email, vault.OutcomeRefused, "the email domain is not allowed for single sign-on")
 		d.renderError(w, r, http.StatusForbidden, "This address cannot sign in here",
 			"Single sign-on here is for addresses at "+strings.Join(d.cfg.OIDC.Domains, ", ")+".")
 		return

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"html"
 	"net"
 	"net/http"
@@ -264,6 +265,16 @@ func TestSSORefusals(t *testing.T) {
 			}
 			if _, err := s.v.UserByEmail(tc.user.Email); (err == nil) != (tc.status == http.StatusSeeOther || tc.existing) {
 				t.Fatalf("user exists: %v", err == nil)
+			}
+			// Each attempt is in the audit log, by single sign-on, with
+			// its outcome.
+			es, err := s.v.AuditLog(context.Background(), vault.AuditQuery{Action: vault.AuditSignIn})
+			outcome := vault.OutcomeRefused
+			if tc.status == http.StatusSeeOther {
+				outcome = vault.OutcomeOK
+			}
+			if err != nil || len(es) != 1 || es[0].Outcome != outcome || es[0].Detail != "oidc" || es[0].Target.Email != strings.ToLower(tc.user.Email) {
+				t.Fatalf("sign-in entries: %v %+v", err, es)
 			}
 		})
 	}

@@ -53,12 +53,13 @@ func (d *Dashboard) admin(h http.HandlerFunc) http.HandlerFunc {
 			d.renderError(w, r, http.StatusForbidden, "Not allowed", "This page is for the site's admins.")
 			return
 		}
-		h(w, r.WithContext(actorContext(r.Context(), s)))
+		h(w, r.WithContext(actorContext(r.Context(), s, d.cfg.ClientIP(r))))
 	})
 }
 
 // actorContext puts the signed-in admin on ctx as the actor of the ops
-// calls made with it, the one place the dashboard names its actor.
-func actorContext(ctx context.Context, s *session) context.Context {
-	return ops.WithActor(ctx, ops.Actor{UserID: s.user.ID, Email: s.user.Email})
+// calls made with it, the one place the dashboard names its actor; source
+// is the browser's address, for the audit log.
+func actorContext(ctx context.Context, s *session, source string) context.Context {
+	return ops.WithActor(ctx, ops.Actor{UserID: s.user.ID, Email: s.user.Email, Source: source})
 }

@@ -36,7 +36,7 @@ type views struct {
 var pageNames = []string{
 	"landing", "login", "confirm", "error", "onboarding", "overview",
 	"keys", "key", "revoke", "requests", "chatgpt", "link", "unlink", "device", "notfound",
-	"admin_users", "admin_user", "admin_signup", "admin_usage",
+	"admin_users", "admin_user", "admin_signup", "admin_usage", "audit",
 }
 
 func loadViews(prefix string) (*views, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os/user"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 // built caddy: an admin named by the Caddyfile's admins option signs in by
 // SSO, finds a member in the users list, disables them, and the member's
 // API key is refused with 403 at once; the member, signed in, gets a 403 on
-// every admin URL.
+// every admin URL. Every step is then on /admin/audit with its actor: the
+// admin's views and actions, the member's SSO sign-in, and a key created
+// with the CLI (through the running Caddy's admin API) as the CLI's.
 func TestAdminBrowserJourney(t *testing.T) {
 	chromium := chromiumPath()
 	fake := newFake(t, codextest.Options{})
@@ -105,6 +108,7 @@ func TestAdminBrowserJourney(t *testing.T) {
 
 	adminSignupJourney(t, p, idp, admin, signIn)
 	adminUsageJourney(t, p, admin, key)
+	adminAuditJourney(t, p, admin, member)
 }
 
 // adminSignupJourney: the admin closes sign-up from /admin/signup over
@@ -171,4 +175,76 @@ func adminUsageJourney(t *testing.T, p *proxy, admin *browser, key string) {
 		!strings.HasPrefix(got[2], "from_utc,to_utc,user_email,user_id,key_id,key_label") || !strings.Contains(got[2], "ada@example.com") || strings.Contains(got[2], key) {
 		t.Fatalf("the export: %q", got)
 	}
+}
+
+// adminAuditJourney: every step of the journey is on /admin/audit with
+// its actor, a key created with the CLI (through the running Caddy's
+// admin API) as the CLI's; filters work; the member sees the admin's
+// actions on their Activity page and cannot open the audit log.
+func adminAuditJourney(t *testing.T, p *proxy, admin, member *browser) {
+	t.Helper()
+	// The audit log: the CLI's action too, then each entry with its actor.
+	if out, errOut := p.cli(t, "keys", "create", "--email", "ada@example.com", "--label", "from the CLI"); !strings.HasPrefix(out, "cpk_") {
+		t.Fatalf("keys create: %q %s", out, errOut)
+	}
+	admin.step("open the audit log", chromedp.Navigate(p.httpsURL+"/admin/audit"), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	rows := auditRows(admin)
+	for _, want := range []string{
+		"key.created|CLI via the admin API (OS user " + osUserName(t) + ")",
+		"signup-policy.changed|lead@example.com (admin)",
+		"user.enabled|lead@example.com (admin)",
+		"user.disabled|lead@example.com (admin)",
+		"admin.viewed-user|lead@example.com (admin)",
+		"sign-in|lead@example.com",
+		"sign-in|ada@example.com",
+	} {
+		if !strings.Contains(rows, want+"\n") {
+			t.Fatalf("the audit log has no %q:\n%s", want, rows)
+		}
+	}
+	if i, j := strings.Index(rows, "user.enabled|"), strings.Index(rows, "user.disabled|"); i > j {
+		t.Fatalf("not newest first:\n%s", rows)
+	}
+	admin.step("filter by action", chromedp.SetValue(chromedp.CSS("#action"), "user.disabled"), chromedp.Click(chromedp.CSS("#audit-filter")))
+	admin.waitLoaded("action=user.disabled")
+	admin.step("see the filtered log", chromedp.WaitVisible(chromedp.CSS("#audit")))
+	if rows := auditRows(admin); rows != "user.disabled|lead@example.com (admin)\n" {
+		t.Fatalf("filtered by user.disabled:\n%s", rows)
+	}
+	if out, _ := p.cli(t, "audit", "list", "--action", "key.created", "--user", "ada@example.com"); !strings.Contains(out, "cli via admin-api") ||
+		!strings.Contains(out, "from the CLI") {
+		t.Fatalf("audit list:\n%s", out)
+	}
+	// The member: their Activity page shows the admin's actions; the
+	// audit log is not theirs to read.
+	member.step("open the activity page", chromedp.Navigate(p.httpsURL+"/activity"), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	if rows := auditRows(member); !strings.Contains(rows, "user.disabled|lead@example.com (admin)\n") {
+		t.Fatalf("the member's activity:\n%s", rows)
+	}
+	member.step("open /admin/audit as a member", chromedp.Navigate(p.httpsURL+"/admin/audit"), chromedp.WaitReady(chromedp.CSS("main")))
+	if body := member.text("body"); !strings.Contains(body, "This page is for the site's admins") || strings.Contains(body, "user.disabled") {
+		t.Fatalf("/admin/audit as a member:\n%s", body)
+	}
+}
+
+// auditRows is the audit table on b's page as "action|actor" lines.
+func auditRows(b *browser) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#audit tbody tr")).
+		map(r => r.dataset.action + "|" + r.querySelector(".audit-actor").textContent.trim() + "\n").join("")`))
+	if err != nil {
+		b.t.Fatalf("reading the audit table: %v", err)
+	}
+	return rows
+}
+
+// osUserName is who runs the tests, as the CLI records itself.
+func osUserName(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }

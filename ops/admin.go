@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -54,6 +55,7 @@ type Vaults interface {
 //	GET    /codex_proxy/signup                   the sign-up policy override, if any: {"override": {"mode", "domains", "set", "by"}}
 //	POST   /codex_proxy/signup                   set it for every instance on the vault: {"mode", "domains"}, or {"clear": true}
 //	DELETE /codex_proxy/signup                   clear it: each site's Caddyfile `signup` applies again
+//	GET    /codex_proxy/audit?since=&until=&email=&action=&actor=&before=&limit=  audit entries, newest first, and the next page's before
 //	GET    /codex_proxy/backup                   a consistent copy of the open bbolt vault file
 //
 // With several vaults open (several sites), every route except /vaults
@@ -104,6 +106,15 @@ func NewAdminHandler(vs Vaults, log *slog.Logger) *AdminHandler {
 			return http.StatusOK, res, err
 		})
 	}
+
+	a.route("GET "+p+"/audit", func(ctx context.Context, s Service, r *http.Request) (int, any, error) {
+		req, err := ParseAuditRequest(r.URL.Query(), time.Now())
+		if err != nil {
+			return 0, nil, err
+		}
+		res, err := s.ListAudit(ctx, req)
+		return http.StatusOK, res, err
+	})
 
 	a.route("GET "+p+"/keys", func(ctx context.Context, s Service, r *http.Request) (int, any, error) {
 		res, err := s.ListKeys(ctx, r.URL.Query().Get("email"))
@@ -227,7 +238,7 @@ func (a *AdminHandler) with(w http.ResponseWriter, r *http.Request, fn func(cont
 		return err
 	}
 	defer release()
-	status, res, err := fn(r.Context(), Local(v), r)
+	status, res, err := fn(adminActor(r), Local(v), r)
 	if err != nil {
 		return err
 	}
@@ -344,4 +355,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	// there is no error answer left to give.
 	_, _ = w.Write(append(b, '\n'))
 	return nil
+}
+
+// adminActor is the request's context with its caller as the actor: the
+// admin API, with the OS user the caller named (OperatorHeader, as the
+// CLI sends it) and its address.
+func adminActor(r *http.Request) context.Context {
+	osUser := strings.TrimSpace(r.Header.Get(OperatorHeader))
+	if len(osUser) > 64 || strings.ContainsFunc(osUser, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		osUser = "(unreadable)"
+	}
+	return WithActor(r.Context(), Actor{Via: ViaAdminAPI, OSUser: osUser, Source: r.RemoteAddr, CLI: r.Header.Get(ClientHeader) == ClientCLI})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/usemysub/caddy-codex-proxy/keypolicy"
 	"github.com/usemysub/caddy-codex-proxy/vault"
@@ -37,11 +39,18 @@ func (l local) ListKeys(_ context.Context, email string) (KeysResult, error) {
 
 // CreateKey implements [Service]. The policy is checked in full before the
 // key exists, so a bad flag mints nothing.
-func (l local) CreateKey(_ context.Context, req KeyRequest) (CreatedKey, error) {
+func (l local) CreateKey(ctx context.Context, req KeyRequest) (_ CreatedKey, err error) {
+	detail := policyDetail(req.Policy)
+	if req.Label != "" {
+		detail = strings.TrimSpace("label=" + strconv.Quote(req.Label) + " " + detail)
+	}
+	op := l.begin(ctx, vault.AuditKeyCreated, vault.AuditTarget{Email: req.Email}).detail(detail)
+	defer op.end(&err)
 	u, err := l.userByEmail(req.Email)
 	if err != nil {
 		return CreatedKey{}, err
 	}
+	op.user(u)
 	policy, err := ApplyPolicy(keypolicy.Policy{}, req.Policy)
 	if err != nil {
 		return CreatedKey{}, err
@@ -51,7 +60,15 @@ func (l local) CreateKey(_ context.Context, req KeyRequest) (CreatedKey, error) 
 			return CreatedKey{}, err
 		}
 	}
-	plaintext, k, err := l.v.CreateKeyWithPolicy(u.ID, req.Label, policy)
+	// The key's id is made with it: the entry names the user, and the
+	// answer (and the key list) the id.
+	var plaintext string
+	var k vault.Key
+	err = op.commit(func() error {
+		var err error
+		plaintext, k, err = l.v.CreateKeyWithPolicy(u.ID, req.Label, policy)
+		return err
+	})
 	if err != nil {
 		return CreatedKey{}, err
 	}
@@ -59,12 +76,18 @@ func (l local) CreateKey(_ context.Context, req KeyRequest) (CreatedKey, error) 
 }
 
 // RevokeKey implements [Service].
-func (l local) RevokeKey(_ context.Context, email, id string) (RevokeResult, error) {
+func (l local) RevokeKey(ctx context.Context, email, id string) (_ RevokeResult, err error) {
+	op := l.begin(ctx, vault.AuditKeyRevoked, vault.AuditTarget{Email: email, KeyID: id})
+	defer op.end(&err)
 	u, err := l.userByEmail(email)
 	if err != nil {
 		return RevokeResult{}, err
 	}
-	if err := l.v.RevokeKey(u.ID, id); err != nil {
+	op.user(u)
+	if _, err := l.v.GetKey(u.ID, id); errors.Is(err, vault.ErrNotFound) {
+		return RevokeResult{}, errorf(http.StatusNotFound, "%s has no key with id %s", u.Email, id)
+	}
+	if err := op.commit(func() error { return l.v.RevokeKey(u.ID, id) }); err != nil {
 		if errors.Is(err, vault.ErrNotFound) {
 			return RevokeResult{}, errorf(http.StatusNotFound, "%s has no key with id %s", u.Email, id)
 		}
@@ -84,11 +107,14 @@ func (l local) RevokeKey(_ context.Context, email, id string) (RevokeResult, err
 
 // UpdateKeyPolicy implements [Service]. A revoked key is "not found": its
 // policy no longer matters and changing it would look like it does.
-func (l local) UpdateKeyPolicy(_ context.Context, id string, req KeyUpdateRequest) (KeyUpdateResult, error) {
+func (l local) UpdateKeyPolicy(ctx context.Context, id string, req KeyUpdateRequest) (_ KeyUpdateResult, err error) {
+	op := l.begin(ctx, vault.AuditKeyPolicy, vault.AuditTarget{Email: req.Email, KeyID: id}).detail(policyDetail(req.Policy))
+	defer op.end(&err)
 	u, err := l.userByEmail(req.Email)
 	if err != nil {
 		return KeyUpdateResult{}, err
 	}
+	op.user(u)
 	k, err := l.v.GetKey(u.ID, id)
 	if err == nil && k.Disabled {
 		err = vault.ErrNotFound
@@ -107,19 +133,29 @@ func (l local) UpdateKeyPolicy(_ context.Context, id string, req KeyUpdateReques
 			return KeyUpdateResult{}, err
 		}
 	}
-	if k, err = l.v.UpdateKeyPolicy(u.ID, id, p); err != nil {
+	if err = op.commit(func() error {
+		var err error
+		k, err = l.v.UpdateKeyPolicy(u.ID, id, p)
+		return err
+	}); err != nil {
 		return KeyUpdateResult{}, err // keypolicy.ErrInvalid is a 400 (StatusOf)
 	}
 	return KeyUpdateResult{Key: l.viewKeys([]vault.Key{k})[0]}, nil
 }
 
 // ResetKeyUsage implements [Service].
-func (l local) ResetKeyUsage(_ context.Context, email, id string) (KeyUpdateResult, error) {
+func (l local) ResetKeyUsage(ctx context.Context, email, id string) (_ KeyUpdateResult, err error) {
+	op := l.begin(ctx, vault.AuditKeyUsageReset, vault.AuditTarget{Email: email, KeyID: id})
+	defer op.end(&err)
 	u, err := l.userByEmail(email)
 	if err != nil {
 		return KeyUpdateResult{}, err
 	}
-	if err := l.v.ResetKeyUsage(u.ID, id); err != nil {
+	op.user(u)
+	if k, err := l.v.GetKey(u.ID, id); errors.Is(err, vault.ErrNotFound) || err == nil && k.Disabled {
+		return KeyUpdateResult{}, errorf(http.StatusNotFound, "%s has no active key with id %s", u.Email, id)
+	}
+	if err := op.commit(func() error { return l.v.ResetKeyUsage(u.ID, id) }); err != nil {
 		if errors.Is(err, vault.ErrNotFound) {
 			return KeyUpdateResult{}, errorf(http.StatusNotFound, "%s has no active key with id %s", u.Email, id)
 		}

@@ -111,6 +111,12 @@ func (c *RemoteService) request(ctx context.Context, method, path string, q url.
 	if c.origin != "" {
 		req.Header.Set("Origin", c.origin)
 	}
+	if a, ok := ActorOf(ctx); ok && a.OSUser != "" {
+		req.Header.Set(OperatorHeader, a.OSUser)
+	}
+	if a, ok := ActorOf(ctx); ok && a.Via == ViaCLI {
+		req.Header.Set(ClientHeader, ClientCLI)
+	}
 	return req, nil
 }
 
@@ -186,6 +192,11 @@ func (c *RemoteService) SetUserEnabled(ctx context.Context, email string, enable
 		action = "enable"
 	}
 	return res, c.call(ctx, http.MethodPost, "users/"+url.PathEscape(email)+"/"+action, nil, nil, &res)
+}
+
+// ListAudit implements [Service].
+func (c *RemoteService) ListAudit(ctx context.Context, req AuditRequest) (res AuditResult, err error) {
+	return res, c.call(ctx, http.MethodGet, "audit", req.Query(), nil, &res)
 }
 
 // ListKeys implements [Service].

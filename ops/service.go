@@ -51,6 +51,8 @@ type Service interface {
 	// SetSignup sets the override (in force on every instance within a few
 	// seconds, vault.Options.SettingsTTL) or, with Clear, removes it.
 	SetSignup(ctx context.Context, req SignupRequest) (SignupResult, error)
+	// ListAudit pages through the audit log, newest first.
+	ListAudit(ctx context.Context, req AuditRequest) (AuditResult, error)
 
 	// Backup writes a consistent copy of a bbolt vault file to w and
 	// returns its size; a PostgreSQL vault fails with a 400.

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/usemysub/caddy-codex-proxy/vault"
 )
@@ -49,12 +50,18 @@ func (l local) GetSignup(ctx context.Context) (SignupResult, error) {
 // SetSignup implements [Service]: it checks the policy as the Caddyfile's
 // (vault.ParseSignupPolicy) and records who set it, a dashboard admin by
 // email.
-func (l local) SetSignup(ctx context.Context, req SignupRequest) (SignupResult, error) {
+func (l local) SetSignup(ctx context.Context, req SignupRequest) (_ SignupResult, err error) {
+	detail := strings.TrimSpace(req.Mode + " " + strings.Join(req.Domains, " "))
+	if req.Clear {
+		detail = "cleared: the Caddyfile's policy applies"
+	}
+	op := l.begin(ctx, vault.AuditSignupPolicy, vault.AuditTarget{}).detail(detail)
+	defer op.end(&err)
 	if req.Clear {
 		if req.Mode != "" || len(req.Domains) > 0 {
 			return SignupResult{}, errorf(http.StatusBadRequest, "clearing the sign-up policy takes no mode or domains")
 		}
-		return SignupResult{}, l.v.ClearSignupOverride(ctx)
+		return SignupResult{}, op.commit(func() error { return l.v.ClearSignupOverride(ctx) })
 	}
 	var words []string
 	if req.Mode != "" {
@@ -68,7 +75,12 @@ func (l local) SetSignup(ctx context.Context, req SignupRequest) (SignupResult, 
 	if a, ok := ActorOf(ctx); ok && a.Email != "" {
 		by = a.Email
 	}
-	o, err := l.v.SetSignupOverride(ctx, vault.SignupOverride{SignupPolicy: p, By: by})
+	var o vault.SignupOverride
+	err = op.commit(func() error {
+		var err error
+		o, err = l.v.SetSignupOverride(ctx, vault.SignupOverride{SignupPolicy: p, By: by})
+		return err
+	})
 	if err != nil {
 		return SignupResult{}, err
 	}

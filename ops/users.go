@@ -34,11 +34,12 @@ func (l local) describeUser(u vault.User) (UserInfo, error) {
 
 // UpsertUser implements [Service]. The auth.json is parsed before anything
 // is written, so a bad file leaves no half-made user behind.
-func (l local) UpsertUser(_ context.Context, req UserRequest) (UserResult, error) {
-	var res UserResult
+func (l local) UpsertUser(ctx context.Context, req UserRequest) (res UserResult, err error) {
 	email, err := vault.NormalizeEmail(req.Email)
 	if err != nil {
-		return res, errorf(http.StatusBadRequest, "%q is not a valid email address", req.Email)
+		err = errorf(http.StatusBadRequest, "%q is not a valid email address", req.Email)
+		l.begin(ctx, vault.AuditUserCreated, vault.AuditTarget{Email: req.Email}).end(&err)
+		return res, err
 	}
 	var bundle vault.TokenBundle
 	if len(req.AuthJSON) > 0 {
@@ -48,11 +49,19 @@ func (l local) UpsertUser(_ context.Context, req UserRequest) (UserResult, error
 	}
 	u, err := l.v.UserByEmail(email)
 	if errors.Is(err, vault.ErrNotFound) {
-		u, err = l.v.CreateUser(email, req.Name)
+		op := l.begin(ctx, vault.AuditUserCreated, vault.AuditTarget{Email: email})
+		err = op.commit(func() error {
+			var err error
+			u, err = l.v.CreateUser(email, req.Name)
+			return err
+		})
 		if errors.Is(err, vault.ErrEmailTaken) { // created concurrently
 			u, err = l.v.UserByEmail(email)
 		} else if err == nil {
 			res.Created = true
+			// The entry named the email only: the id is known now.
+			// A second entry would say the user was created twice, so
+			// the first stands; entries about the user match by email too.
 		}
 	}
 	if err != nil {
@@ -62,7 +71,12 @@ func (l local) UpsertUser(_ context.Context, req UserRequest) (UserResult, error
 		res.Warnings = append(res.Warnings, fmt.Sprintf("user %s already exists; the display name was not changed (the vault cannot rename users)", email))
 	}
 	if len(req.AuthJSON) > 0 {
-		if err := l.v.PutTokens(u.ID, bundle); err != nil {
+		action := vault.AuditAccountLinked
+		if accts, err := l.v.Accounts(u.ID); err == nil && len(accts) > 0 {
+			action = vault.AuditAccountRelinked // the first account's tokens are replaced
+		}
+		op := l.begin(ctx, action, vault.AuditTarget{}).user(u).detail("auth.json imported with the user")
+		if err := op.commit(func() error { return l.v.PutTokens(u.ID, bundle) }); err != nil {
 			return res, err
 		}
 		res.TokensImported = true
@@ -104,15 +118,26 @@ func (l local) GetUser(_ context.Context, email string) (UserInfo, error) {
 // and dashboard sign-in at once, as nothing was deleted. An admin acting
 // in the dashboard cannot disable themselves (they would lock themselves
 // out of the page that enables them again).
-func (l local) SetUserEnabled(ctx context.Context, email string, enabled bool) (UserStateResult, error) {
+func (l local) SetUserEnabled(ctx context.Context, email string, enabled bool) (_ UserStateResult, err error) {
+	action := vault.AuditUserDisabled
+	if enabled {
+		action = vault.AuditUserEnabled
+	}
+	op := l.begin(ctx, action, vault.AuditTarget{Email: email})
+	defer op.end(&err)
 	u, err := l.userByEmail(email)
 	if err != nil {
 		return UserStateResult{}, err
 	}
+	op.user(u)
 	if a, ok := ActorOf(ctx); ok && !enabled && a.UserID != "" && a.UserID == u.ID {
 		return UserStateResult{}, errorf(http.StatusBadRequest, "%s cannot disable their own account", u.Email)
 	}
-	u, err = l.v.SetUserDisabled(u.ID, !enabled)
+	err = op.commit(func() error {
+		var err error
+		u, err = l.v.SetUserDisabled(u.ID, !enabled)
+		return err
+	})
 	if err != nil {
 		return UserStateResult{}, err
 	}

@@ -110,7 +110,13 @@ func (c *collector) observe(ev Event) bool {
 	switch string(e.typ) {
 	case "response.output_item.added", "response.output_item.done":
 		var item outItem
-		if json.Unmarshal(e.item, &item) != nil || item.Type == "" {
+		if string(e.typ) == "response.output_item.done" {
+			// Only the type is needed of the done copy, which holds the
+			// whole output (tens of KB of text): checked by the scanner.
+			if doneItemType(e.item) == "" {
+				return false
+			}
+		} else if json.Unmarshal(e.item, &item) != nil || item.Type == "" {
 			return false
 		}
 		e.itemID = field(e.item, "id")
@@ -180,8 +186,11 @@ func (c *collector) run(r io.Reader) {
 // event's output when it has one, otherwise the collected items.
 func (c *collector) outputItems() []json.RawMessage {
 	var fromCompleted []json.RawMessage
-	if out := field(c.response, "output"); len(out) > 0 {
-		_ = json.Unmarshal(out, &fromCompleted)
+	if out := field(c.response, "output"); len(out) > 0 && !forEachElement(out, func(v []byte) bool {
+		fromCompleted = append(fromCompleted, v)
+		return true
+	}) {
+		fromCompleted = nil // not an array: the collected items are the output
 	}
 	if len(fromCompleted) > 0 {
 		return fromCompleted
@@ -409,20 +418,31 @@ func (c *collector) responsesBody(names ToolNames, ids CallIDs) ([]byte, StreamR
 		c.res.Err = ids.RestoreError(c.res.Err)
 		return nil, c.res
 	}
+	items := c.outputItems()
+	body, ok := appendResponseObject(nil, c.response, items)
+	if !ok {
+		var err error
+		if body, err = responseObjectJSON(c.response, items); err != nil {
+			c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
+			return nil, c.res
+		}
+	}
+	return ids.restoreIn(names.restoreIn(body)), c.res
+}
+
+// responseObjectJSON is the terminal event's response object with output
+// replaced by items, as encoding/json writes it (keys sorted, values
+// compacted, <, > and & escaped); a response that is not an object counts
+// as an empty one. appendResponseObject is the same without reflection.
+func responseObjectJSON(response []byte, items []json.RawMessage) ([]byte, error) {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(c.response, &obj); err != nil || obj == nil {
+	if err := json.Unmarshal(response, &obj); err != nil || obj == nil {
 		obj = map[string]json.RawMessage{}
 	}
-	items := c.outputItems()
 	if items == nil {
 		items = []json.RawMessage{}
 	}
 	output, _ := json.Marshal(items)
 	obj["output"] = output
-	body, err := json.Marshal(obj)
-	if err != nil {
-		c.res.Err = &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: "encoding the response failed"}
-		return nil, c.res
-	}
-	return ids.restoreIn(names.restoreIn(body)), c.res
+	return json.Marshal(obj)
 }

@@ -23,7 +23,7 @@ func scanTopObject(body []byte) (map[string]json.RawMessage, bool) {
 		return nil, false
 	}
 	m := make(map[string]json.RawMessage, 16)
-	it := newObjectIter(body[i:end])
+	it := newTrustedIter(body[i:end]) // skipValue has just validated it
 	for {
 		k, v, ok := it.next()
 		if !ok {

@@ -212,6 +212,7 @@ func chatToResponses(body []byte, opts RequestOptions) (*Mapped, *Error) {
 		Store:        false,
 		Stream:       true,
 	}
+	mp.Images = tools.images
 	if len(tools.list) > 0 {
 		out.Tools = tools.list
 	}

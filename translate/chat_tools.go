@@ -63,6 +63,7 @@ type chatTools struct {
 	list     []json.RawMessage
 	declared map[string]toolKind // client name → kind
 	upstream map[string]string   // upstream name → client name, for collisions
+	images   bool                // the hosted image_generation tool is declared
 }
 
 // declare registers a named tool, rejecting duplicates (also after
@@ -166,6 +167,7 @@ func (t *chatTools) addChatTool(raw json.RawMessage, param string, names *ToolNa
 	case ct.Type == "":
 		return InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 	default:
+		t.images = t.images || builtinToolType(ct.Type) == imageTool
 		out, err := builtinTool(raw, ct.Type)
 		if err != nil {
 			return InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, err.Error())
@@ -221,6 +223,9 @@ func builtinToolType(typ string) string {
 	return typ
 }
 
+// imageTool is the type of the hosted tool that makes images.
+const imageTool = "image_generation"
+
 // builtinTool passes a non-function tool through, renaming its type when
 // builtinToolType says so.
 func builtinTool(raw json.RawMessage, typ string) (json.RawMessage, error) {
@@ -230,7 +235,7 @@ func builtinTool(raw json.RawMessage, typ string) (json.RawMessage, error) {
 			return nil, err
 		}
 		o.set("type", quoteJSON(nt))
-		return o.marshal()
+		return o.marshal(), nil
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {

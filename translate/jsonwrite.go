@@ -99,6 +99,28 @@ func appendCompactJSON(dst, raw []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// appendCompactValid appends raw, which must be valid JSON (a value of a
+// body the scanner or encoding/json accepted, or one this package wrote),
+// without the whitespace between its tokens, as json.Compact would. Strings
+// are skipped with skipStringTrusted and everything else is copied in runs,
+// so a compact value costs one IndexByte pass per string.
+func appendCompactValid(dst, raw []byte) []byte {
+	start := 0
+	for i := 0; i < len(raw); {
+		switch raw[i] {
+		case '"':
+			i = skipStringTrusted(raw, i)
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, raw[start:i]...)
+			i = skipSpace(raw, i)
+			start = i
+		default:
+			i++
+		}
+	}
+	return append(dst, raw[start:]...)
+}
+
 // compactSlow is json.Compact appending to dst.
 func compactSlow(dst, raw []byte) ([]byte, error) {
 	b := bytes.NewBuffer(dst)

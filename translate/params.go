@@ -160,6 +160,9 @@ func stringParam(raw json.RawMessage, param string) (string, *Error) {
 	if isNullRaw(raw) {
 		return "", nil
 	}
+	if s, ok := unquoteJSON(bytes.TrimSpace(raw)); ok {
+		return s, nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a string, got %s", param, rawKind(raw))
@@ -171,6 +174,12 @@ func stringParam(raw json.RawMessage, param string) (string, *Error) {
 func boolParam(raw json.RawMessage, param string) (v, set bool, e *Error) {
 	if isNullRaw(raw) {
 		return false, false, nil
+	}
+	switch string(bytes.TrimSpace(raw)) {
+	case "true":
+		return true, true, nil
+	case "false":
+		return false, true, nil
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return false, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected a boolean, got %s", param, rawKind(raw))

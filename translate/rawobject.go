@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"unicode/utf8"
 )
 
 // rawField is one member of a JSON object whose value is kept verbatim.
@@ -22,7 +21,85 @@ var errNotObject = errors.New("not a JSON object")
 
 // parseRawObject splits a JSON object into its members. A repeated key keeps
 // its first position and its last value, as encoding/json would read it.
+// raw must be valid JSON (a value of a request body decodeObject accepted):
+// it is walked with the trusted scanner, values kept as they came, aliasing
+// raw. A value that is not an object is errNotObject.
 func parseRawObject(raw json.RawMessage) (rawObject, error) {
+	return parseRawObjectInto(make(rawObject, 0, 8), raw)
+}
+
+// parseRawObjectInto is parseRawObject appending the members to o, a
+// scratch slice the caller reuses.
+func parseRawObjectInto(o rawObject, raw json.RawMessage) (rawObject, error) {
+	it := newTrustedIter(raw)
+	for {
+		k, v, ok := it.next()
+		if !ok {
+			break
+		}
+		key, kok := rawKey(k)
+		if !kok {
+			return parseRawObjectJSON(raw)
+		}
+		o.set(key, v)
+	}
+	if it.failed() {
+		if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
+			return nil, errNotObject
+		}
+		return parseRawObjectJSON(raw) // words what is wrong
+	}
+	return o, nil
+}
+
+// rawKey is the decoded key of an objectIter member (the raw inside of its
+// string token). The keys items carry are interned, so splitting an input
+// item allocates nothing for them; a key with escapes or non-ASCII bytes is
+// decoded as encoding/json decodes it.
+func rawKey(k []byte) (string, bool) {
+	switch string(k) {
+	case "type":
+		return "type", true
+	case "role":
+		return "role", true
+	case "content":
+		return "content", true
+	case "id":
+		return "id", true
+	case "call_id":
+		return "call_id", true
+	case "name":
+		return "name", true
+	case "arguments":
+		return "arguments", true
+	case "output":
+		return "output", true
+	case "status":
+		return "status", true
+	case "text":
+		return "text", true
+	case "summary":
+		return "summary", true
+	case "encrypted_content":
+		return "encrypted_content", true
+	case "description":
+		return "description", true
+	case "parameters":
+		return "parameters", true
+	case "strict":
+		return "strict", true
+	}
+	if plainPrefix(k) == len(k) {
+		return string(k), true
+	}
+	tok := make([]byte, 0, len(k)+2)
+	tok = append(append(append(tok, '"'), k...), '"')
+	return unquoteJSON(tok)
+}
+
+// parseRawObjectJSON is parseRawObject by encoding/json's tokenizer, for
+// what the scanner does not read (it words the error).
+func parseRawObjectJSON(raw json.RawMessage) (rawObject, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
 	if err != nil {
@@ -85,95 +162,32 @@ func (o *rawObject) del(key string) bool {
 	return false
 }
 
-// appendJSON appends o as compact JSON.
-func (o rawObject) appendJSON(dst *bytes.Buffer) error {
-	dst.WriteByte('{')
+// appendJSON appends o as compact JSON. Its values must be valid JSON, as
+// parseRawObject and the package's writers leave them.
+func (o rawObject) appendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
 	for i, f := range o {
 		if i > 0 {
-			dst.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		appendJSONString(dst, f.key)
-		dst.WriteByte(':')
-		if err := json.Compact(dst, f.val); err != nil {
-			return err
-		}
+		dst = appendJSONStr(dst, f.key)
+		dst = append(dst, ':')
+		dst = appendCompactValid(dst, f.val)
 	}
-	dst.WriteByte('}')
-	return nil
+	return append(dst, '}')
 }
 
 // marshal returns o as compact JSON.
-func (o rawObject) marshal() (json.RawMessage, error) {
-	var b bytes.Buffer
-	if err := o.appendJSON(&b); err != nil {
-		return nil, err
+func (o rawObject) marshal() json.RawMessage {
+	n := 2
+	for _, f := range o {
+		n += len(f.key) + len(f.val) + 4
 	}
-	return b.Bytes(), nil
+	return o.appendJSON(make([]byte, 0, n))
 }
 
-// appendJSONString appends s as a JSON string literal like encoding/json
-// does (invalid UTF-8 becomes U+FFFD, U+2028/U+2029 are escaped) but without
-// HTML escaping.
-func appendJSONString(dst *bytes.Buffer, s string) {
-	const hexDigits = "0123456789abcdef"
-	dst.WriteByte('"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst.WriteString(s[start:i])
-			switch c {
-			case '"', '\\':
-				dst.WriteByte('\\')
-				dst.WriteByte(c)
-			case '\n':
-				dst.WriteString(`\n`)
-			case '\r':
-				dst.WriteString(`\r`)
-			case '\t':
-				dst.WriteString(`\t`)
-			case '\b':
-				dst.WriteString(`\b`)
-			case '\f':
-				dst.WriteString(`\f`)
-			default:
-				dst.WriteString(`\u00`)
-				dst.WriteByte(hexDigits[c>>4])
-				dst.WriteByte(hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst.WriteString(s[start:i])
-			dst.WriteString(`\ufffd`)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst.WriteString(s[start:i])
-			dst.WriteString(`\u202`)
-			dst.WriteByte(hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst.WriteString(s[start:])
-	dst.WriteByte('"')
-}
-
-// quoteJSON returns s as a JSON string literal.
+// quoteJSON returns s as a JSON string literal, escaped as encoding/json
+// does without HTML escaping.
 func quoteJSON(s string) json.RawMessage {
-	var b bytes.Buffer
-	b.Grow(len(s) + 2)
-	appendJSONString(&b, s)
-	return b.Bytes()
+	return appendJSONStr(make([]byte, 0, len(s)+2), s)
 }

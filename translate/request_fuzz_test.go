@@ -77,6 +77,9 @@ func rqFuzzCheck(t *testing.T, fn rqTranslator, body []byte, sel uint8) {
 	if m.PromptCacheKey == "" {
 		t.Fatal("no prompt cache key")
 	}
+	if m.Images != UsesImageTool(m.Body) {
+		t.Fatalf("Images %v, but the upstream body %s", m.Images, m.Body)
+	}
 	if !strings.Contains(string(m.Body), `"prompt_cache_key":`) {
 		t.Fatal("prompt cache key missing from body")
 	}

@@ -27,9 +27,11 @@ func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normal
 		return in, InvalidRequest("input", codeMissingParam, "missing required parameter: 'input'")
 	}
 	if r[0] == '"' {
-		var s string
-		if err := json.Unmarshal(r, &s); err != nil {
-			return in, InvalidRequest("input", codeInvalidType, "invalid 'input': %s", err.Error())
+		s, ok := unquoteJSON(r)
+		if !ok {
+			if err := json.Unmarshal(r, &s); err != nil {
+				return in, InvalidRequest("input", codeInvalidType, "invalid 'input': %s", err.Error())
+			}
 		}
 		in.firstUser = s
 		b, _ := marshalCompact([]any{&rqMessageItem{Type: "message", Role: "user", Content: []any{&rqTextPart{Type: "input_text", Text: s}}}})
@@ -39,8 +41,8 @@ func normalizeInput(raw json.RawMessage, names *ToolNames, ids *CallIDs) (normal
 	if r[0] != '[' {
 		return in, InvalidRequest("input", codeInvalidType, "invalid type for 'input': expected a string or an array of items, got %s", rawKind(r))
 	}
-	var items []json.RawMessage
-	if err := decodeField(r, &items, "input"); err != nil {
+	items, err := splitArray(r, "input")
+	if err != nil {
 		return in, err
 	}
 	if len(items) == 0 {
@@ -83,23 +85,26 @@ type inputNormalizer struct {
 	firstUser   string
 	haveSystem  bool
 	haveUser    bool
+	scratch     rawObject // reused by item for the members of each item
 }
 
 // item normalises input[i]; it returns the item to send. Keys are matched
 // exactly (encoding/json would also match "Type" for "type", and the
 // upstream would not), and items nobody edits are passed on as they came.
 func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Error) {
-	param := "input[" + strconv.Itoa(i) + "]"
+	// The parameter's name is only built for an error: most items need none.
+	param := func(suffix string) string { return "input[" + strconv.Itoa(i) + "]" + suffix }
 	if r := bytes.TrimSpace(raw); len(r) == 0 || r[0] != '{' {
-		return nil, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(raw))
+		return nil, InvalidRequest(param(""), codeInvalidType, "invalid type for '%s': expected an object, got %s", param(""), rawKind(raw))
 	}
-	o, perr := parseRawObject(raw)
+	o, perr := parseRawObjectInto(n.scratch[:0], raw)
 	if perr != nil {
-		return nil, InvalidRequest(param, codeInvalidValue, "invalid item at '%s': %s", param, perr.Error())
+		return nil, InvalidRequest(param(""), codeInvalidValue, "invalid item at '%s': %s", param(""), perr.Error())
 	}
+	defer func() { n.scratch = o[:0] }() // o does not outlive the item
 	field := func(key string) (string, *Error) {
 		v, _ := o.get(key)
-		return stringParam(v, param+"."+key)
+		return memberString(v, param, key)
 	}
 	typ, err := field("type")
 	if err != nil {
@@ -128,8 +133,8 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Er
 		}
 		changed = changed || c
 	case "item_reference":
-		return nil, InvalidRequest(param, codeUnsupportedCont,
-			"item_reference at '%s' is not supported: conversations are stateless here (store is false upstream); send the referenced item itself", param)
+		return nil, InvalidRequest(param(""), codeUnsupportedCont,
+			"item_reference at '%s' is not supported: conversations are stateless here (store is false upstream); send the referenced item itself", param(""))
 	case "reasoning":
 		// reasoning_text content is never replayed by the official client;
 		// the backend ignores it and it only costs upload.
@@ -141,12 +146,12 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Er
 		// Its output is a function_call_output; older items carry no call_id
 		// and cannot be paired.
 		if callID != "" {
-			if err := n.pair.call(i, callID, false, param+".call_id"); err != nil {
+			if err := n.pair.call(i, callID, false, param(".call_id")); err != nil {
 				return nil, err
 			}
 		}
 	case "function_call", "custom_tool_call":
-		if err := n.pair.call(i, callID, typ == "custom_tool_call", param+".call_id"); err != nil {
+		if err := n.pair.call(i, callID, typ == "custom_tool_call", param(".call_id")); err != nil {
 			return nil, err
 		}
 		name, err := field("name")
@@ -158,13 +163,13 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Er
 			changed = true
 		}
 	case "function_call_output", "custom_tool_call_output":
-		id, err := n.pair.output(callID, param+".call_id")
+		id, err := n.pair.output(callID, param(".call_id"))
 		if err != nil {
 			return nil, err
 		}
 		upID = id // an output without call_id answers the one waiting call
 	case "":
-		return nil, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+		return nil, InvalidRequest(param(".type"), codeMissingParam, "missing required parameter: '%s.type'", param(""))
 	}
 	if upID = n.ids.shorten(upID); upID != callID {
 		o.set("call_id", quoteJSON(upID))
@@ -173,19 +178,51 @@ func (n *inputNormalizer) item(i int, raw json.RawMessage) (json.RawMessage, *Er
 	if !changed {
 		return raw, nil
 	}
-	b, merr := o.marshal()
-	if merr != nil {
-		return nil, InvalidRequest(param, codeInvalidValue, "invalid item at '%s': %s", param, merr.Error())
+	return o.marshal(), nil
+}
+
+// memberString is stringParam for the member key of the object param("")
+// names: a string or null decodes without building the member's name, and
+// the type and role values items carry are interned, so they cost no
+// allocation.
+func memberString(v json.RawMessage, param func(suffix string) string, key string) (string, *Error) {
+	if isNullRaw(v) {
+		return "", nil
 	}
-	return b, nil
+	switch string(v) {
+	case `"message"`:
+		return "message", nil
+	case `"function_call"`:
+		return "function_call", nil
+	case `"function_call_output"`:
+		return "function_call_output", nil
+	case `"reasoning"`:
+		return "reasoning", nil
+	case `"custom_tool_call"`:
+		return "custom_tool_call", nil
+	case `"custom_tool_call_output"`:
+		return "custom_tool_call_output", nil
+	case `"user"`:
+		return "user", nil
+	case `"assistant"`:
+		return "assistant", nil
+	case `"developer"`:
+		return "developer", nil
+	case `"system"`:
+		return "system", nil
+	}
+	if s, ok := unquoteJSON(v); ok {
+		return s, nil
+	}
+	return stringParam(v, param("."+key))
 }
 
 // message rewrites a message item: system → developer, data URLs
 // re-encoded, per-part prompt_cache_breakpoint removed (docs/protocol.md#unsupported-parameters). It reports
 // whether o changed.
-func (n *inputNormalizer) message(o *rawObject, param string) (bool, *Error) {
+func (n *inputNormalizer) message(o *rawObject, param func(suffix string) string) (bool, *Error) {
 	roleRaw, _ := o.get("role")
-	role, err := stringParam(roleRaw, param+".role")
+	role, err := memberString(roleRaw, param, "role")
 	if err != nil {
 		return false, err
 	}
@@ -195,7 +232,7 @@ func (n *inputNormalizer) message(o *rawObject, param string) (bool, *Error) {
 		o.set("role", json.RawMessage(`"developer"`))
 		role, changed = "developer", true
 	case "":
-		return false, InvalidRequest(param+".role", codeMissingParam, "missing required parameter: '%s.role'", param)
+		return false, InvalidRequest(param(".role"), codeMissingParam, "missing required parameter: '%s.role'", param(""))
 	}
 	content, _ := o.get("content")
 	switch {
@@ -213,12 +250,12 @@ func (n *inputNormalizer) message(o *rawObject, param string) (bool, *Error) {
 	if !bytes.Contains(c, []byte("prompt_cache_breakpoint")) && !bytes.Contains(c, []byte(`"data:`)) {
 		return changed, nil
 	}
-	var parts []json.RawMessage
-	if err := decodeField(c, &parts, param+".content"); err != nil {
+	parts, err := splitArray(c, param(".content"))
+	if err != nil {
 		return false, err
 	}
 	for j, p := range parts {
-		np, err := normalizePart(p, param+".content["+strconv.Itoa(j)+"]")
+		np, err := normalizePart(p, param(".content["+strconv.Itoa(j)+"]"))
 		if err != nil {
 			return false, err
 		}
@@ -264,9 +301,5 @@ func normalizePart(raw json.RawMessage, param string) (json.RawMessage, *Error) 
 			}
 		}
 	}
-	b, merr := o.marshal()
-	if merr != nil {
-		return nil, InvalidRequest(param, codeInvalidValue, "invalid content part at '%s': %s", param, merr.Error())
-	}
-	return b, nil
+	return o.marshal(), nil
 }

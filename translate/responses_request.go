@@ -88,10 +88,11 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	}
 
 	var names ToolNames
-	tools, hasTools, err := normalizeResponsesTools(top["tools"], &names)
+	tools, hasTools, images, err := normalizeResponsesTools(top["tools"], &names)
 	if err != nil {
 		return nil, err
 	}
+	mp.Images = images
 	if hasTools {
 		out["tools"] = tools
 	}
@@ -193,36 +194,25 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	}
 	slices.Sort(extra)
 
-	var b bytes.Buffer
-	b.Grow(len(in.raw) + 512)
-	b.WriteByte('{')
-	first := true
-	write := func(k string, v json.RawMessage) *Error {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		appendJSONString(&b, k)
-		b.WriteByte(':')
-		if err := json.Compact(&b, v); err != nil {
-			return InvalidRequest(k, codeInvalidValue, "invalid '%s': %s", k, err.Error())
-		}
-		return nil
+	// Every value is valid JSON (taken from the body decodeObject accepted,
+	// or written here), so it is only compacted, not checked again.
+	n := 512
+	for _, v := range out {
+		n += len(v)
 	}
+	for _, k := range extra {
+		n += len(k) + len(top[k]) + 4
+	}
+	b := append(make([]byte, 0, n), '{')
 	for _, k := range responsesOrder {
 		if v, ok := out[k]; ok {
-			if err := write(k, v); err != nil {
-				return nil, err
-			}
+			b = appendMember(b, k, v)
 		}
 	}
 	for _, k := range extra {
-		if err := write(k, top[k]); err != nil {
-			return nil, err
-		}
+		b = appendMember(b, k, top[k])
 	}
-	b.WriteByte('}')
-	mp.Body = b.Bytes()
+	mp.Body = append(b, '}')
 	if len(names) > 0 {
 		mp.ToolNames = names
 	}
@@ -233,39 +223,50 @@ func normalizeResponses(top map[string]json.RawMessage, opts RequestOptions) (*M
 	return mp, nil
 }
 
+// appendMember appends "k":v to the object being written in b, v compacted.
+func appendMember(b []byte, k string, v json.RawMessage) []byte {
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = appendJSONStr(b, k)
+	b = append(b, ':')
+	return appendCompactValid(b, v)
+}
+
 // normalizeResponsesTools passes tools through, renaming retired built-in
 // types, shortening over-long names and flattening chat-style function
-// tools. hasTools is false for a missing or empty array.
-func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMessage, bool, *Error) {
+// tools. hasTools is false for a missing or empty array; images reports the
+// hosted image_generation tool among them.
+func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (out json.RawMessage, hasTools, images bool, e *Error) {
 	if isNullRaw(raw) {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	var list []json.RawMessage
-	if err := decodeField(raw, &list, "tools"); err != nil {
-		return nil, false, err
+	list, err := splitArray(raw, "tools")
+	if err != nil {
+		return nil, false, false, err
 	}
 	if len(list) == 0 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	var declared chatTools
 	for i, t := range list {
 		param := "tools[" + strconv.Itoa(i) + "]"
 		if r := bytes.TrimSpace(t); len(r) == 0 || r[0] != '{' {
-			return nil, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(t))
+			return nil, false, false, InvalidRequest(param, codeInvalidType, "invalid type for '%s': expected an object, got %s", param, rawKind(t))
 		}
 		o, perr := parseRawObject(t)
 		if perr != nil {
-			return nil, false, InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, perr.Error())
+			return nil, false, false, InvalidRequest(param, codeInvalidValue, "invalid tool at '%s': %s", param, perr.Error())
 		}
 		typRaw, _ := o.get("type")
 		typ, err := stringParam(typRaw, param+".type")
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		nameRaw, _ := o.get("name")
 		name, err := stringParam(nameRaw, param+".name")
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		fnRaw, hasFn := o.get("function")
 		switch {
@@ -273,15 +274,15 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 			// Chat-style tool in a Responses body: flatten it.
 			var fd rqFuncDef
 			if err := decodeObjectField(fnRaw, &fd, param+".function"); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			if err := declared.addFunction(fd, param+".function", names); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			list[i] = declared.list[len(declared.list)-1]
 		case typ == "function" || typ == "custom":
 			if name == "" {
-				return nil, false, InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
+				return nil, false, false, InvalidRequest(param+".name", codeMissingParam, "missing required parameter: '%s.name'", param)
 			}
 			kind := kindFunction
 			if typ == "custom" {
@@ -289,22 +290,42 @@ func normalizeResponsesTools(raw json.RawMessage, names *ToolNames) (json.RawMes
 			}
 			short := names.shorten(name)
 			if err := declared.declare(name, short, kind, param); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			if short != name {
 				o.set("name", quoteJSON(short))
-				list[i], _ = o.marshal()
+				list[i] = o.marshal()
 			}
 		case typ == "":
-			return nil, false, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
+			return nil, false, false, InvalidRequest(param+".type", codeMissingParam, "missing required parameter: '%s.type'", param)
 		default:
-			if nt := builtinToolType(typ); nt != typ {
+			nt := builtinToolType(typ)
+			images = images || nt == imageTool
+			if nt != typ {
 				o.set("type", quoteJSON(nt))
-				list[i], _ = o.marshal()
+				list[i] = o.marshal()
 			}
 		}
 	}
-	return rawArray(list), true, nil
+	return rawArray(list), true, images, nil
+}
+
+// splitArray returns the elements of the JSON array raw, a value of a body
+// decodeObject accepted, aliasing raw; what is not an array gets
+// decodeField's error naming param.
+func splitArray(raw json.RawMessage, param string) ([]json.RawMessage, *Error) {
+	list := make([]json.RawMessage, 0, 16)
+	if forEachElement(raw, func(v []byte) bool {
+		list = append(list, v)
+		return true
+	}) {
+		return list, nil
+	}
+	list = nil
+	if err := decodeField(raw, &list, param); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // rawArray builds a JSON array from raw elements.
@@ -440,11 +461,7 @@ func normalizeText(top map[string]json.RawMessage, res Resolved, drops *dropSet)
 	if len(o) == 0 {
 		return nil, nil
 	}
-	b, err := o.marshal()
-	if err != nil {
-		return nil, InvalidRequest("text", codeInvalidValue, "invalid 'text': %s", err.Error())
-	}
-	return b, nil
+	return o.marshal(), nil
 }
 
 // mapModel does what both request mappers start with: refuse

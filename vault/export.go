@@ -100,10 +100,11 @@ const (
 	KindUsage         Kind = "usage roll-ups"
 	KindResponses     Kind = "stored responses"
 	KindSettings      Kind = "operator settings"
+	KindAudit         Kind = "audit entries"
 )
 
 // Kinds lists every Kind in copy order.
-var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses, KindSettings}
+var Kinds = []Kind{KindUsers, KindKeys, KindTokens, KindSessions, KindLoginTokens, KindOAuthSessions, KindQuotas, KindRequestLogs, KindUsage, KindResponses, KindSettings, KindAudit}
 
 // Counts is how many records of each kind a store holds.
 type Counts map[Kind]int

@@ -27,12 +27,15 @@ type Settings struct {
 	LogRetention time.Duration
 	// Limits as in Options (zero fields: the defaults).
 	Limits Limits
+	// AuditRetention as in Options (<= 0: DefaultAuditRetention).
+	AuditRetention time.Duration
 }
 
 // Options are the Options that open a vault with s, the other fields
 // zero (their defaults) for the caller to fill in.
 func (s Settings) Options() Options {
-	return Options{EncryptionKeys: slices.Clone(s.EncryptionKeys), Pepper: s.Pepper, LogRetention: s.LogRetention, Limits: s.Limits}
+	return Options{EncryptionKeys: slices.Clone(s.EncryptionKeys), Pepper: s.Pepper, LogRetention: s.LogRetention, Limits: s.Limits,
+		AuditRetention: s.AuditRetention}
 }
 
 // reencryptedMsg is logged (INFO) when every token bundle is sealed
@@ -122,6 +125,10 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 	if s.LogRetention != cur.LogRetention {
 		v.SetLogRetention(s.LogRetention)
 		v.logInfo("log_retention changed", "log_retention", s.LogRetention)
+	}
+	if s.AuditRetention != cur.AuditRetention {
+		v.SetAuditRetention(s.AuditRetention)
+		v.logInfo("audit_retention changed", "audit_retention", v.AuditRetention())
 	}
 	if s.Limits != cur.Limits {
 		l := s.Limits.withDefaults()

@@ -40,6 +40,10 @@ type Vault struct {
 	// retention, which may be shorter than the one they were stored with.
 	limits      atomic.Pointer[Limits]
 	responseCut atomic.Bool
+	// auditRetention is what SetAuditRetention set (0: the option's).
+	auditRetention atomic.Int64
+	// lastAudit is the Unix nanoseconds of the last audit id made here.
+	lastAudit atomic.Int64
 	// responseDrops counts responses not kept or dropped for the caps.
 	responseDrops atomic.Uint64
 
@@ -106,7 +110,8 @@ type Vault struct {
 // closes it (New does not, if it fails). It loads users, keys, decrypted
 // tokens and quota snapshots into memory and starts the background writer.
 func New(store Store, opts Options) (*Vault, error) {
-	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention, Limits: opts.Limits}
+	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention, Limits: opts.Limits,
+		AuditRetention: opts.AuditRetention}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -281,6 +286,11 @@ func (v *Vault) purge() {
 		v.logWarn("vault: purging expired stored responses failed", "error", err)
 	} else if n > 0 {
 		v.logInfo("vault: purged expired stored responses", "records", n)
+	}
+	if n, err := v.purgeAudit(); err != nil {
+		v.logWarn("vault: purging old audit entries failed", "error", err)
+	} else if n > 0 {
+		v.logInfo("vault: purged old audit entries", "records", n)
 	}
 	if n, err := v.purgeExpiredSecrets(); err != nil {
 		v.logWarn("vault: purging expired sessions failed", "error", err)

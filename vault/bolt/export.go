@@ -28,7 +28,7 @@ func (s *Store) Count(context.Context) (vault.Counts, error) {
 			vault.KindUsers: bucketUsers, vault.KindKeys: bucketKeys, vault.KindTokens: bucketTokens,
 			vault.KindSessions: bucketSessions, vault.KindLoginTokens: bucketLoginTokens, vault.KindOAuthSessions: bucketOAuthSessions,
 			vault.KindQuotas: bucketQuotas, vault.KindRequestLogs: bucketRequests, vault.KindUsage: bucketUsage,
-			vault.KindResponses: bucketResponses, vault.KindSettings: bucketSettings,
+			vault.KindResponses: bucketResponses, vault.KindSettings: bucketSettings, vault.KindAudit: bucketAudit,
 		} {
 			c[kind] = tx.Bucket(name).Stats().KeyN
 		}

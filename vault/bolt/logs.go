@@ -38,20 +38,29 @@ func (s *Store) AppendLogs(_ context.Context, recs []vault.LogRecord, usage []va
 		// Keys mostly arrive in order: full pages instead of half-empty
 		// splits mean fewer pages to write.
 		reqs.FillPercent = appendFillPercent
-		for _, r := range recs {
+		// Keys and values must stay valid until the transaction ends: the
+		// whole batch is encoded into one buffer, grown ahead, so a record
+		// costs no allocation of its own.
+		buf := make([]byte, 0, len(recs)*(logRecordSize+2*logKeySize))
+		for i := range recs {
+			r := &recs[i]
 			seq, err := reqs.NextSequence()
 			if err != nil {
 				return err
 			}
-			key := logKey(r.Time, seq)
-			data, err := json.Marshal(r)
-			if err != nil {
+			start := len(buf)
+			buf = appendLogKey(buf, r.Time, seq)
+			key := buf[start:len(buf):len(buf)]
+			start = len(buf)
+			if buf, err = appendLogRecord(buf, r); err != nil {
 				return err
 			}
-			if err := reqs.Put(key, data); err != nil {
+			if err := reqs.Put(key, buf[start:len(buf):len(buf)]); err != nil {
 				return err
 			}
-			if err := idx.Put(userLogKey(r.UserID, key), nil); err != nil {
+			start = len(buf)
+			buf = append(append(append(buf, r.UserID...), 0), key...)
+			if err := idx.Put(buf[start:len(buf):len(buf)], nil); err != nil {
 				return err
 			}
 		}
@@ -234,10 +243,20 @@ func (s *Store) PurgeLogs(_ context.Context, before time.Time) (int, error) {
 // logKey orders records by time: big-endian unix nanoseconds, then a
 // sequence number that keeps equal times apart.
 func logKey(t time.Time, seq uint64) []byte {
-	k := make([]byte, 16)
-	binary.BigEndian.PutUint64(k, uint64(max(t.UnixNano(), 0)))
-	binary.BigEndian.PutUint64(k[8:], seq)
-	return k
+	return appendLogKey(make([]byte, 0, logKeySize), t, seq)
+}
+
+// logKeySize is the length of a log key; logRecordSize about that of an
+// encoded record with the usual ids, for sizing AppendLogs' buffer.
+const (
+	logKeySize    = 16
+	logRecordSize = 320
+)
+
+// appendLogKey appends logKey(t, seq).
+func appendLogKey(dst []byte, t time.Time, seq uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(max(t.UnixNano(), 0)))
+	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
 // userLogKey is the requests_by_user key: user id, \x00, log key.

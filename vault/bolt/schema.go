@@ -31,6 +31,7 @@ var (
 	bucketResponseItems = []byte("response_items") // user id \x00 item id → response id (schema 5)
 	bucketKeyUsage      = []byte("key_usage")      // key id \x00 YYYY-MM-DD → tokens (schema 4)
 	bucketSettings      = []byte("settings")       // setting name → the Vault's JSON (schema 6)
+	bucketAudit         = []byte("audit")          // audit id (time-sortable) → AuditEntry (schema 7)
 )
 
 // keySchemaVersion stores the version the file has been migrated to.
@@ -89,6 +90,10 @@ var migrations = []migration{
 	}},
 	{to: 6, name: "operator settings", fn: func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketSettings)
+		return err
+	}},
+	{to: 7, name: "audit log", fn: func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketAudit)
 		return err
 	}},
 }

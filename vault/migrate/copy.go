@@ -49,7 +49,8 @@ type Options struct {
 // their policies and usage reset points, sealed token bundles as they are
 // (nothing is decrypted), dashboard sessions, login tokens, OAuth flows,
 // quota snapshots, the request log with its exact times and order,
-// the usage roll-ups as stored, and the stored responses, still sealed. src must be a vault.Exporter; dst is
+// the usage roll-ups as stored, the stored responses, still sealed, and
+// the audit log with its ids. src must be a vault.Exporter; dst is
 // written through the core vault.Store interface, so its engine's own
 // checks apply.
 // It returns how many records of each kind it wrote. dst must be empty
@@ -128,6 +129,7 @@ func Copy(ctx context.Context, src, dst vault.Store, o Options) (vault.Counts, e
 		}},
 		{vault.KindResponses, func() (int, error) { return copyResponses(ctx, src, dst) }},
 		{vault.KindSettings, func() (int, error) { return copySettings(ctx, src, dst) }},
+		{vault.KindAudit, func() (int, error) { return copyAudit(ctx, src, dst) }},
 	}
 	for _, s := range steps {
 		if err := step(s.kind, s.fn); err != nil {
@@ -259,4 +261,21 @@ func copySettings(ctx context.Context, src, dst vault.Store) (int, error) {
 		}
 	}
 	return len(all), nil
+}
+
+// copyAudit copies the audit log, ids and times as they are, when the
+// source keeps one; a target that keeps none would lose it, so it is
+// refused.
+func copyAudit(ctx context.Context, src, dst vault.Store) (int, error) {
+	from, ok := src.(vault.AuditStore)
+	if !ok {
+		return 0, nil
+	}
+	to, ok := dst.(vault.AuditStore)
+	if !ok {
+		return 0, fmt.Errorf("%w (target keeps no audit log)", ErrNoExport)
+	}
+	all, err := from.ExportAudit(ctx)
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	return putAll(all, err, func(e vault.AuditEntry) error { return to.AppendAudit(ctx, e) })
 }

@@ -140,6 +140,14 @@ func Verify(ctx context.Context, src, dst vault.Store) (Verification, error) {
 			all, err := ss.ExportSettings(ctx)
 			return canonMap(all, err)
 		}},
+		{vault.KindAudit, func(s vault.Store) (map[string]string, error) {
+			as, ok := s.(vault.AuditStore)
+			if !ok {
+				return map[string]string{}, nil
+			}
+			all, err := as.ExportAudit(ctx)
+			return canonBy(all, err, func(e vault.AuditEntry) string { return "audit entry " + e.ID })
+		}},
 	}
 	for _, c := range checks {
 		a, b, err := both(c.read)

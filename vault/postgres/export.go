@@ -20,11 +20,11 @@ var (
 
 // vaultTables are every table holding records, for DeleteAll.
 const vaultTables = `codex_users, codex_keys, codex_tokens, codex_sessions, codex_login_tokens,
-	codex_oauth_sessions, codex_request_log, codex_usage, codex_quotas, codex_key_usage, codex_responses, codex_response_items, codex_settings`
+	codex_oauth_sessions, codex_request_log, codex_usage, codex_quotas, codex_key_usage, codex_responses, codex_response_items, codex_settings, codex_audit`
 
 // countOrder is the order of the columns Count selects.
 var countOrder = []vault.Kind{vault.KindUsers, vault.KindKeys, vault.KindTokens, vault.KindSessions, vault.KindLoginTokens,
-	vault.KindOAuthSessions, vault.KindQuotas, vault.KindRequestLogs, vault.KindUsage, vault.KindResponses, vault.KindSettings}
+	vault.KindOAuthSessions, vault.KindQuotas, vault.KindRequestLogs, vault.KindUsage, vault.KindResponses, vault.KindSettings, vault.KindAudit}
 
 // Count counts every table in one statement.
 func (s *Store) Count(ctx context.Context) (vault.Counts, error) {
@@ -32,7 +32,7 @@ func (s *Store) Count(ctx context.Context) (vault.Counts, error) {
 	(SELECT count(*) FROM codex_users), (SELECT count(*) FROM codex_keys), (SELECT count(*) FROM codex_tokens),
 	(SELECT count(*) FROM codex_sessions), (SELECT count(*) FROM codex_login_tokens), (SELECT count(*) FROM codex_oauth_sessions),
 	(SELECT count(*) FROM codex_quotas), (SELECT count(*) FROM codex_request_log), (SELECT count(*) FROM codex_usage),
-	(SELECT count(*) FROM codex_responses), (SELECT count(*) FROM codex_settings)`, nil,
+	(SELECT count(*) FROM codex_responses), (SELECT count(*) FROM codex_settings), (SELECT count(*) FROM codex_audit)`, nil,
 		func(r pgx.Row) (vault.Counts, error) {
 			n := make([]int64, len(countOrder))
 			dst := make([]any, len(n))

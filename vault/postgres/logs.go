@@ -45,13 +45,7 @@ func (s *Store) AppendLogs(ctx context.Context, recs []vault.LogRecord, usage []
 	}
 	return s.tx(ctx, "append request logs", func(ctx context.Context, tx pgx.Tx) error {
 		if len(recs) > 0 {
-			rows := pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
-				r := &recs[i]
-				return []any{r.Time.UTC(), r.UserID, r.KeyID, r.RequestID, r.Route, r.Model, r.Effort, r.ServiceTier, int32(r.Status),
-					int64(r.Duration), int64(r.TTFB), r.InputTokens, r.OutputTokens, r.CachedTokens, r.ReasoningTokens, r.ErrorCode, r.AccountID, r.FailoverFrom, r.Estimated,
-					r.RequestedTier}, nil
-			})
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"codex_request_log"}, logColumns, rows); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"codex_request_log"}, logColumns, &logRows{recs: recs}); err != nil {
 				return err
 			}
 		}
@@ -61,6 +55,39 @@ func (s *Store) AppendLogs(ctx context.Context, recs []vault.LogRecord, usage []
 		return addKeyUsage(ctx, tx, recs)
 	})
 }
+
+// logRows is the pgx.CopyFromSource of AppendLogs. Its row holds
+// pointers into the records (and into conv for the values converted to
+// their column types), which an interface holds without an allocation:
+// copying a record in costs no allocation per field, as boxing each value
+// did. CopyFrom encodes a row before it asks for the next, so one row and
+// one conv serve them all.
+type logRows struct {
+	recs []vault.LogRecord
+	i    int
+	row  [20]any
+	conv struct {
+		time      time.Time
+		status    int32
+		dur, ttfb int64
+	}
+}
+
+func (l *logRows) Next() bool {
+	l.i++
+	return l.i <= len(l.recs)
+}
+
+func (l *logRows) Values() ([]any, error) {
+	r, c := &l.recs[l.i-1], &l.conv
+	c.time, c.status, c.dur, c.ttfb = r.Time.UTC(), int32(r.Status), int64(r.Duration), int64(r.TTFB)
+	l.row = [...]any{&c.time, &r.UserID, &r.KeyID, &r.RequestID, &r.Route, &r.Model, &r.Effort, &r.ServiceTier, &c.status,
+		&c.dur, &c.ttfb, &r.InputTokens, &r.OutputTokens, &r.CachedTokens, &r.ReasoningTokens, &r.ErrorCode, &r.AccountID, &r.FailoverFrom, &r.Estimated,
+		&r.RequestedTier}
+	return l.row[:], nil
+}
+
+func (l *logRows) Err() error { return nil }
 
 // addUsage upserts the roll-ups in one statement. Deltas for the same user
 // and day are summed first: one statement may not update a row twice.

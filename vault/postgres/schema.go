@@ -198,6 +198,9 @@ ALTER TABLE codex_sessions ADD COLUMN IF NOT EXISTS admin_by_claim boolean NOT N
 	{compatible: 4, sql: `
 ALTER TABLE codex_request_log ADD COLUMN IF NOT EXISTS requested_tier text NOT NULL DEFAULT '';
 `},
+	// The audit log (audit.go). Additive: instances of schema 10 keep
+	// running beside it, writing no entries (compatible 4).
+	{compatible: 4, sql: auditSchema},
 }
 
 // SchemaVersion is the schema this code writes.

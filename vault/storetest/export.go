@@ -17,7 +17,7 @@ import (
 var FillCounts = vault.Counts{
 	vault.KindUsers: 3, vault.KindKeys: 3, vault.KindTokens: 2, vault.KindSessions: 2, vault.KindLoginTokens: 1,
 	vault.KindOAuthSessions: 1, vault.KindQuotas: 1, vault.KindRequestLogs: 5, vault.KindUsage: 2,
-	vault.KindResponses: 2, vault.KindSettings: 1,
+	vault.KindResponses: 2, vault.KindSettings: 1, vault.KindAudit: 2,
 }
 
 // Fill writes records of every kind into an empty store, as FillCounts
@@ -61,6 +61,11 @@ func Fill(t *testing.T, s vault.Store) {
 	if ss, ok := s.(vault.SettingStore); ok {
 		must(t, ss.PutSetting(ctx, "signup", []byte(`{"mode":"domains","domains":["example.com"]}`)))
 	}
+	if as, ok := s.(vault.AuditStore); ok {
+		for _, e := range []vault.AuditEntry{auditEntry(t0, "u-a", vault.AuditKeyCreated), auditEntry(t0.Add(time.Second), "u-b", vault.AuditUserDisabled)} {
+			must(t, as.AppendAudit(ctx, e))
+		}
+	}
 
 	sec := time.Second
 	must(t, s.AppendLogs(ctx, []vault.LogRecord{
@@ -102,7 +107,7 @@ func testExport(t *testing.T, h *harness) {
 	same(t, "Count of an empty store", n, vault.Counts{
 		vault.KindUsers: 0, vault.KindKeys: 0, vault.KindTokens: 0, vault.KindSessions: 0, vault.KindLoginTokens: 0,
 		vault.KindOAuthSessions: 0, vault.KindQuotas: 0, vault.KindRequestLogs: 0, vault.KindUsage: 0, vault.KindResponses: 0,
-		vault.KindSettings: 0,
+		vault.KindSettings: 0, vault.KindAudit: 0,
 	})
 	Fill(t, s)
 	n, err = ex.Count(ctx)

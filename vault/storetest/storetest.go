@@ -69,6 +69,9 @@ func Run(t *testing.T, newDB NewDB) {
 		{"ResponseCaps", testResponseCaps},
 		{"ResponsePurge", testResponsePurge},
 		{"Settings", testSettings},
+		{"Audit", testAudit},
+		{"AuditFilters", testAuditFilters},
+		{"AuditPurge", testAuditPurge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &harness{t: t, open: newDB(t), newDB: newDB}

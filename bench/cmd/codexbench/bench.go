@@ -28,7 +28,12 @@ var targetNames = map[string]string{
 	"c": "codex_proxy /v1/responses, stream",
 	"d": "codex_proxy /v1/chat/completions, stream",
 	"e": "codex_proxy /v1/chat/completions, non-stream",
+	"g": "codex_proxy /v1/messages (Anthropic), stream",
+	"w": "codex_proxy /v1/responses over a WebSocket, turns",
 }
+
+// fastTargets are the throughput targets, in report order.
+var fastTargets = []string{"a", "b", "c", "d", "e", "g", "w"}
 
 // Request bodies. For a and b the body is what codex_proxy sends upstream
 // (the fast fake does not parse it); c, d and e get client requests.
@@ -37,6 +42,10 @@ var (
 	responsesBody = []byte(`{"model":"gpt-5.5","input":[{"role":"user","content":"Say hello to the benchmark."}],"stream":true}`)
 	chatStream    = []byte(`{"model":"gpt-5.5","messages":[{"role":"user","content":"Say hello to the benchmark."}],"stream":true}`)
 	chatJSON      = []byte(`{"model":"gpt-5.5","messages":[{"role":"user","content":"Say hello to the benchmark."}],"stream":false}`)
+	messagesBody  = []byte(`{"model":"gpt-5.5","max_tokens":1000000,"messages":[{"role":"user","content":"Say hello to the benchmark."}],"stream":true}`)
+	// socketFrame is one WebSocket turn: the /v1/responses body as a
+	// response.create frame.
+	socketFrame = []byte(`{"type":"response.create","model":"gpt-5.5","input":[{"role":"user","content":"Say hello to the benchmark."}]}`)
 )
 
 // bench is one run.
@@ -112,16 +121,16 @@ func (b *bench) run(ctx context.Context) error {
 	b.logf("fake upstream at %s (%d deltas, %d events, delay %s)", b.up.URL, cfg.events, cfg.events+8, cfg.delay)
 
 	fast := 0
-	for _, t := range []string{"a", "b", "c", "d", "e"} {
+	for _, t := range fastTargets {
 		if has(cfg.targets, t) {
 			fast++
 		}
 	}
 	if fast > 0 {
 		for _, proto := range cfg.protos {
-			for _, t := range []string{"a", "b", "c", "d", "e"} {
-				if !has(cfg.targets, t) {
-					continue
+			for _, t := range fastTargets {
+				if !has(cfg.targets, t) || t == "w" && proto == "h2" {
+					continue // the client's WebSocket upgrade is HTTP/1.1's
 				}
 				ts := []string{t}
 				if cfg.altCaddy != "" && t >= "c" {
@@ -218,6 +227,7 @@ func (b *bench) startInstance(ctx context.Context, target, proto string) (*insta
 	}
 	// One request proves the path end to end before anything is timed.
 	w := newWorker(&inst.spec)
+	defer w.close()
 	if _, _, n, err := w.do(ctx, inst.client, &inst.spec, requestTimeout, nil); err != nil {
 		return nil, fmt.Errorf("%s: first request failed: %w\n%s", inst.name(), err, inst.server.logTail(3000))
 	} else if target == "a" || target == "b" {
@@ -251,6 +261,12 @@ func proxySpec(target, base, key string, major, events int) spec {
 	case "d":
 		s.url, s.body, s.kind = base+"/v1/chat/completions", chatStream, checkChat
 		h.Set("Accept", "text/event-stream")
+	case "g":
+		s.url, s.body, s.kind = base+"/v1/messages", messagesBody, checkMessages
+		h.Set("Accept", "text/event-stream")
+		h.Set("anthropic-version", "2023-06-01")
+	case "w":
+		s.url, s.body, s.kind = "ws"+strings.TrimPrefix(base, "http")+"/v1/responses", socketFrame, checkSocket
 	default:
 		s.url, s.body, s.kind = base+"/v1/chat/completions", chatJSON, checkChatJSON
 	}

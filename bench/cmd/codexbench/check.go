@@ -19,6 +19,12 @@ const (
 	checkChat
 	// checkChatJSON: one chat.completion object with finish_reason stop.
 	checkChatJSON
+	// checkMessages: an Anthropic SSE stream whose last event is
+	// message_stop and which carries no error event.
+	checkMessages
+	// checkSocket: WebSocket frames of Responses events, one JSON object
+	// each, the last response.completed, none an error (socket.go).
+	checkSocket
 )
 
 func (k checkKind) String() string {
@@ -27,6 +33,10 @@ func (k checkKind) String() string {
 		return "responses SSE, ends with response.completed"
 	case checkChat:
 		return "chat SSE, ends with [DONE]"
+	case checkMessages:
+		return "Anthropic SSE, ends with message_stop"
+	case checkSocket:
+		return "WebSocket frames, end with response.completed"
 	default:
 		return "chat.completion JSON, finish_reason stop"
 	}
@@ -156,6 +166,10 @@ func (c *bodyCheck) verdict() error {
 	case checkChat:
 		if string(c.last) != "data: [DONE]\n" {
 			return fmt.Errorf("stream did not end with [DONE] (last event %q, %d events)", c.last, c.events)
+		}
+	case checkMessages:
+		if !bytes.HasPrefix(c.last, []byte("event: message_stop\n")) {
+			return fmt.Errorf("stream did not end with message_stop (last event %q, %d events)", c.last, c.events)
 		}
 	}
 	if c.events < c.minDelta {

@@ -31,6 +31,9 @@ func TestBodyCheck(t *testing.T) {
 		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"" + long + "\"}\n\n" +
 		"event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n"
 	chat := "data: {\"choices\":[{\"delta\":{\"content\":\"" + long + "\"}}]}\n\n\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n"
+	messages := "event: message_start\ndata: {\"type\":\"message_start\"}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"" + long + "\"}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 	for _, tc := range []struct {
 		name      string
 		kind      checkKind
@@ -46,6 +49,9 @@ func TestBodyCheck(t *testing.T) {
 		{"chat ok", checkChat, 3, chat, true},
 		{"chat error then done", checkChat, 1, "data: {\"error\":{\"message\":\"x\"}}\n\ndata: [DONE]\n\n", false},
 		{"chat without done", checkChat, 1, strings.TrimSuffix(chat, "data: [DONE]\n\n"), false},
+		{"messages ok", checkMessages, 3, messages, true},
+		{"messages without stop", checkMessages, 1, strings.TrimSuffix(messages, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"), false},
+		{"messages error event", checkMessages, 1, "event: error\ndata: {\"type\":\"error\"}\n\n" + messages, false},
 		{"chat json ok", checkChatJSON, 3, `{"object":"chat.completion","choices":[{"finish_reason":"stop","message":{"content":"tok tok"}}]}`, true},
 		{"chat json length", checkChatJSON, 3, `{"object":"chat.completion","choices":[{"finish_reason":"length","message":{"content":"tok tok"}}]}`, false},
 		{"chat json broken", checkChatJSON, 3, `{"object":"chat.completion","choices":[`, false},
@@ -99,5 +105,19 @@ func TestSmokeDefaults(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-fakecodex", "x", "-targets", "a,z"}); err == nil {
 		t.Fatal("unknown target accepted")
+	}
+}
+
+func TestFrameType(t *testing.T) {
+	for frame, want := range map[string]string{
+		`{"type":"response.completed","response":{}}`:               "response.completed",
+		`{"sequence_number":3,"type":"response.output_text.delta"}`: "response.output_text.delta",
+		`{"item":{"type":"message"},"type":"error"}`:                "error",
+		`{"type":"a\"b"}`: `a"b`,
+		`not json`:        "",
+	} {
+		if got := frameType([]byte(frame)); got != want {
+			t.Errorf("frameType(%s) = %q, want %q", frame, got, want)
+		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // spec is one kind of request a target answers.
@@ -153,18 +155,26 @@ func newClient(proto string, roots *x509.CertPool, conns int) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// worker holds one worker's reusable buffers.
+// worker holds one worker's reusable buffers, and for a WebSocket target
+// its connection (socket.go).
 type worker struct {
-	buf []byte
-	chk *bodyCheck
+	buf  []byte
+	chk  *bodyCheck
+	sock *websocket.Conn
 }
 
 func newWorker(s *spec) *worker {
+	if s.kind == checkSocket {
+		return &worker{chk: newBodyCheck(s.kind, s.minEvents)}
+	}
 	return &worker{buf: make([]byte, 32<<10), chk: newBodyCheck(s.kind, s.minEvents)}
 }
 
 // do sends one request and reads the whole answer.
 func (w *worker) do(ctx context.Context, c *http.Client, s *spec, timeout time.Duration, onFirst func()) (ttfb, ttlb time.Duration, n int64, err error) {
+	if s.kind == checkSocket {
+		return w.turn(ctx, c, s, timeout)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(s.body))
@@ -234,6 +244,7 @@ func runClosed(ctx context.Context, c *http.Client, s *spec, conc int, dur time.
 		go func() {
 			defer wg.Done()
 			w := newWorker(s)
+			defer w.close()
 			var local result
 			// Bounded by time, and by count as a safety net.
 			for n := 0; n < 10_000_000 && time.Now().Before(deadline) && ctx.Err() == nil; n++ {

@@ -12,6 +12,8 @@
 //	d  codex_proxy /v1/chat/completions, streaming
 //	e  codex_proxy /v1/chat/completions, non-stream
 //	f  many concurrent slow streams through b and d
+//	g  codex_proxy /v1/messages (Anthropic), streaming, beside d
+//	w  codex_proxy /v1/responses turns over a WebSocket (HTTP/1.1), beside c
 //
 // over HTTP/1.1 (h1) and HTTPS with HTTP/2 (h2, tls internal). It reads
 // every body to its end, checks that the stream ended properly, and writes
@@ -85,7 +87,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.latency, "latency-duration", 2*time.Second, "length of one latency window at concurrency 1 (per target, per round)")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "warm-up per target before the first round (not counted)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each round visits every target, in a rotated order")
-	targets := fs.String("targets", "a,b,c,d,e,f", "targets to run (a-f)")
+	targets := fs.String("targets", "a,b,c,d,e,g,w,f", "targets to run (a-g, w)")
 	protos := fs.String("protos", "h1,h2", "protocols for a-e: h1 (HTTP/1.1) and/or h2 (HTTPS, HTTP/2)")
 	slowTargets := fs.String("slow-targets", "b,d", "proxies f goes through (b and/or d)")
 	slowProtos := fs.String("slow-protos", "h1,h2", "protocols for f")
@@ -143,8 +145,11 @@ func parseFlags(args []string) (*config, error) {
 		*protos = "h1" // wrk speaks HTTP/1.1 only
 		c.profile, c.latency = 0, 0
 	}
-	if c.targets, err = list(*targets, "a", "b", "c", "d", "e", "f"); err != nil {
+	if c.targets, err = list(*targets, "a", "b", "c", "d", "e", "f", "g", "w"); err != nil {
 		return nil, fmt.Errorf("-targets: %w", err)
+	}
+	if c.wrkConns != nil && has(c.targets, "w") {
+		return nil, errSocketWrk
 	}
 	if c.protos, err = list(*protos, "h1", "h2"); err != nil {
 		return nil, fmt.Errorf("-protos: %w", err)
@@ -158,7 +163,7 @@ func parseFlags(args []string) (*config, error) {
 	if c.profileProtos, err = list(*profileProtos, "h1", "h2"); err != nil {
 		return nil, fmt.Errorf("-profile-protos: %w", err)
 	}
-	if c.profileTargets, err = list(*profileTargets, "b", "c", "d", "e"); err != nil {
+	if c.profileTargets, err = list(*profileTargets, "b", "c", "d", "e", "g", "w"); err != nil {
 		return nil, fmt.Errorf("-profile-targets: %w", err)
 	}
 	switch {

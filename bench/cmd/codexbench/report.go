@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,7 +18,7 @@ const (
 	goalCRatio     = 0.90 // c ≥ 0.90 × b requests/s
 	goalDERatio    = 0.80 // d, e ≥ 0.80 × b requests/s
 	goalTTFBDelta  = 500 * time.Microsecond
-	goalKiBPerConn = 40.0 // f through d
+	goalKiBPerConn = 64.0 // f through d: RSS, and Go heap in use, per open stream (issue 25)
 )
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
@@ -123,11 +124,11 @@ func (b *bench) report() error {
 	p("\n")
 	p("- upstream: fakecodex fast mode, %d text deltas = %d events, %d bytes per stream, %s between events\n",
 		cfg.events, cfg.events+8, b.streamSize, cfg.delay)
-	if has(cfg.targets, "a") || has(cfg.targets, "b") || has(cfg.targets, "c") || has(cfg.targets, "d") || has(cfg.targets, "e") {
+	if slices.ContainsFunc(fastTargets, func(t string) bool { return has(cfg.targets, t) }) {
 		p("- load: closed loop of %d concurrent requests, %d round(s) × %s per target, plus %s per target one request at a time for latency; %s warm-up per target; targets alternate (rotated order each round); one Caddy process per target and protocol\n",
 			cfg.concurrency, cfg.rounds, cfg.duration, cfg.latency, cfg.warmup)
 	}
-	p("- checks: every body is read to its end; SSE must end with `response.completed` (a, b, c) or `data: [DONE]` (d) and carry no error event; e must be a `chat.completion` with `finish_reason: stop`; any transport error, non-200 or wrong protocol counts as a failure\n")
+	p("- checks: every body is read to its end; SSE must end with `response.completed` (a, b, c), `data: [DONE]` (d) or `message_stop` (g) and carry no error event; e must be a `chat.completion` with `finish_reason: stop`; w's turns (one WebSocket per worker, kept open, turns back to back, HTTP/1.1 only) must end with a `response.completed` frame and carry no error frame; any transport error, non-200 or wrong protocol counts as a failure\n")
 	if cfg.altCaddy != "" {
 		p("- alternative build (targets marked with a prime): `%s`\n", cfg.altCaddy)
 	}
@@ -257,13 +258,33 @@ func (b *bench) report() error {
 			}
 		}
 	}
+	for _, proto := range cfg.protos {
+		// The new front doors beside the dialect they compare with: no
+		// goal of their own yet, the ratios say what they cost.
+		for _, g := range [][2]string{{"g", "d"}, {"w", "c"}, {"g'", "d'"}, {"w'", "c'"}} {
+			i, base := b.find(g[0], proto), b.find(g[1], proto)
+			if i == nil || base == nil {
+				continue
+			}
+			res := "–"
+			if i.thr.invalid() || base.thr.invalid() {
+				res = "INVALID (load generator CPUs over " + fmt.Sprintf("%.0f%%", 100*maxGenBusy) + " busy)"
+			}
+			p("| %s req/s ÷ %s | %s | %.2f | – | %s |\n", g[0], g[1], proto, i.thr.rps()/base.thr.rps(), res)
+			p("| %s CPU per request ÷ %s | %s | %.2f | – | (lower is better) |\n", g[0], g[1], proto, i.thr.cpuPer1k()/base.thr.cpuPer1k())
+		}
+	}
 	for _, s := range b.slow {
 		if letter(s.target) != "d" {
 			continue
 		}
 		per := perStream(s.res)
-		p("| f via %s KiB per open stream | %s | %.1f | ≤ %.0f | %s |\n", s.target, s.proto, per, goalKiBPerConn,
+		p("| f via %s KiB RSS per open stream | %s | %.1f | ≤ %.0f | %s |\n", s.target, s.proto, per, goalKiBPerConn,
 			verdict(per <= goalKiBPerConn, fmt.Sprintf("over by %.1f KiB", per-goalKiBPerConn)))
+		if heap, ok := heapPerStream(s.res); ok {
+			p("| f via %s KiB Go heap in use per open stream | %s | %.1f | ≤ %.0f | %s |\n", s.target, s.proto, heap, goalKiBPerConn,
+				verdict(heap <= goalKiBPerConn, fmt.Sprintf("over by %.1f KiB", heap-goalKiBPerConn)))
+		}
 	}
 	total := b.totalErrors()
 	p("| failed requests, all targets | all | %d | 0 | %s |\n\n", total, verdict(total == 0, "FAILED REQUESTS"))
@@ -331,6 +352,15 @@ func (b *bench) invalidTargets(proto string) []string {
 		}
 	}
 	return bad
+}
+
+// heapPerStream is the Go heap in use per open stream (halfway through,
+// minus before), in KiB; ok is false without the statistics.
+func heapPerStream(r *slowResult) (float64, bool) {
+	if r.statsBefore == nil || r.statsMid == nil || r.maxOpen == 0 {
+		return 0, false
+	}
+	return float64(r.statsMid["HeapInuse"]-r.statsBefore["HeapInuse"]) / 1024 / float64(r.maxOpen), true
 }
 
 func perStream(r *slowResult) float64 {

@@ -34,6 +34,8 @@ func wrkMarker(k checkKind) string {
 		return "response.completed"
 	case checkChat:
 		return "data: [DONE]"
+	case checkMessages:
+		return "message_stop"
 	default:
 		return `"finish_reason"`
 	}
