@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,6 +39,23 @@ func TestQuotaSnapshotStored(t *testing.T) {
 	}
 	if snap.Seen.Before(before) {
 		t.Fatalf("seen %v before the request at %v", snap.Seen, before)
+	}
+}
+
+// TestQuotaSnapshotKeptWhenHidden: with the dashboard off and
+// expose_account_quota off, nothing shows the windows, but the proxy still
+// keeps them: most-remaining routing picks the account by them.
+func TestQuotaSnapshotKeptWhenHidden(t *testing.T) {
+	off := false
+	env := newProxyEnvWith(t, filepath.Join(t.TempDir(), "vault.db"), func(h *Handler) {
+		h.Dashboard = &DashboardConfig{Disabled: true}
+		h.ExposeAccountQuota = &off
+	})
+	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := env.h.vault.Quota(env.userID); err != nil || q.Primary == nil || q.Primary.WindowMinutes != 300 {
+		t.Fatalf("no quota snapshot kept with the windows hidden: %+v %v", q, err)
 	}
 }
 
