@@ -164,8 +164,10 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d 
 	} else {
 		h.obs.StreamStarted()
 		tr := d.stream(m)
-		if rs, ok := tr.(*translate.ResponsesStream); ok {
-			rs.DropRateLimits = !h.cfg.exposeQuota() // the only dialect that relays the upstream's own events
+		if rs, ok := tr.(*translate.ResponsesStream); ok { // the only dialect that relays the upstream's own events
+			// Hidden, or a socket client already has them (passRateLimits).
+			_, noted := w.(rateLimitsNoter)
+			rs.DropRateLimits = !h.cfg.exposeQuota() || noted && up.RateLimits != nil
 		}
 		var st *storingStream
 		if h.storing(req) {
