@@ -34,6 +34,9 @@ type request struct {
 	// link is the upstream socket of the client socket a turn came on
 	// (nil: the request goes upstream over HTTP).
 	link *upstreamLink
+	// chain is the last response of the client socket a turn came on
+	// (nil: not a socket's turn).
+	chain *socketChain
 }
 
 // outcome is how a request ended: the status the client got (or

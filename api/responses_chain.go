@@ -62,7 +62,17 @@ func (h *Handler) resolveTurnBody(body *translate.Body, req *request) (*translat
 	}
 	var prior []json.RawMessage
 	if t.previous != "" {
-		prev, err := h.cfg.Responses.Response(req.user.ID, t.previous)
+		key := t.previous
+		switch {
+		case isScoped(key):
+			return nil, nil, apierror.PreviousResponseNotFound(t.previous)
+		case req.chain != nil:
+			// The socket's last response may be a write in flight: its
+			// key is known once that landed.
+			h.store.settle(req.user.ID)
+			key = req.chain.keyFor(t.previous)
+		}
+		prev, err := h.cfg.Responses.Response(req.user.ID, key)
 		if err != nil {
 			return nil, nil, h.storeError(err, req, apierror.PreviousResponseNotFound(t.previous))
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/usemysub/caddy-codex-proxy/apierror"
+	"github.com/usemysub/caddy-codex-proxy/vault"
 )
 
 // The stored-response endpoints: GET /v1/responses/{id}, GET
@@ -20,13 +21,22 @@ func responseID(path string) string {
 	return id
 }
 
+// clientResponse is the stored response id, never a socket's own entry
+// (socket_chain.go).
+func (h *Handler) clientResponse(req *request, id string) (vault.StoredResponse, error) {
+	if isScoped(id) {
+		return vault.StoredResponse{}, vault.ErrNotFound
+	}
+	return h.cfg.Responses.Response(req.user.ID, id)
+}
+
 // serveGetResponse answers the stored response object.
 func (h *Handler) serveGetResponse(w http.ResponseWriter, r *http.Request, req *request) outcome {
 	id := responseID(r.URL.Path)
 	if h.cfg.Responses == nil {
 		return h.reject(w, errNoStore(id), 0)
 	}
-	got, err := h.cfg.Responses.Response(req.user.ID, id)
+	got, err := h.clientResponse(req, id)
 	if err != nil {
 		return h.reject(w, h.storeError(err, req, apierror.ResponseNotFound(id)), 0)
 	}
@@ -39,6 +49,9 @@ func (h *Handler) serveDeleteResponse(w http.ResponseWriter, r *http.Request, re
 	id := responseID(r.URL.Path)
 	if h.cfg.Responses == nil {
 		return h.reject(w, errNoStore(id), 0)
+	}
+	if isScoped(id) {
+		return h.reject(w, apierror.ResponseNotFound(id), 0)
 	}
 	if err := h.cfg.Responses.DeleteResponse(req.user.ID, id); err != nil {
 		return h.reject(w, h.storeError(err, req, apierror.ResponseNotFound(id)), 0)
@@ -84,7 +97,7 @@ func (h *Handler) serveInputItems(w http.ResponseWriter, r *http.Request, req *r
 	if h.cfg.Responses == nil {
 		return h.reject(w, errNoStore(id), 0)
 	}
-	got, err := h.cfg.Responses.Response(req.user.ID, id)
+	got, err := h.clientResponse(req, id)
 	if err != nil {
 		return h.reject(w, h.storeError(err, req, apierror.ResponseNotFound(id)), 0)
 	}

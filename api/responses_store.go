@@ -32,15 +32,35 @@ func (h *Handler) storeResponse(req *request, resp []byte) {
 	if head.ID == "" {
 		return
 	}
-	ids := make([]string, 0, len(t.input)+4)
-	for _, items := range [][]json.RawMessage{t.input, responseOutput(resp)} {
-		for _, it := range items {
-			if _, id := itemTypeID(it); id != "" {
-				ids = append(ids, id)
+	key, ids := head.ID, []string(nil)
+	if t.store {
+		ids = make([]string, 0, len(t.input)+4)
+		for _, items := range [][]json.RawMessage{t.input, responseOutput(resp)} {
+			for _, it := range items {
+				if _, id := itemTypeID(it); id != "" {
+					ids = append(ids, id)
+				}
 			}
 		}
+	} else {
+		// A socket's store:false response: kept for that socket's next
+		// turn only, its items not indexed for item_reference.
+		key = req.chain.scopedKey(head.ID)
 	}
-	err := h.store.Responses.PutResponse(req.user.ID, vault.StoredResponse{ID: head.ID, Input: t.input, Response: storedView(resp, t)}, ids)
+	sr := vault.StoredResponse{ID: key, Input: t.input, Response: storedView(resp, t)}
+	if !t.store {
+		sr.TTL = h.cfg.SocketMaxAge // a socket's entry outlives no socket, even if its close is missed
+	}
+	err := h.store.Responses.PutResponse(req.user.ID, sr, ids)
+	if req.chain != nil {
+		kept := key
+		if err != nil || t.store {
+			kept = "" // stored for good, or not at all: looked up by its id
+		}
+		if stale := req.chain.advance(head.ID, kept); stale != "" {
+			h.dropScoped(req.user.ID, stale)
+		}
+	}
 	switch {
 	case errors.Is(err, vault.ErrResponseTooLarge):
 		h.log.Info("response not stored: over the size cap", zap.String("request_id", req.id), zap.String("user_id", req.user.ID), zap.Error(err))
@@ -108,9 +128,10 @@ func storedView(resp []byte, t *turn) json.RawMessage {
 	return out
 }
 
-// storing reports whether req's response is to be stored.
+// storing reports whether req's response is to be stored: for good, or
+// for its socket's next turn (socket_chain.go).
 func (h *Handler) storing(req *request) bool {
-	return req.turn != nil && req.turn.store && h.cfg.Responses != nil
+	return req.turn != nil && (req.turn.store || req.chain != nil) && h.cfg.Responses != nil
 }
 
 // storingAggregator wraps a non-streaming answer: a completed response

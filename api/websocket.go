@@ -82,8 +82,9 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, req *reque
 		h.record(req, h.refuse(w, refused))
 		return
 	}
-	s := &socket{h: h, upgrade: r, hdr: hdr, up: h.newLink()}
+	s := &socket{h: h, upgrade: r, hdr: hdr, up: h.newLink(), chain: newSocketChain()}
 	defer s.up.close() // the upstream socket lives as long as the client's
+	defer h.endChain(req.user.ID, s.chain)
 	if !h.sockets.add(s) {
 		apierror.SetRetryAfter(w.Header(), 2*time.Second)
 		h.obs.Request(req.route, h.reject(w, apierror.ShuttingDown(), 0).status, "")
@@ -143,6 +144,7 @@ type socket struct {
 	upgrade *http.Request // its context and address serve every turn
 	hdr     http.Header
 	up      *upstreamLink // its upstream socket (websocket_upstream.go); nil: HTTP
+	chain   *socketChain  // its last response (socket_chain.go)
 
 	mu   sync.Mutex
 	busy bool // a turn runs

@@ -27,7 +27,7 @@ func (s *socket) turn(ctx context.Context, body []byte) {
 	r.Proto, r.ProtoMajor, r.ProtoMinor = s.upgrade.Proto, s.upgrade.ProtoMajor, s.upgrade.ProtoMinor
 
 	ep, _ := match(http.MethodPost, "/v1/responses")
-	req := &request{id: "req_" + rand.Text(), start: time.Now(), route: ep.route, link: s.up}
+	req := &request{id: "req_" + rand.Text(), start: time.Now(), route: ep.route, link: s.up, chain: s.chain}
 	fw := &frameWriter{ctx: ctx, c: s.c, header: http.Header{}, ending: s.turnEnding}
 	s.h.serveEndpoint(fw, r, req, ep)
 	fw.finish()

@@ -218,7 +218,7 @@ func TestReloadAppliesLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h2 := handler(vault.Limits{MaxResponseBytes: 1024, ResponseRetention: time.Hour})
+	h2 := handler(vault.Limits{MaxResponseBytes: 1024, ResponseRetention: time.Hour, AuditRetention: 48 * time.Hour})
 	c2 := startHandler(t, h2)
 	if h2.vault != h1.vault {
 		t.Fatal("the reload reopened the vault")
@@ -228,6 +228,9 @@ func TestReloadAppliesLimits(t *testing.T) {
 	}
 	if err := h2.vault.PutResponse(user, resp, nil); !errors.Is(err, vault.ErrResponseTooLarge) {
 		t.Fatalf("a response over the reloaded cap: %v", err)
+	}
+	if got := h2.vault.AuditRetention(); got != 48*time.Hour {
+		t.Fatalf("audit retention after the reload: %v", got)
 	}
 
 	c2.stop() // the reload failed after our app started

@@ -41,6 +41,7 @@ func init() {
 //		models_ttl            <duration>
 //		log_retention         <duration>
 //		responses { retention <duration>; max_size <size>; max_user_size <size> }
+//		audit     { retention <duration> }
 //		socket_max_age        <duration>
 //		socket_ping           <duration>
 //		cors_origins          <origin> [<origin>...]
@@ -129,7 +130,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Err(err.Error())
 				}
 			}
-		case "responses":
+		case "responses", "audit":
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
 				if err := h.Limits.SetOption(name, d.Val(), d.RemainingArgs()); err != nil {
 					return d.Err(err.Error())

@@ -19,7 +19,7 @@ import (
 // key plaintext, no token, no session id, no sign-in link.
 
 // DefaultAuditRetention is how long audit entries are kept when
-// Options.AuditRetention is zero: a year, the span a yearly access review
+// Limits.AuditRetention is zero: a year, the span a yearly access review
 // looks back over.
 const DefaultAuditRetention = 365 * 24 * time.Hour
 

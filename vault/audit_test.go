@@ -51,7 +51,7 @@ func TestAuditEntries(t *testing.T) {
 		t.Fatalf("after a year: %+v", got)
 	}
 	// A reload with a shorter retention applies at the next purge.
-	if err := v.Reconfigure(Settings{EncryptionKeys: v.opts.EncryptionKeys, Pepper: v.opts.Pepper, AuditRetention: time.Minute}); err != nil {
+	if err := v.Reconfigure(Settings{EncryptionKeys: v.opts.EncryptionKeys, Pepper: v.opts.Pepper, Limits: Limits{AuditRetention: time.Minute}}); err != nil {
 		t.Fatal(err)
 	}
 	if v.AuditRetention() != time.Minute {

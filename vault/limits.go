@@ -29,6 +29,9 @@ type Limits struct {
 	// MaxUserResponseBytes caps one user's stored responses, the oldest
 	// dropped first to make room, each counted as dropped (default 256 MiB).
 	MaxUserResponseBytes int64 `json:"max_user_response_size,omitempty"`
+	// AuditRetention is how long audit-log entries are kept; the hourly
+	// purge drops older ones (default DefaultAuditRetention, 365 days).
+	AuditRetention time.Duration `json:"audit_retention,omitempty"`
 }
 
 // ErrLimits is wrapped by every error of SetOption and Validate.
@@ -41,13 +44,16 @@ const (
 )
 
 // SetOption sets one line `name args...` of the Caddyfile block named
-// block (so far only responses; a new block is a new case here and its
-// name beside "responses" in the glue's Caddyfile parser):
+// block (responses or audit; a new block is a new case here and its name
+// beside theirs in the glue's Caddyfile parser):
 //
 //	responses {
 //		retention     <duration>   # 30d, 720h
 //		max_size      <size>       # 8MiB
 //		max_user_size <size>       # 256MiB
+//	}
+//	audit {
+//		retention     <duration>   # 365d
 //	}
 //
 // Errors name the block and the line, and say what it accepts.
@@ -75,6 +81,14 @@ func (l *Limits) SetOption(block, name string, args []string) error {
 			return fmt.Errorf("%w: responses max_user_size %q: %v", ErrLimits, arg, err)
 		}
 		l.MaxUserResponseBytes = n
+	case "audit retention":
+		d, err := parseDays(arg)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%w: audit retention %q: use a positive duration such as 365d", ErrLimits, arg)
+		}
+		l.AuditRetention = d
+	case "audit " + name:
+		return fmt.Errorf("%w: unknown audit option %q (retention)", ErrLimits, name)
 	case "responses " + name:
 		return fmt.Errorf("%w: unknown responses option %q (retention, max_size, max_user_size)", ErrLimits, name)
 	default:
@@ -87,7 +101,7 @@ func (l *Limits) SetOption(block, name string, args []string) error {
 // negative, and one response fits a user's cap (else a single response
 // would overrun it, since the one being stored is never dropped).
 func (l Limits) Validate() error {
-	if l.ResponseRetention < 0 || l.MaxResponseBytes < 0 || l.MaxUserResponseBytes < 0 {
+	if l.ResponseRetention < 0 || l.MaxResponseBytes < 0 || l.MaxUserResponseBytes < 0 || l.AuditRetention < 0 {
 		return fmt.Errorf("%w: a limit is negative", ErrLimits)
 	}
 	if l.MaxResponseBytes > maxLimitRecord || l.MaxUserResponseBytes > maxLimitUser {
@@ -112,6 +126,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxUserResponseBytes <= 0 {
 		l.MaxUserResponseBytes = DefaultMaxUserResponseBytes
 	}
+	if l.AuditRetention <= 0 {
+		l.AuditRetention = DefaultAuditRetention
+	}
 	return l
 }
 
@@ -124,6 +141,7 @@ func (l Limits) Widest(o Limits) Limits {
 		ResponseRetention:    max(l.ResponseRetention, o.ResponseRetention),
 		MaxResponseBytes:     max(l.MaxResponseBytes, o.MaxResponseBytes),
 		MaxUserResponseBytes: max(l.MaxUserResponseBytes, o.MaxUserResponseBytes),
+		AuditRetention:       max(l.AuditRetention, o.AuditRetention),
 	}
 }
 

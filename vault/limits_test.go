@@ -33,7 +33,10 @@ func TestLimitsSetOption(t *testing.T) {
 		{"responses", "max_size", []string{"2GiB"}, Limits{}, "at most 1.0 GiB"},
 		{"responses", "max_user_size", []string{"2TiB"}, Limits{}, "at most 1.0 TiB"},
 		{"responses", "ttl", []string{"1d"}, Limits{}, `unknown responses option "ttl" (retention, max_size, max_user_size)`},
-		{"audit", "retention", []string{"1d"}, Limits{}, `unknown block "audit"`},
+		{"audit", "retention", []string{"90d"}, Limits{AuditRetention: 90 * 24 * time.Hour}, ""},
+		{"audit", "retention", []string{"0s"}, Limits{}, "audit retention \"0s\": use a positive duration such as 365d"},
+		{"audit", "max_size", []string{"1MiB"}, Limits{}, `unknown audit option "max_size" (retention)`},
+		{"sessions", "retention", []string{"1d"}, Limits{}, `unknown block "sessions"`},
 	} {
 		t.Run(fmt.Sprint(tc.name, tc.args), func(t *testing.T) {
 			var l Limits
@@ -69,7 +72,8 @@ func TestLimitsValidateAndWidest(t *testing.T) {
 	}
 	// Unset means the default, which can be the most generous.
 	got := Limits{ResponseRetention: 7 * 24 * time.Hour, MaxUserResponseBytes: 1 << 30}.Widest(Limits{MaxResponseBytes: 1 << 20})
-	want := Limits{ResponseRetention: DefaultResponseRetention, MaxResponseBytes: DefaultMaxResponseBytes, MaxUserResponseBytes: 1 << 30}
+	want := Limits{ResponseRetention: DefaultResponseRetention, MaxResponseBytes: DefaultMaxResponseBytes, MaxUserResponseBytes: 1 << 30,
+		AuditRetention: DefaultAuditRetention}
 	if got != want {
 		t.Fatalf("Widest = %+v, want %+v", got, want)
 	}

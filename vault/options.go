@@ -108,10 +108,6 @@ type Options struct {
 	// store again: how long another instance's change may take to apply
 	// here (default 5 s; negative: read every time).
 	SettingsTTL time.Duration
-	// AuditRetention is how long audit-log entries are kept; the hourly
-	// purge drops older ones (default DefaultAuditRetention, 365 days).
-	// SetAuditRetention changes it on an open vault.
-	AuditRetention time.Duration
 }
 
 // Check reports whether New would accept o, without opening anything. An
@@ -178,9 +174,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ResyncInterval == 0 {
 		o.ResyncInterval = DefaultResyncInterval
-	}
-	if o.AuditRetention <= 0 {
-		o.AuditRetention = DefaultAuditRetention
 	}
 	if err := o.Limits.Validate(); err != nil {
 		return o, err

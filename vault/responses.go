@@ -96,6 +96,10 @@ type StoredResponse struct {
 	Response json.RawMessage
 	// Created is when it was stored.
 	Created time.Time
+	// TTL, when set and shorter than the retention, is how long it is
+	// kept instead (a client socket's entry of its own, which nothing
+	// needs past the socket's maximum age). Zero: the retention.
+	TTL time.Duration
 }
 
 // responseBlob is what a record seals.
@@ -146,8 +150,12 @@ func (v *Vault) PutResponse(userID string, r StoredResponse, itemIDs []string) e
 		return err
 	}
 	now := v.now().UTC()
+	keep := lim.ResponseRetention
+	if r.TTL > 0 && r.TTL < keep {
+		keep = r.TTL
+	}
 	rec := ResponseRecord{ID: r.ID, UserID: userID, ItemIDs: itemIDs, Created: now,
-		Expires: now.Add(lim.ResponseRetention), Sealed: sealed}
+		Expires: now.Add(keep), Sealed: sealed}
 	n, err := rs.PutResponse(context.Background(), rec, ResponseLimits{MaxUserBytes: lim.MaxUserResponseBytes})
 	if n > 0 {
 		v.responseDrops.Add(uint64(n))

@@ -73,3 +73,31 @@ func TestStoredResponses(t *testing.T) {
 		t.Fatalf("response of a deleted user: %v", err)
 	}
 }
+
+// A response stored with a TTL shorter than the retention (a client
+// socket's own entry) expires after it and is purged; a longer TTL does
+// not outlive the retention.
+func TestStoredResponseTTL(t *testing.T) {
+	v, _, clock := newTestVault(t, func(o *Options) { o.ResponseRetention = time.Hour })
+	a := mustUser(t, v, "a@example.com")
+	out := json.RawMessage(`{"id":"resp_1","object":"response","output":[]}`)
+	for id, ttl := range map[string]time.Duration{"short": time.Minute, "long": 2 * time.Hour} {
+		if err := v.PutResponse(a.ID, StoredResponse{ID: id, Response: out, TTL: ttl}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	if _, err := v.Response(a.ID, "short"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("past its TTL: %v, want ErrNotFound", err)
+	}
+	if _, err := v.Response(a.ID, "long"); err != nil {
+		t.Fatalf("within the retention: %v", err)
+	}
+	if n, err := v.purgeResponses(); err != nil || n != 1 {
+		t.Fatalf("purgeResponses = %d, %v, want the short one", n, err)
+	}
+	clock.Advance(time.Hour)
+	if _, err := v.Response(a.ID, "long"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a TTL past the retention: %v, want ErrNotFound", err)
+	}
+}

@@ -27,15 +27,12 @@ type Settings struct {
 	LogRetention time.Duration
 	// Limits as in Options (zero fields: the defaults).
 	Limits Limits
-	// AuditRetention as in Options (<= 0: DefaultAuditRetention).
-	AuditRetention time.Duration
 }
 
 // Options are the Options that open a vault with s, the other fields
 // zero (their defaults) for the caller to fill in.
 func (s Settings) Options() Options {
-	return Options{EncryptionKeys: slices.Clone(s.EncryptionKeys), Pepper: s.Pepper, LogRetention: s.LogRetention, Limits: s.Limits,
-		AuditRetention: s.AuditRetention}
+	return Options{EncryptionKeys: slices.Clone(s.EncryptionKeys), Pepper: s.Pepper, LogRetention: s.LogRetention, Limits: s.Limits}
 }
 
 // reencryptedMsg is logged (INFO) when every token bundle is sealed
@@ -126,8 +123,8 @@ func (v *Vault) apply(s Settings, keepKeys bool) error {
 		v.SetLogRetention(s.LogRetention)
 		v.logInfo("log_retention changed", "log_retention", s.LogRetention)
 	}
-	if s.AuditRetention != cur.AuditRetention {
-		v.SetAuditRetention(s.AuditRetention)
+	if s.Limits.AuditRetention != cur.Limits.AuditRetention {
+		v.SetAuditRetention(s.Limits.AuditRetention)
 		v.logInfo("audit_retention changed", "audit_retention", v.AuditRetention())
 	}
 	if s.Limits != cur.Limits {

@@ -110,8 +110,7 @@ type Vault struct {
 // closes it (New does not, if it fails). It loads users, keys, decrypted
 // tokens and quota snapshots into memory and starts the background writer.
 func New(store Store, opts Options) (*Vault, error) {
-	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention, Limits: opts.Limits,
-		AuditRetention: opts.AuditRetention}
+	given := Settings{EncryptionKeys: slices.Clone(opts.EncryptionKeys), Pepper: opts.Pepper, LogRetention: opts.LogRetention, Limits: opts.Limits}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
