@@ -89,7 +89,7 @@ func (h *Handler) serveCompact(w http.ResponseWriter, r *http.Request, req *requ
 		} `json:"usage"`
 	}
 	_ = json.Unmarshal(answer, &usage)
-	codex.PassHeaders(w.Header(), up.Header)
+	h.passRateLimits(w, up)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

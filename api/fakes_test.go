@@ -444,7 +444,7 @@ func (f *fakeUpstream) Compact(ctx context.Context, ts codex.TokenSource, body [
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.bodies = append(f.bodies, body)
-	return &codex.Stream{Body: io.NopCloser(strings.NewReader(compactJSON)), Header: http.Header{}}, nil
+	return &codex.Stream{Body: io.NopCloser(strings.NewReader(compactJSON)), Header: f.hdr.Clone()}, nil
 }
 
 const compactJSON = `{"output":[{"type":"message","role":"user","content":[{"type":"input_text","text":"weather in Paris?"}]},{"type":"compaction","id":"cmp_1","encrypted_content":"gAAAA-compacted"}],"usage":{"input_tokens":30,"output_tokens":8,"total_tokens":38}}`

@@ -124,7 +124,7 @@ func (h *Handler) generateMapped(w http.ResponseWriter, r *http.Request, req *re
 		return out
 	}
 	defer up.Close()
-	passRateLimits(w, up)
+	h.passRateLimits(w, up)
 	out := h.relay(w, r, req, d, up)
 	out.sent = true
 	return out
@@ -164,6 +164,11 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, req *request, d 
 	} else {
 		h.obs.StreamStarted()
 		tr := d.stream(m)
+		if rs, ok := tr.(*translate.ResponsesStream); ok { // the only dialect that relays the upstream's own events
+			// Hidden, or a socket client already has them (passRateLimits).
+			_, noted := w.(rateLimitsNoter)
+			rs.DropRateLimits = !h.cfg.exposeQuota() || noted && up.RateLimits != nil
+		}
 		var st *storingStream
 		if h.storing(req) {
 			st = h.storingStream(req, tr)

@@ -17,7 +17,9 @@ import (
 // The zero value is every default.
 type Options struct {
 	// ExposeAccountQuota, when false, hides the linked ChatGPT accounts'
-	// 5-hour and weekly windows from GET /v1/usage. Nil (the default): on.
+	// usage from key holders everywhere: GET /v1/usage's account windows,
+	// the upstream's x-codex-* headers and its codex.rate_limits events
+	// (on a stream and on a client socket). Nil (the default): on.
 	ExposeAccountQuota *bool `json:"expose_account_quota,omitempty"`
 	// ServiceTiers are per-model default service tiers (Caddyfile
 	// `service_tier <model> priority|default`, repeatable), by the model

@@ -101,22 +101,22 @@ func (p *pendingStore) settle(userID string) {
 // writes for the user have landed; a miss is retried once after the
 // cluster's grace.
 func (p *pendingStore) Response(userID, id string) (vault.StoredResponse, error) {
-	p.settle(userID)
-	r, err := p.Responses.Response(userID, id)
-	if errors.Is(err, vault.ErrNotFound) {
-		time.Sleep(p.grace)
-		r, err = p.Responses.Response(userID, id)
-	}
-	return r, err
+	return p.read(userID, func() (vault.StoredResponse, error) { return p.Responses.Response(userID, id) })
 }
 
 // ResponseByItem is Response for the response holding an item.
 func (p *pendingStore) ResponseByItem(userID, itemID string) (vault.StoredResponse, error) {
+	return p.read(userID, func() (vault.StoredResponse, error) { return p.Responses.ResponseByItem(userID, itemID) })
+}
+
+// read runs a lookup of userID's once their writes here have landed, and
+// once more after the cluster's grace if it misses.
+func (p *pendingStore) read(userID string, lookup func() (vault.StoredResponse, error)) (vault.StoredResponse, error) {
 	p.settle(userID)
-	r, err := p.Responses.ResponseByItem(userID, itemID)
+	r, err := lookup()
 	if errors.Is(err, vault.ErrNotFound) {
 		time.Sleep(p.grace)
-		r, err = p.Responses.ResponseByItem(userID, itemID)
+		r, err = lookup()
 	}
 	return r, err
 }

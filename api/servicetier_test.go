@@ -28,19 +28,7 @@ func TestKeyServiceTierPolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.keys.key.Policy = keypolicy.Policy{ServiceTier: tt.policy}
-			res, m := e.do(t, "POST", tt.path, testKey, strings.NewReader(tt.body))
-			if res.StatusCode != 200 {
-				t.Fatalf("%d %v", res.StatusCode, m)
-			}
-			if len(e.up.bodies) != 1 {
-				t.Fatalf("sent upstream %d times", len(e.up.bodies))
-			}
-			var sent map[string]any
-			if err := json.Unmarshal(e.up.bodies[0], &sent); err != nil {
-				t.Fatal(err)
-			}
-			got, _ := sent["service_tier"].(string)
-			if got != tt.want {
+			if got := sentTier(t, e, tt.path, tt.body); got != tt.want {
 				t.Fatalf("service_tier sent %q, want %q (body %s)", got, tt.want, e.up.bodies[0])
 			}
 		})
@@ -72,18 +60,7 @@ func TestModelServiceTiers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, func(c *Config) { c.ServiceTiers = tiers })
 			e.keys.key.Policy = keypolicy.Policy{ServiceTier: tt.policy}
-			res, m := e.do(t, "POST", tt.path, testKey, strings.NewReader(tt.body))
-			if res.StatusCode != 200 {
-				t.Fatalf("%d %v", res.StatusCode, m)
-			}
-			if len(e.up.bodies) != 1 {
-				t.Fatalf("sent upstream %d times", len(e.up.bodies))
-			}
-			var sent map[string]any
-			if err := json.Unmarshal(e.up.bodies[0], &sent); err != nil {
-				t.Fatal(err)
-			}
-			if got, _ := sent["service_tier"].(string); got != tt.wantSent {
+			if got := sentTier(t, e, tt.path, tt.body); got != tt.wantSent {
 				t.Fatalf("service_tier sent %q, want %q (body %s)", got, tt.wantSent, e.up.bodies[0])
 			}
 			rec := e.rec.last()
@@ -92,6 +69,25 @@ func TestModelServiceTiers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sentTier posts body to path and returns the service_tier of the one
+// request the upstream got.
+func sentTier(t *testing.T, e *env, path, body string) string {
+	t.Helper()
+	res, m := e.do(t, "POST", path, testKey, strings.NewReader(body))
+	if res.StatusCode != 200 {
+		t.Fatalf("%d %v", res.StatusCode, m)
+	}
+	if len(e.up.bodies) != 1 {
+		t.Fatalf("sent upstream %d times", len(e.up.bodies))
+	}
+	var sent map[string]any
+	if err := json.Unmarshal(e.up.bodies[0], &sent); err != nil {
+		t.Fatal(err)
+	}
+	tier, _ := sent["service_tier"].(string)
+	return tier
 }
 
 // The upstream's refusal of the Fast tier for a model or plan reaches each

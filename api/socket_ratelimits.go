@@ -24,8 +24,13 @@ type rateLimitsNoter interface {
 }
 
 // passRateLimits hands the upstream's rate limits to the client: its
-// x-codex-* headers on HTTP, a codex.rate_limits event on a socket.
-func passRateLimits(w http.ResponseWriter, up *codex.Stream) {
+// x-codex-* headers on HTTP, a codex.rate_limits event on a socket. With
+// expose_account_quota off it hands nothing: the windows are the
+// account's, which the operator keeps from key holders everywhere.
+func (h *Handler) passRateLimits(w http.ResponseWriter, up *codex.Stream) {
+	if !h.cfg.exposeQuota() {
+		return
+	}
 	codex.PassHeaders(w.Header(), up.Header)
 	if n, ok := w.(rateLimitsNoter); ok && up.RateLimits != nil {
 		n.noteRateLimits(up.RateLimits)

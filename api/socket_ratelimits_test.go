@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -124,4 +125,70 @@ func TestRateLimitsEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rateLimitsSSE is textSSE with the codex.rate_limits event an upstream
+// HTTP stream may carry before its first event.
+const rateLimitsSSE = "event: codex.rate_limits\ndata: {\"type\":\"codex.rate_limits\",\"plan_type\":\"plus\",\"rate_limits\":{\"primary\":{\"used_percent\":42.5}}}\n\n" + textSSE
+
+// TestHiddenQuotaReachesNoKeyHolder: with expose_account_quota off, the
+// account's usage windows reach a key holder nowhere: no x-codex-* header
+// on an answer of any dialect or on a compaction, no codex.rate_limits
+// event on a Responses stream or a socket turn, no account in /v1/usage.
+// The same requests with the setting on show them, so each check can fail.
+func TestHiddenQuotaReachesNoKeyHolder(t *testing.T) {
+	for _, expose := range []bool{true, false} {
+		t.Run(map[bool]string{true: "on", false: "off"}[expose], func(t *testing.T) {
+			sink := &quotaSink{}
+			e := newEnv(t, func(c *Config) { c.Quotas = sink; c.ExposeAccountQuota = &expose })
+			e.up.hdr, e.up.rl = upstreamLimits(t)
+			e.up.sse = rateLimitsSSE
+			for _, tc := range []struct{ path, body string }{
+				{"/v1/responses", `{"model":"gpt-5.5","input":"hi","stream":true}`},
+				{"/v1/responses", `{"model":"gpt-5.5","input":"hi"}`},
+				{"/v1/chat/completions", chatBody},
+				{"/v1/chat/completions", `{"model":"gpt-5.5","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+				{"/v1/messages", messagesBody},
+				{"/v1/responses/compact", `{"model":"gpt-5.5","input":"hi"}`},
+			} {
+				res, _ := e.do(t, http.MethodPost, tc.path, testKey, strings.NewReader(tc.body))
+				body, _ := io.ReadAll(res.Body)
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("%s %s: %d %s", tc.path, tc.body, res.StatusCode, body)
+				}
+				if got := res.Header.Get("X-Codex-Primary-Used-Percent") != ""; got != expose {
+					t.Errorf("%s %s: x-codex header shown %v", tc.path, tc.body, got)
+				}
+				if strings.Contains(tc.body, `"stream":true`) && strings.HasPrefix(tc.path, "/v1/responses") {
+					if got := strings.Contains(string(body), "codex.rate_limits"); got != expose {
+						t.Errorf("%s stream: codex.rate_limits event shown %v", tc.path, got)
+					}
+				}
+			}
+			c := mustDial(t, e.serve(t))
+			send(t, c, createFrame)
+			types, _ := untilEnd(t, c)
+			if got := count(types, "codex.rate_limits"); got != map[bool]int{true: 1, false: 0}[expose] {
+				t.Errorf("socket turn: %d codex.rate_limits events (%v)", got, types)
+			}
+			_, m := e.do(t, http.MethodGet, "/v1/usage?scope=user", testKey, nil)
+			if got := m["account"] != nil || m["accounts"] != nil; got != expose {
+				t.Errorf("/v1/usage: account windows shown %v: %v", got, m)
+			}
+			if sink.reports() == 0 {
+				t.Error("no quota snapshot kept: the dashboard shows it to the owner either way")
+			}
+		})
+	}
+}
+
+// count is how many of s are v.
+func count(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
 }

@@ -95,12 +95,7 @@ func TestCompactionTriggerPassesThrough(t *testing.T) {
 	// The same over a client socket.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.srv.URL, "http")+"/v1/responses",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + env.key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	c := env.dialSocket(t, ctx)
 	// turn sends one response.create and returns the types of the items
 	// done and the completed response.
 	turn := func(frame string) ([]string, map[string]any) {

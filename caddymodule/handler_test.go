@@ -88,6 +88,13 @@ func newProxyEnv(t *testing.T, opts ...codextest.Option) *proxyEnv {
 // PostgreSQL DSN).
 func newProxyEnvAt(t *testing.T, location string, opts ...codextest.Option) *proxyEnv {
 	t.Helper()
+	return newProxyEnvWith(t, location, nil, opts...)
+}
+
+// newProxyEnvWith is newProxyEnvAt with mod (if not nil) applied to the
+// handler's settings before it starts.
+func newProxyEnvWith(t *testing.T, location string, mod func(*Handler), opts ...codextest.Option) *proxyEnv {
+	t.Helper()
 	fake := codextest.New(t, opts...)
 	tok := fake.AddAccount("acc-1", "ada@example.com", "plus")
 	h := &Handler{
@@ -97,6 +104,9 @@ func newProxyEnvAt(t *testing.T, location string, opts ...codextest.Option) *pro
 		Upstream:       fake.URL,
 		OAuthIssuer:    fake.IssuerURL,
 		Keepalive:      caddy.Duration(50 * time.Millisecond),
+	}
+	if mod != nil {
+		mod(h)
 	}
 	startHandler(t, h)
 	u, err := h.vault.CreateUser("ada@example.com", "Ada")

@@ -158,8 +158,8 @@ type Handler struct {
 	// dashboard is off, matches none).
 	dashCfg    *dashboard.Config
 	dashRoutes dashboard.Matcher
-	// quotas keeps each user's latest rate limits for the dashboard and
-	// GET /v1/usage; nil (storing nothing) when both are off.
+	// quotas keeps each user's latest rate limits, for most-remaining
+	// routing, the dashboard and GET /v1/usage; bind sets it.
 	quotas *dashboard.QuotaStore
 }
 
@@ -258,8 +258,8 @@ func (h *Handler) bind(pv *pooledVault) error {
 	if err := h.bindDashboard(); err != nil {
 		return err
 	}
-	if h.quotas == nil && (h.ExposeAccountQuota == nil || *h.ExposeAccountQuota) {
-		h.quotas = dashboard.NewVaultQuotaStore(h.vault) // for GET /v1/usage
+	if h.quotas == nil { // kept even when hidden: most-remaining routes by it
+		h.quotas = dashboard.NewVaultQuotaStore(h.vault)
 	}
 	h.api = h.newAPI()
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +42,23 @@ func TestQuotaSnapshotStored(t *testing.T) {
 	}
 }
 
+// TestQuotaSnapshotKeptWhenHidden: with the dashboard off and
+// expose_account_quota off, nothing shows the windows, but the proxy still
+// keeps them: most-remaining routing picks the account by them.
+func TestQuotaSnapshotKeptWhenHidden(t *testing.T) {
+	off := false
+	env := newProxyEnvWith(t, filepath.Join(t.TempDir(), "vault.db"), func(h *Handler) {
+		h.Dashboard = &DashboardConfig{Disabled: true}
+		h.ExposeAccountQuota = &off
+	})
+	if _, err := env.client.Chat.Completions.New(context.Background(), userMsg("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := env.h.vault.Quota(env.userID); err != nil || q.Primary == nil || q.Primary.WindowMinutes != 300 {
+		t.Fatalf("no quota snapshot kept with the windows hidden: %+v %v", q, err)
+	}
+}
+
 // TestQuotaSnapshotFromSocketTurn: a turn on a client WebSocket updates the
 // user's snapshot as an HTTP request does, and its client gets the
 // backend's rate limits as the codex.rate_limits event first, since a
@@ -49,12 +67,7 @@ func TestQuotaSnapshotFromSocketTurn(t *testing.T) {
 	env := newProxyEnv(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.srv.URL, "http")+"/v1/responses",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + env.key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	c := env.dialSocket(t, ctx)
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5.5","input":"hi"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -84,4 +97,17 @@ func TestQuotaSnapshotFromSocketTurn(t *testing.T) {
 	if !ok || snap.PlanType != "plus" || snap.Primary == nil || snap.Primary.WindowMinutes != 300 || snap.Secondary == nil {
 		t.Fatalf("snapshot after a socket turn: %v %+v", ok, snap.RateLimits)
 	}
+}
+
+// dialSocket opens a client WebSocket on /v1/responses with env's key; it
+// is closed when the test ends.
+func (env *proxyEnv) dialSocket(t *testing.T, ctx context.Context) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.srv.URL, "http")+"/v1/responses",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + env.key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
 }

@@ -339,12 +339,15 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request, email, next s
 			return
 		}
 		u, err = d.cfg.Vault.CreateUser(email, "")
-		if errors.Is(err, vault.ErrEmailTaken) {
-			u, err = d.cfg.Vault.UserByEmail(email)
-		}
-		if err == nil {
+		switch {
+		case err == nil:
 			d.log.Info("dashboard: new user signed up", "user_id", u.ID, "email", email)
 			d.auditSignUp(r, u)
+		case errors.Is(err, vault.ErrEmailTaken):
+			// Signed up at the same moment elsewhere (another tab, another
+			// instance): that sign-up is logged and audited; this one only
+			// signs them in.
+			u, err = d.cfg.Vault.UserByEmail(email)
 		}
 	}
 	if err != nil {

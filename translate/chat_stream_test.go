@@ -499,3 +499,44 @@ func TestResponsesStreamRestoresToolNames(t *testing.T) {
 		t.Fatalf("result %+v", rs.Result())
 	}
 }
+
+// TestResponsesStreamDropsRateLimits: DropRateLimits leaves out the
+// upstream's codex.rate_limits events, whether the event is copied
+// through or rewritten, named or not; without it they are relayed.
+func TestResponsesStreamDropsRateLimits(t *testing.T) {
+	const rl = `{"type":"codex.rate_limits","plan_type":"plus","rate_limits":{"primary":{"used_percent":42.5}}}`
+	for _, tc := range []struct {
+		name  string
+		named bool
+		rs    ResponsesStream
+		drop  bool
+	}{
+		{"copied through", true, ResponsesStream{DropRateLimits: true}, true},
+		{"rewritten", true, ResponsesStream{DropRateLimits: true, ToolNames: fixtureOptions(false).ToolNames}, true},
+		{"unnamed", false, ResponsesStream{DropRateLimits: true}, true},
+		{"kept", true, ResponsesStream{}, false},
+		{"kept unnamed", false, ResponsesStream{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "data: " + rl + "\n\n"
+			if tc.named {
+				src = "event: codex.rate_limits\n" + src
+			}
+			rd := NewReader(strings.NewReader(src + "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\"}}\n\n"))
+			var out []byte
+			for {
+				ev, err := rd.Next()
+				if err != nil {
+					break
+				}
+				out = tc.rs.Translate(out, ev)
+			}
+			if got := bytes.Contains(out, []byte("used_percent")); got == tc.drop {
+				t.Fatalf("rate limits relayed %v: %s", got, out)
+			}
+			if !bytes.Contains(out, []byte("resp_1")) || tc.rs.Result().ResponseID != "resp_1" {
+				t.Fatalf("the next event: %s", out)
+			}
+		})
+	}
+}

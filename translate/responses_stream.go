@@ -13,6 +13,10 @@ type ResponsesStream struct {
 	ToolNames ToolNames
 	// CallIDs restores tool-call ids the request mapping shortened.
 	CallIDs CallIDs
+	// DropRateLimits leaves out the upstream's codex.rate_limits events
+	// (the account's usage windows), for an operator who keeps them from
+	// key holders. False (the default): they are relayed as sent.
+	DropRateLimits bool
 
 	done    bool
 	started bool
@@ -30,6 +34,9 @@ type ResponsesStream struct {
 // only when tool names or call ids were shortened for this request.
 func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 	if s.done {
+		return dst
+	}
+	if s.DropRateLimits && string(ev.Name) == "codex.rate_limits" {
 		return dst
 	}
 	if len(ev.Name) > 0 && !needsParse(ev.Name) && len(s.ToolNames) == 0 && len(s.CallIDs) == 0 {
@@ -58,8 +65,12 @@ func (s *ResponsesStream) Translate(dst []byte, ev Event) []byte {
 	case "response.failed", "error":
 		s.done = true
 		s.res.Err = s.CallIDs.RestoreError(failureFromEvent(e))
+	case "codex.rate_limits":
+		if s.DropRateLimits {
+			return dst
+		}
 	default:
-		if !s.started && string(e.typ) != "codex.rate_limits" && string(e.typ) != "keepalive" {
+		if !s.started && string(e.typ) != "keepalive" {
 			s.started = true
 		}
 	}

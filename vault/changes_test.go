@@ -192,3 +192,27 @@ func TestSessionOfAUserCreatedElsewhere(t *testing.T) {
 		t.Fatalf("an unknown session: %v", err)
 	}
 }
+
+// A sign-up of an email another instance has just given a user (the same
+// person's two sign-in links, two instances, the same moment) loses the
+// race in the store, not in this instance's cache: CreateUser still says
+// ErrEmailTaken, and UserByEmail then finds the winner before the change
+// notification arrives, so the caller signs them in instead of failing.
+func TestCreateUserLosingARaceFindsTheWinner(t *testing.T) {
+	ctx := context.Background()
+	v, other, _ := clusterVault(t)
+	won := User{ID: "u-winner", Email: "new@example.com", Created: t0}
+	if err := other.CreateUser(ctx, won); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.CreateUser("New@Example.com", ""); !errors.Is(err, ErrEmailTaken) {
+		t.Fatalf("CreateUser of a taken email: %v", err)
+	}
+	got, err := v.UserByEmail("new@example.com")
+	if err != nil || got.ID != won.ID {
+		t.Fatalf("UserByEmail after losing the race: %+v %v", got, err)
+	}
+	if u, err := v.User(won.ID); err != nil || u.Email != won.Email {
+		t.Fatalf("User(winner): %+v %v", u, err)
+	}
+}

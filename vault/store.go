@@ -67,6 +67,10 @@ type UserStore interface {
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns one user, or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
+	// UserByEmail returns the user with the (normalised) email, or
+	// ErrNotFound: what a CreateUser that lost a race for the email reads
+	// the winner with, before the change notification reaches its cache.
+	UserByEmail(ctx context.Context, email string) (User, error)
 	// ListUsers returns every user, in no particular order.
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser replaces the user with u.ID (the email cannot change), or

@@ -48,7 +48,9 @@ func NormalizeEmail(email string) (string, error) {
 }
 
 // CreateUser adds a user with a new UUID. Emails are unique after
-// normalisation; a duplicate fails with ErrEmailTaken.
+// normalisation; a duplicate fails with ErrEmailTaken, after which
+// UserByEmail finds the user who has it, even one another instance has
+// just created.
 func (v *Vault) CreateUser(email, name string) (User, error) {
 	e, err := NormalizeEmail(email)
 	if err != nil {
@@ -65,11 +67,26 @@ func (v *Vault) CreateUser(email, name string) (User, error) {
 		return User{}, ErrEmailTaken
 	}
 	if err := v.store.CreateUser(context.Background(), u); err != nil {
+		if errors.Is(err, ErrEmailTaken) {
+			v.learnUserLocked(e)
+		}
 		return User{}, err
 	}
 	v.users[u.ID] = u
 	v.emails[e] = u.ID
 	return u, nil
+}
+
+// learnUserLocked caches the user another instance has just created with
+// email (a sign-up there within the same moment), whose change
+// notification has not arrived yet: the caller that lost the race then
+// finds them with UserByEmail instead of failing. The notification, when
+// it comes, reloads them with their keys. v.mu must be held.
+func (v *Vault) learnUserLocked(email string) {
+	if w, err := v.store.UserByEmail(context.Background(), email); err == nil {
+		v.users[w.ID] = w
+		v.emails[w.Email] = w.ID
+	}
 }
 
 // User returns the user with the given id, or ErrNotFound.

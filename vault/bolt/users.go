@@ -46,6 +46,23 @@ func (s *Store) GetUser(_ context.Context, id string) (vault.User, error) {
 	return u, err
 }
 
+// UserByEmail reads the user the email index names.
+func (s *Store) UserByEmail(_ context.Context, email string) (vault.User, error) {
+	var u vault.User
+	err := s.view(func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bucketUsersByEmail).Get([]byte(email))
+		if id == nil {
+			return vault.ErrNotFound
+		}
+		found, err := getJSON(tx.Bucket(bucketUsers), id, &u)
+		if err == nil && !found {
+			err = vault.ErrNotFound
+		}
+		return err
+	})
+	return u, err
+}
+
 // ListUsers reads every user.
 func (s *Store) ListUsers(context.Context) ([]vault.User, error) {
 	var out []vault.User

@@ -297,3 +297,34 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::bigint = $
 	}
 	return uint32(pid)
 }
+
+// TestSignUpRaceAcrossInstances: the same new email signs up on two
+// instances at once (one person's two sign-in links, or a double click
+// behind a load balancer). One insert wins; the other instance's
+// CreateUser says ErrEmailTaken and its UserByEmail then has the winner at
+// once, as the dashboard's sign-in and `user add` read it, instead of a
+// 500 until the change notification arrives.
+func TestSignUpRaceAcrossInstances(t *testing.T) {
+	dsn := pgtest.Start(t).NewDB(t)
+	a := openInstance(t, dsn, nil)
+	b := openInstance(t, dsn, nil)
+	for i := range 20 {
+		email := "racer" + strings.Repeat("x", i) + "@example.com"
+		var wg sync.WaitGroup
+		ids := make([]string, 2)
+		errs := make([]error, 2)
+		for j, inst := range []instance{a, b} {
+			wg.Go(func() {
+				u, err := inst.v.CreateUser(email, "")
+				if errors.Is(err, vault.ErrEmailTaken) {
+					u, err = inst.v.UserByEmail(email)
+				}
+				ids[j], errs[j] = u.ID, err
+			})
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil || ids[0] == "" || ids[0] != ids[1] {
+			t.Fatalf("race %d: users %q, errors %v", i, ids, errs)
+		}
+	}
+}

@@ -38,6 +38,11 @@ func (s *Store) GetUser(ctx context.Context, id string) (vault.User, error) {
 	return queryOne(s, ctx, "get user", `SELECT `+userColumns+` FROM codex_users WHERE id = $1`, []any{id}, scanUser)
 }
 
+// UserByEmail reads the user with the email (unique, stored normalised).
+func (s *Store) UserByEmail(ctx context.Context, email string) (vault.User, error) {
+	return queryOne(s, ctx, "get user by email", `SELECT `+userColumns+` FROM codex_users WHERE email = $1`, []any{email}, scanUser)
+}
+
 // ListUsers reads every user.
 func (s *Store) ListUsers(ctx context.Context) ([]vault.User, error) {
 	return query(s, ctx, "list users", `SELECT `+userColumns+` FROM codex_users`, nil, scanUser)

@@ -19,6 +19,11 @@ func testUsers(t *testing.T, h *harness) {
 	got, err := s.GetUser(ctx, "u-a")
 	must(t, err)
 	same(t, "GetUser", got, a)
+	got, err = s.UserByEmail(ctx, "b@example.com")
+	must(t, err)
+	same(t, "UserByEmail", got, b)
+	_, err = s.UserByEmail(ctx, "nobody@example.com")
+	wantErr(t, "UserByEmail(unknown)", err, vault.ErrNotFound)
 
 	// UpdateUser changes everything but the email.
 	b.Name, b.Disabled, b.AccountPolicy = "Renamed", true, vault.PolicyMostRemaining
