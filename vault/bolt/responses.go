@@ -20,8 +20,8 @@ var _ vault.ResponseStore = (*Store)(nil)
 // oldest records over the cap, in one transaction.
 func (s *Store) PutResponse(_ context.Context, rec vault.ResponseRecord, lim vault.ResponseLimits) (int, error) {
 	dropped := 0
-	err := s.update(func(tx *bbolt.Tx) error {
-		dropped = 0
+	err := s.batch(func(tx *bbolt.Tx) error {
+		dropped = 0 // a batch may run this again
 		if !userExists(tx, rec.UserID) {
 			return vault.ErrNotFound
 		}

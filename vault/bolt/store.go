@@ -123,6 +123,20 @@ func (s *Store) update(fn func(tx *bbolt.Tx) error) error {
 	return mapClosed(err)
 }
 
+// batch is update for writes that arrive concurrently and each stand
+// alone, such as stored responses: bbolt runs several in one transaction,
+// so they share a commit and its fsync instead of queueing one fsync each
+// behind the file's single writer. fn may run more than once (a batch with
+// a failing member is retried), so it must set everything it reports
+// afresh on each run.
+func (s *Store) batch(fn func(tx *bbolt.Tx) error) error {
+	err := s.db.Batch(fn)
+	if err == nil {
+		s.commits.Add(1)
+	}
+	return mapClosed(err)
+}
+
 // view runs fn in a read transaction.
 func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
 	return mapClosed(s.db.View(fn))
