@@ -92,14 +92,14 @@ forbids_direct() {
 deps() {
 	echo "==> dependency rules"
 	local failed=0 project="^${MODULE//./\\.}/" caddy='^github\.com/caddyserver/caddy(/|$)'
-	forbid "apierror imports nothing of the project but translate (whose Error it names)" \
-		"$project" "^${MODULE//./\\.}/translate\$" ./apierror/
-	forbid "translate is pure: it imports nothing of the project" \
-		"$project" '^$' ./translate/
-	forbid "translate/anthropic is pure: it imports nothing of the project but translate" \
-		"$project" "^${MODULE//./\\.}/translate\$" ./translate/anthropic/
-	forbids_direct "codex does not import translate: it speaks the backend's protocol, not a client's dialect (its errors are apierror's, whose type translate owns)" \
-		"${project}translate(/|\$)" ./codex/...
+	forbid "apierror is a leaf: it imports nothing of the project" \
+		"$project" '^$' ./apierror/
+	forbid "translate is pure: it imports nothing of the project but apierror (its errors)" \
+		"$project" "^${MODULE//./\\.}/apierror\$" ./translate/
+	forbid "translate/anthropic is pure: it imports nothing of the project but translate and apierror" \
+		"$project" "^${MODULE//./\\.}/(translate|apierror)\$" ./translate/anthropic/
+	forbid "codex does not depend on translate: the upstream client speaks the backend's protocol, not a client's dialect" \
+		"${project}translate(/|\$)" '^$' ./codex/...
 	forbid "vault and codex never import each other" \
 		"${project}codex(/|\$)" '^$' ./vault/...
 	forbid "vault and codex never import each other" \

@@ -2,26 +2,71 @@
 // failure in the OpenAI error shape {"error":{"message","type","param",
 // "code"}} with the HTTP status to answer it with. Every package that says
 // what a client should see uses it: the upstream client (codex), the
-// translator, the relay and the /v1 pipeline (api). The type itself is
-// translate.Error, since the OpenAI error object is part of that dialect
-// and translate imports nothing of the project; this package names it and
-// renders it on the wire.
+// translator, the relay and the /v1 pipeline (api). It imports nothing of
+// the project, so the upstream client (codex) can speak it without knowing
+// any client dialect (translate), and the translator can refuse a request
+// in it.
 //
 // The errors the proxy emits itself, as opposed to the upstream's, are
 // listed once in catalog.go.
 package apierror
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
-// Error is a client-facing failure: translate.Error, whose Status is the
-// HTTP status to answer with when no response byte has been written yet.
-type Error = translate.Error
+// Error is a client-facing failure in OpenAI's error shape: what the
+// mapping refuses in a request, what a stream reports when it ends in
+// failure, what the upstream client and the pipeline answer. Status is the
+// HTTP status to answer with when no response byte has been written yet; an
+// empty Type is derived from it when the error is rendered.
+type Error struct {
+	Status  int
+	Message string
+	Type    string
+	Param   string
+	Code    string
+}
+
+// Error implements the error interface with the client-facing message.
+func (e *Error) Error() string { return e.Message }
+
+// MarshalJSON renders the OpenAI error envelope. Param and Code are null when
+// empty, as OpenAI does; an empty Type is derived from Status.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	type body struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	}
+	b := body{Message: e.Message, Type: e.TypeOrDefault()}
+	if e.Param != "" {
+		b.Param = &e.Param
+	}
+	if e.Code != "" {
+		b.Code = &e.Code
+	}
+	return json.Marshal(map[string]body{"error": b})
+}
+
+// TypeOrDefault is Type, or the type that matches Status when it is empty.
+func (e *Error) TypeOrDefault() string {
+	if e.Type != "" {
+		return e.Type
+	}
+	return TypeFor(e.Status)
+}
+
+// JSON returns the marshalled envelope; it cannot fail.
+func (e *Error) JSON() []byte {
+	b, _ := e.MarshalJSON()
+	return b
+}
 
 // Write answers with e as the whole response: status, a JSON body and
 // headers that keep caches and a stale Content-Length out of it. Only for
@@ -61,21 +106,42 @@ func SetRetryAfter(h http.Header, d time.Duration) {
 // InvalidRequest builds a 400 invalid_request_error naming the offending
 // parameter.
 func InvalidRequest(param, code, format string, args ...any) *Error {
-	return translate.InvalidRequest(param, code, format, args...)
+	return &Error{
+		Status:  http.StatusBadRequest,
+		Message: fmt.Sprintf(format, args...),
+		Type:    TypeInvalidRequest,
+		Param:   param,
+		Code:    code,
+	}
 }
 
 // The error types OpenAI clients know.
 const (
-	TypeInvalidRequest = translate.TypeInvalidRequest
-	TypeAuthentication = translate.TypeAuthentication
-	TypePermission     = translate.TypePermission
-	TypeNotFound       = translate.TypeNotFound
-	TypeRateLimit      = translate.TypeRateLimit
-	TypeServer         = translate.TypeServer
+	TypeInvalidRequest = "invalid_request_error"
+	TypeAuthentication = "authentication_error"
+	TypePermission     = "permission_error"
+	TypeNotFound       = "not_found_error"
+	TypeRateLimit      = "rate_limit_error"
+	TypeServer         = "server_error"
 )
 
 // TypeFor picks the OpenAI error type that matches an HTTP status.
-func TypeFor(status int) string { return translate.TypeFor(status) }
+func TypeFor(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return TypeAuthentication
+	case status == http.StatusForbidden:
+		return TypePermission
+	case status == http.StatusNotFound:
+		return TypeNotFound
+	case status == http.StatusTooManyRequests:
+		return TypeRateLimit
+	case status >= 500:
+		return TypeServer
+	default:
+		return TypeInvalidRequest
+	}
+}
 
 // StatusClientGone is the status recorded for a request whose client went
 // away before its answer was complete (nginx's 499). No client ever reads

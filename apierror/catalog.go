@@ -3,8 +3,6 @@ package apierror
 import (
 	"fmt"
 	"net/http"
-
-	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
 // The catalog: every error the proxy emits on its own account, as opposed
@@ -27,7 +25,7 @@ const (
 	CodeTokenRefreshFailed    = "token_refresh_unavailable"
 	CodeUpstreamError         = "upstream_error"
 	CodeModelNotFound         = "model_not_found"
-	CodeInvalidBody           = translate.CodeInvalidBody
+	CodeInvalidBody           = "invalid_body"
 	CodeInvalidValue          = "invalid_value"
 	CodeRequestTooLarge       = "request_too_large"
 	CodeUnsupportedEncoding   = "unsupported_content_encoding"
@@ -41,7 +39,7 @@ const (
 	CodeStoreUnavailable         = "response_store_unavailable"
 	CodeInvalidEvent             = "invalid_event"
 	// CodeNoImage is an image turn that finished without an image.
-	CodeNoImage = translate.CodeNoImage
+	CodeNoImage = "image_generation_failed"
 	// CodeImageTooLarge is an input image over the configured cap.
 	CodeImageTooLarge      = "image_too_large"
 	CodeResponseInProgress = "response_in_progress"

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 )
 
 // The OpenAI Images API (/v1/images/generations and /v1/images/edits) on
@@ -254,7 +256,7 @@ type imageItem struct {
 // errNoImage is a turn that completed without an image (the model answered
 // with text, or moderation removed it).
 func errNoImage() *Error {
-	return &Error{Status: http.StatusBadGateway, Type: "server_error", Code: CodeNoImage,
+	return &Error{Status: http.StatusBadGateway, Type: "server_error", Code: apierror.CodeNoImage,
 		Message: "The upstream finished without an image (it may have been refused by moderation). Try another prompt."}
 }
 

@@ -6,5 +6,5 @@
 // Messages stream events (Stream) or one Message object (Aggregate).
 //
 // It is pure, as translate is: it imports nothing of the project but
-// translate (whose Error is the one client-facing error type).
+// translate and apierror (the one client-facing error type).
 package anthropic

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/usemysub/caddy-codex-proxy/apierror"
 	"github.com/usemysub/caddy-codex-proxy/translate"
 )
 
@@ -586,7 +587,7 @@ func orNull(raw json.RawMessage) json.RawMessage {
 }
 
 func invalid(param, code, format string, args ...any) *translate.Error {
-	return &translate.Error{Status: http.StatusBadRequest, Type: translate.TypeInvalidRequest, Code: code, Param: param,
+	return &translate.Error{Status: http.StatusBadRequest, Type: apierror.TypeInvalidRequest, Code: code, Param: param,
 		Message: fmt.Sprintf(format, args...)}
 }
 
