@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -144,19 +143,5 @@ func fillCacheUsage(tx *bbolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketCacheUsage); err != nil {
 		return err
 	}
-	var recs []vault.LogRecord
-	c := tx.Bucket(bucketRequests).Cursor()
-	for k, data := c.First(); k != nil; k, data = c.Next() {
-		var r vault.LogRecord
-		if json.Unmarshal(data, &r) == nil {
-			recs = append(recs, r)
-		}
-		if len(recs) == purgeChunk {
-			if err := addCacheUsage(tx, recs); err != nil {
-				return err
-			}
-			recs = recs[:0]
-		}
-	}
-	return addCacheUsage(tx, recs)
+	return eachLogChunk(tx, nil, func(recs []vault.LogRecord) error { return addCacheUsage(tx, recs) })
 }

@@ -150,7 +150,14 @@ func fillKeyUsage(tx *bbolt.Tx) error {
 		return err
 	}
 	from := logKey(time.Now().Add(-keyUsageKeep), 0)
-	var recs []vault.LogRecord
+	return eachLogChunk(tx, from, func(recs []vault.LogRecord) error { return addKeyUsage(tx, recs) })
+}
+
+// eachLogChunk hands fn the request log's records from the key from on
+// (nil: the first), purgeChunk at a time, for the schema steps that fill a
+// summary from the log; a record that does not decode is skipped.
+func eachLogChunk(tx *bbolt.Tx, from []byte, fn func([]vault.LogRecord) error) error {
+	recs := make([]vault.LogRecord, 0, purgeChunk)
 	c := tx.Bucket(bucketRequests).Cursor()
 	for k, data := c.Seek(from); k != nil; k, data = c.Next() {
 		var r vault.LogRecord
@@ -158,11 +165,11 @@ func fillKeyUsage(tx *bbolt.Tx) error {
 			recs = append(recs, r)
 		}
 		if len(recs) == purgeChunk {
-			if err := addKeyUsage(tx, recs); err != nil {
+			if err := fn(recs); err != nil {
 				return err
 			}
 			recs = recs[:0]
 		}
 	}
-	return addKeyUsage(tx, recs)
+	return fn(recs)
 }
