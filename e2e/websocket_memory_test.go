@@ -27,16 +27,7 @@ func TestIdleSocketMemory(t *testing.T) {
 	fake := newFake(t, codextest.Options{})
 	p, key := startProxy(t, fake, "")
 	addr := strings.TrimPrefix(p.httpURL, "http://")
-	atRest := func() (heap, stack, goroutines float64) {
-		t.Helper()
-		resp, err := http.Get("http://" + p.admin + "/debug/pprof/heap?gc=1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return scrape(t, p, "go_memstats_heap_alloc_bytes"), scrape(t, p, "go_memstats_stack_inuse_bytes"), scrape(t, p, "go_goroutines")
-	}
+	atRest := func() (heap, stack, goroutines float64) { return memoryAtRest(t, p) }
 	upgrade := func() net.Conn {
 		t.Helper()
 		c, err := net.Dial("tcp", addr)
@@ -84,16 +75,7 @@ func TestIdleSocketPairMemory(t *testing.T) {
 			t.Parallel()
 			fake := newFake(t, codextest.Options{})
 			p, key := startProxy(t, fake, extra)
-			atRest := func() (heap, stack, goroutines float64) {
-				t.Helper()
-				resp, err := http.Get("http://" + p.admin + "/debug/pprof/heap?gc=1")
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				return scrape(t, p, "go_memstats_heap_alloc_bytes"), scrape(t, p, "go_memstats_stack_inuse_bytes"), scrape(t, p, "go_goroutines")
-			}
+			atRest := func() (heap, stack, goroutines float64) { return memoryAtRest(t, p) }
 			ws := newWSClient(t, p, key)
 			turn := func() *websocket.Conn {
 				c := ws.dial()
@@ -126,4 +108,18 @@ func TestIdleSocketPairMemory(t *testing.T) {
 				extra, perHeap, perStack, (perHeap+perStack)/1024, (g1-g0)/n)
 		})
 	}
+}
+
+// memoryAtRest forces a collection in the built caddy (the admin API's heap
+// profile with gc=1) and reads its heap, goroutine stacks and goroutines
+// from its metrics.
+func memoryAtRest(t *testing.T, p *proxy) (heap, stack, goroutines float64) {
+	t.Helper()
+	resp, err := http.Get("http://" + p.admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return scrape(t, p, "go_memstats_heap_alloc_bytes"), scrape(t, p, "go_memstats_stack_inuse_bytes"), scrape(t, p, "go_goroutines")
 }
